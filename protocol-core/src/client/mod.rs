@@ -1,0 +1,709 @@
+//! The client role: one [`ClientSession`] for a whole run.
+//!
+//! ```text
+//!  no identity ─► 825 ─ 1600 ─► Registered ─► 826 ─ 1602 ─┐
+//!  identity ────► 827 ─ 1605 ─────────────────────────────┤
+//!                    └ 1606 ─► ReconnectRefused ─► 825 …  │
+//!                                                         ▼
+//!          SendFile ─► push_file_data…/end_of_file ─► 828 × n ─ 1603
+//!               ▲                                           │
+//!               └──── ChecksumMismatch ◄─ 901 ◄── differs ──┤ (at most 3 re-sends)
+//!                        902 ◄─ 4th mismatch ───────────────┤
+//!                        900 ◄─ equal ──────────────────────┘
+//!                         └─ 1604 ─► Finished
+//!  an error response ─► ServerError, the same request again (3 attempts in all)
+//! ```
+//!
+//! Calling order, as for the server: `handle_input`, then `poll_event` until `None`,
+//! then (while [`wants_file_data`](ClientSession::wants_file_data)) feed the file,
+//! then `poll_transmit`. The session never reads the file itself: on
+//! [`ClientEvent::SendFile`] the application feeds it from the start with
+//! [`push_file_data`](ClientSession::push_file_data) and
+//! [`end_of_file`](ClientSession::end_of_file).
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use rand_core::CryptoRngCore;
+use thiserror::Error;
+
+use crate::crypto::{padded_len, AesKey, CbcEncryptor, Checksum, PrivateKey};
+use crate::dialect::Dialect;
+use crate::error::{PeerError, UsageError};
+use crate::wire::{
+    self, ClientId, FieldString, FilePacket, Request, RequestCode, RequestEncoding, Response,
+    ResponseCode,
+};
+
+/// How many times a request is sent in all when the server answers with an error.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// How many times the file is sent again after a checksum mismatch.
+pub const MAX_RESENDS: u32 = 3;
+
+/// A client's registered identity (what `me.info` holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The id the server issued.
+    pub client_id: ClientId,
+    /// The client's RSA private key.
+    pub private_key: PrivateKey,
+}
+
+/// What a client run is to do.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The client's name (at most 100 characters in `transfer.info`).
+    pub name: FieldString,
+    /// The file name sent to the server.
+    pub file_name: FieldString,
+    /// Size of the file, in bytes.
+    pub file_size: u64,
+    /// `Some`: reconnect (827) with this identity; `None`: register (825).
+    pub identity: Option<Identity>,
+    /// The key pair to register with; a fresh one is generated if `None`.
+    pub registration_key: Option<PrivateKey>,
+    /// How to speak.
+    pub dialect: Dialect,
+}
+
+/// How a run ended without failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server confirmed the checksum (900, 1604).
+    Verified,
+    /// The checksum differed four times; 902 was sent and acknowledged.
+    GaveUp,
+}
+
+/// What happened during a run, for the application to act on or show.
+#[derive(Debug, Clone)]
+pub enum ClientEvent {
+    /// The server issued an id. Write `me.info` and `priv.key` now.
+    Registered {
+        /// The new id.
+        client_id: ClientId,
+        /// The key registered with it.
+        private_key: PrivateKey,
+    },
+    /// The server refused the reconnect (1606): registering anew.
+    ReconnectRefused,
+    /// An AES key was received (1602 or 1605).
+    KeyExchanged {
+        /// Reconnected (1605) rather than registered (1602).
+        reconnected: bool,
+    },
+    /// Feed the file from its first byte (first send, or a re-send).
+    SendFile {
+        /// 1 for the first send.
+        attempt: u32,
+    },
+    /// Plaintext bytes packed and queued so far in this send.
+    Progress {
+        /// Bytes so far.
+        sent: u64,
+        /// File size.
+        total: u64,
+    },
+    /// The server answered with an error; the request is sent again.
+    ServerError {
+        /// The response code.
+        code: ResponseCode,
+        /// The request that failed.
+        request: RequestCode,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+    },
+    /// The server's checksum differs from ours.
+    ChecksumMismatch {
+        /// Ours.
+        ours: u32,
+        /// The server's.
+        theirs: u32,
+        /// Re-sends left before giving up.
+        resends_left: u32,
+    },
+    /// The run is over.
+    Finished(Outcome),
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientFailure {
+    /// The server broke the protocol.
+    #[error("the server broke the protocol: {0}")]
+    Peer(#[from] PeerError),
+    /// Every attempt of a request was answered with an error.
+    #[error("request {request:?} failed {attempts} times; the server's last answer was {last:?}{}", if *last == ResponseCode::RegistrationFailed { " (the name is taken or invalid)" } else { "" })]
+    ServerRefused {
+        /// The request.
+        request: RequestCode,
+        /// Its last answer.
+        last: ResponseCode,
+        /// How often it was sent.
+        attempts: u32,
+    },
+    /// The application's own key could not be used.
+    #[error("key error: {0}")]
+    Key(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitRegistered,
+    AwaitAesKey,
+    AwaitReconnect,
+    Uploading,
+    AwaitChecksum,
+    AwaitAck(Outcome),
+    Done,
+    Failed,
+}
+
+/// The client side of a run. See the [module docs](self).
+pub struct ClientSession<R> {
+    config: ClientConfig,
+    rng: R,
+    state: State,
+    client_id: ClientId,
+    private_key: Option<PrivateKey>,
+    aes_key: Option<AesKey>,
+    events: VecDeque<ClientEvent>,
+    out: BytesMut,
+    /// Sends of the current request that the server answered with an error.
+    attempts: u32,
+    /// File sends after the first (901s).
+    resends: u32,
+    send: Option<FileSend>,
+    failure: Option<ClientFailure>,
+}
+
+/// One pass over the file: encryption, packetising, checksum.
+struct FileSend {
+    encryptor: CbcEncryptor,
+    checksum: Checksum,
+    pending: BytesMut,
+    /// Plaintext fed in this send.
+    fed: u64,
+    /// Plaintext fed into the current per-packet chunk (variant 4).
+    chunk_fed: u64,
+    next_packet: u16,
+    layout: Layout,
+}
+
+/// How a file is cut into packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    total_packets: u16,
+    /// Stream mode: ciphertext bytes per packet; per-packet mode: plaintext bytes per packet.
+    unit: u64,
+    /// Total ciphertext.
+    content_size: u64,
+}
+
+fn round_up16(n: u64) -> u64 {
+    n.div_ceil(16) * 16
+}
+
+impl Layout {
+    fn new(file_size: u64, dialect: &Dialect) -> Result<Layout, UsageError> {
+        let want = (dialect.packet_size.max(16)) as u64;
+        let (unit, total, content) = if dialect.per_packet_encryption {
+            let mut unit = want;
+            let mut n = file_size.div_ceil(unit).max(1);
+            if n > u16::MAX as u64 {
+                unit = round_up16(file_size.div_ceil(u16::MAX as u64));
+                n = file_size.div_ceil(unit).max(1);
+            }
+            let last = file_size - (n - 1) * unit;
+            (unit, n, (n - 1) * padded_len(unit) + padded_len(last))
+        } else {
+            let content = padded_len(file_size);
+            let mut unit = round_up16(want);
+            if content.div_ceil(unit) > u16::MAX as u64 {
+                unit = round_up16(content.div_ceil(u16::MAX as u64));
+            }
+            (unit, content.div_ceil(unit), content)
+        };
+        if content > u32::MAX as u64 {
+            return Err(UsageError::BadConfig(
+                "the encrypted file would exceed 4 GiB - 1, the protocol's limit",
+            ));
+        }
+        Ok(Layout {
+            total_packets: total as u16,
+            unit,
+            content_size: content,
+        })
+    }
+}
+
+impl<R: CryptoRngCore> ClientSession<R> {
+    /// Starts a run: the first request (825 or 827) is queued at once.
+    pub fn new(config: ClientConfig, rng: R) -> Result<Self, UsageError> {
+        if config.file_size > u32::MAX as u64 {
+            return Err(UsageError::BadConfig("file larger than 4 GiB - 1"));
+        }
+        Layout::new(config.file_size, &config.dialect)?;
+        let mut s = ClientSession {
+            rng,
+            state: State::Done,
+            client_id: ClientId::ZERO,
+            private_key: None,
+            aes_key: None,
+            events: VecDeque::new(),
+            out: BytesMut::new(),
+            attempts: 0,
+            resends: 0,
+            send: None,
+            failure: None,
+            config,
+        };
+        match s.config.identity.clone() {
+            Some(id) => {
+                s.client_id = id.client_id;
+                s.private_key = Some(id.private_key);
+                s.state = State::AwaitReconnect;
+                s.send_request(Request::Reconnect {
+                    name: s.config.name.clone(),
+                });
+            }
+            None => s.register(),
+        }
+        Ok(s)
+    }
+
+    // ---- getters ----
+
+    /// Whether the run is over (finished or failed).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done | State::Failed)
+    }
+
+    /// Why the run failed, if it did.
+    pub fn failure(&self) -> Option<&ClientFailure> {
+        self.failure.as_ref()
+    }
+
+    /// The client id (zero until registered).
+    pub fn client_id(&self) -> ClientId {
+        self.client_id
+    }
+
+    /// Whether the session wants more of the file now: it is sending, and what it has
+    /// queued for transmission is below two packets.
+    pub fn wants_file_data(&self) -> bool {
+        match (&self.send, self.state) {
+            (Some(send), State::Uploading) => {
+                (self.out.len() as u64) < 2 * send.layout.unit + 64 * 1024
+            }
+            _ => false,
+        }
+    }
+
+    /// Bytes per packet actually used (after rounding and growing for large files).
+    pub fn packet_unit(&self) -> u64 {
+        Layout::new(self.config.file_size, &self.config.dialect)
+            .map(|l| l.unit)
+            .unwrap_or(0)
+    }
+
+    // ---- handle_* ----
+
+    /// Processes every whole response at the front of `input`.
+    pub fn handle_input(&mut self, input: &mut BytesMut) -> Result<(), ClientFailure> {
+        while !self.is_finished() {
+            let response = match wire::decode_response(input) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => return Err(self.fail(e.into())),
+            };
+            if let Err(f) = self.on_response(response) {
+                return Err(self.fail(f));
+            }
+        }
+        Ok(())
+    }
+
+    /// The server closed the connection. Fails the run unless it was over.
+    pub fn handle_eof(&mut self) -> Result<(), ClientFailure> {
+        if self.is_finished() {
+            return Ok(());
+        }
+        Err(self.fail(PeerError::UnexpectedEof.into()))
+    }
+
+    /// Feeds the next piece of the file (after [`ClientEvent::SendFile`]).
+    pub fn push_file_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        let client_id = self.client_id;
+        let enc = self.encoding();
+        let file_size = self.config.file_size;
+        let (Some(send), State::Uploading) = (self.send.as_mut(), self.state) else {
+            return Err(UsageError::NotNow("not sending the file"));
+        };
+        if send.fed + data.len() as u64 > file_size {
+            return Err(UsageError::WrongAnswer("more data than the file size"));
+        }
+        send.checksum.update(data);
+        if self.config.dialect.per_packet_encryption {
+            let mut data = data;
+            while !data.is_empty() {
+                let room = (send.layout.unit - send.chunk_fed) as usize;
+                let take = room.min(data.len());
+                send.encryptor.update(&data[..take], &mut send.pending);
+                send.chunk_fed += take as u64;
+                send.fed += take as u64;
+                data = &data[take..];
+                if send.chunk_fed == send.layout.unit && send.fed < file_size {
+                    send.encryptor.finish(&mut send.pending);
+                    send.chunk_fed = 0;
+                    let content = send.pending.split().freeze();
+                    Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
+                    self.events.push_back(ClientEvent::Progress {
+                        sent: send.fed,
+                        total: file_size,
+                    });
+                }
+            }
+        } else {
+            send.encryptor.update(data, &mut send.pending);
+            send.fed += data.len() as u64;
+            let unit = send.layout.unit as usize;
+            // Keep the last packet's worth back until end_of_file adds the padding.
+            while send.pending.len() >= unit && send.next_packet < send.layout.total_packets {
+                let content = send.pending.split_to(unit).freeze();
+                Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
+                self.events.push_back(ClientEvent::Progress {
+                    sent: send.fed,
+                    total: file_size,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole file has been fed: the last packet goes out and the session waits
+    /// for the server's checksum.
+    pub fn end_of_file(&mut self) -> Result<(), UsageError> {
+        let client_id = self.client_id;
+        let enc = self.encoding();
+        let file_size = self.config.file_size;
+        let (Some(send), State::Uploading) = (self.send.as_mut(), self.state) else {
+            return Err(UsageError::NotNow("not sending the file"));
+        };
+        if send.fed != file_size {
+            return Err(UsageError::WrongAnswer(
+                "the file is shorter than its size said",
+            ));
+        }
+        send.encryptor.finish(&mut send.pending);
+        let unit = send.layout.unit as usize;
+        while !send.pending.is_empty() {
+            let take = if self.config.dialect.per_packet_encryption {
+                send.pending.len()
+            } else {
+                unit.min(send.pending.len())
+            };
+            let content = send.pending.split_to(take).freeze();
+            Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
+        }
+        self.events.push_back(ClientEvent::Progress {
+            sent: send.fed,
+            total: file_size,
+        });
+        self.state = State::AwaitChecksum;
+        Ok(())
+    }
+
+    // ---- poll_* ----
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Appends every byte the session has to send to `out`.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) {
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.extend_from_slice(&self.out);
+            self.out.clear();
+        }
+    }
+
+    // ---- internals ----
+
+    fn encoding(&self) -> RequestEncoding {
+        RequestEncoding {
+            byte_order: self.config.dialect.byte_order,
+            packet_fields: self.config.dialect.packet_fields,
+        }
+    }
+
+    fn emit_packet(
+        config: &ClientConfig,
+        client_id: ClientId,
+        enc: RequestEncoding,
+        send: &mut FileSend,
+        content: Bytes,
+        out: &mut BytesMut,
+    ) {
+        send.next_packet += 1;
+        let content_size = if config.dialect.per_packet_content_size {
+            content.len() as u32
+        } else {
+            send.layout.content_size as u32
+        };
+        let packet = FilePacket {
+            content_size,
+            original_size: config.file_size as u32,
+            packet_number: send.next_packet,
+            total_packets: send.layout.total_packets,
+            file_name: config.file_name.clone(),
+            content: Bytes::new(),
+        };
+        wire::encode_packet_frame_head(out, client_id, &packet, content.len(), enc);
+        out.extend_from_slice(&content);
+    }
+
+    fn send_request(&mut self, request: Request) {
+        let enc = self.encoding();
+        wire::encode_request(&mut self.out, self.client_id, &request, enc);
+    }
+
+    fn fail(&mut self, f: ClientFailure) -> ClientFailure {
+        self.state = State::Failed;
+        self.send = None;
+        self.failure = Some(f.clone());
+        f
+    }
+
+    fn register(&mut self) {
+        self.client_id = ClientId::ZERO;
+        self.state = State::AwaitRegistered;
+        self.attempts = 0;
+        self.send_request(Request::Register {
+            name: self.config.name.clone(),
+        });
+    }
+
+    fn crc_name(&self) -> FieldString {
+        if self.config.dialect.crc_carries_client_name {
+            self.config.name.clone()
+        } else {
+            self.config.file_name.clone()
+        }
+    }
+
+    fn start_file(&mut self) -> Result<(), ClientFailure> {
+        let key = self
+            .aes_key
+            .as_ref()
+            .ok_or(ClientFailure::Key("no AES key".into()))?;
+        let layout = Layout::new(self.config.file_size, &self.config.dialect)
+            .map_err(|e| ClientFailure::Key(e.to_string()))?;
+        self.send = Some(FileSend {
+            encryptor: CbcEncryptor::new(key),
+            checksum: Checksum::new(self.config.dialect.checksum),
+            pending: BytesMut::new(),
+            fed: 0,
+            chunk_fed: 0,
+            next_packet: 0,
+            layout,
+        });
+        self.state = State::Uploading;
+        self.events.push_back(ClientEvent::SendFile {
+            attempt: self.resends + 1,
+        });
+        Ok(())
+    }
+
+    fn check_id(&self, id: Option<ClientId>) -> Result<(), ClientFailure> {
+        match id {
+            Some(id) if id != self.client_id => Err(PeerError::WrongClientId.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn unexpected(code: ResponseCode, why: &'static str) -> ClientFailure {
+        PeerError::UnexpectedResponse {
+            code: code as u16,
+            why,
+        }
+        .into()
+    }
+
+    /// An error response: the same request again, up to [`MAX_ATTEMPTS`] in all.
+    fn retry(&mut self, code: ResponseCode) -> Result<(), ClientFailure> {
+        let request = match self.state {
+            State::AwaitRegistered => RequestCode::Register,
+            State::AwaitAesKey => RequestCode::SendPublicKey,
+            State::AwaitReconnect => RequestCode::Reconnect,
+            State::Uploading | State::AwaitChecksum => RequestCode::SendFile,
+            State::AwaitAck(Outcome::Verified) => RequestCode::CrcOk,
+            State::AwaitAck(Outcome::GaveUp) => RequestCode::CrcAbort,
+            State::Done | State::Failed => return Ok(()),
+        };
+        self.attempts += 1;
+        self.events.push_back(ClientEvent::ServerError {
+            code,
+            request,
+            attempt: self.attempts,
+        });
+        if self.attempts >= MAX_ATTEMPTS {
+            return Err(ClientFailure::ServerRefused {
+                request,
+                last: code,
+                attempts: self.attempts,
+            });
+        }
+        match request {
+            RequestCode::Register => self.send_request(Request::Register {
+                name: self.config.name.clone(),
+            }),
+            RequestCode::SendPublicKey => self.send_public_key()?,
+            RequestCode::Reconnect => self.send_request(Request::Reconnect {
+                name: self.config.name.clone(),
+            }),
+            RequestCode::SendFile => self.start_file()?,
+            RequestCode::CrcOk => self.send_request(Request::CrcOk {
+                file_name: self.crc_name(),
+            }),
+            _ => self.send_request(Request::CrcAbort {
+                file_name: self.crc_name(),
+            }),
+        }
+        Ok(())
+    }
+
+    fn send_public_key(&mut self) -> Result<(), ClientFailure> {
+        let key = self
+            .private_key
+            .as_ref()
+            .ok_or(ClientFailure::Key("no private key".into()))?;
+        let field = key
+            .public_key()
+            .to_field()
+            .map_err(|e| ClientFailure::Key(e.to_string()))?;
+        self.send_request(Request::SendPublicKey {
+            name: self.config.name.clone(),
+            public_key: Bytes::copy_from_slice(&field),
+        });
+        Ok(())
+    }
+
+    fn on_response(&mut self, response: Response) -> Result<(), ClientFailure> {
+        let code = response.code();
+        match (self.state, response) {
+            (_, Response::GeneralError) | (State::AwaitRegistered, Response::RegistrationFailed) => {
+                self.retry(code)?
+            }
+            (State::AwaitRegistered, Response::Registered { client_id }) => {
+                self.client_id = client_id;
+                self.attempts = 0;
+                let key = match self.config.registration_key.take() {
+                    Some(k) => k,
+                    None => PrivateKey::generate(&mut self.rng)
+                        .map_err(|e| ClientFailure::Key(e.to_string()))?,
+                };
+                self.private_key = Some(key.clone());
+                self.events.push_back(ClientEvent::Registered {
+                    client_id,
+                    private_key: key,
+                });
+                self.state = State::AwaitAesKey;
+                self.send_public_key()?;
+            }
+            (
+                State::AwaitAesKey,
+                Response::AesKey {
+                    client_id,
+                    encrypted_key,
+                },
+            )
+            | (
+                State::AwaitReconnect,
+                Response::Reconnected {
+                    client_id,
+                    encrypted_key,
+                },
+            ) => {
+                self.check_id(Some(client_id))?;
+                let key = self
+                    .private_key
+                    .as_ref()
+                    .ok_or(ClientFailure::Key("no private key".into()))?;
+                self.aes_key = Some(key.decrypt_aes_key(&mut self.rng, &encrypted_key)?);
+                self.events.push_back(ClientEvent::KeyExchanged {
+                    reconnected: code == ResponseCode::Reconnected,
+                });
+                self.attempts = 0;
+                self.start_file()?;
+            }
+            (State::AwaitReconnect, Response::ReconnectRefused { client_id }) => {
+                self.check_id(client_id)?;
+                self.events.push_back(ClientEvent::ReconnectRefused);
+                self.config.registration_key = None;
+                self.register();
+            }
+            (State::Uploading, Response::FileReceived { .. }) => {
+                // Variant 7 servers answer every packet; only the last answer counts.
+            }
+            (
+                State::AwaitChecksum,
+                Response::FileReceived {
+                    client_id,
+                    checksum,
+                    ..
+                },
+            ) => {
+                self.check_id(Some(client_id))?;
+                let send = self
+                    .send
+                    .take()
+                    .ok_or(Self::unexpected(code, "no file sent"))?;
+                let ours = send.checksum.value();
+                self.attempts = 0;
+                if ours == checksum {
+                    self.state = State::AwaitAck(Outcome::Verified);
+                    self.send_request(Request::CrcOk {
+                        file_name: self.crc_name(),
+                    });
+                } else if self.resends < MAX_RESENDS {
+                    self.resends += 1;
+                    self.events.push_back(ClientEvent::ChecksumMismatch {
+                        ours,
+                        theirs: checksum,
+                        resends_left: MAX_RESENDS - self.resends,
+                    });
+                    self.send_request(Request::CrcRetry {
+                        file_name: self.crc_name(),
+                    });
+                    self.start_file()?;
+                } else {
+                    self.events.push_back(ClientEvent::ChecksumMismatch {
+                        ours,
+                        theirs: checksum,
+                        resends_left: 0,
+                    });
+                    self.state = State::AwaitAck(Outcome::GaveUp);
+                    self.send_request(Request::CrcAbort {
+                        file_name: self.crc_name(),
+                    });
+                }
+            }
+            (State::AwaitAck(outcome), Response::Ack { client_id }) => {
+                self.check_id(client_id)?;
+                self.state = State::Done;
+                self.events.push_back(ClientEvent::Finished(outcome));
+            }
+            (_, _) => {
+                return Err(Self::unexpected(
+                    code,
+                    "the response does not answer the request sent",
+                ))
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The cryptography of the protocol: checksums, AES-CBC streams, RSA keys.
+//!
+//! Every function that needs randomness takes a [`rand_core::CryptoRngCore`] from the
+//! caller; nothing here touches a global RNG.
+
+mod aes_cbc;
+mod checksum;
+mod rsa_keys;
+
+pub use aes_cbc::{padded_len, AesKey, AesKeySize, CbcDecryptor, CbcEncryptor, DecryptError};
+pub use checksum::{cksum, Checksum, ChecksumAlgorithm};
+pub use rsa_keys::{KeyError, PrivateKey, PublicKey, RSA_BITS, RSA_EXPONENT};

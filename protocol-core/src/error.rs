@@ -1,0 +1,107 @@
+//! The two kinds of error: what the peer did wrong, and what the caller did wrong.
+
+use thiserror::Error;
+
+/// Something the peer sent that breaks the protocol. Fatal for the connection: the
+/// state machine has queued the right error response (1607 on the server) and
+/// reports itself closed once that is transmitted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PeerError {
+    /// A header carried a code that is not a request (or response) code in either byte order.
+    #[error("unknown request code {0}")]
+    UnknownRequestCode(u16),
+    /// A response header carried an unknown code.
+    #[error("unknown response code {0}")]
+    UnknownResponseCode(u16),
+    /// The payload size does not fit the code.
+    #[error("payload size {size} is wrong for code {code}")]
+    BadPayloadSize {
+        /// The code.
+        code: u16,
+        /// The declared size.
+        size: usize,
+    },
+    /// The declared payload size exceeds the configured limit.
+    #[error("payload size {size} for code {code} exceeds the limit {limit}")]
+    PayloadTooLarge {
+        /// The code.
+        code: u16,
+        /// The declared size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A fixed-size string field has no NUL terminator.
+    #[error("a string field has no NUL terminator")]
+    UnterminatedString,
+    /// A name that is empty or not printable ASCII.
+    #[error("invalid name: {0}")]
+    InvalidName(&'static str),
+    /// A request that is not allowed in the current state.
+    #[error("request {code} not expected here: {why}")]
+    UnexpectedRequest {
+        /// The code.
+        code: u16,
+        /// What was expected instead.
+        why: &'static str,
+    },
+    /// A response that does not fit the client's state.
+    #[error("response {code} not expected here: {why}")]
+    UnexpectedResponse {
+        /// The code.
+        code: u16,
+        /// What was expected instead.
+        why: &'static str,
+    },
+    /// A 828 packet with bad numbering or sizes.
+    #[error("bad file packet: {0}")]
+    BadPacket(&'static str),
+    /// The upload is larger than a configured limit.
+    #[error("upload too large: {0}")]
+    UploadTooLarge(&'static str),
+    /// The ciphertext did not decrypt (length or padding). Deliberately one variant
+    /// whatever the cause, so it cannot serve as a padding oracle.
+    #[error("the file did not decrypt")]
+    DecryptionFailed,
+    /// The decrypted size does not match the declared original size.
+    #[error("decrypted size {actual} differs from the declared original size {declared}")]
+    SizeMismatch {
+        /// Declared original size.
+        declared: u64,
+        /// Size after decryption.
+        actual: u64,
+    },
+    /// The public key field does not hold an acceptable RSA key.
+    #[error("invalid public key: {0}")]
+    InvalidPublicKey(&'static str),
+    /// The encrypted AES key did not decrypt with our private key.
+    #[error("the AES key did not decrypt: {0}")]
+    BadAesKey(&'static str),
+    /// The response carried a client id other than ours.
+    #[error("response for another client id")]
+    WrongClientId,
+    /// The connection ended in the middle of a frame or an exchange.
+    #[error("connection closed mid-exchange")]
+    UnexpectedEof,
+    /// Nothing arrived within the configured time.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+}
+
+/// A call the embedding application made that does not fit the state machine's
+/// state. Never closes the connection and never changes state.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UsageError {
+    /// The ticket does not name the question the machine is waiting on.
+    #[error("no pending question with ticket {0}")]
+    UnknownTicket(u64),
+    /// The answer does not fit the question.
+    #[error("answer does not fit the question: {0}")]
+    WrongAnswer(&'static str),
+    /// The call is not allowed in the current state.
+    #[error("not allowed now: {0}")]
+    NotNow(&'static str),
+    /// The configuration is not usable.
+    #[error("invalid configuration: {0}")]
+    BadConfig(&'static str),
+}

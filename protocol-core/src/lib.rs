@@ -1,0 +1,93 @@
+//! The secure file-storage protocol (version 3) as sans-IO state machines.
+//!
+//! This crate holds the whole protocol of `PROTOCOL.md` and nothing else: no sockets,
+//! files, clocks or global randomness. Bytes go in, bytes and events come out; time
+//! is an argument and randomness is a [`rand_core::CryptoRngCore`] the caller passes.
+//!
+//! - [`wire`]: the codec for every request and response.
+//! - [`crypto`]: POSIX cksum and zlib CRC-32, AES-CBC streams, RSA keys.
+//! - [`server`]: [`ServerConnection`], one per accepted connection.
+//! - [`client`]: [`ClientSession`], one per client run.
+//! - [`Dialect`] / [`ServerDialect`]: the variants deployed peers use.
+//!
+//! # A whole exchange in memory
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::BytesMut;
+//! use protocol_core::*;
+//! use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+//!
+//! let file = b"hello, file storage".repeat(100);
+//! let mut client = ClientSession::new(ClientConfig {
+//!     name: FieldString::new("alice").unwrap(),
+//!     file_name: FieldString::new("notes.txt").unwrap(),
+//!     file_size: file.len() as u64,
+//!     identity: None,
+//!     registration_key: None,
+//!     dialect: Dialect { packet_size: 512, ..Dialect::default() },
+//! }, ChaCha20Rng::seed_from_u64(1)).unwrap();
+//! let now = Instant::now();
+//! let mut server = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(2), now);
+//!
+//! // The server's storage, reduced to what this exchange needs.
+//! let mut stored = Vec::new();
+//! let mut verified = false;
+//! let (mut to_server, mut to_client) = (BytesMut::new(), BytesMut::new());
+//! while !client.is_finished() {
+//!     client.poll_transmit(&mut to_server);
+//!     server.handle_input(&mut to_server, now).unwrap();
+//!     while let Some(ev) = server.poll_event() {
+//!         match ev {
+//!             ServerEvent::Register { ticket, .. } => server.accept_registration(ticket).unwrap(),
+//!             ServerEvent::StorePublicKey { ticket, .. } => server.succeed(ticket).unwrap(),
+//!             ServerEvent::UploadData { data, .. } => {
+//!                 stored.extend_from_slice(&data);
+//!                 server.data_written(data.len());
+//!             }
+//!             ServerEvent::UploadFinished { ticket, .. } => server.succeed(ticket).unwrap(),
+//!             ServerEvent::Confirm { ticket, verdict, .. } => {
+//!                 verified = verdict == Verdict::Verified;
+//!                 server.succeed(ticket).unwrap();
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//!     server.poll_transmit(&mut to_client);
+//!     client.handle_input(&mut to_client).unwrap();
+//!     while let Some(ev) = client.poll_event() {
+//!         if let ClientEvent::SendFile { .. } = ev {
+//!             for chunk in file.chunks(700) {
+//!                 client.push_file_data(chunk).unwrap();
+//!             }
+//!             client.end_of_file().unwrap();
+//!         }
+//!     }
+//! }
+//! assert_eq!(stored, file);
+//! assert!(verified);
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod crypto;
+pub mod dialect;
+pub mod error;
+pub mod limits;
+pub mod names;
+pub mod server;
+pub mod wire;
+
+pub use client::{ClientConfig, ClientEvent, ClientFailure, ClientSession, Identity, Outcome};
+pub use dialect::{Dialect, EncryptionMode, PacketAck, ResponseOrder, ServerDialect};
+pub use error::{PeerError, UsageError};
+pub use limits::Limits;
+pub use server::{
+    ClientRecord, ServerConfig, ServerConnection, ServerEvent, SuspendedUpload, Ticket, Verdict,
+};
+pub use wire::{
+    ByteOrder, ClientId, FieldString, FilePacket, PacketFieldOrder, Request, RequestCode,
+    Response, ResponseCode,
+};

@@ -1,0 +1,206 @@
+//! An in-memory server application: the storage half that the core asks questions of.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use protocol_core::crypto::AesKey;
+use protocol_core::*;
+use rand_chacha::rand_core::CryptoRngCore;
+
+#[derive(Debug, Clone)]
+pub struct ClientRow {
+    pub name: Vec<u8>,
+    pub public_key: Option<Vec<u8>>,
+    pub aes_key: Option<AesKey>,
+    pub last_seen: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub data: Vec<u8>,
+    pub verified: bool,
+}
+
+/// Faults the store can be told to produce.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Fail the next N UploadFinished questions (disk full at flush).
+    pub fail_finish: u32,
+    /// Fail the next N registrations (database down).
+    pub fail_register: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct MemStore {
+    pub clients: HashMap<ClientId, ClientRow>,
+    pub temp: HashMap<ClientId, (Vec<u8>, Vec<u8>)>,
+    pub finished: HashMap<ClientId, (Vec<u8>, Vec<u8>)>,
+    pub files: HashMap<(ClientId, Vec<u8>), StoredFile>,
+    pub suspended: HashMap<ClientId, SuspendedUpload>,
+    pub faults: Faults,
+    pub clock: u64,
+    pub log: Vec<String>,
+}
+
+impl MemStore {
+    /// Drains the connection's events, answering every question at once.
+    pub fn serve<R: CryptoRngCore>(&mut self, conn: &mut ServerConnection<R>) {
+        while let Some(ev) = conn.poll_event() {
+            self.handle(conn, ev);
+        }
+    }
+
+    pub fn handle<R: CryptoRngCore>(&mut self, conn: &mut ServerConnection<R>, ev: ServerEvent) {
+        match ev {
+            ServerEvent::Seen { client_id, .. } => {
+                if let Some(c) = self.clients.get_mut(&client_id) {
+                    c.last_seen = self.clock;
+                }
+            }
+            ServerEvent::Register {
+                ticket,
+                client_id,
+                name,
+            } => {
+                if self.faults.fail_register > 0 {
+                    self.faults.fail_register -= 1;
+                    conn.fail(ticket).unwrap();
+                } else if self.clients.values().any(|c| c.name == name.as_bytes())
+                    || self.clients.contains_key(&client_id)
+                {
+                    conn.refuse_registration(ticket).unwrap();
+                } else {
+                    self.clients.insert(
+                        client_id,
+                        ClientRow {
+                            name: name.as_bytes().to_vec(),
+                            public_key: None,
+                            aes_key: None,
+                            last_seen: self.clock,
+                        },
+                    );
+                    conn.accept_registration(ticket).unwrap();
+                }
+            }
+            ServerEvent::StorePublicKey {
+                ticket,
+                client_id,
+                name,
+                public_key,
+                aes_key,
+            } => match self.clients.get_mut(&client_id) {
+                Some(c) if c.name == name.as_bytes() => {
+                    c.public_key = Some(public_key.to_vec());
+                    c.aes_key = Some(aes_key);
+                    conn.succeed(ticket).unwrap();
+                }
+                _ => conn.fail(ticket).unwrap(),
+            },
+            ServerEvent::Reconnect {
+                ticket,
+                client_id,
+                name,
+            } => {
+                let key = self
+                    .clients
+                    .get(&client_id)
+                    .filter(|c| c.name == name.as_bytes())
+                    .and_then(|c| c.public_key.clone());
+                conn.reconnect_lookup(ticket, key.as_deref()).unwrap();
+            }
+            ServerEvent::StoreAesKey {
+                ticket,
+                client_id,
+                aes_key,
+            } => match self.clients.get_mut(&client_id) {
+                Some(c) => {
+                    c.aes_key = Some(aes_key);
+                    conn.succeed(ticket).unwrap();
+                }
+                None => conn.fail(ticket).unwrap(),
+            },
+            ServerEvent::LookupClient { ticket, client_id } => {
+                let record = self.clients.get(&client_id).map(|c| ClientRecord {
+                    aes_key: c.aes_key.clone(),
+                    suspended: self.suspended.remove(&client_id),
+                });
+                conn.client_lookup(ticket, record).unwrap();
+            }
+            ServerEvent::UploadStarted {
+                client_id,
+                file_name,
+                ..
+            } => {
+                self.suspended.remove(&client_id);
+                self.temp
+                    .insert(client_id, (file_name.as_bytes().to_vec(), Vec::new()));
+            }
+            ServerEvent::UploadData { client_id, data } => {
+                if let Some((_, buf)) = self.temp.get_mut(&client_id) {
+                    buf.extend_from_slice(&data);
+                }
+                conn.data_written(data.len());
+            }
+            ServerEvent::UploadFinished {
+                ticket, client_id, ..
+            } => {
+                if self.faults.fail_finish > 0 {
+                    self.faults.fail_finish -= 1;
+                    self.temp.remove(&client_id);
+                    conn.fail(ticket).unwrap();
+                } else if let Some(t) = self.temp.remove(&client_id) {
+                    self.finished.insert(client_id, t);
+                    conn.succeed(ticket).unwrap();
+                } else {
+                    conn.fail(ticket).unwrap();
+                }
+            }
+            ServerEvent::UploadAborted { client_id, reason } => {
+                self.log.push(format!("aborted {client_id}: {reason}"));
+                self.temp.remove(&client_id);
+            }
+            ServerEvent::UploadSuspended { client_id, upload } => {
+                self.suspended.insert(client_id, upload);
+            }
+            ServerEvent::Confirm {
+                ticket,
+                client_id,
+                verdict,
+                ..
+            } => match self.finished.remove(&client_id) {
+                Some((name, data)) => {
+                    let key = (client_id, name);
+                    match verdict {
+                        Verdict::Verified => {
+                            self.files.insert(
+                                key,
+                                StoredFile {
+                                    data,
+                                    verified: true,
+                                },
+                            );
+                        }
+                        Verdict::GaveUp => {
+                            // A verified file is never replaced by unverified bytes.
+                            let keep = self.files.get(&key).is_some_and(|f| f.verified);
+                            if !keep {
+                                self.files.insert(
+                                    key,
+                                    StoredFile {
+                                        data,
+                                        verified: false,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    conn.succeed(ticket).unwrap();
+                }
+                None => conn.fail(ticket).unwrap(),
+            },
+            ServerEvent::RetryAnnounced { client_id, .. } => {
+                self.finished.remove(&client_id);
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests: the vectors in `../shared/vectors/`.
+#![allow(dead_code)]
+
+pub mod mem;
+
+use std::path::PathBuf;
+
+/// `pattern(n, s)` from the vectors README: x[i] = (i*131 + s*7 + (i>>8)) mod 256.
+pub fn pattern(n: usize, s: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 131 + s * 7 + (i >> 8)) % 256) as u8).collect()
+}
+
+pub fn vectors_dir() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        here.join("../../shared/vectors"),
+        here.join("../shared/vectors"),
+        here.join("tests/vectors"),
+    ];
+    for c in &candidates {
+        if c.join("cksum.txt").exists() {
+            return c.clone();
+        }
+    }
+    panic!("test vectors not found; looked in {candidates:?}");
+}
+
+pub fn read_vector(name: &str) -> String {
+    let p = vectors_dir().join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+/// The `key value` lines of rsa1024.txt.
+pub fn rsa_field(name: &str) -> String {
+    read_vector("rsa1024.txt")
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
+        .unwrap_or_else(|| panic!("{name} not in rsa1024.txt"))
+}
+
+/// One frame of a session transcript.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    C(Vec<u8>),
+    S(Vec<u8>),
+}
+
+pub fn session(name: &str) -> Vec<Frame> {
+    read_vector(name)
+        .lines()
+        .filter_map(|l| {
+            if let Some(h) = l.strip_prefix("C> ") {
+                Some(Frame::C(hex::decode(h.trim()).expect("hex")))
+            } else {
+                l.strip_prefix("S> ")
+                    .map(|h| Frame::S(hex::decode(h.trim()).expect("hex")))
+            }
+        })
+        .collect()
+}

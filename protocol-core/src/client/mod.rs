@@ -654,6 +654,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 Response::FileReceived {
                     client_id,
                     checksum,
+                    file_name,
                     ..
                 },
             ) => {
@@ -664,7 +665,9 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     .ok_or(Self::unexpected(code, "no file sent"))?;
                 let ours = send.checksum.value();
                 self.attempts = 0;
-                if ours == checksum {
+                // The name is outside the checksum: a server that stored the bytes
+                // under another name has not stored our file.
+                if ours == checksum && file_name == self.config.file_name {
                     self.state = State::AwaitAck(Outcome::Verified);
                     self.send_request(Request::CrcOk {
                         file_name: self.crc_name(),

@@ -819,7 +819,6 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             });
             self.upload = Some(up);
         }
-        let detect = self.config.dialect.encryption == crate::dialect::EncryptionMode::Detect;
         let Some(up) = self.upload.as_mut() else {
             return Ok(());
         };
@@ -827,7 +826,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         if self.requests_seen == 1 && self.config.dialect.ack_every_packet == PacketAck::Detect {
             up.ack_every = true;
         }
-        let outcome = up.accept(&packet, &mut self.plain, detect)?;
+        let outcome = up.accept(&packet, &mut self.plain)?;
         if !outcome.data.is_empty() {
             self.unwritten += outcome.data.len();
             self.events.push_back(ServerEvent::UploadData {

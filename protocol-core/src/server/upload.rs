@@ -30,10 +30,33 @@ impl SuspendedUpload {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Mode {
     Stream,
     PerPacket,
+    /// Not yet known: the packets so far, kept (at most [`PROBE_PACKETS`]) until
+    /// the evidence decides, and the padding length of the first.
+    Probing { held: Vec<Bytes>, pad: Option<usize> },
+}
+
+/// Packets whose last blocks all end in the same valid padding before an upload
+/// whose sizes do not tell is taken to be encrypted per packet: a stream's blocks
+/// look padded by chance about once in 256, so three in a row about once in 2^24.
+const PROBE_PACKETS: usize = 3;
+
+/// The PKCS#7 padding length of a packet's last block if the packet were encrypted
+/// on its own (zero IV), or `None` if it would not decrypt.
+fn own_padding(key: &AesKey, content: &[u8]) -> Option<usize> {
+    if content.is_empty() || content.len() % 16 != 0 {
+        return None;
+    }
+    // The last block's plaintext depends only on itself and the block before it.
+    let tail = &content[content.len().saturating_sub(32)..];
+    let mut dec = CbcDecryptor::new(key);
+    let mut scratch = BytesMut::with_capacity(32);
+    dec.update(tail, &mut scratch);
+    dec.finish(&mut scratch).ok()?;
+    Some(tail.len() - scratch.len())
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +72,7 @@ pub(crate) struct Upload {
     mode: Mode,
     pub ciphertext_len: u64,
     pub plaintext_len: u64,
+    key: AesKey,
     decryptor: CbcDecryptor,
     pub checksum: Checksum,
     /// Answer every packet with a 1603 (variant 7).
@@ -119,8 +143,26 @@ impl Upload {
                     Mode::PerPacket
                 }
             }
-            // Decided in `accept` from the first packet's padding.
-            EncryptionMode::Detect => Mode::Stream,
+            // Decided in `accept` from the packets' padding and, at the end, the sizes.
+            EncryptionMode::Detect => Mode::Probing {
+                held: Vec::new(),
+                pad: None,
+            },
+        };
+        // A stream's total is exactly the padded size; per-packet totals reach it only
+        // with few packets (each adds at least one byte of padding), so look closer.
+        let mode = match mode {
+            Mode::Stream
+                if encryption == EncryptionMode::Detect
+                    && total > 1
+                    && total <= 16 =>
+            {
+                Mode::Probing {
+                    held: Vec::new(),
+                    pad: None,
+                }
+            }
+            m => m,
         };
         Ok(Upload {
             client_id,
@@ -134,6 +176,7 @@ impl Upload {
             mode,
             ciphertext_len: 0,
             plaintext_len: 0,
+            key: key.clone(),
             decryptor: CbcDecryptor::new(key),
             checksum: Checksum::new(checksum),
             ack_every: false,
@@ -146,7 +189,6 @@ impl Upload {
         &mut self,
         p: &FilePacket,
         plain: &mut BytesMut,
-        detect_mode: bool,
     ) -> Result<PacketOutcome, PeerError> {
         let (number, total) = number_and_total(p, self.field_order);
         if total != self.total {
@@ -156,6 +198,9 @@ impl Upload {
             return Err(PeerError::BadPacket(
                 "packet out of order, repeated or beyond the total",
             ));
+        }
+        if p.file_name != self.file_name {
+            return Err(PeerError::BadPacket("file name changed mid-upload"));
         }
         if p.original_size != self.original_size {
             return Err(PeerError::BadPacket("original size changed mid-upload"));
@@ -177,31 +222,44 @@ impl Upload {
         }
         self.next += 1;
         let last = number == self.total;
-
         plain.clear();
-        self.decryptor.update(&p.content, plain);
-        if number == 1 && detect_mode && self.per_packet_size && self.total > 1 {
-            // Variant 3 hides the total size, so look at the first packet: if it was
-            // encrypted on its own its last block carries PKCS#7 padding.
-            if self.decryptor.held_block_looks_padded() {
-                self.mode = Mode::PerPacket;
+        if let Mode::Probing { held, pad } = &mut self.mode {
+            let own = own_padding(&self.key, &p.content);
+            let decided = if last {
+                // Per-packet encryption strips padding from every packet; a stream
+                // only from the last. The declared original size tells which.
+                let held_len: u64 = held.iter().map(|c| c.len() as u64).sum();
+                let per_packet_size = pad.zip(own).map(|(first, own)| {
+                    held_len - (held.len() * first) as u64 + (p.content.len() - own) as u64
+                });
+                Some(if per_packet_size == Some(self.original_size as u64) {
+                    Mode::PerPacket
+                } else {
+                    Mode::Stream
+                })
+            } else if own.is_none() || (pad.is_some() && *pad != own) {
+                Some(Mode::Stream)
+            } else if held.len() + 1 >= PROBE_PACKETS {
+                Some(Mode::PerPacket)
+            } else {
+                *pad = own;
+                held.push(p.content.clone());
+                None
+            };
+            let Some(mode) = decided else {
+                return Ok(PacketOutcome {
+                    data: Bytes::new(),
+                    finished: false,
+                });
+            };
+            if let Mode::Probing { held, .. } = std::mem::replace(&mut self.mode, mode) {
+                for content in &held {
+                    self.decrypt_packet(content, false, plain)?;
+                }
             }
         }
-        if self.mode == Mode::PerPacket || last {
-            self.decryptor
-                .finish(plain)
-                .map_err(|_| PeerError::DecryptionFailed)?;
-        }
-        let released = plain.len() as u64;
-        self.plaintext_len += released;
-        if self.plaintext_len > self.original_size as u64 {
-            return Err(PeerError::SizeMismatch {
-                declared: self.original_size as u64,
-                actual: self.plaintext_len,
-            });
-        }
+        self.decrypt_packet(&p.content, last, plain)?;
         let data = plain.split().freeze();
-        self.checksum.update(&data);
         if last {
             if self.plaintext_len != self.original_size as u64 {
                 return Err(PeerError::SizeMismatch {
@@ -217,6 +275,32 @@ impl Upload {
             data,
             finished: last,
         })
+    }
+
+    /// Decrypts one packet's content in the decided mode, appending to `plain` and
+    /// feeding the checksum.
+    fn decrypt_packet(
+        &mut self,
+        content: &[u8],
+        last: bool,
+        plain: &mut BytesMut,
+    ) -> Result<(), PeerError> {
+        let start = plain.len();
+        self.decryptor.update(content, plain);
+        if self.mode == Mode::PerPacket || last {
+            self.decryptor
+                .finish(plain)
+                .map_err(|_| PeerError::DecryptionFailed)?;
+        }
+        self.plaintext_len += (plain.len() - start) as u64;
+        if self.plaintext_len > self.original_size as u64 {
+            return Err(PeerError::SizeMismatch {
+                declared: self.original_size as u64,
+                actual: self.plaintext_len,
+            });
+        }
+        self.checksum.update(&plain[start..]);
+        Ok(())
     }
 
     /// Packet number of a packet as this upload reads the fields.

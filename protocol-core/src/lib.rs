@@ -88,6 +88,6 @@ pub use server::{
     ClientRecord, ServerConfig, ServerConnection, ServerEvent, SuspendedUpload, Ticket, Verdict,
 };
 pub use wire::{
-    ByteOrder, ClientId, FieldString, FilePacket, PacketFieldOrder, Request, RequestCode,
-    Response, ResponseCode,
+    ByteOrder, ClientId, FieldString, FilePacket, PacketFieldOrder, Request, RequestCode, Response,
+    ResponseCode,
 };

@@ -418,9 +418,7 @@ pub const MAX_ENCRYPTED_KEY_LEN: usize = 512;
 /// Returns the header's byte order (detected: the code is read little-endian first,
 /// then big-endian; no valid code reads as a valid code in the other order), the code
 /// and the declared payload size. `Ok(None)` means the header has not fully arrived.
-pub fn peek_request_header(
-    buf: &[u8],
-) -> Result<Option<(ByteOrder, RequestCode, u32)>, PeerError> {
+pub fn peek_request_header(buf: &[u8]) -> Result<Option<(ByteOrder, RequestCode, u32)>, PeerError> {
     if buf.len() < REQUEST_HEADER_LEN {
         return Ok(None);
     }
@@ -743,9 +741,7 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<Response>, PeerError
             size > CLIENT_ID_LEN && size <= CLIENT_ID_LEN + MAX_ENCRYPTED_KEY_LEN
         }
         ResponseCode::FileReceived => size == CLIENT_ID_LEN + 4 + NAME_FIELD_LEN + 4,
-        ResponseCode::Ack | ResponseCode::ReconnectRefused => {
-            size == 0 || size == CLIENT_ID_LEN
-        }
+        ResponseCode::Ack | ResponseCode::ReconnectRefused => size == 0 || size == CLIENT_ID_LEN,
     };
     if !ok {
         return Err(PeerError::BadPayloadSize {

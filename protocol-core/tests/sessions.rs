@@ -1,6 +1,9 @@
 //! The two whole-session transcripts of `../shared/vectors/`, byte for byte, for
 //! both roles; every frame fed whole, split at every offset, and a byte at a time.
 
+// Tests are the caller: they own the clock that the core is handed.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::time::Instant;
@@ -48,7 +51,10 @@ fn client_config(reconnect: bool) -> ClientConfig {
 enum Cut {
     Whole,
     /// Frame number `frame` (counting only the fed side) split at `at`.
-    SplitOne { frame: usize, at: usize },
+    SplitOne {
+        frame: usize,
+        at: usize,
+    },
     ByteAtATime,
 }
 
@@ -103,7 +109,10 @@ fn run_client(transcript: &str, reconnect: bool, cut: Cut) -> (Vec<u8>, Vec<u8>,
         }
     }
     drain_client(&mut client, &mut produced, &mut events);
-    assert!(client.is_finished(), "{cut:?}: client not finished: {events:?}");
+    assert!(
+        client.is_finished(),
+        "{cut:?}: client not finished: {events:?}"
+    );
     (produced.to_vec(), expected, events)
 }
 
@@ -120,7 +129,10 @@ fn s_frame_lens(transcript: &str) -> Vec<usize> {
 fn check_client_transcript(transcript: &str, reconnect: bool) {
     let (produced, expected, events) = run_client(transcript, reconnect, Cut::Whole);
     assert_eq!(hex::encode(&produced), hex::encode(&expected));
-    assert!(events.last().unwrap().contains("Finished(Verified)"), "{events:?}");
+    assert!(
+        events.last().unwrap().contains("Finished(Verified)"),
+        "{events:?}"
+    );
     let (p, _, e) = run_client(transcript, reconnect, Cut::ByteAtATime);
     assert_eq!(p, expected, "a byte at a time");
     assert_eq!(e, events, "a byte at a time gives the same events");
@@ -225,7 +237,11 @@ fn run_server(transcript: &str, reconnect: bool, cut: Cut) -> (Vec<u8>, MemStore
         }
     }
     server.poll_transmit(&mut out);
-    assert!(input.is_empty(), "{cut:?}: server left {} bytes", input.len());
+    assert!(
+        input.is_empty(),
+        "{cut:?}: server left {} bytes",
+        input.len()
+    );
     (out.to_vec(), store)
 }
 
@@ -264,7 +280,10 @@ fn check_server_transcript(transcript: &str, reconnect: bool) {
                 let aes = key
                     .decrypt_aes_key(&mut ChaCha20Rng::seed_from_u64(1), &g[23..])
                     .unwrap();
-                assert_eq!(aes.as_bytes(), hex::decode(rsa_field("aes_key_hex")).unwrap());
+                assert_eq!(
+                    aes.as_bytes(),
+                    hex::decode(rsa_field("aes_key_hex")).unwrap()
+                );
             }
             // The reconnect transcript's first checksum is wrong on purpose; ours is right.
             1603 => {
@@ -290,7 +309,10 @@ fn check_server_transcript(transcript: &str, reconnect: bool) {
         })
         .collect();
     for (i, len) in c_lens.into_iter().enumerate() {
-        for at in (0..=len).step_by(if len > 300 { 7 } else { 1 }).chain([len]) {
+        for at in (0..=len)
+            .step_by(if len > 300 { 7 } else { 1 })
+            .chain([len])
+        {
             let cut = Cut::SplitOne { frame: i, at };
             let (o, s) = run_server(transcript, reconnect, cut);
             assert_eq!(response_frames(&o).len(), expected.len(), "{cut:?}");

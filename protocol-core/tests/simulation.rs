@@ -11,6 +11,9 @@
 //! `SIM_RUNS=n` sets the number of seeded runs (default 10,000); `SIM_SEED=s` replays
 //! one. A failing run prints its seed.
 
+// Tests are the caller: they own the clock that the core is handed.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -28,7 +31,9 @@ fn key_pool() -> &'static Vec<PrivateKey> {
     static POOL: OnceLock<Vec<PrivateKey>> = OnceLock::new();
     POOL.get_or_init(|| {
         let mut rng = ChaCha20Rng::seed_from_u64(0xC0FFEE);
-        (0..4).map(|_| PrivateKey::generate(&mut rng).unwrap()).collect()
+        (0..4)
+            .map(|_| PrivateKey::generate(&mut rng).unwrap())
+            .collect()
     })
 }
 
@@ -36,11 +41,20 @@ fn key_pool() -> &'static Vec<PrivateKey> {
 enum Fault {
     None,
     /// Cut the connection after this many bytes in the given direction.
-    Cut { to_server: bool, at: usize },
+    Cut {
+        to_server: bool,
+        at: usize,
+    },
     /// Flip one bit of the byte at this offset in the given direction.
-    Flip { to_server: bool, at: usize, bit: u8 },
+    Flip {
+        to_server: bool,
+        at: usize,
+        bit: u8,
+    },
     /// Kill the server (connection state lost, store kept) after this many steps.
-    Restart { step: usize },
+    Restart {
+        step: usize,
+    },
 }
 
 struct SimClient {
@@ -138,8 +152,9 @@ impl Sim {
             registration_key: Some(client.key.clone()),
             dialect: client.dialect.clone(),
         };
-        let mut session = ClientSession::new(config, ChaCha20Rng::seed_from_u64(self.rng.next_u64()))
-            .map_err(|e| e.to_string())?;
+        let mut session =
+            ClientSession::new(config, ChaCha20Rng::seed_from_u64(self.rng.next_u64()))
+                .map_err(|e| e.to_string())?;
         let server_config = ServerConfig {
             limits: Limits {
                 max_unwritten: 4096,
@@ -155,8 +170,12 @@ impl Sim {
             ChaCha20Rng::seed_from_u64(self.rng.next_u64()),
             self.clock,
         );
-        let (mut c_out, mut s_in, mut s_out, mut c_in) =
-            (BytesMut::new(), BytesMut::new(), BytesMut::new(), BytesMut::new());
+        let (mut c_out, mut s_in, mut s_out, mut c_in) = (
+            BytesMut::new(),
+            BytesMut::new(),
+            BytesMut::new(),
+            BytesMut::new(),
+        );
         let (mut sent_to_server, mut sent_to_client) = (0usize, 0usize);
         let mut feeding: Option<usize> = None;
         let mut deferred: VecDeque<(u32, ServerEvent)> = VecDeque::new();
@@ -173,7 +192,7 @@ impl Sim {
                     } => {
                         client.identity = Some(Identity {
                             client_id,
-                            private_key,
+                            private_key: *private_key,
                         })
                     }
                     ClientEvent::SendFile { .. } => feeding = Some(0),
@@ -184,7 +203,9 @@ impl Sim {
             if let Some(at) = feeding {
                 if session.wants_file_data() {
                     let n = (1 + self.pick(3000) as usize).min(data.len() - at);
-                    session.push_file_data(&data[at..at + n]).map_err(|e| e.to_string())?;
+                    session
+                        .push_file_data(&data[at..at + n])
+                        .map_err(|e| e.to_string())?;
                     if at + n == data.len() {
                         session.end_of_file().map_err(|e| e.to_string())?;
                         feeding = None;
@@ -198,12 +219,21 @@ impl Sim {
             // The wire, client to server, with faults.
             let n = (1 + self.pick(5000) as usize).min(c_out.len());
             let mut chunk = c_out.split_to(n);
-            if let Fault::Flip { to_server: true, at, bit } = fault {
+            if let Fault::Flip {
+                to_server: true,
+                at,
+                bit,
+            } = fault
+            {
                 if at >= sent_to_server && at < sent_to_server + chunk.len() {
                     chunk[at - sent_to_server] ^= 1 << bit;
                 }
             }
-            if let Fault::Cut { to_server: true, at } = fault {
+            if let Fault::Cut {
+                to_server: true,
+                at,
+            } = fault
+            {
                 if sent_to_server + chunk.len() > at {
                     chunk.truncate(at - sent_to_server);
                     cut = true;
@@ -258,12 +288,21 @@ impl Sim {
             // The wire, server to client.
             let n = (1 + self.pick(500) as usize).min(s_out.len());
             let mut chunk = s_out.split_to(n);
-            if let Fault::Flip { to_server: false, at, bit } = fault {
+            if let Fault::Flip {
+                to_server: false,
+                at,
+                bit,
+            } = fault
+            {
                 if at >= sent_to_client && at < sent_to_client + chunk.len() {
                     chunk[at - sent_to_client] ^= 1 << bit;
                 }
             }
-            if let Fault::Cut { to_server: false, at } = fault {
+            if let Fault::Cut {
+                to_server: false,
+                at,
+            } = fault
+            {
                 if sent_to_client + chunk.len() > at {
                     chunk.truncate(at - sent_to_client);
                     cut = true;
@@ -282,7 +321,7 @@ impl Sim {
                     } => {
                         client.identity = Some(Identity {
                             client_id,
-                            private_key,
+                            private_key: *private_key,
                         })
                     }
                     ClientEvent::SendFile { .. } => feeding = Some(0),
@@ -391,7 +430,8 @@ fn run_seed(seed: u64) -> Result<(), String> {
                     .map_err(|e| format!("run {run} client {ci} conn {conn} {fault:?}: {e}"))?;
                 sim.check_invariants(&clients)
                     .map_err(|e| format!("run {run} client {ci} conn {conn} {fault:?}: {e}"))?;
-                sim.log.push(format!("{run}/{ci}/{conn} {fault:?} -> {outcome:?}"));
+                sim.log
+                    .push(format!("{run}/{ci}/{conn} {fault:?} -> {outcome:?}"));
                 match outcome {
                     Some(Ok(_)) => break,
                     // A refusal is final for this run (the real client exits with Fatal).

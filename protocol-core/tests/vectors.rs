@@ -1,6 +1,9 @@
 //! The project checked against vectors made by independent tools (GNU cksum,
 //! openssl, Python's cryptography), from `../shared/vectors/`.
 
+// Tests are the caller: they own the clock that the core is handed.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use bytes::BytesMut;
@@ -29,7 +32,10 @@ fn parse_input(spec: &str) -> Vec<u8> {
 fn cksum_matches_every_vector_whole_and_in_pieces() {
     let text = read_vector("cksum.txt");
     let mut count = 0;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut parts = line.split_whitespace();
         let len: usize = parts.next().unwrap().parse().unwrap();
         let expected: u32 = parts.next().unwrap().parse().unwrap();
@@ -145,7 +151,10 @@ fn rsa_vector_key_parses_and_decrypts_openssl_oaep() {
     let aes = key
         .decrypt_aes_key(&mut ChaCha20Rng::seed_from_u64(0), &ct)
         .unwrap();
-    assert_eq!(aes.as_bytes(), &hex::decode(rsa_field("aes_key_hex")).unwrap()[..]);
+    assert_eq!(
+        aes.as_bytes(),
+        &hex::decode(rsa_field("aes_key_hex")).unwrap()[..]
+    );
 }
 
 #[test]
@@ -160,7 +169,9 @@ fn rsa_private_key_reads_wrapped_base64_and_pkcs1() {
     assert_eq!(PrivateKey::from_base64(&wrapped).unwrap(), a);
     // PKCS#1 inside the PKCS#8 structure: the OCTET STRING after the algorithm id.
     use base64::Engine;
-    let der = base64::engine::general_purpose::STANDARD.decode(&b64).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&b64)
+        .unwrap();
     let pkcs1 = &der[26..];
     assert_eq!(pkcs1[0], 0x30);
     let pkcs1_b64 = base64::engine::general_purpose::STANDARD.encode(pkcs1);
@@ -200,7 +211,10 @@ fn public_key_field_rejects_garbage_and_nonzero_padding() {
 #[test]
 fn cksum_agrees_with_the_cksum_command() {
     // An independent oracle on this machine, for sizes the vectors do not cover.
-    let Ok(out) = std::process::Command::new("cksum").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("cksum")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("cksum not installed; skipped");
         return;
     };
@@ -209,7 +223,10 @@ fn cksum_agrees_with_the_cksum_command() {
         let data = pattern(n, s);
         let dir = std::env::temp_dir().join(format!("pc-cksum-{}-{n}", std::process::id()));
         std::fs::write(&dir, &data).unwrap();
-        let out = std::process::Command::new("cksum").arg(&dir).output().unwrap();
+        let out = std::process::Command::new("cksum")
+            .arg(&dir)
+            .output()
+            .unwrap();
         std::fs::remove_file(&dir).ok();
         let text = String::from_utf8(out.stdout).unwrap();
         let theirs: u32 = text.split_whitespace().next().unwrap().parse().unwrap();

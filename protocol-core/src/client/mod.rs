@@ -83,7 +83,7 @@ pub enum ClientEvent {
         /// The new id.
         client_id: ClientId,
         /// The key registered with it.
-        private_key: PrivateKey,
+        private_key: Box<PrivateKey>,
     },
     /// The server refused the reconnect (1606): registering anew.
     ReconnectRefused,
@@ -595,9 +595,8 @@ impl<R: CryptoRngCore> ClientSession<R> {
     fn on_response(&mut self, response: Response) -> Result<(), ClientFailure> {
         let code = response.code();
         match (self.state, response) {
-            (_, Response::GeneralError) | (State::AwaitRegistered, Response::RegistrationFailed) => {
-                self.retry(code)?
-            }
+            (_, Response::GeneralError)
+            | (State::AwaitRegistered, Response::RegistrationFailed) => self.retry(code)?,
             (State::AwaitRegistered, Response::Registered { client_id }) => {
                 self.client_id = client_id;
                 self.attempts = 0;
@@ -609,7 +608,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 self.private_key = Some(key.clone());
                 self.events.push_back(ClientEvent::Registered {
                     client_id,
-                    private_key: key,
+                    private_key: Box::new(key),
                 });
                 self.state = State::AwaitAesKey;
                 self.send_public_key()?;
@@ -648,6 +647,16 @@ impl<R: CryptoRngCore> ClientSession<R> {
             }
             (State::Uploading, Response::FileReceived { .. }) => {
                 // Variant 7 servers answer every packet; only the last answer counts.
+            }
+            (State::AwaitChecksum, Response::FileReceived { content_size, .. })
+                if !self.config.dialect.per_packet_content_size
+                    && self
+                        .send
+                        .as_ref()
+                        .is_some_and(|s| (content_size as u64) < s.layout.content_size) =>
+            {
+                // An answer to a packet before the last (variant 7): it reports less
+                // content than the whole file.
             }
             (
                 State::AwaitChecksum,

@@ -120,7 +120,7 @@ pub enum ServerEvent {
         /// The request's code.
         code: RequestCode,
     },
-    /// 825. Store a new client under `name` with this fresh id, unless the name is
+    /// Request 825: Store a new client under `name` with this fresh id, unless the name is
     /// taken. Answer [`accept_registration`](ServerConnection::accept_registration)
     /// or [`refuse_registration`](ServerConnection::refuse_registration) (1601), or
     /// [`fail`](ServerConnection::fail) (1607).
@@ -132,7 +132,7 @@ pub enum ServerEvent {
         /// The requested name (checked printable).
         name: FieldString,
     },
-    /// 826. Store this public key and AES key for the client, if `client_id` is
+    /// Request 826: Store this public key and AES key for the client, if `client_id` is
     /// registered under `name`. Answer [`succeed`](ServerConnection::succeed) (1602)
     /// or [`fail`](ServerConnection::fail) (1607).
     StorePublicKey {
@@ -147,7 +147,7 @@ pub enum ServerEvent {
         /// The fresh AES key to store.
         aes_key: AesKey,
     },
-    /// 827. Look up the client by id and name. Answer
+    /// Request 827: Look up the client by id and name. Answer
     /// [`reconnect_lookup`](ServerConnection::reconnect_lookup) with its stored
     /// public key field, or `None` if unknown or the name differs (1606).
     Reconnect {
@@ -228,7 +228,7 @@ pub enum ServerEvent {
         /// The upload's state.
         upload: SuspendedUpload,
     },
-    /// 900 or 902. Mark the client's finished upload verified (moving it into place)
+    /// Requests 900 and 902: mark the client's finished upload verified (moving it into place)
     /// or unverified. Answer [`succeed`](ServerConnection::succeed) (1604) or
     /// [`fail`](ServerConnection::fail).
     Confirm {
@@ -241,7 +241,7 @@ pub enum ServerEvent {
         /// Verified or given up.
         verdict: Verdict,
     },
-    /// 901: the checksum did not match; the client sends the file again.
+    /// Request 901: the checksum did not match; the client sends the file again.
     RetryAnnounced {
         /// The client.
         client_id: ClientId,
@@ -407,7 +407,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         if let Some(up) = self.upload.take() {
             self.events.push_back(ServerEvent::UploadSuspended {
                 client_id: up.client_id,
-                upload: SuspendedUpload(up),
+                upload: SuspendedUpload(Box::new(up)),
             });
         }
         self.closed = true;
@@ -532,8 +532,12 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         };
         self.session = Some((client_id, key));
         self.upload = suspended
-            .map(|s| s.0)
-            .filter(|u| u.client_id == client_id);
+            .map(|s| *s.0)
+            .filter(|u| u.client_id == client_id)
+            .map(|mut u| {
+                u.resumed = true;
+                u
+            });
         if let Err(e) = self.on_packet(client_id, packet) {
             self.fatal(e);
         }
@@ -785,6 +789,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         };
         names::check_file_name(&packet.file_name)?;
         let continuing = match &self.upload {
+            // Only a client that left on another connection may start again unannounced;
+            // here, starting again needs a 901 first.
+            Some(up) if up.number_of(&packet) == 1 && !up.resumed => {
+                return Err(PeerError::BadPacket("packet 1 repeated mid-upload"))
+            }
             Some(up) => up.number_of(&packet) != 1,
             None => false,
         };
@@ -836,7 +845,10 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         }
         let content_size = up.ciphertext_len.min(u32::MAX as u64) as u32;
         if outcome.finished {
-            let up = self.upload.take().ok_or(PeerError::BadPacket("no upload"))?;
+            let up = self
+                .upload
+                .take()
+                .ok_or(PeerError::BadPacket("no upload"))?;
             let checksum = up.checksum.value();
             let ticket = self.ask(Pending::UploadFinished {
                 client_id,

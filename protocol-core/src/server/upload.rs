@@ -13,7 +13,7 @@ use crate::wire::{ClientId, FieldString, FilePacket, PacketFieldOrder};
 /// client's next packet arrives on another connection, so that peers that open a
 /// connection per request (variant 7) can upload at all.
 #[derive(Clone, Debug)]
-pub struct SuspendedUpload(pub(crate) Upload);
+pub struct SuspendedUpload(pub(crate) Box<Upload>);
 
 impl SuspendedUpload {
     /// The client this upload belongs to.
@@ -36,7 +36,10 @@ enum Mode {
     PerPacket,
     /// Not yet known: the packets so far, kept (at most [`PROBE_PACKETS`]) until
     /// the evidence decides, and the padding length of the first.
-    Probing { held: Vec<Bytes>, pad: Option<usize> },
+    Probing {
+        held: Vec<Bytes>,
+        pad: Option<usize>,
+    },
 }
 
 /// Packets whose last blocks all end in the same valid padding before an upload
@@ -47,7 +50,7 @@ const PROBE_PACKETS: usize = 3;
 /// The PKCS#7 padding length of a packet's last block if the packet were encrypted
 /// on its own (zero IV), or `None` if it would not decrypt.
 fn own_padding(key: &AesKey, content: &[u8]) -> Option<usize> {
-    if content.is_empty() || content.len() % 16 != 0 {
+    if content.is_empty() || !content.len().is_multiple_of(16) {
         return None;
     }
     // The last block's plaintext depends only on itself and the block before it.
@@ -77,6 +80,8 @@ pub(crate) struct Upload {
     pub checksum: Checksum,
     /// Answer every packet with a 1603 (variant 7).
     pub ack_every: bool,
+    /// Carried over from an earlier connection: the client may start it again.
+    pub resumed: bool,
 }
 
 /// What a packet did to the upload.
@@ -152,11 +157,7 @@ impl Upload {
         // A stream's total is exactly the padded size; per-packet totals reach it only
         // with few packets (each adds at least one byte of padding), so look closer.
         let mode = match mode {
-            Mode::Stream
-                if encryption == EncryptionMode::Detect
-                    && total > 1
-                    && total <= 16 =>
-            {
+            Mode::Stream if encryption == EncryptionMode::Detect && total > 1 && total <= 16 => {
                 Mode::Probing {
                     held: Vec::new(),
                     pad: None,
@@ -180,6 +181,7 @@ impl Upload {
             decryptor: CbcDecryptor::new(key),
             checksum: Checksum::new(checksum),
             ack_every: false,
+            resumed: false,
         })
     }
 
@@ -207,7 +209,9 @@ impl Upload {
         }
         if self.per_packet_size {
             if p.content_size as usize != p.content.len() {
-                return Err(PeerError::BadPacket("content size differs from the content"));
+                return Err(PeerError::BadPacket(
+                    "content size differs from the content",
+                ));
             }
         } else if p.content_size != self.content_size_field {
             return Err(PeerError::BadPacket("content size changed mid-upload"));

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 /// `pattern(n, s)` from the vectors README: x[i] = (i*131 + s*7 + (i>>8)) mod 256.
 pub fn pattern(n: usize, s: usize) -> Vec<u8> {
-    (0..n).map(|i| ((i * 131 + s * 7 + (i >> 8)) % 256) as u8).collect()
+    (0..n)
+        .map(|i| ((i * 131 + s * 7 + (i >> 8)) % 256) as u8)
+        .collect()
 }
 
 pub fn vectors_dir() -> PathBuf {

@@ -1,0 +1,695 @@
+//! The server role against each variant of PROTOCOL.md section 8, and against
+//! requests that break its limits.
+
+// Tests are the caller: they own the clock that the core is handed.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::mem::MemStore;
+use common::pattern;
+use protocol_core::crypto::{cksum, PrivateKey};
+use protocol_core::wire::{self, RequestEncoding};
+use protocol_core::*;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+fn key() -> PrivateKey {
+    PrivateKey::from_base64(&common::rsa_field("private_pkcs8_b64")).unwrap()
+}
+
+fn client(dialect: Dialect, file: &[u8], identity: Option<Identity>) -> ClientSession<ChaCha20Rng> {
+    ClientSession::new(
+        ClientConfig {
+            name: FieldString::new("variant tester").unwrap(),
+            file_name: FieldString::new("data.bin").unwrap(),
+            file_size: file.len() as u64,
+            identity,
+            registration_key: Some(key()),
+            dialect,
+        },
+        ChaCha20Rng::seed_from_u64(9),
+    )
+    .unwrap()
+}
+
+/// Runs a client against one server connection until it finishes.
+fn exchange(
+    dialect: Dialect,
+    server_dialect: ServerDialect,
+    file: &[u8],
+    store: &mut MemStore,
+) -> (Vec<ClientEvent>, Vec<u8>) {
+    let now = Instant::now();
+    let mut c = client(dialect, file, None);
+    let mut s = ServerConnection::new(
+        ServerConfig {
+            dialect: server_dialect,
+            ..ServerConfig::default()
+        },
+        ChaCha20Rng::seed_from_u64(4),
+        now,
+    );
+    let (mut up, mut down, mut wire_down) = (BytesMut::new(), BytesMut::new(), Vec::new());
+    let mut events = Vec::new();
+    for _ in 0..10_000 {
+        while let Some(ev) = c.poll_event() {
+            if let ClientEvent::SendFile { .. } = ev {
+                for chunk in file.chunks(333) {
+                    c.push_file_data(chunk).unwrap();
+                }
+                c.end_of_file().unwrap();
+            }
+            events.push(ev);
+        }
+        if c.is_finished() {
+            break;
+        }
+        c.poll_transmit(&mut up);
+        s.handle_input(&mut up, now).unwrap();
+        store.serve(&mut s);
+        s.poll_transmit(&mut down);
+        wire_down.extend_from_slice(&down);
+        c.handle_input(&mut down).unwrap();
+    }
+    assert!(c.is_finished(), "{events:?}");
+    (events, wire_down)
+}
+
+fn stored(store: &MemStore) -> &common::mem::StoredFile {
+    store.files.values().next().expect("a stored file")
+}
+
+fn check_variant(dialect: Dialect, server_dialect: ServerDialect) -> Vec<u8> {
+    let file = pattern(5000, 3);
+    let mut store = MemStore::default();
+    let (events, down) = exchange(dialect, server_dialect, &file, &mut store);
+    assert!(
+        matches!(
+            events.last(),
+            Some(ClientEvent::Finished(Outcome::Verified))
+        ),
+        "{events:?}"
+    );
+    let f = stored(&store);
+    assert!(f.verified);
+    assert_eq!(f.data, file);
+    down
+}
+
+#[test]
+fn specification_dialect_in_small_packets() {
+    check_variant(
+        Dialect {
+            packet_size: 100,
+            ..Dialect::default()
+        },
+        ServerDialect::default(),
+    );
+}
+
+#[test]
+fn variant_1_big_endian_requests_and_big_endian_responses() {
+    let d = Dialect {
+        byte_order: ByteOrder::Big,
+        packet_size: 1024,
+        ..Dialect::default()
+    };
+    let down = check_variant(d.clone(), ServerDialect::default());
+    assert_eq!(&down[1..3], &1600u16.to_le_bytes());
+    let down = check_variant(
+        d,
+        ServerDialect {
+            response_order: ResponseOrder::MirrorRequest,
+            ..ServerDialect::default()
+        },
+    );
+    assert_eq!(&down[1..3], &1600u16.to_be_bytes());
+}
+
+#[test]
+fn variant_2_total_before_number() {
+    check_variant(
+        Dialect {
+            packet_fields: PacketFieldOrder::TotalFirst,
+            packet_size: 512,
+            ..Dialect::default()
+        },
+        ServerDialect::default(),
+    );
+}
+
+#[test]
+fn variant_3_content_size_per_packet() {
+    check_variant(
+        Dialect {
+            per_packet_content_size: true,
+            packet_size: 512,
+            ..Dialect::default()
+        },
+        ServerDialect::default(),
+    );
+}
+
+#[test]
+fn variant_4_each_packet_encrypted_on_its_own() {
+    for per_packet_size in [false, true] {
+        for packet_size in [16, 100, 1000, 4096, 10_000] {
+            check_variant(
+                Dialect {
+                    per_packet_encryption: true,
+                    per_packet_content_size: per_packet_size,
+                    packet_size,
+                    ..Dialect::default()
+                },
+                ServerDialect::default(),
+            );
+        }
+    }
+}
+
+#[test]
+fn variant_4_detection_never_mistakes_a_stream_whose_blocks_look_padded() {
+    // Plaintext chosen so that every packet's last block of a stream decrypts to
+    // something ending in 0x01 is impossible to arrange without the key; instead, run
+    // many files and packet sizes through detection with both encodings.
+    for seed in 0..40 {
+        let file = pattern(1500 + seed * 37, seed);
+        for per_packet in [false, true] {
+            let mut store = MemStore::default();
+            let d = Dialect {
+                per_packet_encryption: per_packet,
+                per_packet_content_size: true,
+                packet_size: 48 + seed * 16,
+                ..Dialect::default()
+            };
+            let (events, _) = exchange(d, ServerDialect::default(), &file, &mut store);
+            assert!(matches!(
+                events.last(),
+                Some(ClientEvent::Finished(Outcome::Verified))
+            ));
+            assert_eq!(stored(&store).data, file);
+        }
+    }
+}
+
+#[test]
+fn variant_5_client_name_in_crc_requests() {
+    check_variant(
+        Dialect {
+            crc_carries_client_name: true,
+            ..Dialect::default()
+        },
+        ServerDialect::default(),
+    );
+}
+
+#[test]
+fn variant_6_empty_ack() {
+    let down = check_variant(
+        Dialect::default(),
+        ServerDialect {
+            empty_ack: true,
+            ..ServerDialect::default()
+        },
+    );
+    // The last frame is a 1604 with no payload.
+    assert_eq!(&down[down.len() - 7..], &[3, 0x44, 0x06, 0, 0, 0, 0]);
+}
+
+#[test]
+fn variant_8_zlib_crc32_and_128_bit_keys() {
+    check_variant(
+        Dialect {
+            checksum: protocol_core::crypto::ChecksumAlgorithm::Crc32,
+            ..Dialect::default()
+        },
+        ServerDialect {
+            checksum: protocol_core::crypto::ChecksumAlgorithm::Crc32,
+            aes_key_size: protocol_core::crypto::AesKeySize::Aes128,
+            ..ServerDialect::default()
+        },
+    );
+}
+
+#[test]
+fn variant_7_a_connection_per_request_with_every_packet_answered() {
+    let file = pattern(4000, 8);
+    let mut store = MemStore::default();
+    let now = Instant::now();
+    let d = Dialect {
+        packet_size: 1024,
+        ..Dialect::default()
+    };
+    let mut c = client(d, &file, None);
+    let mut answers_per_connection = Vec::new();
+    let mut pending = BytesMut::new();
+    for _ in 0..100 {
+        while let Some(ev) = c.poll_event() {
+            if let ClientEvent::SendFile { .. } = ev {
+                c.push_file_data(&file).unwrap();
+                c.end_of_file().unwrap();
+            }
+        }
+        if c.is_finished() {
+            break;
+        }
+        c.poll_transmit(&mut pending);
+        // Every request on a connection of its own.
+        while let Ok(Some((_, _, size))) = wire::peek_request_header(&pending) {
+            let mut one = pending.split_to(wire::REQUEST_HEADER_LEN + size as usize);
+            let mut s =
+                ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(1), now);
+            s.handle_input(&mut one, now).unwrap();
+            store.serve(&mut s);
+            let mut down = BytesMut::new();
+            s.poll_transmit(&mut down);
+            s.handle_eof();
+            store.serve(&mut s);
+            answers_per_connection.push(down.len());
+            c.handle_input(&mut down).unwrap();
+        }
+    }
+    assert!(c.is_finished());
+    let f = stored(&store);
+    assert!(f.verified);
+    assert_eq!(f.data, file);
+    // 825, 826, four packets, 900: every connection got exactly one answer.
+    assert_eq!(answers_per_connection.len(), 7);
+    assert!(
+        answers_per_connection.iter().all(|&n| n > 0),
+        "{answers_per_connection:?}"
+    );
+}
+
+#[test]
+fn checksum_in_1603_is_the_cksum_of_the_plaintext() {
+    let file = pattern(70_000, 1);
+    let mut store = MemStore::default();
+    let (_, down) = exchange(
+        Dialect::default(),
+        ServerDialect::default(),
+        &file,
+        &mut store,
+    );
+    // 1600, 1602 (16 + 128), 1603, 1604.
+    let at = 7 + 16 + 7 + 16 + 128;
+    assert_eq!(u16::from_le_bytes([down[at + 1], down[at + 2]]), 1603);
+    let c = &down[at + 7 + 16 + 4 + 255..at + 7 + 16 + 4 + 255 + 4];
+    assert_eq!(u32::from_le_bytes(c.try_into().unwrap()), cksum(&file));
+}
+
+// ---- limits and hostile requests ----
+
+fn fresh(limits: Limits) -> (ServerConnection<ChaCha20Rng>, Instant) {
+    let now = Instant::now();
+    (
+        ServerConnection::new(
+            ServerConfig {
+                limits,
+                ..ServerConfig::default()
+            },
+            ChaCha20Rng::seed_from_u64(1),
+            now,
+        ),
+        now,
+    )
+}
+
+fn frame(id: ClientId, req: &Request) -> BytesMut {
+    let mut b = BytesMut::new();
+    wire::encode_request(&mut b, id, req, RequestEncoding::default());
+    b
+}
+
+fn last_code(s: &mut ServerConnection<ChaCha20Rng>) -> Option<u16> {
+    let mut out = BytesMut::new();
+    s.poll_transmit(&mut out);
+    let mut last = None;
+    while let Ok(Some(r)) = wire::decode_response(&mut out) {
+        last = Some(r.code() as u16);
+    }
+    last
+}
+
+#[test]
+fn oversized_payload_is_refused_from_the_header_alone() {
+    let (mut s, now) = fresh(Limits {
+        max_payload: 1000,
+        ..Limits::default()
+    });
+    let mut b = BytesMut::new();
+    b.extend_from_slice(&[1u8; 16]);
+    b.extend_from_slice(&[3]);
+    b.extend_from_slice(&828u16.to_le_bytes());
+    b.extend_from_slice(&(u32::MAX).to_le_bytes());
+    let err = s.handle_input(&mut b, now).unwrap_err();
+    assert!(matches!(err, PeerError::PayloadTooLarge { .. }), "{err}");
+    assert!(s.is_closed());
+    assert_eq!(last_code(&mut s), Some(1607));
+}
+
+#[test]
+fn wrong_sizes_for_fixed_requests_and_unknown_codes_are_refused() {
+    for (code, size) in [(825u16, 254u32), (826, 255), (900, 0), (1234, 255)] {
+        let (mut s, now) = fresh(Limits::default());
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&[1u8; 16]);
+        b.extend_from_slice(&[3]);
+        b.extend_from_slice(&code.to_le_bytes());
+        b.extend_from_slice(&size.to_le_bytes());
+        assert!(s.handle_input(&mut b, now).is_err(), "{code} {size}");
+        assert_eq!(last_code(&mut s), Some(1607));
+    }
+}
+
+#[test]
+fn names_without_terminator_or_not_printable_are_refused() {
+    let (mut s, now) = fresh(Limits::default());
+    let mut b = frame(
+        ClientId::ZERO,
+        &Request::Register {
+            name: FieldString::new("a").unwrap(),
+        },
+    );
+    for byte in &mut b[23..] {
+        *byte = b'a';
+    }
+    assert_eq!(
+        s.handle_input(&mut b, now).unwrap_err(),
+        PeerError::UnterminatedString
+    );
+    for bad in ["", "   ", "tab\tname", "caf\u{e9}"] {
+        let (mut s, now) = fresh(Limits::default());
+        let mut b = frame(
+            ClientId::ZERO,
+            &Request::Register {
+                name: FieldString::new(bad).unwrap(),
+            },
+        );
+        assert!(matches!(
+            s.handle_input(&mut b, now),
+            Err(PeerError::InvalidName(_))
+        ));
+    }
+}
+
+/// A registered session on a fresh connection, with its AES key.
+fn session(
+    limits: Limits,
+) -> (
+    ServerConnection<ChaCha20Rng>,
+    MemStore,
+    ClientId,
+    protocol_core::crypto::AesKey,
+    Instant,
+) {
+    let (mut s, now) = fresh(limits);
+    let mut store = MemStore::default();
+    let name = FieldString::new("bob").unwrap();
+    let mut b = frame(ClientId::ZERO, &Request::Register { name: name.clone() });
+    s.handle_input(&mut b, now).unwrap();
+    store.serve(&mut s);
+    let id = *store.clients.keys().next().unwrap();
+    let field = key().public_key().to_field().unwrap();
+    let mut b = frame(
+        id,
+        &Request::SendPublicKey {
+            name,
+            public_key: field.to_vec().into(),
+        },
+    );
+    s.handle_input(&mut b, now).unwrap();
+    store.serve(&mut s);
+    let aes = store.clients[&id].aes_key.clone().unwrap();
+    let mut out = BytesMut::new();
+    s.poll_transmit(&mut out);
+    (s, store, id, aes, now)
+}
+
+fn packet(number: u16, total: u16, content_size: u32, original: u32, content: &[u8]) -> Request {
+    Request::SendFile(FilePacket {
+        content_size,
+        original_size: original,
+        packet_number: number,
+        total_packets: total,
+        file_name: FieldString::new("f.bin").unwrap(),
+        content: content.to_vec().into(),
+    })
+}
+
+fn encrypt(key: &protocol_core::crypto::AesKey, data: &[u8]) -> Vec<u8> {
+    let mut e = protocol_core::crypto::CbcEncryptor::new(key);
+    let mut out = BytesMut::new();
+    e.update(data, &mut out);
+    e.finish(&mut out);
+    out.to_vec()
+}
+
+#[test]
+fn packets_out_of_order_repeated_or_beyond_the_total_are_refused() {
+    let data = pattern(100, 1);
+    for bad in [(3u16, 3u16), (1, 3), (4, 3)] {
+        let (mut s, mut store, id, aes, now) = session(Limits::default());
+        let ct = encrypt(&aes, &data);
+        let mut b = frame(id, &packet(1, 3, ct.len() as u32, 100, &ct[..32]));
+        s.handle_input(&mut b, now).unwrap();
+        store.serve(&mut s);
+        let mut b = frame(id, &packet(bad.0, bad.1, ct.len() as u32, 100, &ct[32..64]));
+        assert!(
+            matches!(s.handle_input(&mut b, now), Err(PeerError::BadPacket(_))),
+            "{bad:?}"
+        );
+        store.serve(&mut s);
+        assert_eq!(last_code(&mut s), Some(1607));
+        assert!(store.temp.is_empty(), "aborted upload discarded");
+    }
+}
+
+#[test]
+fn content_beyond_the_declared_sizes_is_refused() {
+    let (mut s, mut store, id, aes, now) = session(Limits::default());
+    let ct = encrypt(&aes, &pattern(100, 1));
+    let mut b = frame(id, &packet(1, 2, 112, 100, &ct));
+    s.handle_input(&mut b, now).unwrap();
+    store.serve(&mut s);
+    let mut b = frame(id, &packet(2, 2, 112, 100, &ct));
+    assert!(matches!(
+        s.handle_input(&mut b, now),
+        Err(PeerError::BadPacket(_))
+    ));
+}
+
+#[test]
+fn lies_about_the_original_size_are_refused() {
+    let (mut s, mut store, id, aes, now) = session(Limits::default());
+    let ct = encrypt(&aes, &pattern(100, 1));
+    // 90 bytes cannot encrypt to 112: refused on sizes before decrypting.
+    let mut b = frame(id, &packet(1, 1, 112, 90, &ct));
+    let err = s.handle_input(&mut b, now).unwrap_err();
+    assert!(matches!(err, PeerError::BadPacket(_)), "{err}");
+    // 97 bytes could, but these decrypt to 100.
+    let (mut s, _, id, aes, now) = session(Limits::default());
+    let ct = encrypt(&aes, &pattern(100, 1));
+    let mut b = frame(id, &packet(1, 1, 112, 97, &ct));
+    let err = s.handle_input(&mut b, now).unwrap_err();
+    assert!(matches!(err, PeerError::SizeMismatch { .. }), "{err}");
+    store.serve(&mut s);
+    assert!(store.finished.is_empty() && store.files.is_empty());
+}
+
+#[test]
+fn bad_padding_gets_the_same_answer_as_a_bad_length() {
+    let (mut s, _, id, aes, now) = session(Limits::default());
+    let mut ct = encrypt(&aes, &pattern(100, 1));
+    let n = ct.len();
+    ct[n - 17] ^= 0x40; // changes the last block's padding byte
+    let mut b = frame(id, &packet(1, 1, n as u32, 100, &ct));
+    let e1 = s.handle_input(&mut b, now).unwrap_err();
+    let (mut s2, _, id2, _, now2) = session(Limits::default());
+    let mut b = frame(id2, &packet(1, 1, 100, 100, &ct[..100]));
+    let e2 = s2.handle_input(&mut b, now2).unwrap_err();
+    assert_eq!(e1, PeerError::DecryptionFailed);
+    assert_eq!(e2, PeerError::DecryptionFailed);
+    assert_eq!(last_code(&mut s), last_code(&mut s2));
+}
+
+#[test]
+fn file_size_and_packet_count_limits() {
+    let limits = Limits {
+        max_file_size: 1000,
+        max_packets: 10,
+        ..Limits::default()
+    };
+    let (mut s, _, id, _, now) = session(limits.clone());
+    let mut b = frame(id, &packet(1, 1, 2000, 1999, &[0u8; 16]));
+    assert!(matches!(
+        s.handle_input(&mut b, now),
+        Err(PeerError::UploadTooLarge(_))
+    ));
+    let (mut s, _, id, _, now) = session(limits);
+    let mut b = frame(id, &packet(1, 11, 176, 100, &[0u8; 16]));
+    assert!(matches!(
+        s.handle_input(&mut b, now),
+        Err(PeerError::UploadTooLarge(_))
+    ));
+}
+
+#[test]
+fn a_packet_from_an_unknown_client_gets_1607() {
+    let (mut s, now) = fresh(Limits::default());
+    let mut store = MemStore::default();
+    let mut b = frame(ClientId([5; 16]), &packet(1, 1, 16, 1, &[0u8; 16]));
+    s.handle_input(&mut b, now).unwrap();
+    store.serve(&mut s);
+    assert_eq!(last_code(&mut s), Some(1607));
+}
+
+#[test]
+fn a_slow_header_times_out_and_an_idle_connection_closes() {
+    let limits = Limits {
+        request_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let (mut s, now) = fresh(limits.clone());
+    let mut b = BytesMut::from(&[0u8; 10][..]);
+    s.handle_input(&mut b, now).unwrap();
+    assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(5)));
+    s.handle_timeout(now + Duration::from_secs(4));
+    assert!(!s.is_closed());
+    s.handle_timeout(now + Duration::from_secs(5));
+    assert!(s.is_closed());
+    assert_eq!(last_code(&mut s), Some(1607));
+
+    let (mut s, now) = fresh(limits);
+    s.handle_timeout(now + Duration::from_secs(29));
+    assert!(!s.is_closed());
+    s.handle_timeout(now + Duration::from_secs(30));
+    assert!(s.is_closed());
+    assert_eq!(last_code(&mut s), None, "an idle close sends nothing");
+}
+
+#[test]
+fn backpressure_stops_reading_until_data_is_written() {
+    let (mut s, _, id, aes, now) = session(Limits {
+        max_unwritten: 1000,
+        ..Limits::default()
+    });
+    let data = pattern(5000, 2);
+    let ct = encrypt(&aes, &data);
+    let mut input = BytesMut::new();
+    for (i, chunk) in ct.chunks(1024).enumerate() {
+        input.extend_from_slice(&frame(
+            id,
+            &packet(i as u16 + 1, 5, ct.len() as u32, 5000, chunk),
+        ));
+    }
+    s.handle_input(&mut input, now).unwrap();
+    assert!(!s.wants_read());
+    assert!(
+        !input.is_empty(),
+        "later packets stay in the caller's buffer"
+    );
+    let mut got = Vec::new();
+    while let Some(ev) = s.poll_event() {
+        if let ServerEvent::UploadData { data, .. } = ev {
+            got.extend_from_slice(&data);
+        }
+    }
+    s.data_written(got.len());
+    assert!(s.wants_read());
+    while !input.is_empty() {
+        s.handle_input(&mut input, now).unwrap();
+        while let Some(ev) = s.poll_event() {
+            if let ServerEvent::UploadData { data, .. } = ev {
+                assert!(data.len() <= 1024);
+                got.extend_from_slice(&data);
+                s.data_written(data.len());
+            }
+        }
+    }
+    assert_eq!(got, data);
+}
+
+#[test]
+fn a_refused_reconnect_deletes_nothing_and_a_wrong_ticket_is_a_usage_error() {
+    let (mut s, mut store, id, _, now) = session(Limits::default());
+    let before = store.clients.clone();
+    let mut b = frame(
+        id,
+        &Request::Reconnect {
+            name: FieldString::new("mallory").unwrap(),
+        },
+    );
+    s.handle_input(&mut b, now).unwrap();
+    let ticket = match s.poll_event() {
+        Some(ServerEvent::Seen { .. }) => match s.poll_event() {
+            Some(ServerEvent::Reconnect { ticket, .. }) => ticket,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(s.succeed(ticket), Err(UsageError::WrongAnswer(_))));
+    assert!(s.accept_registration(ticket).is_err());
+    s.reconnect_lookup(ticket, None).unwrap();
+    assert_eq!(
+        s.reconnect_lookup(ticket, None),
+        Err(UsageError::UnknownTicket(ticket.get()))
+    );
+    assert_eq!(last_code(&mut s), Some(1606));
+    store.serve(&mut s);
+    assert_eq!(store.clients.len(), before.len());
+}
+
+#[test]
+fn a_failed_store_gets_1607_and_the_client_sends_again() {
+    let file = pattern(3000, 5);
+    let mut store = MemStore::default();
+    store.faults.fail_finish = 2;
+    let (events, _) = exchange(
+        Dialect::default(),
+        ServerDialect::default(),
+        &file,
+        &mut store,
+    );
+    let errors = events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::ServerError { .. }))
+        .count();
+    assert_eq!(errors, 2);
+    assert!(matches!(
+        events.last(),
+        Some(ClientEvent::Finished(Outcome::Verified))
+    ));
+    assert_eq!(stored(&store).data, file);
+
+    let mut store = MemStore::default();
+    store.faults.fail_register = 3;
+    let now = Instant::now();
+    let mut c = client(Dialect::default(), &file, None);
+    let mut s = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(4), now);
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    let mut result = Ok(());
+    for _ in 0..10 {
+        c.poll_transmit(&mut up);
+        s.handle_input(&mut up, now).unwrap();
+        store.serve(&mut s);
+        s.poll_transmit(&mut down);
+        result = c.handle_input(&mut down);
+        if result.is_err() {
+            break;
+        }
+    }
+    match result {
+        Err(ClientFailure::ServerRefused {
+            attempts: 3,
+            request: RequestCode::Register,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,1 +1,18 @@
-//! placeholder
+//! Drives `protocol-core` over blocking `std::net` sockets: a thread per connection,
+//! capped overall and per peer address, with idle and per-request timeouts and a
+//! graceful shutdown.
+//!
+//! The storage side is the application's: it implements [`HandlerFactory`] and
+//! [`ConnectionHandler`], which see every [`ServerEvent`] and answer questions
+//! through the connection. The same traits serve `transport-tokio`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod handler;
+mod server;
+
+pub use client::{run_client, ClientError, ClientOptions};
+pub use handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
+pub use server::{serve, ConnectionGuard, ConnectionLimiter};

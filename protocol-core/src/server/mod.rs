@@ -362,6 +362,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         })
     }
 
+    /// Whether an upload is between its first and last packet on this connection.
+    pub fn is_uploading(&self) -> bool {
+        self.upload.is_some()
+    }
+
     /// The client this connection has identified, if any.
     pub fn client_id(&self) -> Option<ClientId> {
         self.session.as_ref().map(|s| s.0)

@@ -1,0 +1,375 @@
+//! The server application: answers the protocol core's questions from SQLite and the
+//! file folder. One [`App`] per process, one [`Connection`] handler per connection.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use protocol_core::crypto::AesKey;
+use protocol_core::{ClientId, ClientRecord, FieldString, ServerEvent, SuspendedUpload, Verdict};
+use tracing::{error, info, warn};
+use transport_std::{Conn, ConnectionHandler, HandlerFactory};
+
+use crate::files::{safe_file_name, FileStore};
+use crate::store::{Registration, Store};
+
+/// An upload between its first packet and the client's verdict.
+struct Slot {
+    temp: PathBuf,
+    file_name: String,
+    size: u64,
+    finished: bool,
+    suspended: Option<SuspendedUpload>,
+}
+
+/// Shared state of the server process.
+pub struct App {
+    store: Store,
+    files: FileStore,
+    uploads: Mutex<HashMap<ClientId, Slot>>,
+}
+
+impl App {
+    /// Opens `defensive.db` and the file folder inside `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<App> {
+        let store = Store::open(&dir.join("defensive.db"))?;
+        restrict_permissions(&dir.join("defensive.db"));
+        let files = FileStore::open(&dir.join("files"))?;
+        Ok(App {
+            store,
+            files,
+            uploads: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The database (for listings).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, Slot>> {
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        warn!("could not restrict {}: {e}", path.display());
+    }
+}
+
+/// `Arc<App>` as a handler factory.
+pub struct SharedApp(pub Arc<App>);
+
+impl HandlerFactory for SharedApp {
+    type Handler = Connection;
+    fn connect(&self, peer: SocketAddr) -> Connection {
+        Connection {
+            app: self.0.clone(),
+            peer,
+            writer: None,
+        }
+    }
+}
+
+/// The handler of one connection.
+pub struct Connection {
+    app: Arc<App>,
+    peer: SocketAddr,
+    writer: Option<(ClientId, BufWriter<File>)>,
+}
+
+fn text(name: &FieldString) -> String {
+    // Names are checked printable ASCII by the core before they get here.
+    String::from_utf8_lossy(name.as_bytes()).into_owned()
+}
+
+impl Connection {
+    fn abort_upload(&mut self, id: &ClientId) {
+        if matches!(&self.writer, Some((w, _)) if w == id) {
+            self.writer = None;
+        }
+        if let Some(slot) = self.app.uploads().remove(id) {
+            self.app.files.discard(&slot.temp);
+        }
+    }
+
+    fn write_data(&mut self, id: &ClientId, data: &[u8]) -> std::io::Result<()> {
+        match &mut self.writer {
+            Some((w, f)) if w == id => f.write_all(data),
+            _ => Err(std::io::Error::other("no open upload for this client")),
+        }
+    }
+
+    fn finish_upload(&mut self, id: &ClientId, size: u64) -> std::io::Result<()> {
+        let Some((_, writer)) = self.writer.take() else {
+            return Err(std::io::Error::other("no open upload"));
+        };
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let mut uploads = self.app.uploads();
+        let slot = uploads
+            .get_mut(id)
+            .ok_or_else(|| std::io::Error::other("upload slot lost"))?;
+        slot.finished = true;
+        slot.size = size;
+        Ok(())
+    }
+
+    fn confirm(&mut self, id: &ClientId, verdict: Verdict) -> anyhow::Result<()> {
+        let slot = self
+            .app
+            .uploads()
+            .remove(id)
+            .filter(|s| s.finished)
+            .ok_or_else(|| anyhow::anyhow!("no finished upload to confirm"))?;
+        let keep_verified = verdict == Verdict::GaveUp
+            && self.app.store.is_verified(id, &slot.file_name)?;
+        if keep_verified {
+            // A verified file is never replaced by bytes the client did not confirm.
+            self.app.files.discard(&slot.temp);
+            return Ok(());
+        }
+        let safe = safe_file_name(slot.file_name.as_bytes());
+        let path = self.app.files.commit(id, &slot.temp, &safe)?;
+        self.app.store.record_file(
+            id,
+            &slot.file_name,
+            &path,
+            verdict == Verdict::Verified,
+            slot.size,
+        )?;
+        Ok(())
+    }
+}
+
+impl ConnectionHandler for Connection {
+    fn on_event(&mut self, conn: &mut Conn, event: ServerEvent) {
+        let peer = self.peer;
+        match event {
+            ServerEvent::Seen { client_id, code } => {
+                info!(%peer, client = %client_id, code = code as u16, "request");
+                if let Err(e) = self.app.store.touch(&client_id) {
+                    warn!("{e}");
+                }
+            }
+            ServerEvent::Register {
+                ticket,
+                client_id,
+                name,
+            } => {
+                let name = text(&name);
+                let answer = match self.app.store.register(&client_id, &name) {
+                    Ok(Registration::Registered) => {
+                        info!(%peer, client = %client_id, name, "825 registered");
+                        conn.accept_registration(ticket)
+                    }
+                    Ok(Registration::NameTaken) => {
+                        info!(%peer, name, "825 refused: name taken");
+                        conn.refuse_registration(ticket)
+                    }
+                    Err(e) => {
+                        error!(%peer, name, "825 failed: {e}");
+                        conn.fail(ticket)
+                    }
+                };
+                log_usage(answer);
+            }
+            ServerEvent::StorePublicKey {
+                ticket,
+                client_id,
+                name,
+                public_key,
+                aes_key,
+            } => {
+                let answer = match self.app.store.store_keys(
+                    &client_id,
+                    &text(&name),
+                    &public_key,
+                    aes_key.as_bytes(),
+                ) {
+                    Ok(true) => {
+                        info!(%peer, client = %client_id, "826 key stored");
+                        conn.succeed(ticket)
+                    }
+                    Ok(false) => {
+                        info!(%peer, client = %client_id, "826 refused: unknown id or name");
+                        conn.fail(ticket)
+                    }
+                    Err(e) => {
+                        error!(%peer, "826 failed: {e}");
+                        conn.fail(ticket)
+                    }
+                };
+                log_usage(answer);
+            }
+            ServerEvent::Reconnect {
+                ticket,
+                client_id,
+                name,
+            } => {
+                let key = match self.app.store.public_key(&client_id, &text(&name)) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        error!(%peer, "827 failed: {e}");
+                        log_usage(conn.fail(ticket));
+                        return;
+                    }
+                };
+                if key.is_none() {
+                    info!(%peer, client = %client_id, "827 refused: unknown, or no key on file");
+                }
+                log_usage(conn.reconnect_lookup(ticket, key.as_deref()));
+            }
+            ServerEvent::StoreAesKey {
+                ticket,
+                client_id,
+                aes_key,
+            } => {
+                let answer = match self.app.store.store_aes_key(&client_id, aes_key.as_bytes()) {
+                    Ok(true) => {
+                        info!(%peer, client = %client_id, "827 reconnected");
+                        conn.succeed(ticket)
+                    }
+                    Ok(false) => conn.fail(ticket),
+                    Err(e) => {
+                        error!(%peer, "827 failed: {e}");
+                        conn.fail(ticket)
+                    }
+                };
+                log_usage(answer);
+            }
+            ServerEvent::LookupClient { ticket, client_id } => {
+                let key = match self.app.store.aes_key(&client_id) {
+                    Ok(k) => k.and_then(|k| AesKey::from_slice(&k)),
+                    Err(e) => {
+                        error!(%peer, "828 lookup failed: {e}");
+                        None
+                    }
+                };
+                let suspended = self
+                    .app
+                    .uploads()
+                    .get_mut(&client_id)
+                    .and_then(|s| s.suspended.take().map(|u| (s.temp.clone(), u)));
+                let suspended = match suspended {
+                    Some((temp, upload)) => match self.app.files.reopen_temp(&temp) {
+                        Ok(f) => {
+                            self.writer = Some((client_id, BufWriter::with_capacity(1 << 20, f)));
+                            Some(upload)
+                        }
+                        Err(e) => {
+                            warn!(%peer, "could not resume an upload: {e}");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let record = key.map(|k| ClientRecord {
+                    aes_key: Some(k),
+                    suspended,
+                });
+                log_usage(conn.client_lookup(ticket, record));
+            }
+            ServerEvent::UploadStarted {
+                client_id,
+                file_name,
+                original_size,
+                total_packets,
+            } => {
+                self.abort_upload(&client_id);
+                match self.app.files.create_temp(&client_id) {
+                    Ok((temp, file)) => {
+                        info!(%peer, client = %client_id, file = %file_name.display(),
+                              size = original_size, packets = total_packets, "828 upload started");
+                        self.writer =
+                            Some((client_id, BufWriter::with_capacity(1 << 20, file)));
+                        self.app.uploads().insert(
+                            client_id,
+                            Slot {
+                                temp,
+                                file_name: text(&file_name),
+                                size: 0,
+                                finished: false,
+                                suspended: None,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        error!(%peer, client = %client_id, "cannot store an upload: {e}");
+                        log_usage(conn.fail_upload());
+                    }
+                }
+            }
+            ServerEvent::UploadData { client_id, data } => {
+                let n = data.len();
+                if let Err(e) = self.write_data(&client_id, &data) {
+                    error!(%peer, client = %client_id, "writing an upload failed: {e}");
+                    self.abort_upload(&client_id);
+                    log_usage(conn.fail_upload());
+                }
+                conn.data_written(n);
+            }
+            ServerEvent::UploadFinished {
+                ticket,
+                client_id,
+                file_name,
+                size,
+                checksum,
+            } => match self.finish_upload(&client_id, size) {
+                Ok(()) => {
+                    info!(%peer, client = %client_id, file = %file_name.display(), size, checksum,
+                          "828 upload received");
+                    log_usage(conn.succeed(ticket));
+                }
+                Err(e) => {
+                    error!(%peer, client = %client_id, "finishing an upload failed: {e}");
+                    self.abort_upload(&client_id);
+                    log_usage(conn.fail(ticket));
+                }
+            },
+            ServerEvent::UploadAborted { client_id, reason } => {
+                info!(%peer, client = %client_id, "upload abandoned: {reason}");
+                self.abort_upload(&client_id);
+            }
+            ServerEvent::UploadSuspended { client_id, upload } => {
+                if let Some((_, mut w)) = self.writer.take() {
+                    let _ = w.flush();
+                }
+                if let Some(slot) = self.app.uploads().get_mut(&client_id) {
+                    slot.suspended = Some(upload);
+                }
+            }
+            ServerEvent::Confirm {
+                ticket,
+                client_id,
+                verdict,
+                ..
+            } => match self.confirm(&client_id, verdict) {
+                Ok(()) => {
+                    info!(%peer, client = %client_id, ?verdict, "upload confirmed");
+                    log_usage(conn.succeed(ticket));
+                }
+                Err(e) => {
+                    error!(%peer, client = %client_id, "confirming an upload failed: {e}");
+                    self.abort_upload(&client_id);
+                    log_usage(conn.fail(ticket));
+                }
+            },
+            ServerEvent::RetryAnnounced { client_id, .. } => {
+                info!(%peer, client = %client_id, "901 checksum mismatch, file follows again");
+                self.abort_upload(&client_id);
+            }
+        }
+    }
+}
+
+fn log_usage(r: Result<(), protocol_core::UsageError>) {
+    if let Err(e) = r {
+        error!("internal: {e}");
+    }
+}

@@ -1,0 +1,229 @@
+//! The blocking server: an accept loop and a thread per connection.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rand_core::OsRng;
+use tracing::{debug, info, warn};
+
+use crate::handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
+
+/// Counts connections overall and per address; shared by both transports.
+#[derive(Debug, Default)]
+pub struct ConnectionLimiter {
+    state: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    idle: Condvar,
+}
+
+/// A slot held by one connection; released on drop.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    limiter: Arc<ConnectionLimiter>,
+    ip: IpAddr,
+}
+
+impl ConnectionLimiter {
+    /// Takes a slot for `ip`, or `None` if a cap is reached.
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max: usize,
+        max_per_ip: usize,
+    ) -> Option<ConnectionGuard> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let per_ip = st.1.get(&ip).copied().unwrap_or(0);
+        if st.0 >= max || per_ip >= max_per_ip {
+            return None;
+        }
+        st.0 += 1;
+        *st.1.entry(ip).or_insert(0) += 1;
+        Some(ConnectionGuard {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Waits until no connection is open, or `timeout` passes.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (st, _) = self
+            .idle
+            .wait_timeout_while(st, timeout, |st| st.0 > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        st.0 == 0
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let mut st = self.limiter.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 = st.0.saturating_sub(1);
+        if let Some(n) = st.1.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                st.1.remove(&self.ip);
+            }
+        }
+        if st.0 == 0 {
+            self.limiter.idle.notify_all();
+        }
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` is triggered, then waits for
+/// the connections to finish (at most [`ServerOptions::shutdown_grace`] for uploads).
+pub fn serve<F: HandlerFactory>(
+    listener: TcpListener,
+    options: ServerOptions,
+    factory: Arc<F>,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    // Accepting without blocking lets the loop notice a shutdown within a tick.
+    listener.set_nonblocking(true)?;
+    let limiter = Arc::new(ConnectionLimiter::default());
+    let options = Arc::new(options);
+    while !shutdown.is_triggered() {
+        let (stream, peer) = match listener.accept() {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                warn!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let Some(guard) = limiter.try_acquire(
+            peer.ip(),
+            options.max_connections,
+            options.max_connections_per_ip,
+        ) else {
+            warn!(%peer, "connection refused: too many connections");
+            drop(stream);
+            continue;
+        };
+        let handler = factory.connect(peer);
+        let options = options.clone();
+        let shutdown = shutdown.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("conn {peer}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _guard = guard;
+                if let Err(e) = run_connection(stream, peer, &options, handler, &shutdown) {
+                    debug!(%peer, "connection ended: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(%peer, "could not start a thread for the connection: {e}");
+        }
+    }
+    info!("shutting down: waiting for {} connection(s)", limiter.open());
+    if !limiter.wait_idle(options.shutdown_grace + Duration::from_secs(2)) {
+        warn!("{} connection(s) still open at exit", limiter.open());
+    }
+    Ok(())
+}
+
+const READ_CHUNK: usize = 256 * 1024;
+const TICK: Duration = Duration::from_millis(500);
+
+fn run_connection<H: ConnectionHandler>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    options: &ServerOptions,
+    mut handler: H,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut conn: Conn = Conn::new(options.config.clone(), OsRng, Instant::now());
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    // Read into a buffer zeroed once, then copy what arrived: cheaper than zeroing
+    // spare capacity of `input` before every read.
+    let mut scratch = vec![0u8; READ_CHUNK];
+    let mut out = BytesMut::new();
+    let mut shutdown_since: Option<Instant> = None;
+    debug!(%peer, "connection accepted");
+    let result = loop {
+        let now = Instant::now();
+        if let Some(e) = pump(&mut conn, &mut handler, &mut input, now) {
+            info!(%peer, client = ?conn.client_id(), "closing: {e}");
+        }
+        conn.poll_transmit(&mut out);
+        if !out.is_empty() {
+            if let Err(e) = stream.write_all(&out) {
+                conn.handle_eof();
+                drain(&mut conn, &mut handler);
+                break Err(e);
+            }
+            out.clear();
+        }
+        if conn.is_closed() {
+            break Ok(());
+        }
+        if shutdown.is_triggered() {
+            let since = *shutdown_since.get_or_insert(now);
+            if !conn.is_uploading() || now.duration_since(since) > options.shutdown_grace {
+                conn.handle_eof();
+                drain(&mut conn, &mut handler);
+                break Ok(());
+            }
+        }
+        if !conn.wants_read() {
+            // Only a handler that answers later can leave the connection waiting.
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        let wait = conn
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(TICK)
+            .clamp(Duration::from_millis(1), TICK);
+        stream.set_read_timeout(Some(wait))?;
+        match stream.read(&mut scratch) {
+            Ok(0) => {
+                pump(&mut conn, &mut handler, &mut input, Instant::now());
+                conn.handle_eof();
+                drain(&mut conn, &mut handler);
+                break Ok(());
+            }
+            Ok(n) => input.extend_from_slice(&scratch[..n]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                conn.handle_timeout(Instant::now());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                conn.handle_eof();
+                drain(&mut conn, &mut handler);
+                break Err(e);
+            }
+        }
+    };
+    conn.poll_transmit(&mut out);
+    if !out.is_empty() {
+        let _ = stream.write_all(&out);
+    }
+    let _ = stream.shutdown(NetShutdown::Both);
+    handler.on_close(&conn);
+    debug!(%peer, "connection closed");
+    result
+}
+
+fn drain<H: ConnectionHandler>(conn: &mut Conn, handler: &mut H) {
+    while let Some(ev) = conn.poll_event() {
+        handler.on_event(conn, ev);
+    }
+}

@@ -34,13 +34,22 @@ pub fn read_transfer(path: &Path) -> anyhow::Result<Transfer> {
     let name = lines.next().unwrap_or("").to_string();
     let file = lines.next().unwrap_or("").to_string();
     if server.is_empty() || !server.contains(':') {
-        bail!("{} line 1 must be host:port, found {server:?}", path.display());
+        bail!(
+            "{} line 1 must be host:port, found {server:?}",
+            path.display()
+        );
     }
     if name.is_empty() {
-        bail!("{} line 2 must be the client name, found nothing", path.display());
+        bail!(
+            "{} line 2 must be the client name, found nothing",
+            path.display()
+        );
     }
     if file.is_empty() {
-        bail!("{} line 3 must be the path of the file to send, found nothing", path.display());
+        bail!(
+            "{} line 3 must be the path of the file to send, found nothing",
+            path.display()
+        );
     }
     Ok(Transfer {
         server,
@@ -66,8 +75,8 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 /// Reads `me.info`: line 1 name, line 2 the id in hex, lines 3.. the private key in
 /// base64 (one line or wrapped). If the key lines are missing, `priv.key` beside it.
 pub fn read_me(path: &Path) -> anyhow::Result<(String, Identity)> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines = text.lines();
     let name = lines.next().unwrap_or("").trim().to_string();
     let id_line = lines.next().unwrap_or("").trim();
@@ -120,7 +129,10 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// Writes `me.info` and `priv.key` (readable by the user only).
 pub fn write_me(dir: &Path, name: &str, id: &ClientId, key: &PrivateKey) -> anyhow::Result<()> {
     let b64 = key.to_base64()?;
-    write_private(&dir.join("me.info"), &format!("{name}\n{}\n{b64}\n", id.to_hex()))?;
+    write_private(
+        &dir.join("me.info"),
+        &format!("{name}\n{}\n{b64}\n", id.to_hex()),
+    )?;
     write_private(&dir.join("priv.key"), &format!("{b64}\n"))?;
     Ok(())
 }

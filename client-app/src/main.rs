@@ -167,8 +167,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         registration_key: None,
         dialect,
     };
-    let mut session = ClientSession::new(config, rand_core::OsRng)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut session =
+        ClientSession::new(config, rand_core::OsRng).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let addr = server
         .to_socket_addrs()
@@ -179,7 +179,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot connect to {server} (is the server running?)"))?;
     println!(
         "{} {server} as {name:?}; sending {} ({size} bytes)",
-        if reconnecting { "reconnecting to" } else { "registering with" },
+        if reconnecting {
+            "reconnecting to"
+        } else {
+            "registering with"
+        },
         file_path.display()
     );
 
@@ -190,50 +194,56 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         response_timeout: Duration::from_secs(cli.timeout),
         ..ClientOptions::default()
     };
-    let result = run_client(&mut session, &mut stream, &mut file, &options, |ev| match ev {
-        ClientEvent::Registered {
-            client_id,
-            private_key,
-        } => {
-            println!("registered: client id {client_id}");
-            if let Err(e) = info::write_me(&dir, &name, client_id, private_key) {
-                save_error = Some(e);
-            }
-        }
-        ClientEvent::ReconnectRefused => {
-            println!("the server does not know this client any more (1606); registering anew")
-        }
-        ClientEvent::KeyExchanged { .. } => {}
-        ClientEvent::SendFile { attempt } => progress.start(*attempt),
-        ClientEvent::Progress { sent, .. } => progress.update(*sent),
-        ClientEvent::ServerError {
-            code,
-            request,
-            attempt,
-        } => {
-            progress.suspend(|| {
-                eprintln!(
-                    "server responded with an error ({} to request {}, attempt {attempt} of 3)",
-                    *code as u16, *request as u16
-                )
-            });
-        }
-        ClientEvent::ChecksumMismatch {
-            ours,
-            theirs,
-            resends_left,
-        } => progress.suspend(|| {
-            eprintln!(
-                "checksum mismatch: ours {ours}, server's {theirs}; {}",
-                if *resends_left > 0 {
-                    format!("sending again ({resends_left} re-sends left)")
-                } else {
-                    "giving up".to_string()
+    let result = run_client(
+        &mut session,
+        &mut stream,
+        &mut file,
+        &options,
+        |ev| match ev {
+            ClientEvent::Registered {
+                client_id,
+                private_key,
+            } => {
+                println!("registered: client id {client_id}");
+                if let Err(e) = info::write_me(&dir, &name, client_id, private_key) {
+                    save_error = Some(e);
                 }
-            )
-        }),
-        ClientEvent::Finished(_) => progress.finish(),
-    });
+            }
+            ClientEvent::ReconnectRefused => {
+                println!("the server does not know this client any more (1606); registering anew")
+            }
+            ClientEvent::KeyExchanged { .. } => {}
+            ClientEvent::SendFile { attempt } => progress.start(*attempt),
+            ClientEvent::Progress { sent, .. } => progress.update(*sent),
+            ClientEvent::ServerError {
+                code,
+                request,
+                attempt,
+            } => {
+                progress.suspend(|| {
+                    eprintln!(
+                        "server responded with an error ({} to request {}, attempt {attempt} of 3)",
+                        *code as u16, *request as u16
+                    )
+                });
+            }
+            ClientEvent::ChecksumMismatch {
+                ours,
+                theirs,
+                resends_left,
+            } => progress.suspend(|| {
+                eprintln!(
+                    "checksum mismatch: ours {ours}, server's {theirs}; {}",
+                    if *resends_left > 0 {
+                        format!("sending again ({resends_left} re-sends left)")
+                    } else {
+                        "giving up".to_string()
+                    }
+                )
+            }),
+            ClientEvent::Finished(_) => progress.finish(),
+        },
+    );
     progress.finish();
     if let Some(e) = save_error {
         return Err(e.context("registered, but could not save me.info"));

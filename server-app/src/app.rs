@@ -127,8 +127,8 @@ impl Connection {
             .remove(id)
             .filter(|s| s.finished)
             .ok_or_else(|| anyhow::anyhow!("no finished upload to confirm"))?;
-        let keep_verified = verdict == Verdict::GaveUp
-            && self.app.store.is_verified(id, &slot.file_name)?;
+        let keep_verified =
+            verdict == Verdict::GaveUp && self.app.store.is_verified(id, &slot.file_name)?;
         if keep_verified {
             // A verified file is never replaced by bytes the client did not confirm.
             self.app.files.discard(&slot.temp);
@@ -286,8 +286,7 @@ impl ConnectionHandler for Connection {
                     Ok((temp, file)) => {
                         info!(%peer, client = %client_id, file = %file_name.display(),
                               size = original_size, packets = total_packets, "828 upload started");
-                        self.writer =
-                            Some((client_id, BufWriter::with_capacity(1 << 20, file)));
+                        self.writer = Some((client_id, BufWriter::with_capacity(1 << 20, file)));
                         self.app.uploads().insert(
                             client_id,
                             Slot {

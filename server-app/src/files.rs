@@ -35,15 +35,17 @@ pub fn safe_file_name(sent: &[u8]) -> String {
         .iter()
         .map(|&b| {
             let c = b as char;
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '+' | ',' | '=')
-            {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '+' | ',' | '=') {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    name = name.trim_start_matches(['.', ' ']).trim_end_matches(['.', ' ']).to_string();
+    name = name
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches(['.', ' '])
+        .to_string();
     if name.is_empty() {
         name = "file".into();
     }
@@ -139,10 +141,7 @@ impl FileStore {
         if let Ok(m) = fs::symlink_metadata(&dest) {
             if m.file_type().is_symlink() || m.is_dir() {
                 if m.is_dir() {
-                    return Err(io::Error::other(format!(
-                        "{} is a folder",
-                        dest.display()
-                    )));
+                    return Err(io::Error::other(format!("{} is a folder", dest.display())));
                 }
                 fs::remove_file(&dest)?;
             }
@@ -179,6 +178,9 @@ mod tests {
         assert_eq!(safe_file_name(b"a b$c.txt"), "a b_c.txt");
         assert_eq!(safe_file_name(b"dir/"), "file");
         assert_eq!(safe_file_name(&[b'x'; 254]).len(), 200);
-        assert_eq!(safe_file_name(b"New_product_spec.docx"), "New_product_spec.docx");
+        assert_eq!(
+            safe_file_name(b"New_product_spec.docx"),
+            "New_product_spec.docx"
+        );
     }
 }

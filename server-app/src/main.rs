@@ -190,7 +190,10 @@ fn read_port(dir: &Path) -> u16 {
             }
         },
         Err(e) => {
-            warn!("cannot read {} ({e}); using port {DEFAULT_PORT}", path.display());
+            warn!(
+                "cannot read {} ({e}); using port {DEFAULT_PORT}",
+                path.display()
+            );
             DEFAULT_PORT
         }
     }
@@ -225,7 +228,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn list_clients(app: &App) -> anyhow::Result<()> {
     let rows = app.store().clients()?;
-    println!("{:<32}  {:<8}  {:<19}  name", "id", "key", "last seen (UTC)");
+    println!(
+        "{:<32}  {:<8}  {:<19}  name",
+        "id", "key", "last seen (UTC)"
+    );
     for r in rows {
         let key = if r.has_key { "yes" } else { "no" };
         println!("{}  {key:<8}  {:<19}  {}", r.id, r.last_seen, r.name);
@@ -242,10 +248,16 @@ fn list_files(app: &App, client: Option<&str>) -> anyhow::Result<()> {
         None => None,
     };
     let rows = app.store().files(filter.as_ref())?;
-    println!("{:<32}  {:<8}  {:>12}  file (stored as)", "client", "verified", "bytes");
+    println!(
+        "{:<32}  {:<8}  {:>12}  file (stored as)",
+        "client", "verified", "bytes"
+    );
     for r in rows {
         let v = if r.verified { "yes" } else { "no" };
-        println!("{}  {v:<8}  {:>12}  {} ({})", r.client, r.size, r.file_name, r.path);
+        println!(
+            "{}  {v:<8}  {:>12}  {} ({})",
+            r.client, r.size, r.file_name, r.path
+        );
     }
     Ok(())
 }
@@ -288,14 +300,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -127,7 +127,10 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
             match stream.read(&mut scratch) {
                 Ok(n) => n,
                 Err(e)
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
                 {
                     return Err(ClientError::Timeout(options.response_timeout))
                 }
@@ -136,21 +139,23 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
             }
         };
         if n == 0 {
-            session.handle_input(&mut input).map_err(ClientError::Failure)?;
+            session
+                .handle_input(&mut input)
+                .map_err(ClientError::Failure)?;
             while let Some(ev) = session.poll_event() {
                 on_event(&ev);
                 if let ClientEvent::Finished(outcome) = ev {
                     return Ok(outcome);
                 }
             }
-            return Err(ClientError::Failure(
-                session.handle_eof().err().unwrap_or(ClientFailure::Peer(
-                    protocol_core::PeerError::UnexpectedEof,
-                )),
-            ));
+            return Err(ClientError::Failure(session.handle_eof().err().unwrap_or(
+                ClientFailure::Peer(protocol_core::PeerError::UnexpectedEof),
+            )));
         }
         input.extend_from_slice(&scratch[..n]);
-        session.handle_input(&mut input).map_err(ClientError::Failure)?;
+        session
+            .handle_input(&mut input)
+            .map_err(ClientError::Failure)?;
     }
 }
 

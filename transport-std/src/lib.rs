@@ -11,6 +11,7 @@
 
 mod client;
 mod handler;
+pub mod memory;
 mod server;
 
 pub use client::{run_client, ClientError, ClientOptions};

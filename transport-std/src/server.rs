@@ -131,7 +131,10 @@ pub fn serve<F: HandlerFactory>(
             warn!(%peer, "could not start a thread for the connection: {e}");
         }
     }
-    info!("shutting down: waiting for {} connection(s)", limiter.open());
+    info!(
+        "shutting down: waiting for {} connection(s)",
+        limiter.open()
+    );
     if !limiter.wait_idle(options.shutdown_grace + Duration::from_secs(2)) {
         warn!("{} connection(s) still open at exit", limiter.open());
     }
@@ -201,7 +204,12 @@ fn run_connection<H: ConnectionHandler>(
                 break Ok(());
             }
             Ok(n) => input.extend_from_slice(&scratch[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 conn.handle_timeout(Instant::now());
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -20,11 +20,11 @@ use rand_core::{CryptoRngCore, OsRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
+use transport_std::pump;
 pub use transport_std::{
     ClientError, ClientOptions, Conn, ConnectionHandler, ConnectionLimiter, HandlerFactory,
     ServerOptions,
 };
-use transport_std::pump;
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -71,7 +71,10 @@ pub async fn serve<F: HandlerFactory>(
         });
     }
     let _ = stop_tx.send(true);
-    info!("shutting down: waiting for {} connection(s)", limiter.open());
+    info!(
+        "shutting down: waiting for {} connection(s)",
+        limiter.open()
+    );
     let deadline = Instant::now() + options.shutdown_grace + Duration::from_secs(2);
     while limiter.open() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -240,7 +243,9 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
         out.clear();
         match got {
             Some(0) => {
-                session.handle_input(&mut input).map_err(ClientError::Failure)?;
+                session
+                    .handle_input(&mut input)
+                    .map_err(ClientError::Failure)?;
                 while let Some(ev) = session.poll_event() {
                     on_event(&ev);
                     if let ClientEvent::Finished(outcome) = ev {
@@ -251,7 +256,9 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
                     ClientFailure::Peer(protocol_core::PeerError::UnexpectedEof),
                 )));
             }
-            Some(_) => session.handle_input(&mut input).map_err(ClientError::Failure)?,
+            Some(_) => session
+                .handle_input(&mut input)
+                .map_err(ClientError::Failure)?,
             None => {}
         }
     }

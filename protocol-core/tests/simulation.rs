@@ -184,22 +184,7 @@ impl Sim {
         for step in 0..200_000usize {
             self.clock += Duration::from_millis(1);
             // Client side: events, file data, transmit.
-            while let Some(ev) = session.poll_event() {
-                match ev {
-                    ClientEvent::Registered {
-                        client_id,
-                        private_key,
-                    } => {
-                        client.identity = Some(Identity {
-                            client_id,
-                            private_key: *private_key,
-                        })
-                    }
-                    ClientEvent::SendFile { .. } => feeding = Some(0),
-                    ClientEvent::Finished(o) => outcome = Some(Ok(o)),
-                    _ => {}
-                }
-            }
+            client_events(&mut session, client, &mut feeding, &mut outcome);
             if let Some(at) = feeding {
                 if session.wants_file_data() {
                     let n = (1 + self.pick(3000) as usize).min(data.len() - at);
@@ -313,22 +298,7 @@ impl Sim {
             if let Err(f) = session.handle_input(&mut c_in) {
                 outcome.get_or_insert(Err(f));
             }
-            while let Some(ev) = session.poll_event() {
-                match ev {
-                    ClientEvent::Registered {
-                        client_id,
-                        private_key,
-                    } => {
-                        client.identity = Some(Identity {
-                            client_id,
-                            private_key: *private_key,
-                        })
-                    }
-                    ClientEvent::SendFile { .. } => feeding = Some(0),
-                    ClientEvent::Finished(o) => outcome = Some(Ok(o)),
-                    _ => {}
-                }
-            }
+            client_events(&mut session, client, &mut feeding, &mut outcome);
             if server.is_closed() && s_out.is_empty() && !session.is_finished() {
                 cut = true;
             }
@@ -360,6 +330,32 @@ impl Sim {
             session.is_finished(),
             server.is_closed()
         ))
+    }
+}
+
+/// The client application's part: remember the identity (me.info), start feeding
+/// the file when asked, note the outcome.
+fn client_events(
+    session: &mut ClientSession<ChaCha20Rng>,
+    client: &mut SimClient,
+    feeding: &mut Option<usize>,
+    outcome: &mut Option<Result<Outcome, ClientFailure>>,
+) {
+    while let Some(ev) = session.poll_event() {
+        match ev {
+            ClientEvent::Registered {
+                client_id,
+                private_key,
+            } => {
+                client.identity = Some(Identity {
+                    client_id,
+                    private_key: *private_key,
+                })
+            }
+            ClientEvent::SendFile { .. } => *feeding = Some(0),
+            ClientEvent::Finished(o) => *outcome = Some(Ok(o)),
+            _ => {}
+        }
     }
 }
 

@@ -139,24 +139,32 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
             }
         };
         if n == 0 {
-            session
-                .handle_input(&mut input)
-                .map_err(ClientError::Failure)?;
-            while let Some(ev) = session.poll_event() {
-                on_event(&ev);
-                if let ClientEvent::Finished(outcome) = ev {
-                    return Ok(outcome);
-                }
-            }
-            return Err(ClientError::Failure(session.handle_eof().err().unwrap_or(
-                ClientFailure::Peer(protocol_core::PeerError::UnexpectedEof),
-            )));
+            return end_of_stream(session, &mut input, &mut on_event);
         }
         input.extend_from_slice(&scratch[..n]);
         session
             .handle_input(&mut input)
             .map_err(ClientError::Failure)?;
     }
+}
+
+/// The server closed the connection: what is left in `input` may still finish the
+/// run (a last 1604); otherwise the run failed.
+pub fn end_of_stream<R: CryptoRngCore>(
+    session: &mut ClientSession<R>,
+    input: &mut BytesMut,
+    on_event: &mut impl FnMut(&ClientEvent),
+) -> Result<Outcome, ClientError> {
+    session.handle_input(input).map_err(ClientError::Failure)?;
+    while let Some(ev) = session.poll_event() {
+        on_event(&ev);
+        if let ClientEvent::Finished(outcome) = ev {
+            return Ok(outcome);
+        }
+    }
+    Err(ClientError::Failure(session.handle_eof().err().unwrap_or(
+        ClientFailure::Peer(protocol_core::PeerError::UnexpectedEof),
+    )))
 }
 
 fn read_full<F: Read>(file: &mut F, buf: &mut [u8]) -> io::Result<usize> {

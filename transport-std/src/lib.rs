@@ -14,6 +14,6 @@ mod handler;
 pub mod memory;
 mod server;
 
-pub use client::{run_client, ClientError, ClientOptions};
+pub use client::{end_of_stream, run_client, ClientError, ClientOptions};
 pub use handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
 pub use server::{serve, ConnectionGuard, ConnectionLimiter};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use protocol_core::{ClientEvent, ClientFailure, ClientSession, Outcome};
+use protocol_core::{ClientEvent, ClientSession, Outcome};
 use rand_core::{CryptoRngCore, OsRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -242,20 +242,7 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
         };
         out.clear();
         match got {
-            Some(0) => {
-                session
-                    .handle_input(&mut input)
-                    .map_err(ClientError::Failure)?;
-                while let Some(ev) = session.poll_event() {
-                    on_event(&ev);
-                    if let ClientEvent::Finished(outcome) = ev {
-                        return Ok(outcome);
-                    }
-                }
-                return Err(ClientError::Failure(session.handle_eof().err().unwrap_or(
-                    ClientFailure::Peer(protocol_core::PeerError::UnexpectedEof),
-                )));
-            }
+            Some(0) => return transport_std::end_of_stream(session, &mut input, &mut on_event),
             Some(_) => session
                 .handle_input(&mut input)
                 .map_err(ClientError::Failure)?,

@@ -121,19 +121,29 @@ pub fn padded_len(n: u64) -> u64 {
 enum EncInner {
     A128(cbc::Encryptor<aes::Aes128>),
     A256(cbc::Encryptor<aes::Aes256>),
+    #[cfg(target_arch = "x86_64")]
+    A256Ni(super::aesni::Aes256CbcNi),
 }
 
 impl EncInner {
     fn new(key: &AesKey) -> EncInner {
         match key {
             AesKey::Aes128(k) => EncInner::A128(cbc::Encryptor::new(k.into(), &ZERO_IV.into())),
-            AesKey::Aes256(k) => EncInner::A256(cbc::Encryptor::new(k.into(), &ZERO_IV.into())),
+            AesKey::Aes256(k) => {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(ni) = super::aesni::Aes256CbcNi::new(k, ZERO_IV) {
+                    return EncInner::A256Ni(ni);
+                }
+                EncInner::A256(cbc::Encryptor::new(k.into(), &ZERO_IV.into()))
+            }
         }
     }
     fn encrypt(&mut self, blocks: &mut [Block]) {
         match self {
             EncInner::A128(e) => e.encrypt_blocks(blocks),
             EncInner::A256(e) => e.encrypt_blocks(blocks),
+            #[cfg(target_arch = "x86_64")]
+            EncInner::A256Ni(e) => e.encrypt(Array::slice_as_flattened_mut(blocks)),
         }
     }
 }
@@ -223,6 +233,8 @@ impl CbcEncryptor {
         match &mut self.inner {
             EncInner::A128(e) => e.set_iv(&ZERO_IV.into()),
             EncInner::A256(e) => e.set_iv(&ZERO_IV.into()),
+            #[cfg(target_arch = "x86_64")]
+            EncInner::A256Ni(e) => e.set_iv(ZERO_IV),
         }
     }
 }

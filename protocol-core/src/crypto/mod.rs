@@ -4,6 +4,8 @@
 //! caller; nothing here touches a global RNG.
 
 mod aes_cbc;
+#[cfg(target_arch = "x86_64")]
+mod aesni;
 mod checksum;
 mod rsa_keys;
 

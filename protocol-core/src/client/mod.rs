@@ -186,6 +186,8 @@ struct FileSend {
     fed: u64,
     /// Plaintext fed into the current per-packet chunk (variant 4).
     chunk_fed: u64,
+    /// Ciphertext still to come in the packet whose header is already queued.
+    room: u64,
     next_packet: u16,
     layout: Layout,
 }
@@ -365,17 +367,30 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 }
             }
         } else {
-            send.encryptor.update(data, &mut send.pending);
-            send.fed += data.len() as u64;
-            let unit = send.layout.unit as usize;
-            // Keep the last packet's worth back until end_of_file adds the padding.
-            while send.pending.len() >= unit && send.next_packet < send.layout.total_packets {
-                let content = send.pending.split_to(unit).freeze();
-                Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
-                self.events.push_back(ClientEvent::Progress {
-                    sent: send.fed,
-                    total: file_size,
-                });
+            let mut data = data;
+            while !data.is_empty() {
+                if send.room == 0 {
+                    Self::open_packet(&self.config, client_id, enc, send, &mut self.out);
+                }
+                // Encrypt straight into the frame; a packet before the last takes
+                // exactly `room` bytes of ciphertext (the encryptor keeps < 16 back).
+                let last = send.next_packet == send.layout.total_packets;
+                let take = if last {
+                    data.len()
+                } else {
+                    (send.room as usize + 15 - send.encryptor.buffered()).min(data.len())
+                };
+                let before = self.out.len();
+                send.encryptor.update(&data[..take], &mut self.out);
+                send.room -= (self.out.len() - before) as u64;
+                send.fed += take as u64;
+                data = &data[take..];
+                if send.room == 0 {
+                    self.events.push_back(ClientEvent::Progress {
+                        sent: send.fed,
+                        total: file_size,
+                    });
+                }
             }
         }
         Ok(())
@@ -395,16 +410,16 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 "the file is shorter than its size said",
             ));
         }
-        send.encryptor.finish(&mut send.pending);
-        let unit = send.layout.unit as usize;
-        while !send.pending.is_empty() {
-            let take = if self.config.dialect.per_packet_encryption {
-                send.pending.len()
-            } else {
-                unit.min(send.pending.len())
-            };
-            let content = send.pending.split_to(take).freeze();
+        if self.config.dialect.per_packet_encryption {
+            send.encryptor.finish(&mut send.pending);
+            let content = send.pending.split().freeze();
             Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
+        } else {
+            if send.room == 0 {
+                Self::open_packet(&self.config, client_id, enc, send, &mut self.out);
+            }
+            send.encryptor.finish(&mut self.out);
+            send.room = send.room.saturating_sub(16);
         }
         self.events.push_back(ClientEvent::Progress {
             sent: send.fed,
@@ -438,6 +453,38 @@ impl<R: CryptoRngCore> ClientSession<R> {
             byte_order: self.config.dialect.byte_order,
             packet_fields: self.config.dialect.packet_fields,
         }
+    }
+
+    /// Queues the header of the next packet of a stream-encrypted file; its content
+    /// is then encrypted straight into `out` behind it.
+    fn open_packet(
+        config: &ClientConfig,
+        client_id: ClientId,
+        enc: RequestEncoding,
+        send: &mut FileSend,
+        out: &mut BytesMut,
+    ) {
+        let layout = send.layout;
+        let len = if send.next_packet + 1 == layout.total_packets {
+            layout.content_size - (layout.total_packets as u64 - 1) * layout.unit
+        } else {
+            layout.unit
+        };
+        send.next_packet += 1;
+        send.room = len;
+        let packet = FilePacket {
+            content_size: if config.dialect.per_packet_content_size {
+                len as u32
+            } else {
+                layout.content_size as u32
+            },
+            original_size: config.file_size as u32,
+            packet_number: send.next_packet,
+            total_packets: layout.total_packets,
+            file_name: config.file_name.clone(),
+            content: Bytes::new(),
+        };
+        wire::encode_packet_frame_head(out, client_id, &packet, len as usize, enc);
     }
 
     fn emit_packet(
@@ -508,6 +555,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
             pending: BytesMut::new(),
             fed: 0,
             chunk_fed: 0,
+            room: 0,
             next_packet: 0,
             layout,
         });

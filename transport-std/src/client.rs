@@ -3,6 +3,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::TcpStream;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -61,6 +63,10 @@ impl Default for ClientOptions {
 
 /// Runs `session` over `stream` to its end, feeding it `file` whenever it asks;
 /// `on_event` sees every event (for messages, `me.info`, progress).
+///
+/// Three threads share the work: this one reads the file and encrypts, one writes
+/// to the socket, one reads from it (so a server that answers every packet can never
+/// fill its socket while this side keeps writing).
 pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
     session: &mut ClientSession<R>,
     stream: &mut TcpStream,
@@ -69,10 +75,25 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
     mut on_event: impl FnMut(&ClientEvent),
 ) -> Result<Outcome, ClientError> {
     stream.set_nodelay(true)?;
+    let mut writer = Writer::new(stream)?;
+    let reader = Reader::new(stream)?;
+    let result = drive(session, &mut writer, &reader, file, options, &mut on_event);
+    // Unblocks the reader thread; the writer has finished or failed by now.
+    let _ = stream.shutdown(std::net::Shutdown::Read);
+    result
+}
+
+fn drive<R: CryptoRngCore, F: Read + Seek>(
+    session: &mut ClientSession<R>,
+    writer: &mut Writer,
+    reader: &Reader,
+    file: &mut F,
+    options: &ClientOptions,
+    on_event: &mut impl FnMut(&ClientEvent),
+) -> Result<Outcome, ClientError> {
     let mut input = BytesMut::with_capacity(4096);
     let mut out = BytesMut::new();
     let mut chunk = vec![0u8; options.read_chunk.max(4096)];
-    let mut scratch = vec![0u8; 64 * 1024];
     let mut sending = false;
     loop {
         while let Some(ev) = session.poll_event() {
@@ -84,7 +105,8 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
                 }
                 ClientEvent::Finished(outcome) => {
                     session.poll_transmit(&mut out);
-                    stream.write_all(&out)?;
+                    writer.send(&mut out)?;
+                    writer.finish()?;
                     return Ok(outcome);
                 }
                 _ => {}
@@ -102,49 +124,72 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
             }
         }
         session.poll_transmit(&mut out);
-        if !out.is_empty() {
-            stream.write_all(&out)?;
-            out.clear();
-        }
+        writer.send(&mut out)?;
         if let Some(f) = session.failure() {
             return Err(ClientError::Failure(f.clone()));
         }
-        // While sending, only look at what has already arrived (a server that answers
-        // every packet must not fill its socket while we keep writing).
-        let n = if sending {
-            stream.set_nonblocking(true)?;
-            let r = stream.read(&mut scratch);
-            stream.set_nonblocking(false)?;
-            match r {
-                Ok(0) => 0,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+        // While sending, take only what has already arrived; otherwise wait.
+        let message = if sending {
+            match reader.rx.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Empty) => continue,
+                Err(TryRecvError::Disconnected) => Incoming::Eof,
             }
         } else {
-            stream.set_read_timeout(Some(options.response_timeout))?;
-            match stream.read(&mut scratch) {
-                Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+            match reader.rx.recv_timeout(options.response_timeout) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
                     return Err(ClientError::Timeout(options.response_timeout))
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+                Err(RecvTimeoutError::Disconnected) => Incoming::Eof,
             }
         };
-        if n == 0 {
-            return end_of_stream(session, &mut input, &mut on_event);
+        match message {
+            Incoming::Data(bytes) => {
+                input.extend_from_slice(&bytes);
+                session
+                    .handle_input(&mut input)
+                    .map_err(ClientError::Failure)?;
+            }
+            Incoming::Eof => return end_of_stream(session, &mut input, on_event),
+            Incoming::Error(e) => return Err(e.into()),
         }
-        input.extend_from_slice(&scratch[..n]);
-        session
-            .handle_input(&mut input)
-            .map_err(ClientError::Failure)?;
+    }
+}
+
+enum Incoming {
+    Data(Vec<u8>),
+    Eof,
+    Error(io::Error),
+}
+
+/// Reads the socket on a thread of its own and hands over what arrives.
+struct Reader {
+    rx: Receiver<Incoming>,
+}
+
+impl Reader {
+    fn new(stream: &TcpStream) -> io::Result<Reader> {
+        let mut socket = stream.try_clone()?;
+        let (tx, rx) = sync_channel(16);
+        std::thread::Builder::new()
+            .name("socket reader".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let message = match socket.read(&mut buf) {
+                        Ok(0) => Incoming::Eof,
+                        Ok(n) => Incoming::Data(buf[..n].to_vec()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => Incoming::Error(e),
+                    };
+                    let last = !matches!(message, Incoming::Data(_));
+                    if tx.send(message).is_err() || last {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Reader { rx })
     }
 }
 
@@ -165,6 +210,84 @@ pub fn end_of_stream<R: CryptoRngCore>(
     Err(ClientError::Failure(session.handle_eof().err().unwrap_or(
         ClientFailure::Peer(protocol_core::PeerError::UnexpectedEof),
     )))
+}
+
+/// Writes to the socket on a thread of its own, so that encrypting the next piece of
+/// the file overlaps with sending the last (encryption is the serial bottleneck).
+/// At most [`WRITE_QUEUE`] buffers wait; buffers come back for reuse.
+struct Writer {
+    tx: Option<SyncSender<BytesMut>>,
+    spare: Receiver<BytesMut>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+const WRITE_QUEUE: usize = 2;
+
+impl Writer {
+    fn new(stream: &TcpStream) -> io::Result<Writer> {
+        let mut socket = stream.try_clone()?;
+        let (tx, rx) = sync_channel::<BytesMut>(WRITE_QUEUE);
+        let (back_tx, spare) = sync_channel::<BytesMut>(WRITE_QUEUE + 1);
+        let thread = std::thread::Builder::new()
+            .name("socket writer".into())
+            .spawn(move || {
+                for mut buf in rx {
+                    socket.write_all(&buf)?;
+                    buf.clear();
+                    let _ = back_tx.try_send(buf);
+                }
+                socket.flush()
+            })?;
+        Ok(Writer {
+            tx: Some(tx),
+            spare,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues what `out` holds, leaving `out` empty (a recycled buffer).
+    fn send(&mut self, out: &mut BytesMut) -> io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::replace(out, self.spare.try_recv().unwrap_or_default());
+        let sent = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.send(buf).is_ok())
+            .unwrap_or(false);
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped: its error says why.
+            Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("socket writer stopped")))
+        }
+    }
+
+    /// Waits until everything queued is written.
+    fn finish(&mut self) -> io::Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("socket writer panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has written what it holds.
+        self.tx = None;
+    }
 }
 
 fn read_full<F: Read>(file: &mut F, buf: &mut [u8]) -> io::Result<usize> {

@@ -81,6 +81,18 @@ pub fn pump<H: ConnectionHandler + ?Sized>(
     input: &mut BytesMut,
     now: Instant,
 ) -> Option<PeerError> {
+    pump_with(conn, handler, input, now, |h, c, ev| h.on_event(c, ev))
+}
+
+/// [`pump`], with the call of the handler for each event left to `dispatch` (the
+/// async transport moves slow events off its reactor this way).
+pub fn pump_with<H: ConnectionHandler + ?Sized>(
+    conn: &mut Conn,
+    handler: &mut H,
+    input: &mut BytesMut,
+    now: Instant,
+    mut dispatch: impl FnMut(&mut H, &mut Conn, ServerEvent),
+) -> Option<PeerError> {
     let mut error = None;
     loop {
         let before = input.len();
@@ -90,7 +102,7 @@ pub fn pump<H: ConnectionHandler + ?Sized>(
         let mut any = false;
         while let Some(ev) = conn.poll_event() {
             any = true;
-            handler.on_event(conn, ev);
+            dispatch(handler, conn, ev);
         }
         if !any && input.len() == before {
             return error;

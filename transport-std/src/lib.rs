@@ -15,5 +15,7 @@ pub mod memory;
 mod server;
 
 pub use client::{end_of_stream, run_client, ClientError, ClientOptions};
-pub use handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
+pub use handler::{
+    pump, pump_with, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown,
+};
 pub use server::{serve, ConnectionGuard, ConnectionLimiter};

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use protocol_core::{ClientEvent, ClientSession, Outcome};
+use protocol_core::{ClientEvent, ClientSession, Outcome, ServerEvent};
 use rand_core::{CryptoRngCore, OsRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
-use transport_std::pump;
+use transport_std::pump_with;
 pub use transport_std::{
     ClientError, ClientOptions, Conn, ConnectionHandler, ConnectionLimiter, HandlerFactory,
     ServerOptions,
@@ -87,7 +87,12 @@ fn handle<H: ConnectionHandler>(
     handler: &mut H,
     input: &mut BytesMut,
 ) -> Option<protocol_core::PeerError> {
-    tokio::task::block_in_place(|| pump(conn, handler, input, Instant::now()))
+    pump_with(conn, handler, input, Instant::now(), |h, c, ev| match ev {
+        // File data goes to the page cache: quick, and by far the most frequent event.
+        ServerEvent::UploadData { .. } => h.on_event(c, ev),
+        // Questions may wait on SQLite or fsync: let the runtime move other tasks away.
+        _ => tokio::task::block_in_place(|| h.on_event(c, ev)),
+    })
 }
 
 fn drain<H: ConnectionHandler>(conn: &mut Conn, handler: &mut H) {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -72,6 +72,7 @@ impl HandlerFactory for SharedApp {
             app: self.0.clone(),
             peer,
             writer: None,
+            last_touch: None,
         }
     }
 }
@@ -80,7 +81,13 @@ impl HandlerFactory for SharedApp {
 pub struct Connection {
     app: Arc<App>,
     peer: SocketAddr,
-    writer: Option<(ClientId, BufWriter<File>)>,
+    /// The open temporary file of this connection's upload. Unbuffered: data arrives
+    /// in packet-sized pieces already, and a buffer would add a copy of every byte.
+    writer: Option<(ClientId, File)>,
+    /// When LastSeen was last written for this connection's client: at most once a
+    /// second, not once per packet (a database write per packet would cost more than
+    /// the packet).
+    last_touch: Option<(ClientId, std::time::Instant)>,
 }
 
 fn text(name: &FieldString) -> String {
@@ -106,10 +113,9 @@ impl Connection {
     }
 
     fn finish_upload(&mut self, id: &ClientId, size: u64) -> std::io::Result<()> {
-        let Some((_, writer)) = self.writer.take() else {
+        let Some((_, file)) = self.writer.take() else {
             return Err(std::io::Error::other("no open upload"));
         };
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         let mut uploads = self.app.uploads();
         let slot = uploads
@@ -152,9 +158,17 @@ impl ConnectionHandler for Connection {
         let peer = self.peer;
         match event {
             ServerEvent::Seen { client_id, code } => {
-                info!(%peer, client = %client_id, code = code as u16, "request");
-                if let Err(e) = self.app.store.touch(&client_id) {
-                    warn!("{e}");
+                let now = std::time::Instant::now();
+                let recent = matches!(self.last_touch, Some((id, t))
+                    if id == client_id && now.duration_since(t) < std::time::Duration::from_secs(1));
+                if code != protocol_core::RequestCode::SendFile || !recent {
+                    info!(%peer, client = %client_id, code = code as u16, "request");
+                }
+                if !recent {
+                    self.last_touch = Some((client_id, now));
+                    if let Err(e) = self.app.store.touch(&client_id) {
+                        warn!("{e}");
+                    }
                 }
             }
             ServerEvent::Register {
@@ -259,7 +273,7 @@ impl ConnectionHandler for Connection {
                 let suspended = match suspended {
                     Some((temp, upload)) => match self.app.files.reopen_temp(&temp) {
                         Ok(f) => {
-                            self.writer = Some((client_id, BufWriter::with_capacity(1 << 20, f)));
+                            self.writer = Some((client_id, f));
                             Some(upload)
                         }
                         Err(e) => {
@@ -286,7 +300,7 @@ impl ConnectionHandler for Connection {
                     Ok((temp, file)) => {
                         info!(%peer, client = %client_id, file = %file_name.display(),
                               size = original_size, packets = total_packets, "828 upload started");
-                        self.writer = Some((client_id, BufWriter::with_capacity(1 << 20, file)));
+                        self.writer = Some((client_id, file));
                         self.app.uploads().insert(
                             client_id,
                             Slot {
@@ -336,9 +350,7 @@ impl ConnectionHandler for Connection {
                 self.abort_upload(&client_id);
             }
             ServerEvent::UploadSuspended { client_id, upload } => {
-                if let Some((_, mut w)) = self.writer.take() {
-                    let _ = w.flush();
-                }
+                self.writer = None;
                 if let Some(slot) = self.app.uploads().get_mut(&client_id) {
                     slot.suspended = Some(upload);
                 }

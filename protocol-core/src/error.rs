@@ -74,6 +74,9 @@ pub enum PeerError {
     /// The public key field does not hold an acceptable RSA key.
     #[error("invalid public key: {0}")]
     InvalidPublicKey(&'static str),
+    /// The AES key is older than [`crate::Limits::key_lifetime`].
+    #[error("the AES key has expired; reconnect for a new one")]
+    KeyExpired,
     /// The encrypted AES key did not decrypt with our private key.
     #[error("the AES key did not decrypt: {0}")]
     BadAesKey(&'static str),

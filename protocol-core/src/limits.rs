@@ -26,6 +26,9 @@ pub struct Limits {
     /// A request whose header or payload has started but not finished within this
     /// time is abandoned (slow senders).
     pub request_timeout: Duration,
+    /// An AES key older than this is not used for a new upload: the client must
+    /// reconnect (827) for a fresh one.
+    pub key_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_unwritten: 8 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(60),
+            key_lifetime: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

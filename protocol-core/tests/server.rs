@@ -515,6 +515,71 @@ fn bad_padding_gets_the_same_answer_as_a_bad_length() {
     assert_eq!(e1, PeerError::DecryptionFailed);
     assert_eq!(e2, PeerError::DecryptionFailed);
     assert_eq!(last_code(&mut s), last_code(&mut s2));
+    // Either way the key is revoked: no second try at the same key.
+    for conn in [&mut s, &mut s2] {
+        let mut revoked = false;
+        while let Some(ev) = conn.poll_event() {
+            revoked |= matches!(ev, ServerEvent::RevokeKey { .. });
+        }
+        assert!(revoked);
+        assert!(conn.is_closed());
+    }
+}
+
+#[test]
+fn a_revoked_key_is_gone_from_the_store_and_a_new_connection_is_refused() {
+    let (mut s, mut store, id, aes, now) = session(Limits::default());
+    let mut ct = encrypt(&aes, &pattern(100, 1));
+    let n = ct.len();
+    ct[n - 1] ^= 0x55;
+    let mut b = frame(id, &packet(1, 1, n as u32, 100, &ct));
+    assert!(s.handle_input(&mut b, now).is_err());
+    store.serve(&mut s);
+    assert!(store.clients[&id].aes_key.is_none());
+    // A replay on a fresh connection finds no key.
+    let (mut s2, now2) = fresh(Limits::default());
+    let mut b = frame(id, &packet(1, 1, n as u32, 100, &ct));
+    s2.handle_input(&mut b, now2).unwrap();
+    store.serve(&mut s2);
+    assert_eq!(last_code(&mut s2), Some(1607));
+    assert!(s2.is_closed());
+}
+
+#[test]
+fn keys_expire() {
+    let limits = Limits {
+        key_lifetime: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let (mut s, _, id, aes, now) = session(limits.clone());
+    let ct = encrypt(&aes, &pattern(100, 1));
+    let mut b = frame(id, &packet(1, 1, ct.len() as u32, 100, &ct));
+    let later = now + Duration::from_secs(11);
+    assert_eq!(s.handle_input(&mut b, later), Err(PeerError::KeyExpired));
+    assert_eq!(last_code(&mut s), Some(1607));
+
+    // A key looked up for a new connection carries its age.
+    let (mut s, now) = fresh(limits);
+    let mut b = frame(id, &packet(1, 1, ct.len() as u32, 100, &ct));
+    s.handle_input(&mut b, now).unwrap();
+    let ticket = loop {
+        match s.poll_event() {
+            Some(ServerEvent::LookupClient { ticket, .. }) => break ticket,
+            Some(_) => {}
+            None => panic!("no lookup"),
+        }
+    };
+    s.client_lookup(
+        ticket,
+        Some(ClientRecord {
+            aes_key: Some(aes),
+            key_age: Duration::from_secs(10),
+            suspended: None,
+        }),
+    )
+    .unwrap();
+    assert_eq!(last_code(&mut s), Some(1607));
+    assert!(s.is_closed());
 }
 
 #[test]

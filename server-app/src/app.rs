@@ -30,19 +30,48 @@ pub struct App {
     store: Store,
     files: FileStore,
     uploads: Mutex<HashMap<ClientId, Slot>>,
+    /// Fault injection for tests: upload bytes that may still be written before
+    /// every write fails as on a full disk.
+    write_budget: Option<std::sync::atomic::AtomicU64>,
 }
 
 impl App {
     /// Opens `defensive.db` and the file folder inside `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<App> {
         let store = Store::open(&dir.join("defensive.db"))?;
-        restrict_permissions(&dir.join("defensive.db"));
+        for name in ["defensive.db", "defensive.db-wal", "defensive.db-shm"] {
+            restrict_permissions(&dir.join(name));
+        }
         let files = FileStore::open(&dir.join("files"))?;
         Ok(App {
             store,
             files,
             uploads: Mutex::new(HashMap::new()),
+            write_budget: None,
         })
+    }
+
+    /// Makes every write of upload data fail, as on a full disk, once `bytes` have
+    /// been written (fault tests drive the server through this).
+    pub fn inject_write_failure_after(&mut self, bytes: u64) {
+        self.write_budget = Some(std::sync::atomic::AtomicU64::new(bytes));
+    }
+
+    fn charge_write(&self, n: usize) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        let Some(budget) = &self.write_budget else {
+            return Ok(());
+        };
+        let left = budget.load(Ordering::SeqCst);
+        if (n as u64) > left {
+            budget.store(0, Ordering::SeqCst);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "injected fault: no space left on device",
+            ));
+        }
+        budget.fetch_sub(n as u64, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The database (for listings).
@@ -57,6 +86,9 @@ impl App {
 
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
+    if !path.exists() {
+        return;
+    }
     if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
         warn!("could not restrict {}: {e}", path.display());
     }
@@ -107,7 +139,10 @@ impl Connection {
 
     fn write_data(&mut self, id: &ClientId, data: &[u8]) -> std::io::Result<()> {
         match &mut self.writer {
-            Some((w, f)) if w == id => f.write_all(data),
+            Some((w, f)) if w == id => {
+                self.app.charge_write(data.len())?;
+                f.write_all(data)
+            }
             _ => Err(std::io::Error::other("no open upload for this client")),
         }
     }
@@ -259,7 +294,7 @@ impl ConnectionHandler for Connection {
             }
             ServerEvent::LookupClient { ticket, client_id } => {
                 let key = match self.app.store.aes_key(&client_id) {
-                    Ok(k) => k.and_then(|k| AesKey::from_slice(&k)),
+                    Ok(k) => k.and_then(|(k, age)| Some((AesKey::from_slice(&k)?, age))),
                     Err(e) => {
                         error!(%peer, "828 lookup failed: {e}");
                         None
@@ -283,8 +318,9 @@ impl ConnectionHandler for Connection {
                     },
                     None => None,
                 };
-                let record = key.map(|k| ClientRecord {
+                let record = key.map(|(k, age)| ClientRecord {
                     aes_key: Some(k),
+                    key_age: std::time::Duration::from_secs(age),
                     suspended,
                 });
                 log_usage(conn.client_lookup(ticket, record));
@@ -371,6 +407,12 @@ impl ConnectionHandler for Connection {
                     log_usage(conn.fail(ticket));
                 }
             },
+            ServerEvent::RevokeKey { client_id } => {
+                warn!(%peer, client = %client_id, "AES key revoked after a decryption failure");
+                if let Err(e) = self.app.store.revoke_aes_key(&client_id) {
+                    error!(%peer, "{e}");
+                }
+            }
             ServerEvent::RetryAnnounced { client_id, .. } => {
                 info!(%peer, client = %client_id, "901 checksum mismatch, file follows again");
                 self.abort_upload(&client_id);

@@ -58,6 +58,9 @@ struct Cli {
     /// Seconds a started request may take to arrive in full.
     #[arg(long, default_value_t = 60)]
     request_timeout: u64,
+    /// Seconds an issued AES key may be used for new uploads.
+    #[arg(long, default_value_t = 24 * 60 * 60)]
+    key_lifetime: u64,
     /// Checksum sent in 1603.
     #[arg(long, value_enum, default_value_t = Checksum::Cksum)]
     checksum: Checksum,
@@ -76,6 +79,9 @@ struct Cli {
     /// When packets before the last get a 1603.
     #[arg(long, value_enum, default_value_t = AckPackets::Detect)]
     ack_packets: AckPackets,
+    /// Fault injection for tests: writes of upload data fail after this many bytes.
+    #[arg(long, hide = true)]
+    inject_write_failure_after: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -163,6 +169,7 @@ impl Cli {
             max_file_size: self.max_file_bytes.min(u32::MAX as u64),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             request_timeout: Duration::from_secs(self.request_timeout),
+            key_lifetime: Duration::from_secs(self.key_lifetime),
             ..Limits::default()
         };
         ServerOptions {
@@ -217,8 +224,12 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.dir)
         .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
-    let app = App::open(&cli.dir)
+    let mut app = App::open(&cli.dir)
         .with_context(|| format!("cannot open the data in {}", cli.dir.display()))?;
+    if let Some(bytes) = cli.inject_write_failure_after {
+        warn!("fault injection: upload writes fail after {bytes} bytes");
+        app.inject_write_failure_after(bytes);
+    }
     match cli.command {
         Some(Command::ListClients) => list_clients(&app),
         Some(Command::ListFiles { ref client }) => list_files(&app, client.as_deref()),

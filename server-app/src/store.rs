@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// A database failure, with what was being done.
 #[derive(Debug, Error)]
@@ -74,6 +74,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Created readable by this user only before SQLite opens it: SQLite gives the
+        // -wal and -shm files the same permissions as the database.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path);
+        }
         let db = Connection::open(path).ctx("opening")?;
         db.busy_timeout(std::time::Duration::from_secs(5))
             .ctx("setting the busy timeout")?;
@@ -114,6 +125,17 @@ impl Store {
                  COMMIT;",
             )
             .ctx("creating the schema")?;
+        }
+        if version < 2 {
+            // Version 2: when the AES key was issued, so that keys can expire.
+            db.execute_batch(
+                "BEGIN;
+                 ALTER TABLE clients ADD COLUMN AESKeyIssued TEXT;
+                 UPDATE clients SET AESKeyIssued = LastSeen WHERE AESKey IS NOT NULL;
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .ctx("migrating the schema to version 2")?;
         }
         Ok(Store { db: Mutex::new(db) })
     }
@@ -177,8 +199,8 @@ impl Store {
         let n = self
             .db()
             .execute(
-                "UPDATE clients SET PublicKey = ?3, AESKey = ?4, LastSeen = datetime('now') \
-                 WHERE ID = ?1 AND Name = ?2",
+                "UPDATE clients SET PublicKey = ?3, AESKey = ?4, AESKeyIssued = datetime('now'), \
+                 LastSeen = datetime('now') WHERE ID = ?1 AND Name = ?2",
                 params![&id.0[..], name, public_key, aes_key],
             )
             .ctx("storing the keys")?;
@@ -203,24 +225,41 @@ impl Store {
         let n = self
             .db()
             .execute(
-                "UPDATE clients SET AESKey = ?2 WHERE ID = ?1",
+                "UPDATE clients SET AESKey = ?2, AESKeyIssued = datetime('now') WHERE ID = ?1",
                 params![&id.0[..], aes_key],
             )
             .ctx("storing the AES key")?;
         Ok(n == 1)
     }
 
-    /// The AES key last issued to `id`, if the client exists and has one.
-    pub fn aes_key(&self, id: &ClientId) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The AES key last issued to `id` and its age in seconds, if the client exists
+    /// and has one.
+    pub fn aes_key(&self, id: &ClientId) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         self.db()
             .query_row(
-                "SELECT AESKey FROM clients WHERE ID = ?1",
+                "SELECT AESKey, \
+                 CAST((julianday('now') - julianday(COALESCE(AESKeyIssued, LastSeen))) * 86400 AS INTEGER) \
+                 FROM clients WHERE ID = ?1",
                 [&id.0[..]],
-                |r| r.get::<_, Option<Vec<u8>>>(0),
+                |r| Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<i64>>(1)?)),
             )
             .optional()
-            .map(Option::flatten)
+            .map(|row| match row {
+                Some((Some(key), age)) => Some((key, age.unwrap_or(0).max(0) as u64)),
+                _ => None,
+            })
             .ctx("looking up the AES key")
+    }
+
+    /// Forgets the AES key of `id` (after a decryption failure under it).
+    pub fn revoke_aes_key(&self, id: &ClientId) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "UPDATE clients SET AESKey = NULL WHERE ID = ?1",
+                [&id.0[..]],
+            )
+            .ctx("revoking the AES key")?;
+        Ok(())
     }
 
     /// Updates LastSeen of `id` (no-op for unknown ids).

@@ -105,6 +105,7 @@ impl ConnectionHandler for MemoryApp {
             ServerEvent::LookupClient { ticket, client_id } => {
                 let record = st.clients.get(&client_id).map(|c| ClientRecord {
                     aes_key: c.2.clone(),
+                    key_age: std::time::Duration::ZERO,
                     suspended: None,
                 });
                 conn.client_lookup(ticket, record)
@@ -145,6 +146,12 @@ impl ConnectionHandler for MemoryApp {
             ServerEvent::UploadAborted { client_id, .. }
             | ServerEvent::RetryAnnounced { client_id, .. } => {
                 st.uploads.remove(&client_id);
+                Ok(())
+            }
+            ServerEvent::RevokeKey { client_id } => {
+                if let Some(c) = st.clients.get_mut(&client_id) {
+                    c.2 = None;
+                }
                 Ok(())
             }
             ServerEvent::Seen { .. } | ServerEvent::UploadSuspended { .. } => Ok(()),

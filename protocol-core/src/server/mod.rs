@@ -103,6 +103,9 @@ pub enum Verdict {
 pub struct ClientRecord {
     /// The AES key last issued to the client, if any.
     pub aes_key: Option<AesKey>,
+    /// How long ago that key was issued (keys older than [`Limits::key_lifetime`]
+    /// are refused).
+    pub key_age: std::time::Duration,
     /// An upload the client left between packets on an earlier connection.
     pub suspended: Option<SuspendedUpload>,
 }
@@ -241,6 +244,14 @@ pub enum ServerEvent {
         /// Verified or given up.
         verdict: Verdict,
     },
+    /// An upload under the client's AES key failed to decrypt (bad padding or a
+    /// length that does not add up). Forget the key: a captured upload replayed with
+    /// changes must not get a second try at the same key (a padding oracle). The
+    /// client gets a fresh key by reconnecting.
+    RevokeKey {
+        /// The client.
+        client_id: ClientId,
+    },
     /// Request 901: the checksum did not match; the client sends the file again.
     RetryAnnounced {
         /// The client.
@@ -293,8 +304,11 @@ pub struct ServerConnection<R> {
     events: VecDeque<ServerEvent>,
     pending: Option<(Ticket, Pending)>,
     next_ticket: u64,
-    /// The client this connection speaks for, and its current key.
-    session: Option<(ClientId, AesKey)>,
+    /// The client this connection speaks for, its current key, and when that key was
+    /// issued (by the clock of `handle_input`).
+    session: Option<(ClientId, AesKey, Instant)>,
+    /// The `now` of the latest `handle_input`.
+    now: Instant,
     upload: Option<Upload>,
     /// A failed upload's remaining packets are skipped until a packet 1 starts anew.
     skipping_failed_upload: bool,
@@ -328,6 +342,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             error: None,
             last_progress: now,
             partial_since: None,
+            now,
         }
     }
 
@@ -382,6 +397,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         if self.closed {
             return Ok(());
         }
+        self.now = now;
         while self.wants_read() {
             let frame = match wire::decode_request(input, &self.config.limits) {
                 Ok(Some(frame)) => frame,
@@ -526,16 +542,21 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             Pending::Lookup { client_id, packet } => (client_id, packet),
             other => return self.wrong_answer(ticket, other, "client_lookup answers LookupClient"),
         };
+        let lifetime = self.config.limits.key_lifetime;
         let Some(ClientRecord {
             aes_key: Some(key),
+            key_age,
             suspended,
-        }) = record
+        }) = record.filter(|r| r.key_age < lifetime)
         else {
+            // Unknown client, no key, or an expired key: refused, and the connection
+            // closes rather than look the client up again for every packet that follows.
             self.respond(Response::GeneralError);
-            self.skipping_failed_upload = true;
+            self.closed = true;
             return Ok(());
         };
-        self.session = Some((client_id, key));
+        let issued = self.now.checked_sub(key_age).unwrap_or(self.now);
+        self.session = Some((client_id, key, issued));
         self.upload = suspended
             .map(|s| *s.0)
             .filter(|u| u.client_id == client_id)
@@ -559,7 +580,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 aes_key,
                 encrypted,
             } => {
-                self.session = Some((client_id, aes_key));
+                self.session = Some((client_id, aes_key, self.now));
                 self.respond(Response::AesKey {
                     client_id,
                     encrypted_key: encrypted,
@@ -570,7 +591,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 aes_key,
                 encrypted,
             } => {
-                self.session = Some((client_id, aes_key));
+                self.session = Some((client_id, aes_key, self.now));
                 self.respond(Response::Reconnected {
                     client_id,
                     encrypted_key: encrypted,
@@ -605,10 +626,10 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 reason: "the application failed to store it".into(),
             });
         }
-        if let Pending::Lookup { .. } = pending {
-            self.skipping_failed_upload = true;
-        }
         self.respond(Response::GeneralError);
+        if let Pending::Lookup { .. } = pending {
+            self.closed = true;
+        }
         Ok(())
     }
 
@@ -679,6 +700,14 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     }
 
     fn fatal(&mut self, e: PeerError) -> PeerError {
+        if matches!(
+            e,
+            PeerError::DecryptionFailed | PeerError::SizeMismatch { .. }
+        ) {
+            if let Some((client_id, ..)) = self.session.take() {
+                self.events.push_back(ServerEvent::RevokeKey { client_id });
+            }
+        }
         if let Some(up) = self.upload.take() {
             self.events.push_back(ServerEvent::UploadAborted {
                 client_id: up.client_id,
@@ -744,7 +773,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 });
             }
             Request::SendFile(packet) => {
-                let known = matches!(&self.session, Some((id, _)) if *id == client_id);
+                let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
                 if known {
                     self.on_packet(client_id, packet)?;
                 } else {
@@ -786,12 +815,14 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     }
 
     fn on_packet(&mut self, client_id: ClientId, packet: FilePacket) -> Result<(), PeerError> {
-        let Some((_, key)) = &self.session else {
+        let Some((_, key, issued)) = &self.session else {
             return Err(PeerError::UnexpectedRequest {
                 code: RequestCode::SendFile as u16,
                 why: "no key exchanged",
             });
         };
+        let key_expired =
+            self.now.saturating_duration_since(*issued) >= self.config.limits.key_lifetime;
         names::check_file_name(&packet.file_name)?;
         let continuing = match &self.upload {
             // Only a client that left on another connection may start again unannounced;
@@ -803,6 +834,10 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             None => false,
         };
         if !continuing {
+            if key_expired {
+                // The client reconnects (827) for a fresh key.
+                return Err(PeerError::KeyExpired);
+            }
             if upload::detect_field_order(&packet).is_none() {
                 if self.skipping_failed_upload {
                     return Ok(());

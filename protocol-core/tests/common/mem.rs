@@ -122,6 +122,7 @@ impl MemStore {
             ServerEvent::LookupClient { ticket, client_id } => {
                 let record = self.clients.get(&client_id).map(|c| ClientRecord {
                     aes_key: c.aes_key.clone(),
+                    key_age: std::time::Duration::ZERO,
                     suspended: self.suspended.remove(&client_id),
                 });
                 conn.client_lookup(ticket, record).unwrap();
@@ -198,6 +199,12 @@ impl MemStore {
                 }
                 None => conn.fail(ticket).unwrap(),
             },
+            ServerEvent::RevokeKey { client_id } => {
+                self.log.push(format!("revoked {client_id}"));
+                if let Some(c) = self.clients.get_mut(&client_id) {
+                    c.aes_key = None;
+                }
+            }
             ServerEvent::RetryAnnounced { client_id, .. } => {
                 self.finished.remove(&client_id);
             }

@@ -3,201 +3,18 @@
 //! kept private, a symlink planted in the storage folder, and 200 clients at once
 //! while another peer sends garbage.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn server_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_server"))
-}
-
-fn client_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let path = server_bin().with_file_name("client");
-        if !path.exists() {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "-p", "client-app", "--bin", "client"]);
-            if server_bin().to_string_lossy().contains("/release/") {
-                cmd.arg("--release");
-            }
-            assert!(
-                cmd.status().unwrap().success(),
-                "building the client failed"
-            );
-        }
-        path
-    })
-    .clone()
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    /// Starts the server in `dir` on `port` (0: a free one, written to port.info).
-    fn start(dir: &Path, port: u16, extra: &[&str]) -> Server {
-        std::fs::create_dir_all(dir).unwrap();
-        let port = if port == 0 {
-            TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        } else {
-            port
-        };
-        std::fs::write(dir.join("port.info"), port.to_string()).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("server.log"))
-            .unwrap();
-        let child = Command::new(server_bin())
-            .args(["--bind", "127.0.0.1", "--max-connections-per-ip", "2000"])
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client_dir(root: &Path, name: &str, port: u16, file: &str, data: &[u8]) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(file), data).unwrap();
-    set_target(&dir, port, name, file);
-    dir
-}
-
-fn set_target(dir: &Path, port: u16, name: &str, file: &str) {
-    std::fs::write(
-        dir.join("transfer.info"),
-        format!("127.0.0.1:{port}\n{name}\n{file}\n"),
-    )
-    .unwrap();
-}
-
-fn run_client(dir: &Path) -> Output {
-    Command::new(client_bin())
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "client failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn client_id(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("me.info"))
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
-fn data(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-fn part_files(server: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(dirs) = std::fs::read_dir(server.join("files")) {
-        for d in dirs.flatten() {
-            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-                if f.file_name().to_string_lossy().ends_with(".part") {
-                    v.push(f.path());
-                }
-            }
-        }
-    }
-    v
-}
-
-/// Forwards connections to `target`; once `limit` bytes from the client have passed,
-/// it forwards no more and, if `cut`, closes both sides (else holds them open).
-fn stalling_proxy(target: u16, limit: usize, cut: bool) -> (u16, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let reached = Arc::new(AtomicBool::new(false));
-    let flag = reached.clone();
-    std::thread::spawn(move || {
-        let Ok((client, _)) = listener.accept() else {
-            return;
-        };
-        let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
-        let (mut c_rd, mut s_wr) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-        let (mut s_rd, mut c_wr) = (server, client);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while let Ok(n) = s_rd.read(&mut buf) {
-                if n == 0 || c_wr.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = 0usize;
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = c_rd.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let take = n.min(limit - seen);
-            if s_wr.write_all(&buf[..take]).is_err() {
-                break;
-            }
-            seen += take;
-            if seen >= limit {
-                flag.store(true, Ordering::SeqCst);
-                if cut {
-                    let _ = s_wr.shutdown(std::net::Shutdown::Both);
-                    let _ = c_rd.shutdown(std::net::Shutdown::Both);
-                    return;
-                }
-                // Hold the connections open, forwarding nothing more.
-                std::thread::sleep(Duration::from_secs(120));
-                return;
-            }
-        }
-    });
-    (port, reached)
-}
+use common::*;
 
 #[test]
 fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
@@ -206,7 +23,7 @@ fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
     let server = Server::start(&sdir, 0, &[]);
     let first = data(100_000, 1);
     let c = client_dir(tmp.path(), "erin", server.port, "doc.bin", &first);
-    assert_ok(&run_client(&c));
+    assert_ok(&run_client(&c, &[]), "client");
     let id = client_id(&c);
     let stored = sdir.join("files").join(&id).join("doc.bin");
     assert_eq!(std::fs::read(&stored).unwrap(), first);
@@ -214,9 +31,9 @@ fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
     // The second version is cut off after ~1 MB of its upload.
     let second = data(3_000_000, 2);
     std::fs::write(c.join("doc.bin"), &second).unwrap();
-    let (proxy, _) = stalling_proxy(server.port, 1_000_000, true);
-    set_target(&c, proxy, "erin", "doc.bin");
-    let out = run_client(&c);
+    let (proxy, _) = proxy(server.port, Tamper::Cut(1_000_000));
+    write_transfer(&c, proxy, "erin", "doc.bin");
+    let out = run_client(&c, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Fatal:"));
     std::thread::sleep(Duration::from_millis(300));
@@ -227,8 +44,8 @@ fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
     );
 
     // The retry succeeds, and no temporary file is left behind.
-    set_target(&c, server.port, "erin", "doc.bin");
-    assert_ok(&run_client(&c));
+    write_transfer(&c, server.port, "erin", "doc.bin");
+    assert_ok(&run_client(&c, &[]), "client");
     assert_eq!(std::fs::read(&stored).unwrap(), second);
     assert!(part_files(&sdir).is_empty(), "{:?}", part_files(&sdir));
 }
@@ -241,14 +58,14 @@ fn the_server_killed_mid_upload_restarts_with_everything_verified_intact() {
     let port = server.port;
     let first = data(50_000, 3);
     let c = client_dir(tmp.path(), "frank", port, "a.bin", &first);
-    assert_ok(&run_client(&c));
+    assert_ok(&run_client(&c, &[]), "client");
     let id = client_id(&c);
 
     // Start a second upload through a proxy that stalls halfway, then SIGKILL.
     let big = data(2_000_000, 4);
     std::fs::write(c.join("b.bin"), &big).unwrap();
-    let (proxy, reached) = stalling_proxy(port, 1_000_000, false);
-    set_target(&c, proxy, "frank", "b.bin");
+    let (proxy, reached) = proxy(port, Tamper::Stall(1_000_000));
+    write_transfer(&c, proxy, "frank", "b.bin");
     let mut stuck = Command::new(client_bin())
         .current_dir(&c)
         .stdout(Stdio::null())
@@ -272,9 +89,9 @@ fn the_server_killed_mid_upload_restarts_with_everything_verified_intact() {
         std::fs::read(sdir.join("files").join(&id).join("a.bin")).unwrap(),
         first
     );
-    set_target(&c, server.port, "frank", "b.bin");
-    let out = run_client(&c);
-    assert_ok(&out);
+    write_transfer(&c, server.port, "frank", "b.bin");
+    let out = run_client(&c, &[]);
+    assert_ok(&out, "client");
     assert!(String::from_utf8_lossy(&out.stdout).contains("reconnecting"));
     assert_eq!(
         std::fs::read(sdir.join("files").join(&id).join("b.bin")).unwrap(),
@@ -302,10 +119,10 @@ fn a_full_disk_gets_1607_and_loses_nothing_earlier() {
     let server = Server::start(&sdir, 0, &["--inject-write-failure-after", "150000"]);
     let first = data(100_000, 5);
     let c = client_dir(tmp.path(), "grace", server.port, "keep.bin", &first);
-    assert_ok(&run_client(&c));
+    assert_ok(&run_client(&c, &[]), "client");
     let id = client_id(&c);
     std::fs::write(c.join("keep.bin"), data(400_000, 6)).unwrap();
-    let out = run_client(&c);
+    let out = run_client(&c, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server responded with an error"), "{err}");
@@ -325,7 +142,7 @@ fn database_and_files_are_readable_by_the_server_user_only() {
     let sdir = tmp.path().join("server");
     let server = Server::start(&sdir, 0, &[]);
     let c = client_dir(tmp.path(), "heidi", server.port, "p.bin", &data(1000, 7));
-    assert_ok(&run_client(&c));
+    assert_ok(&run_client(&c, &[]), "client");
     let id = client_id(&c);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     for name in ["defensive.db", "defensive.db-wal", "defensive.db-shm"] {
@@ -347,7 +164,7 @@ fn a_symlink_planted_in_the_storage_folder_is_replaced_not_followed() {
     let sdir = tmp.path().join("server");
     let server = Server::start(&sdir, 0, &[]);
     let c = client_dir(tmp.path(), "ivan", server.port, "one.bin", &data(1000, 8));
-    assert_ok(&run_client(&c));
+    assert_ok(&run_client(&c, &[]), "client");
     let id = client_id(&c);
     let outside = tmp.path().join("outside.txt");
     std::fs::write(&outside, b"must not change").unwrap();
@@ -355,8 +172,8 @@ fn a_symlink_planted_in_the_storage_folder_is_replaced_not_followed() {
     std::os::unix::fs::symlink(&outside, &planted).unwrap();
     let second = data(5000, 9);
     std::fs::write(c.join("two.bin"), &second).unwrap();
-    set_target(&c, server.port, "ivan", "two.bin");
-    assert_ok(&run_client(&c));
+    write_transfer(&c, server.port, "ivan", "two.bin");
+    assert_ok(&run_client(&c, &[]), "client");
     assert_eq!(std::fs::read(&outside).unwrap(), b"must not change");
     assert!(!std::fs::symlink_metadata(&planted)
         .unwrap()

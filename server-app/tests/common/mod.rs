@@ -1,0 +1,287 @@
+//! Helpers shared by the tests that run the real binaries.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_server"))
+}
+
+/// The client binary sits beside the server's; built here if this package's tests
+/// run alone (`cargo test --workspace` builds it anyway).
+pub fn client_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let path = server_bin().with_file_name("client");
+        if !path.exists() {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "-p", "client-app", "--bin", "client"]);
+            if server_bin().to_string_lossy().contains("/release/") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("running cargo build for the client");
+            assert!(status.success(), "building the client failed");
+        }
+        path
+    })
+    .clone()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `server` in a folder of its own (killed on drop).
+pub struct Server {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts the server in `dir` on `port` (0: a free one), written to port.info.
+    pub fn start(dir: &Path, port: u16, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = if port == 0 { free_port() } else { port };
+        std::fs::write(dir.join("port.info"), format!("{port}\n")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
+        let child = Command::new(server_bin())
+            .args(["--bind", "127.0.0.1", "--max-connections-per-ip", "2000"])
+            .args(extra)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting the server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    /// SIGTERM, and the server must exit cleanly.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "server exit: {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// `server list-files` in the server's folder.
+    pub fn list_files(&self) -> String {
+        list_files(&self.dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn list_files(dir: &Path) -> String {
+    let out = Command::new(server_bin())
+        .arg("list-files")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Deterministic, not compressible-looking bytes.
+pub fn data(n: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = (seed as u32).wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A client folder with transfer.info and the file.
+pub fn client_dir(root: &Path, name: &str, port: u16, file: &str, contents: &[u8]) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), contents).unwrap();
+    write_transfer(&dir, port, name, file);
+    dir
+}
+
+pub fn write_transfer(dir: &Path, port: u16, name: &str, file: &str) {
+    std::fs::write(
+        dir.join("transfer.info"),
+        format!("127.0.0.1:{port}\n{name}\n{file}\n"),
+    )
+    .unwrap();
+}
+
+pub fn run_client(dir: &Path, args: &[&str]) -> Output {
+    Command::new(client_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running the client")
+}
+
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the `cksum` command prints: checksum and size.
+pub fn cksum_cmd(path: &Path) -> String {
+    let out = Command::new("cksum").arg(path).output().expect("cksum");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut parts = text.split_whitespace();
+    format!("{} {}", parts.next().unwrap(), parts.next().unwrap())
+}
+
+pub fn stored_path(server: &Path, id: &str, file: &str) -> PathBuf {
+    server.join("files").join(id).join(file)
+}
+
+/// The client id from the folder's me.info.
+pub fn client_id(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("me.info"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// Temporary upload files left in the server's storage folder.
+pub fn part_files(server: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for d in std::fs::read_dir(server.join("files"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            if f.file_name().to_string_lossy().ends_with(".part") {
+                v.push(f.path());
+            }
+        }
+    }
+    v
+}
+
+/// What a [`proxy`] does to the client-to-server stream at a byte offset.
+#[derive(Clone, Copy)]
+pub enum Tamper {
+    /// Flip one bit of the byte there.
+    Flip(usize),
+    /// Forward nothing from there on and close both sides.
+    Cut(usize),
+    /// Forward nothing from there on but hold both sides open.
+    Stall(usize),
+}
+
+/// Forwards one connection to `target`, tampering with the client's bytes. The
+/// flag is raised when the offset is reached.
+pub fn proxy(target: u16, tamper: Tamper) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reached = Arc::new(AtomicBool::new(false));
+    let flag = reached.clone();
+    std::thread::spawn(move || {
+        let Ok((client, _)) = listener.accept() else {
+            return;
+        };
+        let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+        let (mut c_rd, mut s_wr) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let (mut s_rd, mut c_wr) = (server, client);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = s_rd.read(&mut buf) {
+                if n == 0 || c_wr.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = c_wr.shutdown(std::net::Shutdown::Write);
+        });
+        let limit = match tamper {
+            Tamper::Cut(at) | Tamper::Stall(at) => at,
+            Tamper::Flip(_) => usize::MAX,
+        };
+        let mut seen = 0usize;
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = c_rd.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Tamper::Flip(at) = tamper {
+                if at >= seen && at < seen + n {
+                    buf[at - seen] ^= 0x10;
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+            let take = n.min(limit - seen);
+            if s_wr.write_all(&buf[..take]).is_err() {
+                break;
+            }
+            seen += take;
+            if seen >= limit {
+                flag.store(true, Ordering::SeqCst);
+                if let Tamper::Cut(_) = tamper {
+                    let _ = s_wr.shutdown(std::net::Shutdown::Both);
+                    let _ = c_rd.shutdown(std::net::Shutdown::Both);
+                } else {
+                    std::thread::sleep(Duration::from_secs(120));
+                }
+                return;
+            }
+        }
+        let _ = s_wr.shutdown(std::net::Shutdown::Write);
+    });
+    (port, reached)
+}

@@ -176,15 +176,27 @@ impl Connection {
             return Ok(());
         }
         let safe = safe_file_name(slot.file_name.as_bytes());
-        let path = self.app.files.commit(id, &slot.temp, &safe)?;
-        self.app.store.record_file(
+        let placed = self.app.files.commit(id, &slot.temp, &safe)?;
+        let recorded = self.app.store.record_file(
             id,
             &slot.file_name,
-            &path,
+            &placed.relative,
             verdict == Verdict::Verified,
             slot.size,
-        )?;
-        Ok(())
+        );
+        match recorded {
+            Ok(()) => {
+                placed.keep();
+                Ok(())
+            }
+            Err(e) => {
+                // Disk and database must agree: the earlier file comes back.
+                if let Err(undo) = placed.undo() {
+                    error!("could not restore the earlier file: {undo}");
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 

@@ -132,19 +132,26 @@ impl FileStore {
         OpenOptions::new().append(true).open(path)
     }
 
-    /// Moves a finished temporary file into place as `safe_name`, durably, and
-    /// returns its path relative to the data folder's parent (for `PathName`).
-    pub fn commit(&self, id: &ClientId, temp: &Path, safe_name: &str) -> io::Result<String> {
+    /// Moves a finished temporary file into place as `safe_name`, durably. The file
+    /// it replaces is kept aside until [`Placed::keep`] (the database has recorded
+    /// the new one) or put back by [`Placed::undo`].
+    pub fn commit(&self, id: &ClientId, temp: &Path, safe_name: &str) -> io::Result<Placed> {
         let dir = self.client_dir(id)?;
         let dest = dir.join(safe_name);
-        // A symlink planted where the file goes is replaced, never followed.
-        if let Ok(m) = fs::symlink_metadata(&dest) {
-            if m.file_type().is_symlink() || m.is_dir() {
-                if m.is_dir() {
-                    return Err(io::Error::other(format!("{} is a folder", dest.display())));
-                }
-                fs::remove_file(&dest)?;
+        let mut previous = None;
+        match fs::symlink_metadata(&dest) {
+            Ok(m) if m.is_dir() => {
+                return Err(io::Error::other(format!("{} is a folder", dest.display())))
             }
+            // A symlink planted where the file goes is replaced, never followed.
+            Ok(m) if m.file_type().is_symlink() => fs::remove_file(&dest)?,
+            Ok(_) => {
+                let aside = temp.with_extension("prev.part");
+                fs::hard_link(&dest, &aside)?;
+                previous = Some(aside);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         fs::rename(temp, &dest)?;
         File::open(&dir)?.sync_all()?;
@@ -153,12 +160,42 @@ impl FileStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "files".into());
-        Ok(format!("{root_name}/{}/{safe_name}", id.to_hex()))
+        Ok(Placed {
+            path: dest,
+            previous,
+            relative: format!("{root_name}/{}/{safe_name}", id.to_hex()),
+        })
     }
 
     /// Removes a temporary file (best effort).
     pub fn discard(&self, temp: &Path) {
         let _ = fs::remove_file(temp);
+    }
+}
+
+/// A file moved into place whose database record is not yet written.
+pub struct Placed {
+    path: PathBuf,
+    previous: Option<PathBuf>,
+    /// Path relative to the data folder (for `PathName`).
+    pub relative: String,
+}
+
+impl Placed {
+    /// The database has the new file: drop the old one.
+    pub fn keep(self) {
+        if let Some(p) = &self.previous {
+            let _ = fs::remove_file(p);
+        }
+    }
+
+    /// The database could not record it: put the old file back (or remove the new
+    /// one if there was none), so that disk and database still agree.
+    pub fn undo(self) -> io::Result<()> {
+        match &self.previous {
+            Some(p) => fs::rename(p, &self.path),
+            None => fs::remove_file(&self.path),
+        }
     }
 }
 

@@ -82,6 +82,9 @@ struct Cli {
     /// Fault injection for tests: writes of upload data fail after this many bytes.
     #[arg(long, hide = true)]
     inject_write_failure_after: Option<u64>,
+    /// Fault injection for tests: recording a confirmed file in the database fails.
+    #[arg(long, hide = true)]
+    inject_db_failure: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -229,6 +232,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(bytes) = cli.inject_write_failure_after {
         warn!("fault injection: upload writes fail after {bytes} bytes");
         app.inject_write_failure_after(bytes);
+    }
+    if cli.inject_db_failure {
+        warn!("fault injection: recording files in the database fails");
+        app.store().inject_record_failure();
     }
     match cli.command {
         Some(Command::ListClients) => list_clients(&app),

@@ -69,6 +69,8 @@ pub struct FileRow {
 /// The database, shared by every connection (SQLite serialises writers anyway).
 pub struct Store {
     db: Mutex<Connection>,
+    /// Fault injection for tests: recording a file fails, as on a broken database.
+    fail_file_records: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -137,7 +139,10 @@ impl Store {
             )
             .ctx("migrating the schema to version 2")?;
         }
-        Ok(Store { db: Mutex::new(db) })
+        Ok(Store {
+            db: Mutex::new(db),
+            fail_file_records: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -287,6 +292,12 @@ impl Store {
             .unwrap_or(false))
     }
 
+    /// Makes every later [`record_file`](Self::record_file) fail (fault tests).
+    pub fn inject_record_failure(&self) {
+        self.fail_file_records
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Records a stored file (one write transaction per file).
     pub fn record_file(
         &self,
@@ -296,6 +307,18 @@ impl Store {
         verified: bool,
         size: u64,
     ) -> Result<(), StoreError> {
+        if self
+            .fail_file_records
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError {
+                what: "recording the file (injected fault)",
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                    Some("disk I/O error".into()),
+                ),
+            });
+        }
         self.db()
             .execute(
                 "INSERT INTO files (ID, FileName, PathName, Verified, Size) \

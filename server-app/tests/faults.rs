@@ -137,6 +137,38 @@ fn a_full_disk_gets_1607_and_loses_nothing_earlier() {
 }
 
 #[test]
+fn a_failing_database_gets_1607_and_disk_and_database_still_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let server = Server::start(&sdir, 0, &[]);
+    let first = data(30_000, 11);
+    let c = client_dir(tmp.path(), "judy", server.port, "db.bin", &first);
+    assert_ok(&run_client(&c, &[]), "first upload");
+    let id = client_id(&c);
+    let port = server.port;
+    server.stop();
+
+    // Recording the confirmed file fails: the client is told (1607), the earlier
+    // file is back in place and the database still describes it.
+    let server = Server::start(&sdir, port, &["--inject-db-failure"]);
+    std::fs::write(c.join("db.bin"), data(60_000, 12)).unwrap();
+    let out = run_client(&c, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server responded with an error"), "{err}");
+    assert_eq!(
+        std::fs::read(stored_path(&sdir, &id, "db.bin")).unwrap(),
+        first
+    );
+    let listing = server.list_files();
+    assert!(
+        listing.contains(" yes ") && listing.contains(" 30000 "),
+        "{listing}"
+    );
+    assert!(part_files(&sdir).is_empty(), "{:?}", part_files(&sdir));
+}
+
+#[test]
 fn database_and_files_are_readable_by_the_server_user_only() {
     let tmp = tempfile::tempdir().unwrap();
     let sdir = tmp.path().join("server");

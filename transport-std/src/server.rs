@@ -235,3 +235,26 @@ fn drain<H: ConnectionHandler>(conn: &mut Conn, handler: &mut H) {
         handler.on_event(conn, ev);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    use super::ConnectionLimiter;
+
+    #[test]
+    fn caps_overall_and_per_address_and_releases_on_drop() {
+        let limiter = Arc::new(ConnectionLimiter::default());
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let g1 = limiter.try_acquire(a, 3, 2).unwrap();
+        let _g2 = limiter.try_acquire(a, 3, 2).unwrap();
+        assert!(limiter.try_acquire(a, 3, 2).is_none(), "per-address cap");
+        let _g3 = limiter.try_acquire(b, 3, 2).unwrap();
+        assert!(limiter.try_acquire(b, 3, 2).is_none(), "overall cap");
+        assert_eq!(limiter.open(), 3);
+        drop(g1);
+        assert!(limiter.try_acquire(a, 3, 2).is_some(), "released on drop");
+    }
+}

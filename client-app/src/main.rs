@@ -55,6 +55,9 @@ struct Cli {
     /// Put the client name in 900/901/902 instead of the file name.
     #[arg(long)]
     crc_client_name: bool,
+    /// Open a new connection for every request (servers that close after each answer).
+    #[arg(long)]
+    connection_per_request: bool,
     /// Seconds to wait for an answer.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -156,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         per_packet_content_size: cli.per_packet_size,
         per_packet_encryption: cli.per_packet_encryption,
         crc_carries_client_name: cli.crc_client_name,
+        connection_per_request: cli.connection_per_request,
         packet_size: cli.packet_size.max(16),
     };
     let reconnecting = identity.is_some();
@@ -212,7 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ClientEvent::ReconnectRefused => {
                 println!("the server does not know this client any more (1606); registering anew")
             }
-            ClientEvent::KeyExchanged { .. } => {}
+            ClientEvent::KeyExchanged { .. } | ClientEvent::NewConnection => {}
             ClientEvent::SendFile { attempt } => progress.start(*attempt),
             ClientEvent::Progress { sent, .. } => progress.update(*sent),
             ClientEvent::ServerError {

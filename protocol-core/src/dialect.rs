@@ -26,6 +26,10 @@ pub struct Dialect {
     pub per_packet_encryption: bool,
     /// 900/901/902 carry the client name instead of the file name (variant 5).
     pub crc_carries_client_name: bool,
+    /// A new TCP connection for every request, waiting for each packet's 1603
+    /// (variant 7): the session emits [`crate::ClientEvent::NewConnection`] between
+    /// requests.
+    pub connection_per_request: bool,
     /// Content bytes per 828 packet (variant 9 servers need about 1 KiB). Grown,
     /// in steps of 16 bytes, when a file would otherwise need more than 65,535 packets.
     pub packet_size: usize,
@@ -40,6 +44,7 @@ impl Default for Dialect {
             per_packet_content_size: false,
             per_packet_encryption: false,
             crc_carries_client_name: false,
+            connection_per_request: false,
             packet_size: 64 * 1024,
         }
     }

@@ -228,3 +228,25 @@ fn an_independent_python_and_openssl_client_is_served() {
     assert_eq!(cksum_cmd(&stored), cksum_cmd(&file));
     assert!(server.list_files().contains(" yes "));
 }
+
+#[test]
+fn a_client_with_a_connection_per_request_is_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let server = Server::start(&sdir, 0, &[]);
+    let c = client_dir(
+        tmp.path(),
+        "oscar",
+        server.port,
+        "v7.bin",
+        &data(10_000, 21),
+    );
+    let args = ["--connection-per-request", "--packet-size", "1024"];
+    assert_ok(&run_client(&c, &args), "first run");
+    let stored = stored_path(&sdir, &client_id(&c), "v7.bin");
+    assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("v7.bin")));
+    // And a reconnect, in the same dialect.
+    std::fs::write(c.join("v7.bin"), data(3000, 22)).unwrap();
+    assert_ok(&run_client(&c, &args), "second run");
+    assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("v7.bin")));
+}

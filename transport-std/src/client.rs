@@ -74,13 +74,46 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
     options: &ClientOptions,
     mut on_event: impl FnMut(&ClientEvent),
 ) -> Result<Outcome, ClientError> {
-    stream.set_nodelay(true)?;
-    let mut writer = Writer::new(stream)?;
-    let reader = Reader::new(stream)?;
-    let result = drive(session, &mut writer, &reader, file, options, &mut on_event);
-    // Unblocks the reader thread; the writer has finished or failed by now.
-    let _ = stream.shutdown(std::net::Shutdown::Read);
-    result
+    let mut sending = false;
+    loop {
+        stream.set_nodelay(true)?;
+        let mut writer = Writer::new(stream)?;
+        let reader = Reader::new(stream)?;
+        let step = drive(
+            session,
+            &mut writer,
+            &reader,
+            file,
+            options,
+            &mut sending,
+            &mut on_event,
+        );
+        match step {
+            Ok(Step::Finished(outcome)) => {
+                // Unblocks the reader thread; the writer has finished.
+                let _ = stream.shutdown(std::net::Shutdown::Read);
+                return Ok(outcome);
+            }
+            Ok(Step::NewConnection) => {
+                // Variant 7: everything queued is written; the next request goes on
+                // a connection of its own.
+                let peer = stream.peer_addr()?;
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                *stream = TcpStream::connect(peer)?;
+                session.connection_opened();
+            }
+            Err(e) => {
+                let _ = stream.shutdown(std::net::Shutdown::Read);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// How one connection's part of a run ended.
+enum Step {
+    Finished(Outcome),
+    NewConnection,
 }
 
 fn drive<R: CryptoRngCore, F: Read + Seek>(
@@ -89,34 +122,38 @@ fn drive<R: CryptoRngCore, F: Read + Seek>(
     reader: &Reader,
     file: &mut F,
     options: &ClientOptions,
+    sending: &mut bool,
     on_event: &mut impl FnMut(&ClientEvent),
-) -> Result<Outcome, ClientError> {
+) -> Result<Step, ClientError> {
     let mut input = BytesMut::with_capacity(4096);
     let mut out = BytesMut::new();
     let mut chunk = vec![0u8; options.read_chunk.max(4096)];
-    let mut sending = false;
     loop {
         while let Some(ev) = session.poll_event() {
             on_event(&ev);
             match ev {
                 ClientEvent::SendFile { .. } => {
                     file.seek(SeekFrom::Start(0))?;
-                    sending = true;
+                    *sending = true;
                 }
                 ClientEvent::Finished(outcome) => {
                     session.poll_transmit(&mut out);
                     writer.send(&mut out)?;
                     writer.finish()?;
-                    return Ok(outcome);
+                    return Ok(Step::Finished(outcome));
+                }
+                ClientEvent::NewConnection => {
+                    writer.finish()?;
+                    return Ok(Step::NewConnection);
                 }
                 _ => {}
             }
         }
-        if sending && session.wants_file_data() {
+        if *sending && session.wants_file_data() {
             let n = read_full(file, &mut chunk)?;
             if n == 0 {
                 session.end_of_file().map_err(ClientError::File)?;
-                sending = false;
+                *sending = false;
             } else {
                 session
                     .push_file_data(&chunk[..n])
@@ -128,8 +165,9 @@ fn drive<R: CryptoRngCore, F: Read + Seek>(
         if let Some(f) = session.failure() {
             return Err(ClientError::Failure(f.clone()));
         }
-        // While sending, take only what has already arrived; otherwise wait.
-        let message = if sending {
+        // While there is file data to take, take only what has already arrived;
+        // otherwise wait.
+        let message = if *sending && session.wants_file_data() {
             match reader.rx.try_recv() {
                 Ok(m) => m,
                 Err(TryRecvError::Empty) => continue,
@@ -151,7 +189,9 @@ fn drive<R: CryptoRngCore, F: Read + Seek>(
                     .handle_input(&mut input)
                     .map_err(ClientError::Failure)?;
             }
-            Incoming::Eof => return end_of_stream(session, &mut input, on_event),
+            Incoming::Eof => {
+                return end_of_stream(session, &mut input, on_event).map(Step::Finished)
+            }
             Incoming::Error(e) => return Err(e.into()),
         }
     }

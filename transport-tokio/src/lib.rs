@@ -205,6 +205,12 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
                     wr.write_all(&out).await?;
                     return Ok(outcome);
                 }
+                ClientEvent::NewConnection => {
+                    return Err(ClientError::Io(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "a connection per request (variant 7) needs transport_std::run_client",
+                    )));
+                }
                 _ => {}
             }
         }

@@ -122,6 +122,10 @@ pub enum ClientEvent {
         /// Re-sends left before giving up.
         resends_left: u32,
     },
+    /// Variant 7 ([`Dialect::connection_per_request`]): the last request was answered
+    /// (or, for 901, needs no answer). Close this connection, open a new one, then call
+    /// [`ClientSession::connection_opened`]; nothing more is transmitted until then.
+    NewConnection,
     /// The run is over.
     Finished(Outcome),
 }
@@ -175,6 +179,10 @@ pub struct ClientSession<R> {
     resends: u32,
     send: Option<FileSend>,
     failure: Option<ClientFailure>,
+    /// Variant 7: a released request awaits its answer on the current connection.
+    in_flight: bool,
+    /// Variant 7: the current connection is used up.
+    need_connection: bool,
 }
 
 /// One pass over the file: encryption, packetising, checksum.
@@ -258,6 +266,8 @@ impl<R: CryptoRngCore> ClientSession<R> {
             resends: 0,
             send: None,
             failure: None,
+            in_flight: false,
+            need_connection: false,
             config,
         };
         match s.config.identity.clone() {
@@ -436,14 +446,42 @@ impl<R: CryptoRngCore> ClientSession<R> {
         self.events.pop_front()
     }
 
-    /// Appends every byte the session has to send to `out`.
+    /// Appends every byte the session has to send to `out`. With
+    /// [`Dialect::connection_per_request`], one request at a time, and nothing while a
+    /// request awaits its answer or a new connection is due.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) {
+        if self.config.dialect.connection_per_request {
+            if self.in_flight || self.need_connection {
+                return;
+            }
+            let Ok(Some((_, code, size))) = wire::peek_request_header(&self.out) else {
+                return;
+            };
+            let len = wire::REQUEST_HEADER_LEN + size as usize;
+            if self.out.len() < len {
+                return;
+            }
+            out.extend_from_slice(&self.out.split_to(len));
+            if code == RequestCode::CrcRetry {
+                // 901 has no answer: the next request goes on a new connection at once.
+                self.need_connection = true;
+                self.events.push_back(ClientEvent::NewConnection);
+            } else {
+                self.in_flight = true;
+            }
+            return;
+        }
         if out.is_empty() {
             std::mem::swap(out, &mut self.out);
         } else {
             out.extend_from_slice(&self.out);
             self.out.clear();
         }
+    }
+
+    /// Variant 7: the new connection asked for by [`ClientEvent::NewConnection`] is open.
+    pub fn connection_opened(&mut self) {
+        self.need_connection = false;
     }
 
     // ---- internals ----
@@ -641,6 +679,16 @@ impl<R: CryptoRngCore> ClientSession<R> {
     }
 
     fn on_response(&mut self, response: Response) -> Result<(), ClientFailure> {
+        self.on_response_inner(response)?;
+        if self.config.dialect.connection_per_request && !self.is_finished() {
+            self.in_flight = false;
+            self.need_connection = true;
+            self.events.push_back(ClientEvent::NewConnection);
+        }
+        Ok(())
+    }
+
+    fn on_response_inner(&mut self, response: Response) -> Result<(), ClientFailure> {
         let code = response.code();
         match (self.state, response) {
             (_, Response::GeneralError)
@@ -697,11 +745,12 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 // Variant 7 servers answer every packet; only the last answer counts.
             }
             (State::AwaitChecksum, Response::FileReceived { content_size, .. })
-                if !self.config.dialect.per_packet_content_size
-                    && self
-                        .send
-                        .as_ref()
-                        .is_some_and(|s| (content_size as u64) < s.layout.content_size) =>
+                if (self.config.dialect.connection_per_request && !self.out.is_empty())
+                    || (!self.config.dialect.per_packet_content_size
+                        && self
+                            .send
+                            .as_ref()
+                            .is_some_and(|s| (content_size as u64) < s.layout.content_size)) =>
             {
                 // An answer to a packet before the last (variant 7): it reports less
                 // content than the whole file.

@@ -17,6 +17,7 @@ type Client = (Vec<u8>, Option<Vec<u8>>, Option<AesKey>);
 struct State {
     clients: HashMap<ClientId, Client>,
     uploads: HashMap<ClientId, (Vec<u8>, Vec<u8>)>,
+    suspended: HashMap<ClientId, protocol_core::SuspendedUpload>,
     files: HashMap<(ClientId, Vec<u8>), (Vec<u8>, bool)>,
 }
 
@@ -108,6 +109,10 @@ impl ConnectionHandler for MemoryApp {
                     key_age: std::time::Duration::ZERO,
                     suspended: None,
                 });
+                let record = record.map(|mut r| {
+                    r.suspended = st.suspended.remove(&client_id);
+                    r
+                });
                 conn.client_lookup(ticket, record)
             }
             ServerEvent::UploadStarted {
@@ -154,7 +159,11 @@ impl ConnectionHandler for MemoryApp {
                 }
                 Ok(())
             }
-            ServerEvent::Seen { .. } | ServerEvent::UploadSuspended { .. } => Ok(()),
+            ServerEvent::UploadSuspended { client_id, upload } => {
+                st.suspended.insert(client_id, upload);
+                Ok(())
+            }
+            ServerEvent::Seen { .. } => Ok(()),
         };
     }
 }

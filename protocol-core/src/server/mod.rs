@@ -774,7 +774,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             }
             Request::SendFile(packet) => {
                 let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
-                if known {
+                // A packet that continues an upload this connection does not hold was
+                // handed to the application earlier (a connection per packet): ask for it.
+                let continues_elsewhere =
+                    self.upload.is_none() && upload::detect_field_order(&packet).is_none();
+                if known && !continues_elsewhere {
                     self.on_packet(client_id, packet)?;
                 } else {
                     let ticket = self.ask(Pending::Lookup { client_id, packet });
@@ -911,6 +915,14 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 checksum: up.checksum.value(),
             };
             self.respond(response);
+            // The next packet will come on another connection, which may be looked up
+            // before this one sees its end: hand the upload over now, not at EOF.
+            if let Some(up) = self.upload.take() {
+                self.events.push_back(ServerEvent::UploadSuspended {
+                    client_id,
+                    upload: SuspendedUpload(Box::new(up)),
+                });
+            }
         }
         Ok(())
     }

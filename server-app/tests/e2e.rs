@@ -7,7 +7,7 @@ mod common;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -137,19 +137,7 @@ fn many_clients_at_once(transport: &str) {
             )
         })
         .collect();
-    let children: Vec<Child> = dirs
-        .iter()
-        .map(|d| {
-            Command::new(client_bin())
-                .current_dir(d)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for (child, d) in children.into_iter().zip(&dirs) {
-        let out = child.wait_with_output().unwrap();
+    for (out, d) in run_clients_at_once(&dirs).into_iter().zip(&dirs) {
         assert_ok(&out, &d.display().to_string());
         let stored = stored_path(&sdir, &client_id(d), "data.bin");
         assert_eq!(cksum_cmd(&stored), cksum_cmd(&d.join("data.bin")));

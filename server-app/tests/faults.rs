@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -249,20 +249,8 @@ fn two_hundred_clients_at_once_while_one_peer_sends_garbage() {
     let dirs: Vec<PathBuf> = (0..200)
         .map(|i| client_dir(tmp.path(), &format!("c{i}"), port, "f.bin", &file))
         .collect();
-    let children: Vec<Child> = dirs
-        .iter()
-        .map(|d| {
-            Command::new(client_bin())
-                .current_dir(d)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
     let mut failed = Vec::new();
-    for (i, child) in children.into_iter().enumerate() {
-        let out = child.wait_with_output().unwrap();
+    for (i, out) in run_clients_at_once(&dirs).into_iter().enumerate() {
         if !out.status.success() {
             failed.push((i, String::from_utf8_lossy(&out.stderr).into_owned()));
         }

@@ -166,6 +166,25 @@ pub fn run_client(dir: &Path, args: &[&str]) -> Output {
         .expect("running the client")
 }
 
+/// Starts a client in every folder at once and waits for them all.
+pub fn run_clients_at_once(dirs: &[PathBuf]) -> Vec<Output> {
+    let children: Vec<Child> = dirs
+        .iter()
+        .map(|d| {
+            Command::new(client_bin())
+                .current_dir(d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starting a client")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("waiting for a client"))
+        .collect()
+}
+
 pub fn assert_ok(out: &Output, what: &str) {
     assert!(
         out.status.success(),

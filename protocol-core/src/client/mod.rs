@@ -21,14 +21,15 @@
 //! [`push_file_data`](ClientSession::push_file_data) and
 //! [`end_of_file`](ClientSession::end_of_file).
 
+mod event;
+mod layout;
+
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use rand_core::CryptoRngCore;
-use thiserror::Error;
 
-use crate::crypto::{padded_len, AesKey, CbcEncryptor, Checksum, PrivateKey};
-use crate::dialect::Dialect;
+use crate::crypto::{AesKey, CbcEncryptor, Checksum, PrivateKey};
 use crate::error::{PeerError, UsageError};
 use crate::wire::{
     self, ClientId, FieldString, FilePacket, Request, RequestCode, RequestEncoding, Response,
@@ -40,116 +41,8 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// How many times the file is sent again after a checksum mismatch.
 pub const MAX_RESENDS: u32 = 3;
 
-/// A client's registered identity (what `me.info` holds).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The id the server issued.
-    pub client_id: ClientId,
-    /// The client's RSA private key.
-    pub private_key: PrivateKey,
-}
-
-/// What a client run is to do.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// The client's name (at most 100 characters in `transfer.info`).
-    pub name: FieldString,
-    /// The file name sent to the server.
-    pub file_name: FieldString,
-    /// Size of the file, in bytes.
-    pub file_size: u64,
-    /// `Some`: reconnect (827) with this identity; `None`: register (825).
-    pub identity: Option<Identity>,
-    /// The key pair to register with; a fresh one is generated if `None`.
-    pub registration_key: Option<PrivateKey>,
-    /// How to speak.
-    pub dialect: Dialect,
-}
-
-/// How a run ended without failing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server confirmed the checksum (900, 1604).
-    Verified,
-    /// The checksum differed four times; 902 was sent and acknowledged.
-    GaveUp,
-}
-
-/// What happened during a run, for the application to act on or show.
-#[derive(Debug, Clone)]
-pub enum ClientEvent {
-    /// The server issued an id. Write `me.info` and `priv.key` now.
-    Registered {
-        /// The new id.
-        client_id: ClientId,
-        /// The key registered with it.
-        private_key: Box<PrivateKey>,
-    },
-    /// The server refused the reconnect (1606): registering anew.
-    ReconnectRefused,
-    /// An AES key was received (1602 or 1605).
-    KeyExchanged {
-        /// Reconnected (1605) rather than registered (1602).
-        reconnected: bool,
-    },
-    /// Feed the file from its first byte (first send, or a re-send).
-    SendFile {
-        /// 1 for the first send.
-        attempt: u32,
-    },
-    /// Plaintext bytes packed and queued so far in this send.
-    Progress {
-        /// Bytes so far.
-        sent: u64,
-        /// File size.
-        total: u64,
-    },
-    /// The server answered with an error; the request is sent again.
-    ServerError {
-        /// The response code.
-        code: ResponseCode,
-        /// The request that failed.
-        request: RequestCode,
-        /// The attempt that failed (1-based).
-        attempt: u32,
-    },
-    /// The server's checksum differs from ours.
-    ChecksumMismatch {
-        /// Ours.
-        ours: u32,
-        /// The server's.
-        theirs: u32,
-        /// Re-sends left before giving up.
-        resends_left: u32,
-    },
-    /// Variant 7 ([`Dialect::connection_per_request`]): the last request was answered
-    /// (or, for 901, needs no answer). Close this connection, open a new one, then call
-    /// [`ClientSession::connection_opened`]; nothing more is transmitted until then.
-    NewConnection,
-    /// The run is over.
-    Finished(Outcome),
-}
-
-/// Why a run failed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ClientFailure {
-    /// The server broke the protocol.
-    #[error("the server broke the protocol: {0}")]
-    Peer(#[from] PeerError),
-    /// Every attempt of a request was answered with an error.
-    #[error("request {request:?} failed {attempts} times; the server's last answer was {last:?}{}", if *last == ResponseCode::RegistrationFailed { " (the name is taken or invalid)" } else { "" })]
-    ServerRefused {
-        /// The request.
-        request: RequestCode,
-        /// Its last answer.
-        last: ResponseCode,
-        /// How often it was sent.
-        attempts: u32,
-    },
-    /// The application's own key could not be used.
-    #[error("key error: {0}")]
-    Key(String),
-}
+pub use event::{ClientConfig, ClientEvent, ClientFailure, Identity, Outcome};
+use layout::Layout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -198,53 +91,6 @@ struct FileSend {
     room: u64,
     next_packet: u16,
     layout: Layout,
-}
-
-/// How a file is cut into packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Layout {
-    total_packets: u16,
-    /// Stream mode: ciphertext bytes per packet; per-packet mode: plaintext bytes per packet.
-    unit: u64,
-    /// Total ciphertext.
-    content_size: u64,
-}
-
-fn round_up16(n: u64) -> u64 {
-    n.div_ceil(16) * 16
-}
-
-impl Layout {
-    fn new(file_size: u64, dialect: &Dialect) -> Result<Layout, UsageError> {
-        let want = (dialect.packet_size.max(16)) as u64;
-        let (unit, total, content) = if dialect.per_packet_encryption {
-            let mut unit = want;
-            let mut n = file_size.div_ceil(unit).max(1);
-            if n > u16::MAX as u64 {
-                unit = round_up16(file_size.div_ceil(u16::MAX as u64));
-                n = file_size.div_ceil(unit).max(1);
-            }
-            let last = file_size - (n - 1) * unit;
-            (unit, n, (n - 1) * padded_len(unit) + padded_len(last))
-        } else {
-            let content = padded_len(file_size);
-            let mut unit = round_up16(want);
-            if content.div_ceil(unit) > u16::MAX as u64 {
-                unit = round_up16(content.div_ceil(u16::MAX as u64));
-            }
-            (unit, content.div_ceil(unit), content)
-        };
-        if content > u32::MAX as u64 {
-            return Err(UsageError::BadConfig(
-                "the encrypted file would exceed 4 GiB - 1, the protocol's limit",
-            ));
-        }
-        Ok(Layout {
-            total_packets: total as u16,
-            unit,
-            content_size: content,
-        })
-    }
 }
 
 impl<R: CryptoRngCore> ClientSession<R> {
@@ -447,7 +293,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
     }
 
     /// Appends every byte the session has to send to `out`. With
-    /// [`Dialect::connection_per_request`], one request at a time, and nothing while a
+    /// [`crate::Dialect::connection_per_request`], one request at a time, and nothing while a
     /// request awaits its answer or a new connection is due.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) {
         if self.config.dialect.connection_per_request {

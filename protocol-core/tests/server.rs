@@ -548,6 +548,38 @@ fn bad_padding_gets_the_same_answer_as_a_bad_length() {
 }
 
 #[test]
+fn after_a_failed_write_the_rest_of_the_upload_is_skipped_quietly() {
+    let (mut s, mut store, id, aes, now) = session(Limits::default());
+    let data = pattern(3000, 4);
+    let ct = encrypt(&aes, &data);
+    let mut b = frame(id, &packet(1, 3, ct.len() as u32, 3000, &ct[..1024]));
+    s.handle_input(&mut b, now).unwrap();
+    store.serve(&mut s);
+    // The disk fills up: the app fails the upload.
+    s.fail_upload().unwrap();
+    assert_eq!(last_code(&mut s), Some(1607));
+    let mut rest = frame(id, &packet(2, 3, ct.len() as u32, 3000, &ct[1024..2048]));
+    rest.extend_from_slice(&frame(
+        id,
+        &packet(3, 3, ct.len() as u32, 3000, &ct[2048..]),
+    ));
+    s.handle_input(&mut rest, now).unwrap();
+    let mut questions = 0;
+    while let Some(ev) = s.poll_event() {
+        questions += matches!(
+            ev,
+            ServerEvent::LookupClient { .. } | ServerEvent::UploadFinished { .. }
+        ) as usize;
+    }
+    assert_eq!(
+        questions, 0,
+        "skipped packets ask nothing of the application"
+    );
+    assert!(!s.is_closed() && s.wants_read());
+    assert_eq!(last_code(&mut s), None);
+}
+
+#[test]
 fn a_revoked_key_is_gone_from_the_store_and_a_new_connection_is_refused() {
     let (mut s, mut store, id, aes, now) = session(Limits::default());
     let mut ct = encrypt(&aes, &pattern(100, 1));

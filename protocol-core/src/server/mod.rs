@@ -579,8 +579,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
                 // A packet that continues an upload this connection does not hold was
                 // handed to the application earlier (a connection per packet): ask for it.
-                let continues_elsewhere =
-                    self.upload.is_none() && upload::detect_field_order(&packet).is_none();
+                let continues_elsewhere = !self.skipping_failed_upload
+                    && self.upload.is_none()
+                    && upload::detect_field_order(&packet).is_none();
                 if known && !continues_elsewhere {
                     self.on_packet(client_id, packet)?;
                 } else {

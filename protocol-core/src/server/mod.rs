@@ -12,6 +12,7 @@
 //!             902 ──► Confirm(GaveUp) ──── succeed ─► 1604
 //!   any question ── fail ──► 1607 (connection stays open)
 //!   a protocol violation ──► 1607, then closed
+//!   a decryption failure ──► RevokeKey, 1607, then closed (one guess per key)
 //! ```
 //!
 //! # Calling order
@@ -40,8 +41,10 @@
 //! field that is 1 in the first packet is the number); content size per packet or in
 //! total; names in 900-902; a connection per request, with the upload carried across
 //! connections through [`SuspendedUpload`]; per-packet encryption, recognised by the
-//! total size (one stream is exactly the padded original size) or, when the content
-//! size is per packet, by the first packet's last block ending in valid padding.
+//! total size (one stream is exactly the padded original size) or, where the sizes
+//! cannot tell (content size per packet, or few packets), by the last blocks of up to
+//! three packets all ending in the same valid padding, and at the last packet by the
+//! declared original size.
 
 mod event;
 mod upload;

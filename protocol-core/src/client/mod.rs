@@ -56,7 +56,27 @@ enum State {
     Failed,
 }
 
-/// The client side of a run. See the [module docs](self).
+/// The client side of a run. See the [module docs](self); the crate docs run a
+/// whole exchange.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use protocol_core::{wire, ClientConfig, ClientSession, Dialect, FieldString, Request};
+/// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+///
+/// let mut session = ClientSession::new(ClientConfig {
+///     name: FieldString::new("alice").unwrap(),
+///     file_name: FieldString::new("notes.txt").unwrap(),
+///     file_size: 5,
+///     identity: None, // no me.info: register
+///     registration_key: None,
+///     dialect: Dialect::default(),
+/// }, ChaCha20Rng::seed_from_u64(0)).unwrap();
+/// let mut out = BytesMut::new();
+/// session.poll_transmit(&mut out);
+/// let frame = wire::decode_request(&mut out, &Default::default()).unwrap().unwrap();
+/// assert!(matches!(frame.request, Request::Register { .. }));
+/// ```
 pub struct ClientSession<R> {
     config: ClientConfig,
     rng: R,

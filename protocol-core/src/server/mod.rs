@@ -101,7 +101,27 @@ enum Pending {
 }
 
 /// The server side of one connection. See the [module docs](self) for the order
-/// in which to call its methods.
+/// in which to call its methods; the crate docs run a whole exchange.
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::BytesMut;
+/// use protocol_core::{wire, ClientId, FieldString, Request, ServerConfig, ServerConnection, ServerEvent};
+/// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+///
+/// let now = Instant::now();
+/// let mut conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), now);
+/// let mut input = BytesMut::new();
+/// let name = FieldString::new("alice").unwrap();
+/// wire::encode_request(&mut input, ClientId::ZERO, &Request::Register { name }, Default::default());
+/// conn.handle_input(&mut input, now).unwrap();
+/// let Some(ServerEvent::Register { ticket, client_id, .. }) = conn.poll_event() else { panic!() };
+/// conn.accept_registration(ticket).unwrap(); // the name was free: store the client, answer 1600
+/// let mut out = BytesMut::new();
+/// conn.poll_transmit(&mut out);
+/// assert_eq!(wire::decode_response(&mut out).unwrap(),
+///            Some(protocol_core::Response::Registered { client_id }));
+/// ```
 pub struct ServerConnection<R> {
     config: ServerConfig,
     rng: R,

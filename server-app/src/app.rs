@@ -2,8 +2,6 @@
 //! file folder. One [`App`] per process, one [`Connection`] handler per connection.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,6 +13,7 @@ use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
 use crate::files::{safe_file_name, FileStore};
 use crate::store::{Registration, Store};
+use crate::upload_writer::UploadWriter;
 
 /// An upload between its first packet and the client's verdict.
 struct Slot {
@@ -113,9 +112,8 @@ impl HandlerFactory for SharedApp {
 pub struct Connection {
     app: Arc<App>,
     peer: SocketAddr,
-    /// The open temporary file of this connection's upload. Unbuffered: data arrives
-    /// in packet-sized pieces already, and a buffer would add a copy of every byte.
-    writer: Option<(ClientId, File)>,
+    /// The open temporary file of this connection's upload.
+    writer: Option<(ClientId, UploadWriter)>,
     /// When LastSeen was last written for this connection's client: at most once a
     /// second, not once per packet (a database write per packet would cost more than
     /// the packet).
@@ -141,7 +139,7 @@ impl Connection {
         match &mut self.writer {
             Some((w, f)) if w == id => {
                 self.app.charge_write(data.len())?;
-                f.write_all(data)
+                f.write(data)
             }
             _ => Err(std::io::Error::other("no open upload for this client")),
         }
@@ -151,7 +149,7 @@ impl Connection {
         let Some((_, file)) = self.writer.take() else {
             return Err(std::io::Error::other("no open upload"));
         };
-        file.sync_all()?;
+        file.finish()?;
         let mut uploads = self.app.uploads();
         let slot = uploads
             .get_mut(id)
@@ -398,9 +396,22 @@ impl ConnectionHandler for Connection {
                 self.abort_upload(&client_id);
             }
             ServerEvent::UploadSuspended { client_id, upload } => {
-                self.writer = None;
-                if let Some(slot) = self.app.uploads().get_mut(&client_id) {
-                    slot.suspended = Some(upload);
+                // What is buffered must be in the file before another connection
+                // resumes the upload from the file's end.
+                let flushed = match self.writer.take() {
+                    Some((id, mut w)) if id == client_id => w.flush(),
+                    _ => Ok(()),
+                };
+                match flushed {
+                    Ok(()) => {
+                        if let Some(slot) = self.app.uploads().get_mut(&client_id) {
+                            slot.suspended = Some(upload);
+                        }
+                    }
+                    Err(e) => {
+                        error!(%peer, client = %client_id, "writing a suspended upload failed: {e}");
+                        self.abort_upload(&client_id);
+                    }
                 }
             }
             ServerEvent::Confirm {

@@ -1,13 +1,15 @@
 //! The folder of received files: one subfolder per client, uploads written to
 //! temporary files and moved into place only when the client confirms them.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol_core::ClientId;
+
+use crate::upload_writer::UploadWriter;
 
 /// Names Windows reserves for devices; a file with one of them as its stem is renamed.
 const DEVICE_NAMES: &[&str] = &[
@@ -115,21 +117,17 @@ impl FileStore {
     }
 
     /// Creates a fresh temporary file for an upload of `id`.
-    pub fn create_temp(&self, id: &ClientId) -> io::Result<(PathBuf, File)> {
+    pub fn create_temp(&self, id: &ClientId) -> io::Result<(PathBuf, UploadWriter)> {
         let dir = self.client_dir(id)?;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!(".upload-{}-{n}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        Ok((path, file))
+        let writer = UploadWriter::create(&path)?;
+        Ok((path, writer))
     }
 
     /// Reopens a temporary file to append to it (an upload resumed on a new connection).
-    pub fn reopen_temp(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().append(true).open(path)
+    pub fn reopen_temp(&self, path: &Path) -> io::Result<UploadWriter> {
+        UploadWriter::resume(path)
     }
 
     /// Moves a finished temporary file into place as `safe_name`, durably. The file

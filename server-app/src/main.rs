@@ -4,6 +4,7 @@
 mod app;
 mod files;
 mod store;
+mod upload_writer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

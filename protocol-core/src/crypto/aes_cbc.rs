@@ -146,6 +146,18 @@ impl EncInner {
             EncInner::A256Ni(e) => e.encrypt(Array::slice_as_flattened_mut(blocks)),
         }
     }
+    /// Encrypts whole blocks of `plaintext` onto the end of `out`.
+    fn encrypt_append(&mut self, plaintext: &[u8], out: &mut BytesMut) {
+        #[cfg(target_arch = "x86_64")]
+        if let EncInner::A256Ni(e) = self {
+            e.encrypt_append(plaintext, out);
+            return;
+        }
+        let start = out.len();
+        out.put_slice(plaintext);
+        let (blocks, _) = Block::slice_as_chunks_mut(&mut out[start..]);
+        self.encrypt(blocks);
+    }
 }
 
 /// Streaming AES-CBC encryption, zero IV, PKCS#7.
@@ -205,10 +217,7 @@ impl CbcEncryptor {
         }
         let whole = plaintext.len() / BLOCK * BLOCK;
         if whole > 0 {
-            let start = out.len();
-            out.put_slice(&plaintext[..whole]);
-            let (blocks, _) = Block::slice_as_chunks_mut(&mut out[start..]);
-            self.inner.encrypt(blocks);
+            self.inner.encrypt_append(&plaintext[..whole], out);
         }
         let rest = &plaintext[whole..];
         self.partial[..rest.len()].copy_from_slice(rest);
@@ -242,31 +251,63 @@ impl CbcEncryptor {
 enum DecInner {
     A128(cbc::Decryptor<aes::Aes128>),
     A256(cbc::Decryptor<aes::Aes256>),
+    #[cfg(target_arch = "x86_64")]
+    A256Ni(super::aesni::Aes256CbcDecNi),
 }
 
 impl DecInner {
     fn new(key: &AesKey, iv: &[u8; BLOCK]) -> DecInner {
         match key {
             AesKey::Aes128(k) => DecInner::A128(cbc::Decryptor::new(k.into(), iv.into())),
-            AesKey::Aes256(k) => DecInner::A256(cbc::Decryptor::new(k.into(), iv.into())),
+            AesKey::Aes256(k) => {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(ni) = super::aesni::Aes256CbcDecNi::new(k, *iv) {
+                    return DecInner::A256Ni(ni);
+                }
+                DecInner::A256(cbc::Decryptor::new(k.into(), iv.into()))
+            }
         }
     }
     fn decrypt(&mut self, blocks: &mut [Block]) {
         match self {
             DecInner::A128(d) => d.decrypt_blocks(blocks),
             DecInner::A256(d) => d.decrypt_blocks(blocks),
+            #[cfg(target_arch = "x86_64")]
+            DecInner::A256Ni(d) => {
+                for b in blocks {
+                    let mut one: [u8; BLOCK] = (*b).into();
+                    d.decrypt_block(&mut one);
+                    *b = one.into();
+                }
+            }
         }
+    }
+    /// Decrypts whole blocks of `ciphertext` onto the end of `out`.
+    fn decrypt_append(&mut self, ciphertext: &[u8], out: &mut BytesMut) {
+        #[cfg(target_arch = "x86_64")]
+        if let DecInner::A256Ni(d) = self {
+            d.decrypt_append(ciphertext, out);
+            return;
+        }
+        let start = out.len();
+        out.put_slice(ciphertext);
+        let (blocks, _) = Block::slice_as_chunks_mut(&mut out[start..]);
+        self.decrypt(blocks);
     }
     fn iv(&self) -> [u8; BLOCK] {
         match self {
             DecInner::A128(d) => d.iv_state().into(),
             DecInner::A256(d) => d.iv_state().into(),
+            #[cfg(target_arch = "x86_64")]
+            DecInner::A256Ni(d) => d.iv(),
         }
     }
     fn set_iv(&mut self, iv: &[u8; BLOCK]) {
         match self {
             DecInner::A128(d) => d.set_iv(&(*iv).into()),
             DecInner::A256(d) => d.set_iv(&(*iv).into()),
+            #[cfg(target_arch = "x86_64")]
+            DecInner::A256Ni(d) => d.set_iv(*iv),
         }
     }
 }
@@ -343,10 +384,7 @@ impl CbcDecryptor {
             if let Some(h) = self.held.take() {
                 out.put_slice(&h);
             }
-            let start = out.len();
-            out.put_slice(&ciphertext[..whole]);
-            let (blocks, _) = Block::slice_as_chunks_mut(&mut out[start..]);
-            self.inner.decrypt(blocks);
+            self.inner.decrypt_append(&ciphertext[..whole], out);
             let last_at = out.len() - BLOCK;
             let mut last = [0u8; BLOCK];
             last.copy_from_slice(&out[last_at..]);

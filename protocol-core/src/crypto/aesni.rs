@@ -10,8 +10,9 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m128i, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128, _mm_loadu_si128,
-    _mm_setzero_si128, _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
+    __m128i, _mm_aesdec_si128, _mm_aesdeclast_si128, _mm_aesenc_si128, _mm_aesenclast_si128,
+    _mm_aesimc_si128, _mm_aeskeygenassist_si128, _mm_loadu_si128, _mm_setzero_si128,
+    _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
 };
 
 /// An AES-256 key schedule for AES-NI, with the CBC chain value.
@@ -41,9 +42,173 @@ impl Aes256CbcNi {
     /// Encrypts whole blocks in place; a trailing partial block is left alone (the
     /// caller only passes whole blocks).
     pub(super) fn encrypt(&mut self, data: &mut [u8]) {
-        // SAFETY: an `Aes256CbcNi` exists only where `new` detected AES-NI and SSE2.
-        unsafe { cbc_encrypt(&self.round_keys, &mut self.iv, data) }
+        let len = data.len() / 16 * 16;
+        let ptr = data.as_mut_ptr();
+        // SAFETY: an `Aes256CbcNi` exists only where `new` detected AES-NI and SSE2;
+        // source and destination are the same `len` initialised bytes of `data`.
+        unsafe { cbc_encrypt(&self.round_keys, &mut self.iv, ptr, ptr, len) }
     }
+
+    /// Encrypts the whole blocks of `plaintext` and appends them to `out`, writing
+    /// the ciphertext straight into `out`'s spare capacity: no copy of the plaintext
+    /// first (on the client that copy cost about a tenth of the encryption time).
+    pub(super) fn encrypt_append(&mut self, plaintext: &[u8], out: &mut bytes::BytesMut) {
+        let len = plaintext.len() / 16 * 16;
+        out.reserve(len);
+        let spare = out.spare_capacity_mut();
+        assert!(spare.len() >= len, "reserve gave the room it promised");
+        // SAFETY: AES-NI and SSE2 were detected by `new`; `cbc_encrypt` reads `len`
+        // bytes of `plaintext` and writes `len` bytes into `spare`, which has room for
+        // them (checked above) and does not overlap `plaintext` (a `&mut` borrow).
+        unsafe {
+            cbc_encrypt(
+                &self.round_keys,
+                &mut self.iv,
+                plaintext.as_ptr(),
+                spare.as_mut_ptr().cast(),
+                len,
+            );
+            // SAFETY: the `len` bytes after the current length were just written.
+            out.set_len(out.len() + len);
+        }
+    }
+}
+
+/// AES-256-CBC decryption with AES-NI, eight blocks at a time, straight from the
+/// ciphertext into the output buffer.
+///
+/// Why: the RustCrypto CBC decryptor (VAES) copies every block it decrypts to keep
+/// the previous ciphertext, and its caller had to copy the ciphertext into place
+/// first; `perf` put those copies at a sixth of the server's time in a 1 GiB upload.
+#[derive(Clone)]
+pub(super) struct Aes256CbcDecNi {
+    /// Decryption round keys: the encryption keys reversed, the middle thirteen
+    /// through InvMixColumns (the "equivalent inverse cipher" AESDEC expects).
+    round_keys: [__m128i; 15],
+    iv: [u8; 16],
+}
+
+impl Aes256CbcDecNi {
+    /// `None` where the processor lacks AES-NI.
+    pub(super) fn new(key: &[u8; 32], iv: [u8; 16]) -> Option<Aes256CbcDecNi> {
+        if !std::arch::is_x86_feature_detected!("aes")
+            || !std::arch::is_x86_feature_detected!("sse2")
+        {
+            return None;
+        }
+        // SAFETY: the features `expand` and `inverse` are compiled for were detected.
+        let round_keys = unsafe { inverse(&expand(key)) };
+        Some(Aes256CbcDecNi { round_keys, iv })
+    }
+
+    pub(super) fn iv(&self) -> [u8; 16] {
+        self.iv
+    }
+
+    pub(super) fn set_iv(&mut self, iv: [u8; 16]) {
+        self.iv = iv;
+    }
+
+    /// Decrypts one block in place.
+    pub(super) fn decrypt_block(&mut self, block: &mut [u8; 16]) {
+        let ciphertext = *block;
+        // SAFETY: AES-NI and SSE2 were detected by `new`; 16 bytes are read from the
+        // local copy and written to `block`, distinct memory.
+        unsafe {
+            cbc_decrypt(
+                &self.round_keys,
+                &mut self.iv,
+                ciphertext.as_ptr(),
+                block.as_mut_ptr(),
+                16,
+            )
+        }
+    }
+
+    /// Decrypts the whole blocks of `ciphertext` and appends the plaintext to `out`.
+    pub(super) fn decrypt_append(&mut self, ciphertext: &[u8], out: &mut bytes::BytesMut) {
+        let len = ciphertext.len() / 16 * 16;
+        out.reserve(len);
+        let spare = out.spare_capacity_mut();
+        assert!(spare.len() >= len, "reserve gave the room it promised");
+        // SAFETY: AES-NI and SSE2 were detected by `new`; `cbc_decrypt` reads `len`
+        // bytes of `ciphertext` and writes `len` bytes into `spare`, which has room
+        // (checked above) and cannot overlap `ciphertext` (a `&mut` borrow).
+        unsafe {
+            cbc_decrypt(
+                &self.round_keys,
+                &mut self.iv,
+                ciphertext.as_ptr(),
+                spare.as_mut_ptr().cast(),
+                len,
+            );
+            // SAFETY: the `len` bytes after the current length were just written.
+            out.set_len(out.len() + len);
+        }
+    }
+}
+
+#[target_feature(enable = "aes,sse2")]
+fn inverse(k: &[__m128i; 15]) -> [__m128i; 15] {
+    let mut d = [_mm_setzero_si128(); 15];
+    d[0] = k[14];
+    for i in 1..14 {
+        d[i] = _mm_aesimc_si128(k[14 - i]);
+    }
+    d[14] = k[0];
+    d
+}
+
+/// CBC-decrypts `len` bytes (a multiple of 16) from `src` to `dst`, eight blocks at
+/// a time (decryption is parallel: each block needs only its own ciphertext and the
+/// one before).
+///
+/// # Safety
+/// AES-NI and SSE2 must be available; `src` must be readable and `dst` writable for
+/// `len` bytes, and the two must not overlap.
+#[target_feature(enable = "aes,sse2")]
+unsafe fn cbc_decrypt(
+    d: &[__m128i; 15],
+    iv: &mut [u8; 16],
+    src: *const u8,
+    dst: *mut u8,
+    len: usize,
+) {
+    // SAFETY (every load and store below): offsets stay below `len`, inside both
+    // buffers by the caller's promise; `iv` is 16 bytes.
+    let mut prev = unsafe { _mm_loadu_si128(iv.as_ptr().cast()) };
+    let mut at = 0;
+    while at + 128 <= len {
+        let mut c = [_mm_setzero_si128(); 8];
+        for (j, cj) in c.iter_mut().enumerate() {
+            *cj = unsafe { _mm_loadu_si128(src.add(at + 16 * j).cast()) };
+        }
+        let mut x = c.map(|cj| _mm_xor_si128(cj, d[0]));
+        for rk in &d[1..14] {
+            for xj in &mut x {
+                *xj = _mm_aesdec_si128(*xj, *rk);
+            }
+        }
+        for (j, xj) in x.iter().enumerate() {
+            let before = if j == 0 { prev } else { c[j - 1] };
+            let p = _mm_xor_si128(_mm_aesdeclast_si128(*xj, d[14]), before);
+            unsafe { _mm_storeu_si128(dst.add(at + 16 * j).cast(), p) };
+        }
+        prev = c[7];
+        at += 128;
+    }
+    while at + 16 <= len {
+        let c = unsafe { _mm_loadu_si128(src.add(at).cast()) };
+        let mut x = _mm_xor_si128(c, d[0]);
+        for rk in &d[1..14] {
+            x = _mm_aesdec_si128(x, *rk);
+        }
+        let p = _mm_xor_si128(_mm_aesdeclast_si128(x, d[14]), prev);
+        unsafe { _mm_storeu_si128(dst.add(at).cast(), p) };
+        prev = c;
+        at += 16;
+    }
+    unsafe { _mm_storeu_si128(iv.as_mut_ptr().cast(), prev) };
 }
 
 #[target_feature(enable = "aes,sse2")]
@@ -111,21 +276,42 @@ unsafe fn expand(key: &[u8; 32]) -> [__m128i; 15] {
     k
 }
 
+/// CBC-encrypts `len` bytes (a multiple of 16) from `src` to `dst`.
+///
+/// # Safety
+/// AES-NI and SSE2 must be available; `src` must be readable and `dst` writable for
+/// `len` bytes; they are either the same pointer or do not overlap.
 #[target_feature(enable = "aes,sse2")]
-unsafe fn cbc_encrypt(k: &[__m128i; 15], iv: &mut [u8; 16], data: &mut [u8]) {
-    // SAFETY (all loads and stores): each touches exactly the 16 bytes of `iv` or of
-    // one `chunks_exact_mut(16)` chunk.
-    let mut c = unsafe { _mm_loadu_si128(iv.as_ptr().cast()) };
-    for block in data.chunks_exact_mut(16) {
-        let p = unsafe { _mm_loadu_si128(block.as_ptr().cast()) };
-        let mut x = _mm_xor_si128(_mm_xor_si128(p, c), k[0]);
+unsafe fn cbc_encrypt(
+    k: &[__m128i; 15],
+    iv: &mut [u8; 16],
+    src: *const u8,
+    dst: *mut u8,
+    len: usize,
+) {
+    // The serial path per block is XOR, 13 AESENC, AESENCLAST. The first round key
+    // is folded into the last one (AESENCLAST ends with an XOR of its key), so the
+    // chain value carries `k0` with it and the plaintext needs one XOR, not two; the
+    // ciphertext is recovered off the serial path for the store.
+    let k0 = k[0];
+    let last = _mm_xor_si128(k[14], k0);
+    // SAFETY: `iv` is 16 bytes.
+    let mut chain = _mm_xor_si128(unsafe { _mm_loadu_si128(iv.as_ptr().cast()) }, k0);
+    let mut at = 0;
+    while at + 16 <= len {
+        // SAFETY: `at + 16 <= len`, inside both buffers (the caller's promise). A
+        // block is read before it is written, so `src == dst` is fine.
+        let p = unsafe { _mm_loadu_si128(src.add(at).cast()) };
+        let mut x = _mm_xor_si128(p, chain);
         for rk in &k[1..14] {
             x = _mm_aesenc_si128(x, *rk);
         }
-        c = _mm_aesenclast_si128(x, k[14]);
-        unsafe { _mm_storeu_si128(block.as_mut_ptr().cast(), c) };
+        chain = _mm_aesenclast_si128(x, last);
+        unsafe { _mm_storeu_si128(dst.add(at).cast(), _mm_xor_si128(chain, k0)) };
+        at += 16;
     }
-    unsafe { _mm_storeu_si128(iv.as_mut_ptr().cast(), c) };
+    // SAFETY: `iv` is 16 bytes.
+    unsafe { _mm_storeu_si128(iv.as_mut_ptr().cast(), _mm_xor_si128(chain, k0)) };
 }
 
 #[cfg(test)]
@@ -157,5 +343,51 @@ mod tests {
             rc.encrypt_blocks(blocks);
             assert_eq!(a, b, "seed {seed}");
         }
+    }
+
+    #[test]
+    fn decryption_agrees_with_rustcrypto_for_many_keys_lengths_and_splits() {
+        use aes::cipher::BlockModeDecrypt;
+        for seed in 0u8..20 {
+            let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(13) ^ seed);
+            let iv: [u8; 16] = std::array::from_fn(|i| i as u8 ^ seed);
+            let Some(mut ni) = super::Aes256CbcDecNi::new(&key, iv) else {
+                return;
+            };
+            let ct: Vec<u8> = (0..16 * (1 + seed as usize * 13))
+                .map(|i| (i as u8).wrapping_mul(seed | 1))
+                .collect();
+            let mut expected = ct.clone();
+            let mut rc = cbc::Decryptor::<aes::Aes256>::new(&key.into(), &iv.into());
+            let (blocks, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut expected);
+            rc.decrypt_blocks(blocks);
+            // Split at a point that is not a multiple of eight blocks, so both loops
+            // run and the chain carries across calls.
+            let split = ct.len() / 16 / 3 * 16;
+            let mut out = bytes::BytesMut::from(&b"x"[..]);
+            ni.decrypt_append(&ct[..split], &mut out);
+            ni.decrypt_append(&ct[split..], &mut out);
+            assert_eq!(&out[1..], &expected[..], "seed {seed}");
+            assert_eq!(ni.iv(), <[u8; 16]>::try_from(&ct[ct.len() - 16..]).unwrap());
+        }
+    }
+
+    #[test]
+    fn appending_to_a_buffer_gives_the_same_ciphertext() {
+        let key = [9u8; 32];
+        let Some(mut in_place) = Aes256CbcNi::new(&key, [3; 16]) else {
+            return;
+        };
+        let mut appending = in_place.clone();
+        let plain: Vec<u8> = (0..16 * 1000 + 5).map(|i| (i * 7) as u8).collect();
+        let mut expected = plain[..16 * 1000].to_vec();
+        in_place.encrypt(&mut expected[..16 * 300]);
+        in_place.encrypt(&mut expected[16 * 300..]);
+        // Existing bytes stay in front; the partial block at the end is not taken.
+        let mut out = bytes::BytesMut::from(&b"head"[..]);
+        appending.encrypt_append(&plain[..16 * 300 + 9], &mut out);
+        appending.encrypt_append(&plain[16 * 300..], &mut out);
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(&out[4..], &expected[..]);
     }
 }

@@ -1,7 +1,7 @@
 //! The blocking client driver: one session over one TCP stream, the file read
 //! from any `Read + Seek`.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, Write};
 use std::net::TcpStream;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
@@ -10,6 +10,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use protocol_core::{ClientEvent, ClientFailure, ClientSession, Outcome, UsageError};
 use rand_core::CryptoRngCore;
+
+use crate::read_ahead::ReadAhead;
 
 /// Why a client run did not end with an [`Outcome`].
 #[derive(Debug)]
@@ -64,13 +66,29 @@ impl Default for ClientOptions {
 /// Runs `session` over `stream` to its end, feeding it `file` whenever it asks;
 /// `on_event` sees every event (for messages, `me.info`, progress).
 ///
-/// Three threads share the work: this one reads the file and encrypts, one writes
-/// to the socket, one reads from it (so a server that answers every packet can never
+/// Four threads share the work: this one encrypts, one reads the file ahead of it,
+/// one writes to the socket, one reads from it (so a server that answers every packet can never
 /// fill its socket while this side keeps writing).
-pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
+pub fn run_client<R: CryptoRngCore, F: Read + Seek + Send>(
     session: &mut ClientSession<R>,
     stream: &mut TcpStream,
     file: &mut F,
+    options: &ClientOptions,
+    on_event: impl FnMut(&ClientEvent),
+) -> Result<Outcome, ClientError> {
+    std::thread::scope(|scope| {
+        let mut file = ReadAhead::new(file, options.read_chunk);
+        let result = run_connections(session, stream, &mut file, scope, options, on_event);
+        file.stop()?;
+        result
+    })
+}
+
+fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
+    session: &mut ClientSession<R>,
+    stream: &mut TcpStream,
+    file: &mut ReadAhead<'scope, F>,
+    scope: &'scope std::thread::Scope<'scope, '_>,
     options: &ClientOptions,
     mut on_event: impl FnMut(&ClientEvent),
 ) -> Result<Outcome, ClientError> {
@@ -84,6 +102,7 @@ pub fn run_client<R: CryptoRngCore, F: Read + Seek>(
             &mut writer,
             &reader,
             file,
+            scope,
             options,
             &mut sending,
             &mut on_event,
@@ -116,24 +135,25 @@ enum Step {
     NewConnection,
 }
 
-fn drive<R: CryptoRngCore, F: Read + Seek>(
+#[allow(clippy::too_many_arguments)]
+fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     session: &mut ClientSession<R>,
     writer: &mut Writer,
     reader: &Reader,
-    file: &mut F,
+    file: &mut ReadAhead<'scope, F>,
+    scope: &'scope std::thread::Scope<'scope, '_>,
     options: &ClientOptions,
     sending: &mut bool,
     on_event: &mut impl FnMut(&ClientEvent),
 ) -> Result<Step, ClientError> {
     let mut input = BytesMut::with_capacity(4096);
     let mut out = BytesMut::new();
-    let mut chunk = vec![0u8; options.read_chunk.max(4096)];
     loop {
         while let Some(ev) = session.poll_event() {
             on_event(&ev);
             match ev {
                 ClientEvent::SendFile { .. } => {
-                    file.seek(SeekFrom::Start(0))?;
+                    file.restart(scope)?;
                     *sending = true;
                 }
                 ClientEvent::Finished(outcome) => {
@@ -150,15 +170,14 @@ fn drive<R: CryptoRngCore, F: Read + Seek>(
             }
         }
         if *sending && session.wants_file_data() {
-            let n = read_full(file, &mut chunk)?;
-            if n == 0 {
+            let chunk = file.next()?;
+            if chunk.is_empty() {
                 session.end_of_file().map_err(ClientError::File)?;
                 *sending = false;
             } else {
-                session
-                    .push_file_data(&chunk[..n])
-                    .map_err(ClientError::File)?;
+                session.push_file_data(&chunk).map_err(ClientError::File)?;
             }
+            file.recycle(chunk);
         }
         session.poll_transmit(&mut out);
         writer.send(&mut out)?;
@@ -328,17 +347,4 @@ impl Drop for Writer {
         // Closing the queue ends the thread once it has written what it holds.
         self.tx = None;
     }
-}
-
-fn read_full<F: Read>(file: &mut F, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

@@ -12,6 +12,7 @@
 mod client;
 mod handler;
 pub mod memory;
+mod read_ahead;
 mod server;
 
 pub use client::{end_of_stream, run_client, ClientError, ClientOptions};

@@ -47,7 +47,8 @@ fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
     write_transfer(&c, server.port, "erin", "doc.bin");
     assert_ok(&run_client(&c, &[]), "client");
     assert_eq!(std::fs::read(&stored).unwrap(), second);
-    assert!(part_files(&sdir).is_empty(), "{:?}", part_files(&sdir));
+    let left = part_files_settled(&sdir);
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -97,7 +98,8 @@ fn the_server_killed_mid_upload_restarts_with_everything_verified_intact() {
         std::fs::read(sdir.join("files").join(&id).join("b.bin")).unwrap(),
         big
     );
-    assert!(part_files(&sdir).is_empty());
+    let left = part_files_settled(&sdir);
+    assert!(left.is_empty(), "{left:?}");
     let listing = Command::new(server_bin())
         .arg("list-files")
         .current_dir(&sdir)
@@ -133,7 +135,8 @@ fn a_full_disk_gets_1607_and_loses_nothing_earlier() {
         "the verified file survived"
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(part_files(&sdir).is_empty(), "{:?}", part_files(&sdir));
+    let left = part_files_settled(&sdir);
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -165,7 +168,8 @@ fn a_failing_database_gets_1607_and_disk_and_database_still_agree() {
         listing.contains(" yes ") && listing.contains(" 30000 "),
         "{listing}"
     );
-    assert!(part_files(&sdir).is_empty(), "{:?}", part_files(&sdir));
+    let left = part_files_settled(&sdir);
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

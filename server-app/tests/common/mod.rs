@@ -234,6 +234,19 @@ pub fn part_files(server: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// [`part_files`] once it is empty, or after 5 s what is still there: a replaced
+/// file is removed by a thread of its own after the client has its answer.
+pub fn part_files_settled(server: &Path) -> Vec<PathBuf> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = part_files(server);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// What a [`proxy`] does to the client-to-server stream at a byte offset.
 #[derive(Clone, Copy)]
 pub enum Tamper {

@@ -159,6 +159,7 @@ fn run_connection<H: ConnectionHandler>(
     let mut scratch = vec![0u8; READ_CHUNK];
     let mut out = BytesMut::new();
     let mut shutdown_since: Option<Instant> = None;
+    let mut read_timeout = None;
     debug!(%peer, "connection accepted");
     let result = loop {
         let now = Instant::now();
@@ -195,7 +196,13 @@ fn run_connection<H: ConnectionHandler>(
             .map(|t| t.saturating_duration_since(now))
             .unwrap_or(TICK)
             .clamp(Duration::from_millis(1), TICK);
-        stream.set_read_timeout(Some(wait))?;
+        // Whole 10 ms steps, and only when it changes: a system call per read
+        // otherwise (the wait is the constant TICK while nothing is due).
+        let wait = Duration::from_millis((wait.as_millis() as u64 / 10 * 10).max(1));
+        if read_timeout != Some(wait) {
+            stream.set_read_timeout(Some(wait))?;
+            read_timeout = Some(wait);
+        }
         match stream.read(&mut scratch) {
             Ok(0) => {
                 pump(&mut conn, &mut handler, &mut input, Instant::now());

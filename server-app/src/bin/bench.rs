@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         .split(',')
         .map(str::to_string)
         .collect();
-    let repeats = env_usize("BENCH_REPEATS", 3).max(1);
+    let repeats = env_usize("BENCH_REPEATS", 5).max(1);
     for transport in order.iter().map(String::as_str) {
         // The page cache makes single runs vary by 2x here: report the best and the worst.
         let mut runs = Vec::new();
@@ -68,16 +68,19 @@ fn main() -> anyhow::Result<()> {
             runs.push(upload_once(&bins, &dir, transport, &file)?);
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let best = runs.iter().map(|r| r.seconds).fold(f64::MAX, f64::min);
-        let worst = runs.iter().map(|r| r.seconds).fold(0.0, f64::max);
+        let mut secs: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+        secs.sort_by(f64::total_cmp);
+        let (best, median, worst) = (secs[0], secs[secs.len() / 2], secs[secs.len() - 1]);
         let peak = runs.iter().map(|r| r.server_peak_kib).max().unwrap_or(0);
         let mbs = |secs: f64| (upload_mib * MIB) as f64 / secs / 1e6;
         rows.push((
-            format!("{upload_mib} MiB upload, {transport} transport (best of {repeats})"),
+            format!("{upload_mib} MiB upload, {transport} transport ({repeats} runs)"),
             format!(
-                "{:.0} MB/s in {best:.2} s = {:.0}% of openssl (worst {:.0} MB/s); server peak RSS {:.1} MiB",
+                "{:.0} MB/s in {best:.2} s = {:.0}% of openssl (median {:.0} MB/s = {:.0}%, worst {:.0} MB/s); server peak RSS {:.1} MiB",
                 mbs(best),
                 100.0 * mbs(best) / (openssl * 1000.0),
+                mbs(median),
+                100.0 * mbs(median) / (openssl * 1000.0),
                 mbs(worst),
                 peak as f64 / 1024.0
             ),

@@ -238,3 +238,28 @@ fn a_client_with_a_connection_per_request_is_served() {
     assert_ok(&run_client(&c, &args), "second run");
     assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("v7.bin")));
 }
+
+#[test]
+fn a_large_upload_over_a_connection_per_packet_resumes_its_direct_writes() {
+    // Past 4 MiB the server writes uploads with O_DIRECT from an aligned buffer; with
+    // a connection per packet every packet resumes the temporary file at an
+    // unaligned end. Odd sizes on purpose; the stored bytes must be exact.
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let server = Server::start(&sdir, 0, &["--transport", "std"]);
+    let c = client_dir(
+        tmp.path(),
+        "petra",
+        server.port,
+        "big.bin",
+        &data(9_000_017, 23),
+    );
+    let args = ["--connection-per-request", "--packet-size", "700001"];
+    assert_ok(&run_client(&c, &args), "connection per packet");
+    let stored = stored_path(&sdir, &client_id(&c), "big.bin");
+    assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("big.bin")));
+    // And on one connection, replacing it.
+    std::fs::write(c.join("big.bin"), data(7_340_033, 24)).unwrap();
+    assert_ok(&run_client(&c, &[]), "one connection");
+    assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("big.bin")));
+}

@@ -371,6 +371,42 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_disk_write_fails_the_upload_and_every_write_after() {
+        // The direct writes happen on the writer thread; its error must come back.
+        // Here its handles are swapped for read-only ones once direct writing has
+        // begun, so every write it makes fails (EBADF), as a full disk would (ENOSPC).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("up.part");
+        let mut w = UploadWriter::create(&path).unwrap();
+        let piece = vec![7u8; 65_536];
+        while !w.is_direct() {
+            w.write(&piece).unwrap();
+            if w.end > DIRECT_AFTER + BUFFER as u64 {
+                eprintln!("O_DIRECT refused here; the page-cache path has no thread");
+                return;
+            }
+        }
+        let read_only = || File::open(&path).unwrap();
+        if let Some(d) = &mut w.direct {
+            d.disk = DiskThread::start(read_only(), read_only()).unwrap();
+        }
+        let mut first_error = None;
+        for _ in 0..(3 * BUFFER / piece.len()) {
+            if let Err(e) = w.write(&piece) {
+                first_error = Some(e);
+                break;
+            }
+        }
+        let e = match first_error {
+            Some(e) => e,
+            None => w.flush().expect_err("the writes fail"),
+        };
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+        assert!(w.write(&piece).is_err(), "nothing more is written");
+        assert!(w.finish().is_err());
+    }
+
+    #[test]
     fn resumed_uploads_continue_at_an_unaligned_end() {
         let big = DIRECT_AFTER as usize + 2 * BUFFER + 777;
         roundtrip(big, 65_519, Some(DIRECT_AFTER as usize + BUFFER + 5_000));

@@ -53,6 +53,21 @@ struct Direct {
     disk: DiskThread,
 }
 
+impl Direct {
+    /// Gives the buffer's first `len` bytes (a multiple of [`ALIGN`]) to the disk
+    /// thread and goes on with an empty buffer at the offset after them.
+    fn hand_off(&mut self, len: usize) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, AlignedBuf::empty());
+        self.buf = self.disk.submit(Job {
+            buf: full,
+            pos: self.pos,
+            len,
+        })?;
+        self.pos += len as u64;
+        Ok(())
+    }
+}
+
 /// A heap buffer of [`BUFFER`] bytes whose start is aligned to [`ALIGN`] (found
 /// inside a slightly larger allocation, so no `unsafe` is needed).
 struct AlignedBuf {
@@ -241,14 +256,7 @@ impl UploadWriter {
             self.end += n as u64;
             data = &data[n..];
             if d.buf.len == BUFFER {
-                let full = std::mem::replace(&mut d.buf, AlignedBuf::empty());
-                let pos = d.pos;
-                d.buf = d.disk.submit(Job {
-                    buf: full,
-                    pos,
-                    len: BUFFER,
-                })?;
-                d.pos += BUFFER as u64;
+                d.hand_off(BUFFER)?;
             }
         }
         Ok(())
@@ -263,14 +271,7 @@ impl UploadWriter {
         let rest = d.buf.len - aligned;
         tail[..rest].copy_from_slice(&d.buf.filled()[aligned..]);
         if aligned > 0 {
-            let full = std::mem::replace(&mut d.buf, AlignedBuf::empty());
-            let pos = d.pos;
-            d.buf = d.disk.submit(Job {
-                buf: full,
-                pos,
-                len: aligned,
-            })?;
-            d.pos += aligned as u64;
+            d.hand_off(aligned)?;
             // The partial block stays at the buffer's front for the next direct write.
             d.buf.spare()[..rest].copy_from_slice(&tail[..rest]);
             d.buf.len = rest;

@@ -86,21 +86,61 @@ pub enum PeerError {
     /// The connection ended in the middle of a frame or an exchange.
     #[error("connection closed mid-exchange")]
     UnexpectedEof,
-    /// Nothing arrived within the configured time.
+    /// Nothing arrived within the configured time. On the server this also closes a
+    /// connection whose application did not answer within
+    /// [`Limits::answer_timeout`](crate::Limits::answer_timeout) (the client gets a
+    /// 1607 either way).
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// Input was given to a connection that had already closed: repeated on every
+    /// call after the close (the error that closed it is in `error()`).
+    #[error("the connection is closed")]
+    Closed,
 }
 
 /// A call the embedding application made that does not fit the state machine's
 /// state. Never closes the connection and never changes state.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UsageError {
-    /// The ticket does not name the question the machine is waiting on.
-    #[error("no pending question with ticket {0}")]
+    /// The ticket does not name the question the connection is waiting on: it was
+    /// already timed out ([`Limits::answer_timeout`](crate::Limits::answer_timeout)),
+    /// the connection closed meanwhile, or it came from another connection.
+    #[error("no pending question with ticket {0:#x}")]
     UnknownTicket(u64),
-    /// The answer does not fit the question.
-    #[error("answer does not fit the question: {0}")]
-    WrongAnswer(&'static str),
+    /// [`data_written`](crate::ServerConnection::data_written) reported more bytes
+    /// than were handed out and not yet reported.
+    #[error("data_written({reported}) but only {outstanding} bytes are unwritten")]
+    WrittenTooMuch {
+        /// The count given.
+        reported: usize,
+        /// Bytes handed out in `UploadData` and not yet reported written.
+        outstanding: usize,
+    },
+    /// [`fail_upload`](crate::ServerConnection::fail_upload) with no upload in progress.
+    #[error("no upload in progress")]
+    NoUpload,
+    /// File data or end of file given while the client is not sending the file (before
+    /// [`ClientEvent::SendFile`](crate::ClientEvent::SendFile), or after `end_of_file`).
+    #[error("the session is not sending the file now")]
+    NotSendingFile,
+    /// More file data than the configured file size.
+    #[error("file data beyond the declared size {size}")]
+    FileLonger {
+        /// The size in the configuration.
+        size: u64,
+    },
+    /// `end_of_file` before the configured file size was fed.
+    #[error("the file ended after {fed} of {size} bytes")]
+    FileShorter {
+        /// Bytes fed.
+        fed: u64,
+        /// The size in the configuration.
+        size: u64,
+    },
+    /// [`push_file_data`](crate::ClientSession::push_file_data) while the session holds
+    /// all the output it may queue: call `poll_transmit` (and send) first.
+    #[error("the send buffer is full: transmit first")]
+    SendBufferFull,
     /// The call is not allowed in the current state.
     #[error("not allowed now: {0}")]
     NotNow(&'static str),

@@ -10,6 +10,8 @@
 //! - [`client`]: [`ClientSession`], one per client run.
 //! - [`Dialect`] / [`ServerDialect`]: the variants deployed peers use.
 //!
+//! This crate's API uses `rand_core` 0.6, re-exported as [`rand_core`].
+//!
 //! # A whole exchange in memory
 //!
 //! ```
@@ -43,13 +45,14 @@
 //!             ServerEvent::StorePublicKey { ticket, .. } => server.succeed(ticket).unwrap(),
 //!             ServerEvent::UploadData { data, .. } => {
 //!                 stored.extend_from_slice(&data);
-//!                 server.data_written(data.len());
+//!                 server.data_written(data.len()).unwrap();
 //!             }
 //!             ServerEvent::UploadFinished { ticket, .. } => server.succeed(ticket).unwrap(),
 //!             ServerEvent::Confirm { ticket, verdict, .. } => {
 //!                 verified = verdict == Verdict::Verified;
 //!                 server.succeed(ticket).unwrap();
 //!             }
+//!             // The driver loop below answers every event; this exchange needs no others.
 //!             _ => {}
 //!         }
 //!     }
@@ -58,7 +61,8 @@
 //!     while let Some(ev) = client.poll_event() {
 //!         if let ClientEvent::SendFile { .. } = ev {
 //!             for chunk in file.chunks(700) {
-//!                 client.push_file_data(chunk).unwrap();
+//!                 // Small pieces: each is taken whole (it returns how much it took).
+//!                 assert_eq!(client.push_file_data(chunk).unwrap(), chunk.len());
 //!             }
 //!             client.end_of_file().unwrap();
 //!         }
@@ -67,7 +71,27 @@
 //! assert_eq!(stored, file);
 //! assert!(verified);
 //! ```
+//!
+//! # Driving a connection
+//!
+//! The rule (as in str0m and quinn-proto): after every change (input, an answer,
+//! `data_written`, a timer), drain the events, then the bytes to send, then ask what
+//! to wait for. The server's steps, from the [`server`] module docs:
+//!
+//! 1. `handle_input` / `handle_eof` / `handle_timeout`;
+//! 2. `poll_event` until `None`, answering every question and reporting
+//!    `data_written` for every `UploadData`;
+//! 3. after any answer, back to 1 with the same input buffer;
+//! 4. `poll_transmit` and send;
+//! 5. stop when [`ServerConnection::is_finished`]; otherwise read while
+//!    `wants_read`, and wake at `poll_timeout` for `handle_timeout`.
+//!
+//! Neither a question left unanswered nor a forgotten `data_written` can hold a
+//! connection: each has the deadline [`Limits::answer_timeout`]. This loop is the
+//! one the repository README shows:
+//!
 
+#![doc = include_str!("driver_loop.md")]
 // `unsafe` is denied everywhere but `crypto::aesni`, where a measured need allows it.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -86,8 +110,16 @@ pub use dialect::{Dialect, EncryptionMode, PacketAck, ResponseOrder, ServerDiale
 pub use error::{PeerError, UsageError};
 pub use limits::Limits;
 pub use server::{
-    ClientRecord, ServerConfig, ServerConnection, ServerEvent, SuspendedUpload, Ticket, Verdict,
+    ClientRecord, QuestionKind, ServerConfig, ServerConnection, ServerEvent, SuspendedUpload,
+    Ticket, Verdict,
 };
+
+/// The `rand_core` this crate's API uses (version 0.6): the RNG given to
+/// [`ServerConnection::new`] and [`ClientSession::new`] implements
+/// `rand_core::CryptoRngCore` of **this** version. Use `protocol_core::rand_core::OsRng`
+/// (feature `getrandom` of rand_core 0.6) or a generator built on rand_core 0.6; one
+/// from rand_core 0.9 does not fit ("multiple different versions of crate rand_core").
+pub use rand_core;
 pub use wire::{
     ByteOrder, ClientId, FieldString, FilePacket, PacketFieldOrder, Request, RequestCode, Response,
     ResponseCode,

@@ -59,7 +59,7 @@ fn exchange(
         while let Some(ev) = c.poll_event() {
             if let ClientEvent::SendFile { .. } = ev {
                 for chunk in file.chunks(333) {
-                    c.push_file_data(chunk).unwrap();
+                    common::push_all(&mut c, chunk, &mut up);
                 }
                 c.end_of_file().unwrap();
             }
@@ -261,7 +261,7 @@ fn variant_7_a_connection_per_request_with_every_packet_answered() {
                 match ev {
                     ClientEvent::SendFile { attempt } => {
                         resends = attempt - 1;
-                        c.push_file_data(&file).unwrap();
+                        assert_eq!(c.push_file_data(&file).unwrap(), file.len());
                         c.end_of_file().unwrap();
                     }
                     ClientEvent::NewConnection => {
@@ -718,7 +718,7 @@ fn backpressure_stops_reading_until_data_is_written() {
             got.extend_from_slice(&data);
         }
     }
-    s.data_written(got.len());
+    s.data_written(got.len()).unwrap();
     assert!(s.wants_read());
     while !input.is_empty() {
         s.handle_input(&mut input, now).unwrap();
@@ -726,7 +726,7 @@ fn backpressure_stops_reading_until_data_is_written() {
             if let ServerEvent::UploadData { data, .. } = ev {
                 assert!(data.len() <= 1024);
                 got.extend_from_slice(&data);
-                s.data_written(data.len());
+                s.data_written(data.len()).unwrap();
             }
         }
     }
@@ -734,7 +734,7 @@ fn backpressure_stops_reading_until_data_is_written() {
 }
 
 #[test]
-fn a_refused_reconnect_deletes_nothing_and_a_wrong_ticket_is_a_usage_error() {
+fn a_refused_reconnect_deletes_nothing() {
     let (mut s, mut store, id, _, now) = session(Limits::default());
     let before = store.clients.clone();
     let mut b = frame(
@@ -744,20 +744,15 @@ fn a_refused_reconnect_deletes_nothing_and_a_wrong_ticket_is_a_usage_error() {
         },
     );
     s.handle_input(&mut b, now).unwrap();
+    // (`Seen` was reported a moment ago for the same client, so not again now.)
     let ticket = match s.poll_event() {
-        Some(ServerEvent::Seen { .. }) => match s.poll_event() {
-            Some(ServerEvent::Reconnect { ticket, .. }) => ticket,
-            other => panic!("{other:?}"),
-        },
+        Some(ServerEvent::Reconnect { ticket, .. }) => ticket,
         other => panic!("{other:?}"),
     };
-    assert!(matches!(s.succeed(ticket), Err(UsageError::WrongAnswer(_))));
-    assert!(s.accept_registration(ticket).is_err());
+    // Answering it with another question's method, or twice, does not compile
+    // (see the compile_fail examples of `protocol_core::server::question`).
+    assert_eq!(ticket.kind(), QuestionKind::Reconnect);
     s.reconnect_lookup(ticket, None).unwrap();
-    assert_eq!(
-        s.reconnect_lookup(ticket, None),
-        Err(UsageError::UnknownTicket(ticket.get()))
-    );
     assert_eq!(last_code(&mut s), Some(1606));
     store.serve(&mut s);
     assert_eq!(store.clients.len(), before.len());

@@ -76,7 +76,7 @@ fn drain_client<R: rand_chacha::rand_core::CryptoRngCore>(
         events.push(format!("{ev:?}"));
         if let ClientEvent::SendFile { .. } = ev {
             for chunk in file().chunks(1000) {
-                client.push_file_data(chunk).unwrap();
+                assert_eq!(client.push_file_data(chunk).unwrap(), chunk.len());
             }
             client.end_of_file().unwrap();
         }

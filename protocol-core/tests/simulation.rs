@@ -188,7 +188,7 @@ impl Sim {
             if let Some(at) = feeding {
                 if session.wants_file_data() {
                     let n = (1 + self.pick(3000) as usize).min(data.len() - at);
-                    session
+                    let n = session
                         .push_file_data(&data[at..at + n])
                         .map_err(|e| e.to_string())?;
                     if at + n == data.len() {

@@ -370,8 +370,9 @@ impl ConnectionHandler for Connection {
                     error!(%peer, client = %client_id, "writing an upload failed: {e}");
                     self.abort_upload(&client_id);
                     log_usage(conn.fail_upload());
+                } else {
+                    log_usage(conn.data_written(n));
                 }
-                conn.data_written(n);
             }
             ServerEvent::UploadFinished {
                 ticket,

@@ -175,7 +175,18 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 session.end_of_file().map_err(ClientError::File)?;
                 *sending = false;
             } else {
-                session.push_file_data(&chunk).map_err(ClientError::File)?;
+                // The session takes a bounded amount at a time: send, then go on.
+                let mut data = &chunk[..];
+                while !data.is_empty() {
+                    match session.push_file_data(data) {
+                        Ok(n) => data = &data[n..],
+                        Err(UsageError::SendBufferFull) => {
+                            session.poll_transmit(&mut out);
+                            writer.send(&mut out)?;
+                        }
+                        Err(e) => return Err(ClientError::File(e)),
+                    }
+                }
             }
             file.recycle(chunk);
         }

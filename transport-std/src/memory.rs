@@ -128,8 +128,7 @@ impl ConnectionHandler for MemoryApp {
                 if let Some(u) = st.uploads.get_mut(&client_id) {
                     u.1.extend_from_slice(&data);
                 }
-                conn.data_written(data.len());
-                Ok(())
+                conn.data_written(data.len())
             }
             ServerEvent::UploadFinished { ticket, .. } => conn.succeed(ticket),
             ServerEvent::Confirm {

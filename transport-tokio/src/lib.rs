@@ -220,9 +220,19 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
                 session.end_of_file().map_err(ClientError::File)?;
                 sending = false;
             } else {
-                session
-                    .push_file_data(&chunk[..n])
-                    .map_err(ClientError::File)?;
+                // The session takes a bounded amount at a time: send, then go on.
+                let mut data = &chunk[..n];
+                while !data.is_empty() {
+                    match session.push_file_data(data) {
+                        Ok(taken) => data = &data[taken..],
+                        Err(protocol_core::UsageError::SendBufferFull) => {
+                            session.poll_transmit(&mut out);
+                            wr.write_all(&out).await?;
+                            out.clear();
+                        }
+                        Err(e) => return Err(ClientError::File(e)),
+                    }
+                }
             }
         }
         session.poll_transmit(&mut out);

@@ -14,15 +14,29 @@
 //!  an error response ─► ServerError, the same request again (3 attempts in all)
 //! ```
 //!
-//! Calling order, as for the server: `handle_input`, then `poll_event` until `None`,
-//! then (while [`wants_file_data`](ClientSession::wants_file_data)) feed the file,
-//! then `poll_transmit`. The session never reads the file itself: on
-//! [`ClientEvent::SendFile`] the application feeds it from the start with
-//! [`push_file_data`](ClientSession::push_file_data) and
-//! [`end_of_file`](ClientSession::end_of_file).
+//! # Calling order
+//!
+//! 1. [`handle_input`](ClientSession::handle_input) (and
+//!    [`handle_eof`](ClientSession::handle_eof)) with what the server sent;
+//! 2. [`poll_event`](ClientSession::poll_event) until `None`; on
+//!    [`ClientEvent::SendFile`] the application feeds the file from its start;
+//! 3. while [`wants_file_data`](ClientSession::wants_file_data), feed it with
+//!    [`push_file_data`](ClientSession::push_file_data) (it returns how much it took)
+//!    and finally [`end_of_file`](ClientSession::end_of_file);
+//! 4. [`poll_transmit`](ClientSession::poll_transmit) and send what it gives;
+//! 5. before waiting on the socket, [`handle_timeout`](ClientSession::handle_timeout)
+//!    with the current time, then wait for input no later than
+//!    [`poll_timeout`](ClientSession::poll_timeout) and call `handle_timeout` when
+//!    it passes: a silent server fails the run with `PeerError::Timeout` after
+//!    [`DEFAULT_ANSWER_TIMEOUT`] (or [`set_answer_timeout`](ClientSession::set_answer_timeout)).
+//!
+//! Stop when [`is_finished`](ClientSession::is_finished). Time is monotonic: every
+//! `now` given is at or after the previous one. The session never reads the file
+//! itself.
 
 mod event;
 mod layout;
+mod timer;
 
 use std::collections::VecDeque;
 
@@ -43,6 +57,8 @@ pub const MAX_RESENDS: u32 = 3;
 
 pub use event::{ClientConfig, ClientEvent, ClientFailure, Identity, Outcome};
 use layout::Layout;
+use timer::AnswerTimer;
+pub use timer::DEFAULT_ANSWER_TIMEOUT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -96,6 +112,7 @@ pub struct ClientSession<R> {
     in_flight: bool,
     /// Variant 7: the current connection is used up.
     need_connection: bool,
+    timer: AnswerTimer,
 }
 
 /// One pass over the file: encryption, packetising, checksum.
@@ -134,6 +151,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
             failure: None,
             in_flight: false,
             need_connection: false,
+            timer: AnswerTimer::default(),
             config,
         };
         match s.config.identity.clone() {
@@ -195,6 +213,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 Ok(None) => break,
                 Err(e) => return Err(self.fail(e.into())),
             };
+            self.timer.since = None;
             if let Err(f) = self.on_response(response) {
                 return Err(self.fail(f));
             }
@@ -210,17 +229,30 @@ impl<R: CryptoRngCore> ClientSession<R> {
         Err(self.fail(PeerError::UnexpectedEof.into()))
     }
 
-    /// Feeds the next piece of the file (after [`ClientEvent::SendFile`]).
-    pub fn push_file_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
+    /// Feeds the next piece of the file (after [`ClientEvent::SendFile`]) and returns
+    /// how many bytes of `data` it took, like `std::io::Write::write`: at most what
+    /// keeps the queued output within the bound of
+    /// [`wants_file_data`](Self::wants_file_data), so however much is pushed at once,
+    /// one `poll_transmit` gives out a bounded amount. Feed the rest after
+    /// `poll_transmit`. With nothing queued room, non-empty `data` is refused with
+    /// [`UsageError::SendBufferFull`].
+    pub fn push_file_data(&mut self, data: &[u8]) -> Result<usize, UsageError> {
         let client_id = self.client_id;
         let enc = self.encoding();
         let file_size = self.config.file_size;
         let (Some(send), State::Uploading) = (self.send.as_mut(), self.state) else {
-            return Err(UsageError::NotNow("not sending the file"));
+            return Err(UsageError::NotSendingFile);
         };
         if send.fed + data.len() as u64 > file_size {
-            return Err(UsageError::WrongAnswer("more data than the file size"));
+            return Err(UsageError::FileLonger { size: file_size });
         }
+        let bound = (2 * send.layout.unit + 64 * 1024) as usize;
+        let room = bound.saturating_sub(self.out.len() + send.pending.len());
+        if room == 0 && !data.is_empty() {
+            return Err(UsageError::SendBufferFull);
+        }
+        let data = &data[..room.min(data.len())];
+        let taken = data.len();
         send.checksum.update(data);
         if self.config.dialect.per_packet_encryption {
             let mut data = data;
@@ -269,7 +301,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 }
             }
         }
-        Ok(())
+        Ok(taken)
     }
 
     /// The whole file has been fed: the last packet goes out and the session waits
@@ -279,12 +311,13 @@ impl<R: CryptoRngCore> ClientSession<R> {
         let enc = self.encoding();
         let file_size = self.config.file_size;
         let (Some(send), State::Uploading) = (self.send.as_mut(), self.state) else {
-            return Err(UsageError::NotNow("not sending the file"));
+            return Err(UsageError::NotSendingFile);
         };
         if send.fed != file_size {
-            return Err(UsageError::WrongAnswer(
-                "the file is shorter than its size said",
-            ));
+            return Err(UsageError::FileShorter {
+                fed: send.fed,
+                size: file_size,
+            });
         }
         if self.config.dialect.per_packet_encryption {
             send.encryptor.finish(&mut send.pending);

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::question::{kind, Ticket};
 use super::SuspendedUpload;
 use crate::crypto::AesKey;
 use crate::dialect::ServerDialect;
@@ -22,17 +23,6 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Answers and accepted variants.
     pub dialect: ServerDialect,
-}
-
-/// Names a question the connection asked the application, for the answer to quote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ticket(pub(crate) u64);
-
-impl Ticket {
-    /// The number (for logs).
-    pub fn get(self) -> u64 {
-        self.0
-    }
 }
 
 /// The client's decision after a 1603.
@@ -58,11 +48,19 @@ pub struct ClientRecord {
 
 /// What happened, and what the connection needs from the application.
 ///
-/// Events with a `ticket` are questions: the connection waits for the answer named in
-/// each variant's documentation. The others are notices.
-#[derive(Debug, Clone)]
+/// Two sorts, told apart by type: **questions** carry a [`Ticket`] typed by the
+/// question (`Register`, `StorePublicKey`, `Reconnect`, `StoreAesKey`, `LookupClient`,
+/// `UploadFinished`, `Confirm`); the connection reads nothing more until the ticket is
+/// handed back to one of the answer methods its type allows, or until
+/// [`Limits::answer_timeout`] passes. **Notices** (the other variants) need no answer,
+/// except that [`UploadData`](ServerEvent::UploadData) must be followed by
+/// [`data_written`](crate::ServerConnection::data_written).
+/// [`is_question`](ServerEvent::is_question) tells them apart at run time.
+#[derive(Debug)]
 pub enum ServerEvent {
     /// A request carried this (non-zero) client id: update LastSeen if it is known.
+    /// Reported at most once per [`Limits::seen_interval`] for the same client on a
+    /// connection (an upload of many packets does not write LastSeen per packet).
     Seen {
         /// The id from the header.
         client_id: ClientId,
@@ -75,7 +73,7 @@ pub enum ServerEvent {
     /// [`fail`](crate::ServerConnection::fail) (1607).
     Register {
         /// The question.
-        ticket: Ticket,
+        ticket: Ticket<kind::Register>,
         /// A fresh version 4 UUID.
         client_id: ClientId,
         /// The requested name (checked printable).
@@ -86,7 +84,7 @@ pub enum ServerEvent {
     /// or [`fail`](crate::ServerConnection::fail) (1607).
     StorePublicKey {
         /// The question.
-        ticket: Ticket,
+        ticket: Ticket<kind::StorePublicKey>,
         /// The client.
         client_id: ClientId,
         /// The name the client gave.
@@ -101,7 +99,7 @@ pub enum ServerEvent {
     /// public key field, or `None` if unknown or the name differs (1606).
     Reconnect {
         /// The question.
-        ticket: Ticket,
+        ticket: Ticket<kind::Reconnect>,
         /// The client.
         client_id: ClientId,
         /// The name the client gave.
@@ -111,7 +109,7 @@ pub enum ServerEvent {
     /// [`succeed`](crate::ServerConnection::succeed) (1605) or [`fail`](crate::ServerConnection::fail).
     StoreAesKey {
         /// The question.
-        ticket: Ticket,
+        ticket: Ticket<kind::StoreAesKey>,
         /// The client.
         client_id: ClientId,
         /// The fresh AES key.
@@ -121,7 +119,7 @@ pub enum ServerEvent {
     /// [`client_lookup`](crate::ServerConnection::client_lookup).
     LookupClient {
         /// The question.
-        ticket: Ticket,
+        ticket: Ticket<kind::LookupClient>,
         /// The client.
         client_id: ClientId,
     },
@@ -150,7 +148,7 @@ pub enum ServerEvent {
     /// [`fail`](crate::ServerConnection::fail).
     UploadFinished {
         /// The question.
-        ticket: Ticket,
+        ticket: Ticket<kind::UploadFinished>,
         /// The client.
         client_id: ClientId,
         /// The file name as sent.
@@ -182,7 +180,7 @@ pub enum ServerEvent {
     /// [`fail`](crate::ServerConnection::fail).
     Confirm {
         /// The question.
-        ticket: Ticket,
+        ticket: Ticket<kind::Confirm>,
         /// The client.
         client_id: ClientId,
         /// The name in the request (informational: a file name or, variant 5, the client name).
@@ -205,4 +203,20 @@ pub enum ServerEvent {
         /// The name in the request (informational).
         file_name: FieldString,
     },
+}
+
+impl ServerEvent {
+    /// Whether this event is a question (carries a ticket the connection waits on).
+    pub fn is_question(&self) -> bool {
+        matches!(
+            self,
+            ServerEvent::Register { .. }
+                | ServerEvent::StorePublicKey { .. }
+                | ServerEvent::Reconnect { .. }
+                | ServerEvent::StoreAesKey { .. }
+                | ServerEvent::LookupClient { .. }
+                | ServerEvent::UploadFinished { .. }
+                | ServerEvent::Confirm { .. }
+        )
+    }
 }

@@ -11,29 +11,43 @@
 //!             901 ──► RetryAnnounced (no answer; packets follow again)
 //!             902 ──► Confirm(GaveUp) ──── succeed ─► 1604
 //!   any question ── fail ──► 1607 (connection stays open)
+//!   any question unanswered for Limits::answer_timeout ──► 1607, then closed
 //!   a protocol violation ──► 1607, then closed
 //!   a decryption failure ──► RevokeKey, 1607, then closed (one guess per key)
 //! ```
 //!
 //! # Calling order
 //!
-//! Methods fall into four groups, called in this order each time input arrives:
+//! Methods fall into four groups, called in this order each time something happens
+//! (bytes arrive, the application answers, a timer fires):
 //!
 //! 1. [`handle_input`](ServerConnection::handle_input) (and
 //!    [`handle_eof`](ServerConnection::handle_eof),
 //!    [`handle_timeout`](ServerConnection::handle_timeout)) feed what happened;
 //! 2. [`poll_event`](ServerConnection::poll_event) until `None`, answering each
-//!    question event (those with a [`Ticket`]) through the answer methods
+//!    question (a [`ServerEvent`] carrying a typed [`Ticket`]) through the answer
+//!    methods its type allows
 //!    ([`accept_registration`](ServerConnection::accept_registration),
 //!    [`succeed`](ServerConnection::succeed), [`fail`](ServerConnection::fail), …),
-//!    now or later;
-//! 3. [`poll_transmit`](ServerConnection::poll_transmit) to collect the bytes to send;
-//! 4. the getters ([`wants_read`](ServerConnection::wants_read),
-//!    [`is_closed`](ServerConnection::is_closed),
-//!    [`poll_timeout`](ServerConnection::poll_timeout)) to decide what to wait for.
+//!    now or later, and reporting [`data_written`](ServerConnection::data_written)
+//!    for [`ServerEvent::UploadData`];
+//! 3. **after any answer or `data_written`, back to step 1**: `handle_input` with the
+//!    same buffer, since input that arrived while the connection waited is still
+//!    there and no new bytes will announce it;
+//! 4. [`poll_transmit`](ServerConnection::poll_transmit) to collect the bytes to send;
+//! 5. the getters ([`wants_read`](ServerConnection::wants_read),
+//!    [`is_finished`](ServerConnection::is_finished),
+//!    [`poll_timeout`](ServerConnection::poll_timeout)) to decide what to wait for:
+//!    stop when `is_finished`; read the socket only while `wants_read`; and always
+//!    wake at `poll_timeout` to call `handle_timeout`.
+//!
+//! Time is monotonic: every `now` given is at or after the previous one.
 //!
 //! At most one question is outstanding at a time; while it is, input stays in the
-//! caller's buffer. After answering, call `handle_input` again with the same buffer.
+//! caller's buffer. [`pending_question`](ServerConnection::pending_question) says which.
+//! Neither an unanswered question nor a missing `data_written` can hold a connection
+//! forever: both have a deadline, [`Limits::answer_timeout`](crate::Limits::answer_timeout),
+//! that [`poll_timeout`](ServerConnection::poll_timeout) reports.
 //!
 //! # Variants accepted without configuration
 //!
@@ -46,10 +60,13 @@
 //! three packets all ending in the same valid padding, and at the last packet by the
 //! declared original size.
 
+mod answer;
 mod event;
+pub mod question;
 mod upload;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -57,13 +74,15 @@ use rand_core::CryptoRngCore;
 
 use crate::crypto::{AesKey, PublicKey};
 use crate::dialect::{PacketAck, ResponseOrder};
-use crate::error::{PeerError, UsageError};
+use crate::error::PeerError;
 use crate::names;
 use crate::wire::{
     self, ByteOrder, ClientId, FieldString, FilePacket, Request, RequestCode, RequestFrame,
     Response, ResponseEncoding,
 };
-pub use event::{ClientRecord, ServerConfig, ServerEvent, Ticket, Verdict};
+pub use event::{ClientRecord, ServerConfig, ServerEvent, Verdict};
+use question::Question;
+pub use question::{QuestionKind, Ticket};
 pub use upload::SuspendedUpload;
 use upload::Upload;
 
@@ -100,8 +119,35 @@ enum Pending {
     },
 }
 
+impl Pending {
+    fn kind(&self) -> QuestionKind {
+        match self {
+            Pending::Register { .. } => QuestionKind::Register,
+            Pending::StorePublicKey { .. } => QuestionKind::StorePublicKey,
+            Pending::ReconnectLookup { .. } => QuestionKind::Reconnect,
+            Pending::StoreAesKey { .. } => QuestionKind::StoreAesKey,
+            Pending::Lookup { .. } => QuestionKind::LookupClient,
+            Pending::UploadFinished { .. } => QuestionKind::UploadFinished,
+            Pending::Confirm { .. } => QuestionKind::Confirm,
+        }
+    }
+}
+
+/// The question a connection waits on, its ticket number and when it was asked.
+#[derive(Debug)]
+struct Asked {
+    id: u64,
+    question: Pending,
+    since: Instant,
+}
+
+/// Ticket numbers, unique in the process, so that a ticket of one connection is
+/// refused by another. Only a counter: it influences nothing that is sent.
+static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
+
 /// The server side of one connection. See the [module docs](self) for the order
-/// in which to call its methods; the crate docs run a whole exchange.
+/// in which to call its methods; the crate docs run a whole exchange with the
+/// driver loop that answers every event.
 ///
 /// ```
 /// use std::time::Instant;
@@ -128,8 +174,7 @@ pub struct ServerConnection<R> {
     out: BytesMut,
     plain: BytesMut,
     events: VecDeque<ServerEvent>,
-    pending: Option<(Ticket, Pending)>,
-    next_ticket: u64,
+    pending: Option<Asked>,
     /// The client this connection speaks for, its current key, and when that key was
     /// issued (by the clock of `handle_input`).
     session: Option<(ClientId, AesKey, Instant)>,
@@ -140,6 +185,10 @@ pub struct ServerConnection<R> {
     skipping_failed_upload: bool,
     requests_seen: u64,
     unwritten: usize,
+    /// Since when reading has been paused by `max_unwritten`.
+    paused_since: Option<Instant>,
+    /// The last `Seen` reported: for whom and when.
+    last_seen: Option<(ClientId, Instant)>,
     last_order: ByteOrder,
     closed: bool,
     error: Option<PeerError>,
@@ -157,12 +206,13 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             plain: BytesMut::new(),
             events: VecDeque::new(),
             pending: None,
-            next_ticket: 0,
             session: None,
             upload: None,
             skipping_failed_upload: false,
             requests_seen: 0,
             unwritten: 0,
+            paused_since: None,
+            last_seen: None,
             last_order: ByteOrder::Little,
             closed: false,
             error: None,
@@ -180,23 +230,50 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         !self.closed && self.pending.is_none() && self.unwritten < self.config.limits.max_unwritten
     }
 
-    /// Whether the connection is finished: send what [`poll_transmit`](Self::poll_transmit)
-    /// gives, then close the socket.
+    /// Whether the connection has closed (a violation, a timeout, the peer's end, a
+    /// refused lookup). Events may still be queued and bytes still to send: a driver
+    /// stops on [`is_finished`](Self::is_finished), not on this.
     pub fn is_closed(&self) -> bool {
         self.closed
     }
 
-    /// The protocol violation that closed the connection, if one did.
+    /// Whether the connection is closed **and** drained: no event left for
+    /// [`poll_event`](Self::poll_event) and nothing left for
+    /// [`poll_transmit`](Self::poll_transmit). The driver loop's exit condition: once
+    /// true, close the socket and drop the connection.
+    pub fn is_finished(&self) -> bool {
+        self.closed && self.events.is_empty() && self.out.is_empty()
+    }
+
+    /// The protocol violation (or timeout) that closed the connection, if one did.
     pub fn error(&self) -> Option<&PeerError> {
         self.error.as_ref()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
+    /// The question the connection waits on, if any: it reads nothing more until
+    /// the ticket of that question is answered, or
+    /// [`Limits::answer_timeout`](crate::Limits::answer_timeout) passes.
+    pub fn pending_question(&self) -> Option<QuestionKind> {
+        self.pending.as_ref().map(|p| p.question.kind())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` only
+    /// once closed. Changes with every `handle_*` call, answer and `data_written`:
+    /// the answer deadline while a question is pending or reading is paused for
+    /// `data_written`, else the request deadline while a request is partly
+    /// received, else the idle deadline.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closed || self.pending.is_some() {
+        if self.closed {
             return None;
         }
         let limits = &self.config.limits;
+        if let Some(p) = &self.pending {
+            return Some(p.since + limits.answer_timeout);
+        }
+        if let Some(t) = self.paused_since {
+            return Some(t + limits.answer_timeout);
+        }
         Some(match self.partial_since {
             Some(t) => t + limits.request_timeout,
             None => self.last_progress + limits.idle_timeout,
@@ -219,9 +296,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// allows, leaving any partial frame (and anything after an outstanding
     /// question) in place. A protocol violation queues a 1607, closes the connection
     /// and is returned; the same error is then available from [`error`](Self::error).
+    /// Once closed, every call returns an error again (the one that closed it, or
+    /// [`PeerError::Closed`]) and consumes nothing.
     pub fn handle_input(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), PeerError> {
         if self.closed {
-            return Ok(());
+            return Err(self.error.clone().unwrap_or(PeerError::Closed));
         }
         self.now = now;
         while self.wants_read() {
@@ -242,11 +321,16 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         } else if self.partial_since.is_none() && self.wants_read() {
             self.partial_since = Some(now);
         }
+        if self.closed {
+            // Closed by this input without a violation (a refused lookup).
+            return Err(self.error.clone().unwrap_or(PeerError::Closed));
+        }
         Ok(())
     }
 
     /// The peer closed its side. An upload between packets is handed to the
-    /// application as [`ServerEvent::UploadSuspended`]; the connection closes.
+    /// application as [`ServerEvent::UploadSuspended`]; the connection closes (and
+    /// is [finished](Self::is_finished) once its events are polled).
     pub fn handle_eof(&mut self) {
         if self.closed {
             return;
@@ -260,9 +344,12 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         self.closed = true;
     }
 
-    /// Checks the timers at `now`: a request left unfinished for
-    /// [`Limits::request_timeout`](crate::Limits::request_timeout) gets a 1607 and closes the connection; a
-    /// connection with nothing for [`Limits::idle_timeout`](crate::Limits::idle_timeout) closes quietly.
+    /// Checks the timers at `now` (extra calls are harmless):
+    /// - a question unanswered, or `data_written` missing, for
+    ///   [`Limits::answer_timeout`](crate::Limits::answer_timeout): 1607 and closed;
+    /// - a request left unfinished for
+    ///   [`Limits::request_timeout`](crate::Limits::request_timeout): 1607 and closed;
+    /// - nothing for [`Limits::idle_timeout`](crate::Limits::idle_timeout): closed quietly.
     pub fn handle_timeout(&mut self, now: Instant) {
         let Some(deadline) = self.poll_timeout() else {
             return;
@@ -270,7 +357,16 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         if now < deadline {
             return;
         }
-        if self.partial_since.is_some() {
+        if let Some(p) = self.pending.take() {
+            self.abandon_quietly(p.question);
+            self.fatal(PeerError::Timeout(
+                "the application did not answer the question in time",
+            ));
+        } else if self.paused_since.is_some() {
+            self.fatal(PeerError::Timeout(
+                "the application did not report data_written in time",
+            ));
+        } else if self.partial_since.is_some() {
             self.fatal(PeerError::Timeout("request not finished in time"));
         } else {
             self.handle_eof();
@@ -280,12 +376,14 @@ impl<R: CryptoRngCore> ServerConnection<R> {
 
     // ---- poll_* ----
 
-    /// The next event, if any.
+    /// The next event, if any. Poll after every `handle_*` call and every answer.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }
 
-    /// Appends every byte the connection has to send to `out`.
+    /// Appends every byte the connection has to send to `out`. Poll after every
+    /// `handle_*` call and every answer.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) {
         if out.is_empty() {
             std::mem::swap(out, &mut self.out);
@@ -295,222 +393,51 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         }
     }
 
-    // ---- answers ----
+    // ---- internals ----
 
-    /// Answer to [`ServerEvent::Register`]: stored; sends 1600.
-    pub fn accept_registration(&mut self, ticket: Ticket) -> Result<(), UsageError> {
-        match self.take_pending(ticket)? {
-            Pending::Register { client_id } => {
-                self.respond(Response::Registered { client_id });
-                Ok(())
-            }
-            other => self.wrong_answer(ticket, other, "accept_registration answers Register"),
-        }
+    fn ask<Q: Question>(&mut self, question: Pending) -> Ticket<Q> {
+        let id = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+        self.pending = Some(Asked {
+            id,
+            question,
+            since: self.now,
+        });
+        Ticket::new(id)
     }
 
-    /// Answer to [`ServerEvent::Register`]: the name is taken; sends 1601.
-    pub fn refuse_registration(&mut self, ticket: Ticket) -> Result<(), UsageError> {
-        match self.take_pending(ticket)? {
-            Pending::Register { .. } => {
-                self.respond(Response::RegistrationFailed);
-                Ok(())
-            }
-            other => self.wrong_answer(ticket, other, "refuse_registration answers Register"),
-        }
+    /// A question was answered: the answer deadline no longer runs, and the idle
+    /// deadline counts from the answer (the application's time is not the peer's).
+    fn on_answered(&mut self) {
+        self.last_progress = self.last_progress.max(self.now);
     }
 
-    /// Answer to [`ServerEvent::Reconnect`]: the stored public key field, or `None`
-    /// if the client is unknown, the name differs or no key is on file (1606).
-    pub fn reconnect_lookup(
-        &mut self,
-        ticket: Ticket,
-        stored_public_key: Option<&[u8]>,
-    ) -> Result<(), UsageError> {
-        let client_id = match self.take_pending(ticket)? {
-            Pending::ReconnectLookup { client_id } => client_id,
-            other => return self.wrong_answer(ticket, other, "reconnect_lookup answers Reconnect"),
-        };
-        let key = stored_public_key.and_then(|k| PublicKey::from_field(k).ok());
-        let Some(key) = key else {
-            self.respond(Response::ReconnectRefused {
-                client_id: Some(client_id),
-            });
-            return Ok(());
-        };
-        let aes_key = AesKey::generate(self.config.dialect.aes_key_size, &mut self.rng);
-        match key.encrypt_aes_key(&mut self.rng, &aes_key) {
-            Ok(encrypted) => {
-                let t = self.ask(Pending::StoreAesKey {
-                    client_id,
-                    aes_key: aes_key.clone(),
-                    encrypted: encrypted.into(),
-                });
-                self.events.push_back(ServerEvent::StoreAesKey {
-                    ticket: t,
-                    client_id,
-                    aes_key,
-                });
-            }
-            Err(_) => self.respond(Response::ReconnectRefused {
-                client_id: Some(client_id),
-            }),
-        }
-        Ok(())
-    }
-
-    /// Answer to [`ServerEvent::LookupClient`]: `None` if the client is unknown (1607).
-    pub fn client_lookup(
-        &mut self,
-        ticket: Ticket,
-        record: Option<ClientRecord>,
-    ) -> Result<(), UsageError> {
-        let (client_id, packet) = match self.take_pending(ticket)? {
-            Pending::Lookup { client_id, packet } => (client_id, packet),
-            other => return self.wrong_answer(ticket, other, "client_lookup answers LookupClient"),
-        };
-        let lifetime = self.config.limits.key_lifetime;
-        let Some(ClientRecord {
-            aes_key: Some(key),
-            key_age,
-            suspended,
-        }) = record.filter(|r| r.key_age < lifetime)
-        else {
-            // Unknown client, no key, or an expired key: refused, and the connection
-            // closes rather than look the client up again for every packet that follows.
-            self.respond(Response::GeneralError);
-            self.closed = true;
-            return Ok(());
-        };
-        let issued = self.now.checked_sub(key_age).unwrap_or(self.now);
-        self.session = Some((client_id, key, issued));
-        self.upload = suspended
-            .map(|s| *s.0)
-            .filter(|u| u.client_id == client_id)
-            .map(|mut u| {
-                u.resumed = true;
-                u
-            });
-        if let Err(e) = self.on_packet(client_id, packet) {
-            self.fatal(e);
-        }
-        Ok(())
-    }
-
-    /// Answer to [`ServerEvent::StorePublicKey`], [`ServerEvent::StoreAesKey`],
-    /// [`ServerEvent::UploadFinished`] and [`ServerEvent::Confirm`]: done; sends
-    /// 1602, 1605, 1603 or 1604.
-    pub fn succeed(&mut self, ticket: Ticket) -> Result<(), UsageError> {
-        match self.take_pending(ticket)? {
-            Pending::StorePublicKey {
-                client_id,
-                aes_key,
-                encrypted,
-            } => {
-                self.session = Some((client_id, aes_key, self.now));
-                self.respond(Response::AesKey {
-                    client_id,
-                    encrypted_key: encrypted,
-                });
-            }
-            Pending::StoreAesKey {
-                client_id,
-                aes_key,
-                encrypted,
-            } => {
-                self.session = Some((client_id, aes_key, self.now));
-                self.respond(Response::Reconnected {
-                    client_id,
-                    encrypted_key: encrypted,
-                });
-            }
-            Pending::UploadFinished {
-                client_id,
-                content_size,
-                file_name,
-                checksum,
-            } => self.respond(Response::FileReceived {
-                client_id,
-                content_size,
-                file_name,
-                checksum,
-            }),
-            Pending::Confirm { client_id } => self.respond(Response::Ack {
-                client_id: Some(client_id),
-            }),
-            other => return self.wrong_answer(ticket, other, "succeed does not answer this"),
-        }
-        Ok(())
-    }
-
-    /// Answer to any question: the application could not do it (database or disk
-    /// failure, unknown client, ...); sends 1607 and keeps the connection open.
-    pub fn fail(&mut self, ticket: Ticket) -> Result<(), UsageError> {
-        let pending = self.take_pending(ticket)?;
-        if let Pending::UploadFinished { client_id, .. } = pending {
+    /// The question will not be answered: what its asking started is undone.
+    fn abandon_quietly(&mut self, question: Pending) {
+        if let Pending::UploadFinished { client_id, .. } = question {
             self.events.push_back(ServerEvent::UploadAborted {
                 client_id,
                 reason: "the application failed to store it".into(),
             });
         }
+    }
+
+    /// The question failed: 1607; a failed lookup also closes the connection.
+    fn abandon(&mut self, question: Pending) {
+        let closes = matches!(question, Pending::Lookup { .. });
+        self.abandon_quietly(question);
         self.respond(Response::GeneralError);
-        if let Pending::Lookup { .. } = pending {
+        if closes {
             self.closed = true;
         }
-        Ok(())
     }
 
-    /// The application could not write the upload's data (disk full, ...): sends
-    /// 1607, drops the upload and skips its remaining packets until the client starts
-    /// again with a packet 1.
-    pub fn fail_upload(&mut self) -> Result<(), UsageError> {
-        let Some(up) = self.upload.take() else {
-            return Err(UsageError::NotNow("no upload in progress"));
-        };
-        self.events.push_back(ServerEvent::UploadAborted {
-            client_id: up.client_id,
-            reason: "the application failed to write it".into(),
-        });
-        self.skipping_failed_upload = true;
-        self.unwritten = 0;
-        if let Some((_, Pending::UploadFinished { .. })) = self.pending {
-            self.pending = None;
+    fn set_unwritten(&mut self, n: usize) {
+        self.unwritten = n;
+        if n < self.config.limits.max_unwritten {
+            self.paused_since = None;
+        } else if self.paused_since.is_none() {
+            self.paused_since = Some(self.now);
         }
-        self.respond(Response::GeneralError);
-        Ok(())
-    }
-
-    /// Reports that `n` bytes of [`ServerEvent::UploadData`] are written (backpressure).
-    pub fn data_written(&mut self, n: usize) {
-        self.unwritten = self.unwritten.saturating_sub(n);
-    }
-
-    // ---- internals ----
-
-    fn take_pending(&mut self, ticket: Ticket) -> Result<Pending, UsageError> {
-        match self.pending.take() {
-            Some((t, p)) if t == ticket => Ok(p),
-            other => {
-                self.pending = other;
-                Err(UsageError::UnknownTicket(ticket.0))
-            }
-        }
-    }
-
-    fn wrong_answer(
-        &mut self,
-        ticket: Ticket,
-        pending: Pending,
-        why: &'static str,
-    ) -> Result<(), UsageError> {
-        self.pending = Some((ticket, pending));
-        Err(UsageError::WrongAnswer(why))
-    }
-
-    fn ask(&mut self, pending: Pending) -> Ticket {
-        self.next_ticket += 1;
-        let t = Ticket(self.next_ticket);
-        self.pending = Some((t, pending));
-        t
     }
 
     fn respond(&mut self, response: Response) {
@@ -540,7 +467,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 reason: e.to_string(),
             });
         }
-        self.pending = None;
+        if let Some(p) = self.pending.take() {
+            self.abandon_quietly(p.question);
+        }
         self.respond(Response::GeneralError);
         self.closed = true;
         self.error = Some(e.clone());
@@ -558,7 +487,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                     why: "a client id is required",
                 });
             }
-            self.events.push_back(ServerEvent::Seen { client_id, code });
+            self.report_seen(client_id, code);
         }
         match frame.request {
             Request::Register { name } => {
@@ -639,6 +568,20 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         Ok(())
     }
 
+    /// `Seen`, at most once per `seen_interval` for the same client.
+    fn report_seen(&mut self, client_id: ClientId, code: RequestCode) {
+        let due = match self.last_seen {
+            Some((id, at)) if id == client_id => {
+                self.now.saturating_duration_since(at) >= self.config.limits.seen_interval
+            }
+            _ => true,
+        };
+        if due {
+            self.last_seen = Some((client_id, self.now));
+            self.events.push_back(ServerEvent::Seen { client_id, code });
+        }
+    }
+
     fn fresh_client_id(&mut self) -> ClientId {
         let mut bytes = [0u8; 16];
         self.rng.fill_bytes(&mut bytes);
@@ -709,6 +652,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         let outcome = up.accept(&packet, &mut self.plain)?;
         if !outcome.data.is_empty() {
             self.unwritten += outcome.data.len();
+            if self.unwritten >= self.config.limits.max_unwritten && self.paused_since.is_none() {
+                self.paused_since = Some(self.now);
+            }
             self.events.push_back(ServerEvent::UploadData {
                 client_id,
                 data: outcome.data,

@@ -140,7 +140,7 @@ impl MemStore {
                 if let Some((_, buf)) = self.temp.get_mut(&client_id) {
                     buf.extend_from_slice(&data);
                 }
-                conn.data_written(data.len());
+                conn.data_written(data.len()).unwrap();
             }
             ServerEvent::UploadFinished {
                 ticket, client_id, ..

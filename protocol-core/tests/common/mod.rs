@@ -60,3 +60,19 @@ pub fn session(name: &str) -> Vec<Frame> {
         })
         .collect()
 }
+
+/// Feeds all of `data` to the client, moving its output to `out` whenever its send
+/// buffer is full (`push_file_data` takes a bounded amount at a time).
+pub fn push_all<R: rand_chacha::rand_core::CryptoRngCore>(
+    c: &mut protocol_core::ClientSession<R>,
+    mut data: &[u8],
+    out: &mut bytes::BytesMut,
+) {
+    while !data.is_empty() {
+        match c.push_file_data(data) {
+            Ok(n) => data = &data[n..],
+            Err(protocol_core::UsageError::SendBufferFull) => c.poll_transmit(out),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

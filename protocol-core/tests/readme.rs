@@ -1,0 +1,15 @@
+//! The README shows the driver loop of the crate docs: the two must not drift apart.
+
+#[test]
+fn readme_shows_the_driver_loop_of_the_crate_docs() {
+    let readme = include_str!("../../README.md");
+    let driver_loop = include_str!("../src/driver_loop.md");
+    assert!(
+        readme.contains(driver_loop),
+        "README.md's \"Embedding protocol-core\" must contain src/driver_loop.md verbatim"
+    );
+    // The loop answers every event: no catch-all arm that would hide a question.
+    assert!(!driver_loop.contains("_ => {}"));
+    assert!(driver_loop.contains("is_finished()"));
+    assert!(driver_loop.contains("handle_timeout("));
+}

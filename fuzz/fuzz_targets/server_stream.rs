@@ -29,11 +29,12 @@ fuzz_target!(|data: &[u8]| {
                     ServerEvent::LookupClient { ticket, .. } => {
                         let _ = s.client_lookup(ticket, Some(ClientRecord { aes_key: key.clone(), key_age: std::time::Duration::ZERO, suspended: None }));
                     }
-                    ServerEvent::StorePublicKey { ticket, .. }
-                    | ServerEvent::StoreAesKey { ticket, .. }
-                    | ServerEvent::UploadFinished { ticket, .. }
-                    | ServerEvent::Confirm { ticket, .. } => { let _ = s.succeed(ticket); }
-                    ServerEvent::UploadData { data, .. } => s.data_written(data.len()),
+                    // Each ticket has its own type: one arm per question.
+                    ServerEvent::StorePublicKey { ticket, .. } => { let _ = s.succeed(ticket); }
+                    ServerEvent::StoreAesKey { ticket, .. } => { let _ = s.succeed(ticket); }
+                    ServerEvent::UploadFinished { ticket, .. } => { let _ = s.succeed(ticket); }
+                    ServerEvent::Confirm { ticket, .. } => { let _ = s.succeed(ticket); }
+                    ServerEvent::UploadData { data, .. } => { let _ = s.data_written(data.len()); }
                     _ => {}
                 }
             }

@@ -4,14 +4,14 @@
 //!
 //! The storage side is the application's: it implements [`HandlerFactory`] and
 //! [`ConnectionHandler`], which see every [`ServerEvent`] and answer questions
-//! through the connection. The same traits serve `transport-tokio`.
+//! through the connection. The traits live in `protocol-handler`, shared by every
+//! transport, and are re-exported here.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod client;
 mod handler;
-pub mod memory;
 mod read_ahead;
 mod server;
 
@@ -19,4 +19,6 @@ pub use client::{end_of_stream, run_client, ClientError, ClientOptions};
 pub use handler::{
     pump, pump_with, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown,
 };
-pub use server::{serve, ConnectionGuard, ConnectionLimiter};
+pub use protocol_handler::memory;
+pub use protocol_handler::{ConnectionGuard, ConnectionLimiter};
+pub use server::serve;

@@ -1,12 +1,16 @@
-//! Drives `protocol-core` over tokio: a task per connection, the same
-//! [`HandlerFactory`] / [`ConnectionHandler`] as `transport-std`, caps on
-//! connections overall and per address, timeouts and a graceful shutdown.
+//! Drives `protocol-core` over tokio: a task per connection, caps on connections
+//! overall and per address, the connection's timers, and a graceful shutdown.
 //!
-//! Handlers are synchronous (SQLite and file writes); they run inside
-//! [`tokio::task::block_in_place`], so the runtime must be multi-threaded.
+//! The application is `protocol-handler`'s: an [`AsyncHandlerFactory`] ([`serve_async`]),
+//! whose futures may await a database or an object store before answering and are
+//! polled on the connection's task, or a synchronous [`HandlerFactory`] ([`serve`]),
+//! whose handlers run on tokio's blocking pool (`spawn_blocking`), never on a worker
+//! thread. Nothing here depends on `transport-std`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod connection;
 
 use std::future::Future;
 use std::io;
@@ -15,30 +19,77 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use protocol_core::{ClientEvent, ClientSession, Outcome, ServerEvent};
+use protocol_core::{ClientEvent, ClientSession, Outcome};
+use protocol_handler::{end_of_stream, AsyncDispatch, BlockingDispatch, Dispatch, Offload};
+pub use protocol_handler::{
+    AsyncConnectionHandler, AsyncHandlerFactory, ClientError, ClientOptions, Conn,
+    ConnectionHandler, ConnectionLimiter, HandlerFactory, ServerOptions,
+};
 use rand_core::{CryptoRngCore, OsRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
-use transport_std::pump_with;
-pub use transport_std::{
-    ClientError, ClientOptions, Conn, ConnectionHandler, ConnectionLimiter, HandlerFactory,
-    ServerOptions,
-};
 
-const READ_CHUNK: usize = 256 * 1024;
+pub use connection::drive_connection;
 
-/// Serves connections from `listener` until `shutdown` completes, then waits for
-/// open connections (uploads get [`ServerOptions::shutdown_grace`] to finish).
+/// Runs synchronous handlers on tokio's blocking pool (`spawn_blocking`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpawnBlocking;
+
+impl Offload for SpawnBlocking {
+    async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(t) => t,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: only when the runtime shuts down, which ends this task too.
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+}
+
+/// Serves connections from `listener` with a synchronous application until
+/// `shutdown` completes, then waits for open connections (uploads get
+/// [`ServerOptions::shutdown_grace`] to finish). Handlers run on the blocking pool.
 pub async fn serve<F: HandlerFactory>(
     listener: TcpListener,
     options: ServerOptions,
     factory: Arc<F>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_with(listener, options, shutdown, move |conn, peer| {
+        BlockingDispatch::<_, SpawnBlocking>::new(conn, factory.connect(peer))
+    })
+    .await
+}
+
+/// [`serve`] for an asynchronous application: each connection's handler is
+/// polled on the connection's task.
+pub async fn serve_async<F: AsyncHandlerFactory>(
+    listener: TcpListener,
+    options: ServerOptions,
+    factory: Arc<F>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, options, shutdown, move |conn, peer| {
+        AsyncDispatch::new(conn, factory.connect(peer))
+    })
+    .await
+}
+
+async fn serve_with<D: Dispatch>(
+    listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+    make: impl Fn(Conn, SocketAddr) -> D,
+) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
     let options = Arc::new(options);
+    // `stop` tells every connection to stop; each connection holds a clone of
+    // `done_tx`, so `done_rx` ends when the last one is gone.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -46,6 +97,7 @@ pub async fn serve<F: HandlerFactory>(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
                     warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -60,122 +112,28 @@ pub async fn serve<F: HandlerFactory>(
             warn!(%peer, "connection refused: too many connections");
             continue;
         };
-        let handler = factory.connect(peer);
+        let dispatch = make(Conn::new(options.config.clone(), OsRng, Instant::now()), peer);
         let options = options.clone();
         let stop = stop_rx.clone();
+        let done = done_tx.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(e) = run_connection(stream, peer, &options, handler, stop).await {
+            let _done = done;
+            let _ = stream.set_nodelay(true);
+            if let Err(e) = drive_connection(stream, dispatch, &options, stop).await {
                 debug!(%peer, "connection ended: {e}");
             }
         });
     }
     let _ = stop_tx.send(true);
+    drop(done_tx);
     info!(
         "shutting down: waiting for {} connection(s)",
         limiter.open()
     );
-    let deadline = Instant::now() + options.shutdown_grace + Duration::from_secs(2);
-    while limiter.open() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let limit = options.shutdown_grace + Duration::from_secs(2);
+    let _ = tokio::time::timeout(limit, done_rx.recv()).await;
     Ok(())
-}
-
-fn handle<H: ConnectionHandler>(
-    conn: &mut Conn,
-    handler: &mut H,
-    input: &mut BytesMut,
-) -> Option<protocol_core::PeerError> {
-    pump_with(conn, handler, input, Instant::now(), |h, c, ev| match ev {
-        // File data goes to the page cache: quick, and by far the most frequent event.
-        ServerEvent::UploadData { .. } => h.on_event(c, ev),
-        // Questions may wait on SQLite or fsync: let the runtime move other tasks away.
-        _ => tokio::task::block_in_place(|| h.on_event(c, ev)),
-    })
-}
-
-fn drain<H: ConnectionHandler>(conn: &mut Conn, handler: &mut H) {
-    tokio::task::block_in_place(|| {
-        while let Some(ev) = conn.poll_event() {
-            handler.on_event(conn, ev);
-        }
-    })
-}
-
-async fn run_connection<H: ConnectionHandler>(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    options: &ServerOptions,
-    mut handler: H,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut conn: Conn = Conn::new(options.config.clone(), OsRng, Instant::now());
-    let mut input = BytesMut::with_capacity(16 * 1024);
-    let mut out = BytesMut::new();
-    let mut stopping_since: Option<Instant> = None;
-    let result = loop {
-        if let Some(e) = handle(&mut conn, &mut handler, &mut input) {
-            info!(%peer, client = ?conn.client_id(), "closing: {e}");
-        }
-        conn.poll_transmit(&mut out);
-        if !out.is_empty() {
-            if let Err(e) = stream.write_all(&out).await {
-                conn.handle_eof();
-                drain(&mut conn, &mut handler);
-                break Err(e);
-            }
-            out.clear();
-        }
-        if conn.is_closed() {
-            break Ok(());
-        }
-        let now = Instant::now();
-        if *stop.borrow() {
-            let since = *stopping_since.get_or_insert(now);
-            if !conn.is_uploading() || now.duration_since(since) > options.shutdown_grace {
-                conn.handle_eof();
-                drain(&mut conn, &mut handler);
-                break Ok(());
-            }
-        }
-        if !conn.wants_read() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            continue;
-        }
-        let wait = conn
-            .poll_timeout()
-            .map(|t| t.saturating_duration_since(now))
-            .unwrap_or(Duration::from_secs(1))
-            .clamp(Duration::from_millis(1), Duration::from_secs(1));
-        input.reserve(READ_CHUNK);
-        tokio::select! {
-            r = stream.read_buf(&mut input) => match r {
-                Ok(0) => {
-                    handle(&mut conn, &mut handler, &mut input);
-                    conn.handle_eof();
-                    drain(&mut conn, &mut handler);
-                    break Ok(());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    conn.handle_eof();
-                    drain(&mut conn, &mut handler);
-                    break Err(e);
-                }
-            },
-            _ = tokio::time::sleep(wait) => conn.handle_timeout(Instant::now()),
-            _ = stop.changed(), if !*stop.borrow() => {}
-        }
-    };
-    conn.poll_transmit(&mut out);
-    if !out.is_empty() {
-        let _ = stream.write_all(&out).await;
-    }
-    let _ = stream.shutdown().await;
-    tokio::task::block_in_place(|| handler.on_close(&conn));
-    result
 }
 
 /// Runs `session` over `stream` to its end, feeding it `file` whenever it asks.
@@ -263,7 +221,7 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
         };
         out.clear();
         match got {
-            Some(0) => return transport_std::end_of_stream(session, &mut input, &mut on_event),
+            Some(0) => return end_of_stream(session, &mut input, &mut on_event),
             Some(_) => session
                 .handle_input(&mut input)
                 .map_err(ClientError::Failure)?,

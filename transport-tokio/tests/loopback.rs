@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use protocol_core::*;
 use rand_chacha::rand_core::SeedableRng;
-use transport_std::memory::MemoryApp;
+use protocol_handler::memory::MemoryApp;
 use transport_tokio::{run_client, serve, ClientOptions, ServerOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, ClientRecord, ServerEvent, Verdict};
 
-use crate::handler::{Conn, ConnectionHandler, HandlerFactory};
+use crate::{Conn, ConnectionHandler, HandlerFactory};
 
 /// A client: name, public key field, AES key.
 type Client = (Vec<u8>, Option<Vec<u8>>, Option<AesKey>);

@@ -1,0 +1,48 @@
+//! The application's side of a `protocol-core` server connection, shared by every
+//! transport (`transport-std`, `transport-tokio`, `transport-futures`), so that no
+//! transport depends on another.
+//!
+//! Two forms:
+//!
+//! - [`ConnectionHandler`] / [`HandlerFactory`]: synchronous. The handler answers
+//!   each question before it returns (a local SQLite database, files on disk). The
+//!   blocking transport calls it on the connection's thread; the async transports
+//!   call it on their blocking pool ([`Offload`], [`BlockingDispatch`]), never on a
+//!   worker thread of the runtime.
+//! - [`AsyncConnectionHandler`] / [`AsyncHandlerFactory`]: asynchronous. The
+//!   handler's `on_event` is a future: it may await a network database or an object
+//!   store before it answers, and the async transports poll it on the connection's
+//!   task ([`AsyncDispatch`]).
+//!
+//! Either way the transport drives [`Dispatch::pump`]: feed input, hand every event
+//! to the application, and again until nothing moves (an answer lets the connection
+//! read input that is already buffered). Questions have a deadline
+//! ([`Limits::answer_timeout`](protocol_core::Limits::answer_timeout)): a handler
+//! that returns without answering does not stall the connection.
+//!
+//! [`memory::MemoryApp`] is a small in-memory application for tests, demos and the
+//! transports' examples.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod asynch;
+mod client;
+mod limiter;
+pub mod memory;
+mod options;
+mod sync;
+
+pub use asynch::{AsyncConnectionHandler, AsyncDispatch, AsyncHandlerFactory, Inline};
+pub use client::{end_of_stream, ClientError, ClientOptions};
+pub use limiter::{ConnectionGuard, ConnectionLimiter};
+pub use options::{ServerOptions, Shutdown};
+pub use sync::{
+    pump, pump_with, BlockingDispatch, ConnectionHandler, Dispatch, HandlerFactory, Offload,
+};
+
+use protocol_core::ServerConnection;
+use rand_core::OsRng;
+
+/// A server connection as the transports run it: keys and ids from the OS CSPRNG.
+pub type Conn = ServerConnection<OsRng>;

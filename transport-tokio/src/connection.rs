@@ -1,0 +1,118 @@
+//! One connection: the driver loop of protocol-core's docs over a tokio stream.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use protocol_handler::{Dispatch, ServerOptions};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant as TokioInstant;
+use tracing::info;
+
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Far enough to mean "no deadline" for the one timer that is reset, never recreated.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Runs one connection to its end: reads while the connection wants input, hands
+/// every event to the application through `dispatch`, writes every answer, and
+/// wakes for the connection's deadline (idle, slow request, unanswered question).
+/// When `stop` turns true, an idle connection ends at once and an upload gets
+/// [`ServerOptions::shutdown_grace`] to finish.
+pub async fn drive_connection<D, S>(
+    mut stream: S,
+    mut dispatch: D,
+    options: &ServerOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    D: Dispatch,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::new();
+    let mut stopping_since: Option<Instant> = None;
+    let timer = tokio::time::sleep(NEVER);
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
+    let answer_timeout = options.config.limits.answer_timeout;
+    let result = loop {
+        // Steps 1-3: feed the input, answer every event, until nothing moves.
+        let now = Instant::now();
+        if let Some(e) = pump(&mut dispatch, &mut input, now, answer_timeout).await {
+            info!(client = ?dispatch.conn().client_id(), "closing: {e}");
+        }
+        // Step 4: send.
+        dispatch.conn().poll_transmit(&mut out);
+        if !out.is_empty() {
+            if let Err(e) = stream.write_all(&out).await {
+                dispatch.conn().handle_eof();
+                pump(&mut dispatch, &mut input, now, answer_timeout).await;
+                break Err(e);
+            }
+            out.clear();
+        }
+        // Step 5: stop when closed and drained, else wait.
+        if dispatch.conn().is_finished() {
+            break Ok(());
+        }
+        if dispatch.conn().is_closed() {
+            continue; // events left (a handler was cut off at its deadline): drain them
+        }
+        let now = Instant::now();
+        if stopping_since.is_none() && *stop.borrow() {
+            stopping_since = Some(now);
+        }
+        let mut deadline = dispatch.conn().poll_timeout();
+        if let Some(since) = stopping_since {
+            if !dispatch.conn().is_uploading() || now >= since + options.shutdown_grace {
+                dispatch.conn().handle_eof();
+                continue;
+            }
+            let grace = since + options.shutdown_grace;
+            deadline = Some(deadline.map_or(grace, |d| d.min(grace)));
+        }
+        if armed != deadline {
+            let at = deadline.unwrap_or(now + NEVER);
+            timer.as_mut().reset(TokioInstant::from_std(at));
+            armed = deadline;
+        }
+        input.reserve(READ_CHUNK);
+        let wants_read = dispatch.conn().wants_read();
+        tokio::select! {
+            r = stream.read_buf(&mut input), if wants_read => match r {
+                Ok(0) | Err(_) => dispatch.conn().handle_eof(),
+                Ok(_) => {}
+            },
+            _ = timer.as_mut(), if armed.is_some() => {
+                armed = None;
+                timer.as_mut().reset(TokioInstant::from_std(Instant::now() + NEVER));
+                dispatch.conn().handle_timeout(Instant::now());
+            }
+            _ = stop.changed(), if stopping_since.is_none() => {}
+        }
+    };
+    dispatch.conn().poll_transmit(&mut out);
+    if !out.is_empty() {
+        let _ = stream.write_all(&out).await;
+    }
+    let _ = stream.shutdown().await;
+    dispatch.close().await;
+    result
+}
+
+/// [`Dispatch::pump`]; an async handler still running `answer_timeout` after the
+/// pump began is dropped (its question then times out in the connection).
+async fn pump<D: Dispatch>(
+    dispatch: &mut D,
+    input: &mut BytesMut,
+    now: Instant,
+    answer_timeout: Duration,
+) -> Option<protocol_core::PeerError> {
+    if !dispatch.cancel_safe() {
+        return dispatch.pump(input, now).await;
+    }
+    tokio::time::timeout(answer_timeout, dispatch.pump(input, now))
+        .await
+        .unwrap_or(None)
+}

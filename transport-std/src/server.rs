@@ -108,7 +108,7 @@ fn run_connection<H: ConnectionHandler>(
             }
             out.clear();
         }
-        if conn.is_closed() {
+        if conn.is_finished() {
             break Ok(());
         }
         if shutdown.is_triggered() {
@@ -120,8 +120,10 @@ fn run_connection<H: ConnectionHandler>(
             }
         }
         if !conn.wants_read() {
-            // Only a handler that answers later can leave the connection waiting.
+            // Only a handler that answers later (or forgets to) can leave the
+            // connection waiting; the question's deadline still runs.
             std::thread::sleep(Duration::from_millis(1));
+            conn.handle_timeout(Instant::now());
             continue;
         }
         let wait = conn

@@ -1,0 +1,17 @@
+//! The smallest server on the blocking transport: files kept in memory.
+//!
+//! `cargo run -p transport-std --example std_server -- 127.0.0.1:1256`
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use transport_std::memory::MemoryApp;
+use transport_std::{serve, ServerOptions, Shutdown};
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:1256".into());
+    let listener = TcpListener::bind(&addr)?;
+    println!("listening on {}", listener.local_addr()?);
+    // `Shutdown::trigger` from another thread (a signal handler) stops it gracefully.
+    serve(listener, ServerOptions::default(), Arc::new(MemoryApp::new()), Shutdown::new())
+}

@@ -108,6 +108,8 @@ enum Command {
 enum Transport {
     Std,
     Tokio,
+    /// futures-io on smol (transport-futures).
+    Smol,
 }
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Checksum {
@@ -309,6 +311,26 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
                 transport_tokio::serve(listener, options, factory, shutdown_signal()).await?;
                 anyhow::Ok(())
             })?;
+        }
+        Transport::Smol => {
+            let listener = smol::Async::<std::net::TcpListener>::bind(addr)
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            info!("listening on {} (smol transport)", listener.get_ref().local_addr()?);
+            let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+            ctrlc::set_handler(move || {
+                stop_tx.close();
+            })
+            .context("installing the signal handler")?;
+            let shutdown = async move {
+                let _ = stop_rx.recv().await;
+            };
+            smol::block_on(transport_futures::serve_blocking(
+                listener,
+                options,
+                factory,
+                shutdown,
+                |task| smol::spawn(task).detach(),
+            ))?;
         }
     }
     info!("stopped; database closed");

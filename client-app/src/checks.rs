@@ -8,7 +8,7 @@ use std::path::Path;
 
 use protocol_core::{names, FieldString};
 
-use crate::exit::Failure;
+use crate::exit::{plain, Failure};
 
 /// The largest file the protocol carries: its AES-CBC ciphertext (always 1 to 16
 /// bytes of padding more) must fit the 32-bit content size field.
@@ -28,7 +28,10 @@ pub fn file_to_send(path: &Path) -> Result<FileToSend, Failure> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => Failure::usage(format!("the file to send, {shown}, does not exist"))
             .hint("check the path (FILE, --file, or line 3 of transfer.info)"),
-        _ => Failure::usage(format!("cannot look at the file to send, {shown}: {e}")),
+        _ => Failure::usage(format!(
+            "cannot look at the file to send, {shown}: {}",
+            plain(&e)
+        )),
     })?;
     if meta.is_dir() {
         return Err(
@@ -58,7 +61,7 @@ pub fn file_to_send(path: &Path) -> Result<FileToSend, Failure> {
             Failure::usage(format!("cannot read {shown}: permission denied"))
                 .hint("make it readable by this user (chmod u+r)")
         }
-        _ => Failure::usage(format!("cannot open {shown}: {e}")),
+        _ => Failure::usage(format!("cannot open {shown}: {}", plain(&e))),
     })?;
     Ok(FileToSend { file, size, name })
 }
@@ -128,9 +131,10 @@ pub fn folder_writable(dir: &Path) -> Result<(), Failure> {
             Ok(())
         }
         Err(e) => Err(Failure::usage(format!(
-            "cannot write in {} ({e}); registering would leave this client unable to save me.info \
+            "cannot write in {} ({}); registering would leave this client unable to save me.info \
              and priv.key, and its name would stay taken on the server",
-            dir.display()
+            dir.display(),
+            plain(&e)
         ))
         .hint("make the folder writable, or choose another with --dir (nothing was sent)")),
     }

@@ -95,9 +95,31 @@ impl fmt::Display for Failure {
     }
 }
 
+/// An error's text without the " (os error N)" that the user cannot act on.
+pub fn plain(text: impl std::fmt::Display) -> String {
+    let mut s = text.to_string();
+    while let Some(at) = s.find(" (os error ") {
+        let end = s[at..].find(')').map(|e| at + e + 1).unwrap_or(s.len());
+        s.replace_range(at..end, "");
+    }
+    s
+}
+
 /// Turns an `anyhow` error from the `transfer.info`/`me.info` readers into a usage failure.
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Failure {
-        Failure::usage(format!("{e:#}"))
+        Failure::usage(plain(format!("{e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plain_drops_os_error_numbers() {
+        assert_eq!(
+            super::plain("cannot read x: Permission denied (os error 13)"),
+            "cannot read x: Permission denied"
+        );
+        assert_eq!(super::plain("a (os error 2): b (os error 21)"), "a: b");
     }
 }

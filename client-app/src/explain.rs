@@ -8,7 +8,7 @@ use protocol_core::wire::{RequestCode, ResponseCode};
 use protocol_core::{ClientEvent, ClientFailure, PeerError};
 use transport_std::ClientError;
 
-use crate::exit::{Exit, Failure};
+use crate::exit::{plain, Exit, Failure};
 
 /// What the run saw so far, to tell one failure from another.
 #[derive(Debug, Default)]
@@ -151,7 +151,7 @@ pub fn explain(err: &ClientError, ctx: &Context, seen: &Seen) -> Failure {
                 ErrorKind::BrokenPipe => "the server closed its side".to_string(),
                 ErrorKind::ConnectionAborted => "connection aborted".to_string(),
                 ErrorKind::UnexpectedEof => "connection closed".to_string(),
-                _ => e.to_string(),
+                _ => plain(e),
             };
             lost(ctx, seen, &why)
         }

@@ -11,7 +11,7 @@ use transport_std::{run_client, ClientOptions};
 
 use crate::checks;
 use crate::cli::Cli;
-use crate::exit::{Exit, Failure};
+use crate::exit::{plain, Exit, Failure};
 use crate::explain::{explain, request_name, response_name, Context, Seen};
 use crate::info;
 use crate::progress::{summary_line, Progress, Verbosity};
@@ -55,7 +55,9 @@ impl Out {
 /// Server, name and file: options first, `transfer.info` for what they leave out.
 fn target(cli: &Cli) -> Result<(String, String, PathBuf), Failure> {
     let file_opt = cli.file_option().cloned();
-    let transfer = if cli.server.is_some() && cli.name.is_some() && file_opt.is_some() {
+    // me.info names the client when there is one.
+    let name_known = cli.name.is_some() || cli.dir.join("me.info").exists();
+    let transfer = if cli.server.is_some() && name_known && file_opt.is_some() {
         None
     } else {
         Some(info::read_transfer(&cli.dir.join("transfer.info"))?)
@@ -88,10 +90,12 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     let identity = if me_path.exists() {
         let (me_name, identity) = info::read_me(&me_path)?;
         if me_name != name {
-            out.note(&format!(
-                "note: {} is for {me_name:?}; reconnecting under that name, not {name:?}",
-                me_path.display()
-            ));
+            if !name.is_empty() {
+                out.note(&format!(
+                    "note: {} is for {me_name:?}; reconnecting under that name, not {name:?}",
+                    me_path.display()
+                ));
+            }
             name = me_name;
         }
         Some(identity)
@@ -180,8 +184,9 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
             ClientEvent::KeyExchanged { .. } => {
                 if let Err(e) = server_record::write(&cli.dir, &server) {
                     progress.note(&format!(
-                        "warning: cannot write {}: {e}",
-                        server_record::path(&cli.dir).display()
+                        "warning: cannot write {}: {}",
+                        server_record::path(&cli.dir).display(),
+                        plain(&e)
                     ));
                 }
             }
@@ -326,7 +331,7 @@ fn connect(server: &str) -> Result<TcpStream, Failure> {
         .map_err(|e| {
             Failure::new(
                 Exit::Unreachable,
-                format!("cannot find the server {server:?}: {e}"),
+                format!("cannot find the server {server:?}: {}", plain(&e)),
             )
             .hint("check the address (transfer.info line 1, or --server host:port)")
         })?
@@ -344,7 +349,7 @@ fn connect(server: &str) -> Result<TcpStream, Failure> {
                     .to_string()
             }
             std::io::ErrorKind::TimedOut => "no answer within 10 s".to_string(),
-            _ => e.to_string(),
+            _ => plain(&e),
         };
         Failure::new(
             Exit::Unreachable,

@@ -267,7 +267,7 @@ fn explain_failure(f: &ClientFailure, ctx: &Context, seen: &Seen) -> Failure {
         )
         .hint(
             "if the server is another implementation, try the dialect options (client --help); \
-             see docs/PROTOCOL.md, section 8",
+             docs/PROTOCOL.md lists the deployed variants",
         ),
         ClientFailure::Key(e) => Failure::new(Exit::Internal, format!("key error: {e}")),
     }

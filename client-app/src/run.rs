@@ -261,19 +261,18 @@ fn on_event(ev: &ClientEvent, progress: &Progress, out: &Out, seen: &Seen) {
         ),
         ClientEvent::SendFile { attempt } => progress.start(*attempt),
         ClientEvent::Progress { sent, .. } => progress.update(*sent),
+        // A refused name is not retried: the final message says it all.
         ClientEvent::ServerError {
             code,
             request,
             attempt,
-        } => {
-            if *code != protocol_core::wire::ResponseCode::RegistrationFailed {
-                progress.note(&format!(
-                    "server responded with an error: {} to {} (attempt {attempt} of {})",
-                    response_name(*code),
-                    request_name(*request),
-                    protocol_core::client::MAX_ATTEMPTS
-                ));
-            }
+        } if *code != protocol_core::wire::ResponseCode::RegistrationFailed => {
+            progress.note(&format!(
+                "server responded with an error: {} to {} (attempt {attempt} of {})",
+                response_name(*code),
+                request_name(*request),
+                protocol_core::client::MAX_ATTEMPTS
+            ));
         }
         ClientEvent::ChecksumMismatch { ours, theirs, .. } => {
             let n = seen.mismatches;

@@ -88,6 +88,16 @@ pub enum Checksum {
     Crc32,
 }
 
+impl Checksum {
+    /// As the option is written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checksum::Cksum => "cksum",
+            Checksum::Crc32 => "crc32",
+        }
+    }
+}
+
 impl Cli {
     /// The dialect the options ask for.
     pub fn dialect(&self) -> Dialect {

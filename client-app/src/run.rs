@@ -154,9 +154,9 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
         file.size
     ));
     out.note_verbose(&format!(
-        "packets of {} bytes; {:?}",
+        "packets of {} bytes; checksum {}",
         session.packet_unit(),
-        cli.dialect()
+        cli.checksum.name()
     ));
 
     let progress = Progress::new(&shown, file.size, out.verbosity);
@@ -177,19 +177,12 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
             } => {
                 out.say(&format!("registered: client id {client_id}"));
                 registered_id = Some(*client_id);
-                if let Err(e) = info::write_me(&cli.dir, &name, client_id, private_key) {
-                    save_error = Some(e);
+                match info::write_me(&cli.dir, &name, client_id, private_key) {
+                    Ok(()) => write_record(&cli.dir, &server, &progress),
+                    Err(e) => save_error = Some(e),
                 }
             }
-            ClientEvent::KeyExchanged { .. } => {
-                if let Err(e) = server_record::write(&cli.dir, &server) {
-                    progress.note(&format!(
-                        "warning: cannot write {}: {}",
-                        server_record::path(&cli.dir).display(),
-                        plain(&e)
-                    ));
-                }
-            }
+            ClientEvent::KeyExchanged { .. } => write_record(&cli.dir, &server, &progress),
             _ => {}
         }
     });
@@ -241,6 +234,17 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
              (--checksum crc32 for servers that use zlib CRC-32)",
         )),
         Err(e) => Err(explain(&e, &ctx, &seen)),
+    }
+}
+
+/// Records the server `me.info` belongs to (a warning if it cannot).
+fn write_record(dir: &std::path::Path, server: &str, progress: &Progress) {
+    if let Err(e) = server_record::write(dir, server) {
+        progress.note(&format!(
+            "warning: cannot write {}: {}",
+            server_record::path(dir).display(),
+            plain(&e)
+        ));
     }
 }
 

@@ -45,7 +45,7 @@ pub struct Cli {
     /// Print only errors.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more: packet layout, every answer of the server.
+    /// Print more: the packet size and checksum used, the key exchange.
     #[arg(short, long, action = ArgAction::SetTrue)]
     pub verbose: bool,
     /// Print a machine-readable summary (one JSON object) on stdout; messages go to stderr.

@@ -60,7 +60,13 @@ fn target(cli: &Cli) -> Result<(String, String, PathBuf), Failure> {
     let transfer = if cli.server.is_some() && name_known && file_opt.is_some() {
         None
     } else {
-        Some(info::read_transfer(&cli.dir.join("transfer.info"))?)
+        Some(
+            info::read_transfer(&cli.dir.join("transfer.info")).map_err(|e| {
+                Failure::from(e).hint(
+                    "or give what it would say on the command line: --server HOST:PORT --name NAME FILE",
+                )
+            })?,
+        )
     };
     let server = cli
         .server

@@ -94,21 +94,29 @@ async fn serve_with<D: Dispatch>(
             continue;
         };
         let _ = stream.get_ref().set_nodelay(true);
-        let dispatch = make(Conn::new(options.config.clone(), OsRng, Instant::now()), peer);
+        let dispatch = make(
+            Conn::new(options.config.clone(), OsRng, Instant::now()),
+            peer,
+        );
         let options = options.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         spawn.spawn(Box::pin(async move {
             let _guard = guard;
             let _done = done;
-            if let Err(e) = drive_connection(stream, dispatch, &options, stop).await {
-                debug!(%peer, "connection ended: {e}");
+            debug!(%peer, "connection accepted");
+            match drive_connection(stream, peer, dispatch, &options, stop).await {
+                Ok(()) => debug!(%peer, "connection closed"),
+                Err(e) => debug!(%peer, "connection closed: {e}"),
             }
         }));
     }
     stop_tx.close();
     drop(done_tx);
-    info!("shutting down: waiting for {} connection(s)", limiter.open());
+    info!(
+        "shutting down: waiting for {} connection(s)",
+        limiter.open()
+    );
     let limit = options.shutdown_grace + Duration::from_secs(2);
     future::or(
         async {

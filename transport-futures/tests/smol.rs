@@ -26,7 +26,11 @@ fn spawn(task: transport_futures::Task) {
 fn start_blocking<F: HandlerFactory>(
     factory: Arc<F>,
     options: ServerOptions,
-) -> (SocketAddr, async_channel::Sender<()>, smol::Task<std::io::Result<()>>) {
+) -> (
+    SocketAddr,
+    async_channel::Sender<()>,
+    smol::Task<std::io::Result<()>>,
+) {
     let (listener, addr) = common::listener();
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let server = smol::spawn(serve_blocking(
@@ -44,7 +48,11 @@ fn start_blocking<F: HandlerFactory>(
 fn start_async<F: AsyncHandlerFactory>(
     factory: Arc<F>,
     options: ServerOptions,
-) -> (SocketAddr, async_channel::Sender<()>, smol::Task<std::io::Result<()>>) {
+) -> (
+    SocketAddr,
+    async_channel::Sender<()>,
+    smol::Task<std::io::Result<()>>,
+) {
     let (listener, addr) = common::listener();
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let server = smol::spawn(serve(
@@ -78,7 +86,9 @@ fn uploads_verify_with_a_synchronous_application_while_one_connection_stays_sile
     smol::block_on(async {
         let app = common::app();
         let (addr, stop, server) = start_blocking(app.clone(), ServerOptions::default());
-        let _silent = async_io::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+        let _silent = async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .unwrap();
         let clients: Vec<_> = (0..6)
             .map(|i| smol::spawn(common::upload(addr, i, Duration::from_secs(30))))
             .collect();
@@ -181,7 +191,9 @@ impl AsyncHandlerFactory for Faulty {
 
 /// The client's run ends (with the server's 1607 and close), however the
 /// application erred: nothing waits for the idle timeout or forever.
-fn assert_ends_with_the_server_closing(result: Result<(Outcome, protocol_core::ClientId, Vec<u8>), ClientError>) {
+fn assert_ends_with_the_server_closing(
+    result: Result<(Outcome, protocol_core::ClientId, Vec<u8>), ClientError>,
+) {
     match result {
         Err(ClientError::Failure(
             ClientFailure::Peer(PeerError::UnexpectedEof) | ClientFailure::ServerRefused { .. },
@@ -246,7 +258,9 @@ fn connections_over_the_cap_are_closed_at_once() {
             ..ServerOptions::default()
         };
         let (addr, stop, server) = start_blocking(common::app(), options);
-        let _first = async_io::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+        let _first = async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .unwrap();
         // Give the accept loop the first connection before the second arrives.
         let (_r, first_ok) = common::upload_probe(addr).await;
         assert!(!first_ok, "the second connection was served");
@@ -259,13 +273,21 @@ fn connections_over_the_cap_are_closed_at_once() {
 fn shutdown_closes_idle_connections_and_returns() {
     smol::block_on(async {
         let (addr, stop, server) = start_blocking(common::app(), ServerOptions::default());
-        let mut idle = async_io::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+        let mut idle = async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .unwrap();
         // An upload first, so that the idle connection above has been accepted.
-        let (outcome, ..) = common::upload(addr, 2, Duration::from_secs(30)).await.unwrap();
+        let (outcome, ..) = common::upload(addr, 2, Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(outcome, Outcome::Verified);
         stop.close();
         server.await.unwrap();
         let mut buf = [0u8; 1];
-        assert_eq!(idle.read(&mut buf).await.unwrap(), 0, "closed by the server");
+        assert_eq!(
+            idle.read(&mut buf).await.unwrap(),
+            0,
+            "closed by the server"
+        );
     });
 }

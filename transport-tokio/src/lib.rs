@@ -112,7 +112,10 @@ async fn serve_with<D: Dispatch>(
             warn!(%peer, "connection refused: too many connections");
             continue;
         };
-        let dispatch = make(Conn::new(options.config.clone(), OsRng, Instant::now()), peer);
+        let dispatch = make(
+            Conn::new(options.config.clone(), OsRng, Instant::now()),
+            peer,
+        );
         let options = options.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
@@ -120,8 +123,10 @@ async fn serve_with<D: Dispatch>(
             let _guard = guard;
             let _done = done;
             let _ = stream.set_nodelay(true);
-            if let Err(e) = drive_connection(stream, dispatch, &options, stop).await {
-                debug!(%peer, "connection ended: {e}");
+            debug!(%peer, "connection accepted");
+            match drive_connection(stream, peer, dispatch, &options, stop).await {
+                Ok(()) => debug!(%peer, "connection closed"),
+                Err(e) => debug!(%peer, "connection closed: {e}"),
             }
         });
     }

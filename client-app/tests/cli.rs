@@ -72,12 +72,18 @@ fn malformed_me_info() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("transfer.info"), "127.0.0.1:1\nalice\nf\n").unwrap();
     std::fs::write(tmp.path().join("f"), "data").unwrap();
-    std::fs::write(tmp.path().join("me.info"), "alice\nnot-hex\nAAAA\n").unwrap();
+    write_private(&tmp.path().join("me.info"), "alice\nnot-hex\nAAAA\n");
     fatal(tmp.path(), "32 hex digits");
-    std::fs::write(
-        tmp.path().join("me.info"),
-        format!("alice\n{}\nnot base64!\n", "ab".repeat(16)),
-    )
-    .unwrap();
+    write_private(
+        &tmp.path().join("me.info"),
+        &format!("alice\n{}\nnot base64!\n", "ab".repeat(16)),
+    );
     fatal(tmp.path(), "private key");
+}
+
+/// Writes a file as the client expects its key files: mode 0600.
+fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

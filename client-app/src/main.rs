@@ -1,6 +1,7 @@
 //! `client`: sends one file to the server. Run with no arguments in a folder that
 //! holds `transfer.info`; it registers (writing `me.info` and `priv.key`) or, if
 //! `me.info` exists, reconnects.
+#![forbid(unsafe_code)]
 
 mod info;
 

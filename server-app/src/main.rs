@@ -1,5 +1,6 @@
 //! `server`: the file-storage server. Run with no arguments in a folder: it reads
 //! `port.info` there, keeps `defensive.db` and the `files/` folder there.
+#![forbid(unsafe_code)]
 
 mod app;
 mod files;

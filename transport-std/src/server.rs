@@ -164,7 +164,9 @@ fn run_connection<H: ConnectionHandler>(
     let result = loop {
         let now = Instant::now();
         if let Some(e) = pump(&mut conn, &mut handler, &mut input, now) {
-            info!(%peer, client = ?conn.client_id(), "closing: {e}");
+            // Client ids are credentials: logs show a prefix only.
+            let client = conn.client_id().map(|c| c.to_hex()[..8].to_string());
+            info!(%peer, ?client, "closing: {e}");
         }
         conn.poll_transmit(&mut out);
         if !out.is_empty() {
@@ -180,7 +182,9 @@ fn run_connection<H: ConnectionHandler>(
         }
         if shutdown.is_triggered() {
             let since = *shutdown_since.get_or_insert(now);
-            if !conn.is_uploading() || now.duration_since(since) > options.shutdown_grace {
+            // An upload runs to its client's verdict (900/902 answered), within the grace.
+            let busy = conn.is_uploading() || conn.awaits_verdict();
+            if !busy || now.duration_since(since) > options.shutdown_grace {
                 conn.handle_eof();
                 drain(&mut conn, &mut handler);
                 break Ok(());

@@ -117,7 +117,9 @@ async fn run_connection<H: ConnectionHandler>(
     let mut stopping_since: Option<Instant> = None;
     let result = loop {
         if let Some(e) = handle(&mut conn, &mut handler, &mut input) {
-            info!(%peer, client = ?conn.client_id(), "closing: {e}");
+            // Client ids are credentials: logs show a prefix only.
+            let client = conn.client_id().map(|c| c.to_hex()[..8].to_string());
+            info!(%peer, ?client, "closing: {e}");
         }
         conn.poll_transmit(&mut out);
         if !out.is_empty() {
@@ -134,7 +136,9 @@ async fn run_connection<H: ConnectionHandler>(
         let now = Instant::now();
         if *stop.borrow() {
             let since = *stopping_since.get_or_insert(now);
-            if !conn.is_uploading() || now.duration_since(since) > options.shutdown_grace {
+            // An upload runs to its client's verdict (900/902 answered), within the grace.
+            let busy = conn.is_uploading() || conn.awaits_verdict();
+            if !busy || now.duration_since(since) > options.shutdown_grace {
                 conn.handle_eof();
                 drain(&mut conn, &mut handler);
                 break Ok(());

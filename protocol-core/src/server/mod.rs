@@ -136,6 +136,8 @@ pub struct ServerConnection<R> {
     /// The `now` of the latest `handle_input`.
     now: Instant,
     upload: Option<Upload>,
+    /// 1603 was sent and no 900/902 has come yet.
+    verdict_due: bool,
     /// A failed upload's remaining packets are skipped until a packet 1 starts anew.
     skipping_failed_upload: bool,
     requests_seen: u64,
@@ -160,6 +162,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             next_ticket: 0,
             session: None,
             upload: None,
+            verdict_due: false,
             skipping_failed_upload: false,
             requests_seen: 0,
             unwritten: 0,
@@ -206,6 +209,20 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// Whether an upload is between its first and last packet on this connection.
     pub fn is_uploading(&self) -> bool {
         self.upload.is_some()
+    }
+
+    /// Whether this connection sent a 1603 and waits for the client's 900 or 902: a
+    /// graceful stop keeps the connection open until then (or its grace runs out).
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use protocol_core::{ServerConfig, ServerConnection};
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), Instant::now());
+    /// assert!(!conn.awaits_verdict());
+    /// ```
+    pub fn awaits_verdict(&self) -> bool {
+        self.verdict_due && !self.closed
     }
 
     /// The client this connection has identified, if any.
@@ -428,12 +445,15 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 content_size,
                 file_name,
                 checksum,
-            } => self.respond(Response::FileReceived {
-                client_id,
-                content_size,
-                file_name,
-                checksum,
-            }),
+            } => {
+                self.verdict_due = true;
+                self.respond(Response::FileReceived {
+                    client_id,
+                    content_size,
+                    file_name,
+                    checksum,
+                })
+            }
             Pending::Confirm { client_id } => self.respond(Response::Ack {
                 client_id: Some(client_id),
             }),
@@ -620,6 +640,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                     Verdict::GaveUp
                 };
                 self.upload = None;
+                self.verdict_due = false;
                 let ticket = self.ask(Pending::Confirm { client_id });
                 self.events.push_back(ServerEvent::Confirm {
                     ticket,

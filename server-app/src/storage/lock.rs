@@ -47,14 +47,27 @@ impl FolderLock {
             path: path.display().to_string(),
             source,
         };
-        let mut file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
+            .open(&path);
+        // On a read-only folder an existing lock file still locks (flock needs no
+        // write access), so that the database check can say what is wrong.
+        let (mut file, writable) = match opened {
+            Ok(f) => (f, true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) && path.is_file() =>
+            {
+                (File::open(&path).map_err(io)?, false)
+            }
+            Err(e) => return Err(io(e)),
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -72,9 +85,11 @@ impl FolderLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        if writable {
+            file.set_len(0).map_err(io)?;
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            writeln!(file, "{}", std::process::id()).map_err(io)?;
+        }
         Ok(FolderLock { _file: file })
     }
 }

@@ -117,6 +117,15 @@ impl SqliteMetadata {
                     detail: e.to_string(),
                 })?;
         }
+        // Writable at all? (Opening for writing changes nothing; SQLite would fall
+        // back to read-only, or fail to open its WAL, with a vaguer message.)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| OpenError::ReadOnly {
+                path: shown.clone(),
+                detail: e.to_string(),
+            })?;
         let db = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -139,7 +148,7 @@ impl SqliteMetadata {
         if check != "ok" {
             return Err(OpenError::Corrupt {
                 path: shown,
-                detail: format!("quick_check: {check}"),
+                detail: format!("quick_check: {}", check.replace('\n', " ")),
             });
         }
         if db.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {

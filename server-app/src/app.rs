@@ -163,6 +163,7 @@ impl HandlerFactory for SharedApp {
             app: self.0.clone(),
             peer,
             upload: None,
+            requests: 0,
             writer: None,
             last_touch: None,
         }
@@ -176,6 +177,8 @@ pub struct Connection {
     peer: SocketAddr,
     /// The upload this connection is sending, or whose 1603 it received.
     upload: Option<UploadId>,
+    /// Requests of an identified client seen on this connection.
+    requests: u64,
     /// Where this connection's upload bytes go.
     writer: Option<Box<dyn UploadSink>>,
     /// When LastSeen was last written for this connection's client: at most once a
@@ -221,7 +224,7 @@ impl Connection {
         let up = self
             .app
             .uploads
-            .take_for_verdict(self.id, own, client)
+            .take_for_verdict(self.id, own, client, self.requests <= 1)
             .ok_or_else(|| anyhow::anyhow!("no finished upload to confirm"))?;
         let outcome = self.app.storage.commit(Finished {
             client,
@@ -295,6 +298,7 @@ impl Connection {
     }
     /// Whether LastSeen of `client` is due an update (at most once a second).
     pub(crate) fn touch_due(&mut self, client: ClientId, now: Instant) -> bool {
+        self.requests += 1;
         let recent = matches!(self.last_touch, Some((id, t))
             if id == client && now.duration_since(t) < Duration::from_secs(1));
         if !recent {
@@ -358,10 +362,20 @@ impl Connection {
         self.confirm(client, verdict)
     }
     pub(crate) fn retry_announced(&mut self, client: &ClientId) {
-        if self.upload.is_some() {
-            self.abort_upload();
-        } else if let Some(key) = self.app.uploads.remove_orphan_finished(client) {
-            self.app.storage.drop_upload(&key);
+        let own = self.upload.take();
+        self.writer = None;
+        let fresh = self.requests <= 1;
+        match self
+            .app
+            .uploads
+            .remove_for_retry(self.id, own, client, fresh)
+        {
+            Some(key) => self.app.storage.drop_upload(&key),
+            None => {
+                if let Some(key) = own.and_then(|id| self.app.uploads.remove(id)) {
+                    self.app.storage.drop_upload(&key);
+                }
+            }
         }
     }
     pub(crate) fn lookup_client(&mut self, client: ClientId) -> Option<ClientRecord> {

@@ -168,33 +168,19 @@ impl Uploads {
     }
 
     /// The upload a verdict of `client` on `conn` is about: the connection's own
-    /// finished upload, else the client's one finished upload no connection holds.
-    /// Removed from the table.
+    /// finished upload; else the client's one finished upload that no connection
+    /// holds; else, when the verdict is the first request of its connection (a
+    /// connection per request, whose previous connection may not have closed here
+    /// yet), the client's one finished upload. Removed from the table.
     pub fn take_for_verdict(
         &self,
         conn: ConnId,
         own: Option<UploadId>,
         client: &ClientId,
+        fresh: bool,
     ) -> Option<Verdictable> {
         let mut slots = self.slots();
-        let finished = |s: &Slot| s.client == *client && matches!(s.state, State::Finished { .. });
-        let id = match own.filter(|id| {
-            slots
-                .get(id)
-                .is_some_and(|s| finished(s) && s.owner == Some(conn))
-        }) {
-            Some(id) => id,
-            None => {
-                let mut orphans = slots
-                    .iter()
-                    .filter(|(_, s)| finished(s) && s.owner.is_none())
-                    .map(|(id, _)| *id);
-                match (orphans.next(), orphans.next()) {
-                    (Some(id), None) => id,
-                    _ => return None,
-                }
-            }
-        };
+        let id = pick_finished(&slots, conn, own, client, fresh)?;
         let slot = slots.remove(&id)?;
         let State::Finished { size, checksum } = slot.state else {
             return None;
@@ -212,21 +198,17 @@ impl Uploads {
         self.slots().remove(&id).map(|s| s.key)
     }
 
-    /// Removes the one finished upload of `client` that no connection holds (a 901 on
-    /// a connection of its own); its contents key, to delete.
-    pub fn remove_orphan_finished(&self, client: &ClientId) -> Option<String> {
+    /// Removes the finished upload a 901 of `client` on `conn` is about (found as
+    /// [`take_for_verdict`](Self::take_for_verdict) finds it); its key, to delete.
+    pub fn remove_for_retry(
+        &self,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Option<String> {
         let mut slots = self.slots();
-        let mut orphans = slots
-            .iter()
-            .filter(|(_, s)| {
-                s.client == *client
-                    && s.owner.is_none()
-                    && matches!(s.state, State::Finished { .. })
-            })
-            .map(|(id, _)| *id);
-        let (Some(id), None) = (orphans.next(), orphans.next()) else {
-            return None;
-        };
+        let id = pick_finished(&slots, conn, own, client, fresh)?;
         slots.remove(&id).map(|s| s.key)
     }
 
@@ -282,5 +264,72 @@ impl Uploads {
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+fn pick_finished(
+    slots: &HashMap<UploadId, Slot>,
+    conn: ConnId,
+    own: Option<UploadId>,
+    client: &ClientId,
+    fresh: bool,
+) -> Option<UploadId> {
+    let finished = |s: &Slot| s.client == *client && matches!(s.state, State::Finished { .. });
+    if let Some(id) = own {
+        if slots
+            .get(&id)
+            .is_some_and(|s| finished(s) && s.owner == Some(conn))
+        {
+            return Some(id);
+        }
+    }
+    let only = |keep: &dyn Fn(&Slot) -> bool| {
+        let mut ids = slots
+            .iter()
+            .filter(|(_, s)| finished(s) && keep(s))
+            .map(|(id, _)| *id);
+        match (ids.next(), ids.next()) {
+            (Some(id), None) => Some(id),
+            _ => None,
+        }
+    };
+    only(&|s| s.owner.is_none()).or_else(|| if fresh { only(&|_| true) } else { None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: ClientId = ClientId([1; 16]);
+
+    #[test]
+    fn a_verdict_takes_the_upload_of_its_own_connection() {
+        let t = Uploads::default();
+        let one = t.start(1, C, "f.txt".into(), "uploads/one".into());
+        let two = t.start(2, C, "f.txt".into(), "uploads/two".into());
+        assert!(t.finish(two, 20, 2));
+        assert!(t.finish(one, 10, 1));
+        let v = t.take_for_verdict(1, Some(one), &C, false).unwrap();
+        assert_eq!((v.key.as_str(), v.size, v.checksum), ("uploads/one", 10, 1));
+        let v = t.take_for_verdict(2, Some(two), &C, false).unwrap();
+        assert_eq!(v.key, "uploads/two");
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_verdict_without_an_upload_of_its_own_takes_nothing_held_elsewhere() {
+        let t = Uploads::default();
+        let one = t.start(1, C, "f.txt".into(), "uploads/one".into());
+        t.finish(one, 10, 1);
+        // A connection that sent other requests before its 900: never another's upload.
+        assert!(t.take_for_verdict(2, None, &C, false).is_none());
+        // Two finished uploads: a fresh connection cannot tell which.
+        let two = t.start(3, C, "g.txt".into(), "uploads/two".into());
+        t.finish(two, 5, 5);
+        assert!(t.take_for_verdict(4, None, &C, true).is_none());
+        // Its connection gone, the one orphan is the client's (connection per request).
+        t.release(1);
+        let v = t.take_for_verdict(4, None, &C, true).unwrap();
+        assert_eq!(v.key, "uploads/one");
     }
 }

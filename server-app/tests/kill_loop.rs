@@ -98,7 +98,11 @@ fn a_server_killed_at_random_instants_keeps_every_verified_file_exact() {
                 None => {}
                 Some(r) => {
                     let bytes = std::fs::read(sdir.join(&r.object)).unwrap_or_default();
-                    let allowed = e.confirmed.iter().chain(e.maybe.iter()).any(|b| *b == bytes);
+                    let allowed = e
+                        .confirmed
+                        .iter()
+                        .chain(e.maybe.iter())
+                        .any(|b| *b == bytes);
                     if !r.verified || !allowed || bytes.len() as u64 != r.size {
                         violations.push(format!(
                             "iteration {i}: {name}: verified {} size {} bytes {} allowed {allowed}",

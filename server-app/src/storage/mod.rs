@@ -146,7 +146,6 @@ pub enum Switch {
 /// Clients, keys, file records and commit intents.
 ///
 /// Every method is one atomic step: a backend implements each as one transaction.
-#[deny(clippy::missing_trait_methods)]
 pub trait Metadata: Send + Sync {
     /// Adds a client under `name`. A name whose registration has had no public key
     /// for longer than `hold` is freed for the new client; any other is taken.
@@ -214,7 +213,6 @@ pub trait UploadSink: Send {
 }
 
 /// The bytes: uploads in progress and committed objects, by opaque keys.
-#[deny(clippy::missing_trait_methods)]
 pub trait Contents: Send + Sync {
     /// Creates an empty upload under `upload` (a key from [`new_upload_key`]).
     fn create_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>>;

@@ -21,7 +21,7 @@ use protocol_core::ClientId;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::{new_object_key, short_id, Contents, Intent, MetaError, Metadata, Switch};
+use super::{key_for_log, new_object_key, short_id, Contents, Intent, MetaError, Metadata, Switch};
 
 /// A storage failure.
 #[derive(Debug, Error)]
@@ -150,7 +150,10 @@ impl Storage {
                 // from the intent should it fail here.
                 if let Some(old) = replaced {
                     if let Err(e) = self.contents.delete_object(&old) {
-                        warn!("could not delete the replaced object {old}: {e} (removed at the next start)");
+                        warn!(
+                            "could not delete the replaced object {}: {e} (removed at the next start)",
+                            key_for_log(&old)
+                        );
                         return Ok(CommitOutcome::Committed);
                     }
                 }
@@ -167,13 +170,19 @@ impl Storage {
     /// Removes an upload in progress (best effort: the next start removes what is left).
     pub fn drop_upload(&self, upload: &str) {
         if let Err(e) = self.contents.delete_upload(upload) {
-            warn!("could not delete the upload {upload}: {e} (removed at the next start)");
+            warn!(
+                "could not delete the upload {}: {e} (removed at the next start)",
+                key_for_log(upload)
+            );
         }
     }
 
     fn delete_object(&self, object: &str) {
         if let Err(e) = self.contents.delete_object(object) {
-            warn!("could not delete the object {object}: {e} (removed at the next start)");
+            warn!(
+                "could not delete the object {}: {e} (removed at the next start)",
+                key_for_log(object)
+            );
         }
     }
 

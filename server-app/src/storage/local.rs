@@ -64,7 +64,10 @@ impl LocalContents {
             .iter()
             .any(|top| rel.starts_with(top));
         if !plain || !ours || rel.components().count() < 2 {
-            return Err(io::Error::other(format!("not a storage key: {key:?}")));
+            return Err(io::Error::other(format!(
+                "not a storage key: {:?}",
+                super::key_for_log(key)
+            )));
         }
         Ok(self.root.join(rel))
     }
@@ -135,7 +138,7 @@ impl Contents for LocalContents {
         if fs::symlink_metadata(&to).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("object {object} exists already"),
+                format!("object {} exists already", super::key_for_log(object)),
             ));
         }
         fs::rename(&from, &to)?;

@@ -260,3 +260,15 @@ pub fn short_id(id: &ClientId) -> String {
     hex.truncate(8);
     hex
 }
+
+/// A contents key as logs show it: the client id in `objects/<id>/...` and
+/// `files/<id>/...` shortened as by [`short_id`].
+pub fn key_for_log(key: &str) -> String {
+    let mut parts: Vec<String> = key.split('/').map(str::to_string).collect();
+    if parts.len() > 2 && (parts[0] == "objects" || parts[0] == "files") {
+        if let Some(id) = ClientId::from_hex(&parts[1]) {
+            parts[1] = format!("{}~", short_id(&id));
+        }
+    }
+    parts.join("/")
+}

@@ -428,6 +428,14 @@ fn a_read_only_database_is_refused() {
             eprintln!("skipped: cannot mount a tmpfs here");
             return;
         }
+        /// Unmounts even when an assertion fails.
+        struct Unmount(std::path::PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(mnt.clone());
         for f in ["defensive.db", "server.lock", "port.info"] {
             std::fs::copy(sdir.join(f), mnt.join(f)).unwrap();
         }
@@ -436,11 +444,8 @@ fn a_read_only_database_is_refused() {
             .arg(&mnt)
             .status()
             .is_ok_and(|s| s.success());
-        if ro {
-            refuses(&mnt, "cannot be written");
-        }
-        let _ = Command::new("umount").arg(&mnt).status();
         assert!(ro, "remounting read-only failed");
+        refuses(&mnt, "cannot be written");
     } else {
         let db = sdir.join("defensive.db");
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o400)).unwrap();

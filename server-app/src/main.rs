@@ -201,7 +201,6 @@ impl Cli {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
-            ..ServerOptions::default()
         }
     }
 }

@@ -61,10 +61,9 @@ fn a_server_killed_at_random_instants_keeps_every_verified_file_exact() {
     // Restarts that found a version stored whose client never heard 1604 (killed
     // between the commit point and the answer, or before the client read it).
     let mut unanswered_commits = 0u64;
-    let mut last_name = "";
     for i in 0..iterations {
         let name = names[rng.below(3) as usize];
-        last_name = name;
+        let last_name = name;
         // Half small (the kill often lands around the commit), half up to 12 MB (it
         // lands mid-upload or on a replace of a large file).
         let largest = if rng.below(2) == 0 {

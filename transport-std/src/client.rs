@@ -22,7 +22,7 @@ pub enum ClientError {
     Failure(ClientFailure),
     /// The file did not match its announced size (it changed while being sent).
     File(UsageError),
-    /// The server did not answer in time.
+    /// The server did not answer, take our bytes or accept a connection in time.
     Timeout(Duration),
 }
 
@@ -32,7 +32,10 @@ impl std::fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Failure(e) => write!(f, "{e}"),
             ClientError::File(e) => write!(f, "the file changed while it was sent: {e}"),
-            ClientError::Timeout(d) => write!(f, "the server did not answer within {d:?}"),
+            ClientError::Timeout(d) => write!(
+                f,
+                "the server did not answer, or stopped reading, for {d:?}"
+            ),
         }
     }
 }
@@ -48,7 +51,10 @@ impl From<io::Error> for ClientError {
 /// Settings of the client driver.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// How long to wait for any answer from the server.
+    /// The longest any one wait may last: a connection (a connection per request),
+    /// each write to the socket, each answer from the server. A server that stops
+    /// reading, stops answering or stops accepting fails the run with
+    /// [`ClientError::Timeout`] after this long.
     pub response_timeout: Duration,
     /// Bytes read from the file at a time.
     pub read_chunk: usize,
@@ -68,7 +74,10 @@ impl Default for ClientOptions {
 ///
 /// Four threads share the work: this one encrypts, one reads the file ahead of it,
 /// one writes to the socket, one reads from it (so a server that answers every packet can never
-/// fill its socket while this side keeps writing).
+/// fill its socket while this side keeps writing). Each buffer that
+/// [`ClientSession::poll_transmit`] fills is written with one write, so a request
+/// is never split and, with [`protocol_core::Dialect::one_request_per_write`], never
+/// shares a write with another. [`ClientOptions::response_timeout`] bounds every wait.
 pub fn run_client<R: CryptoRngCore, F: Read + Seek + Send>(
     session: &mut ClientSession<R>,
     stream: &mut TcpStream,
@@ -95,7 +104,9 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     let mut sending = false;
     loop {
         stream.set_nodelay(true)?;
-        let mut writer = Writer::new(stream)?;
+        // A server that stops reading must not hold a write forever.
+        stream.set_write_timeout(Some(options.response_timeout))?;
+        let mut writer = Writer::new(stream, options.response_timeout)?;
         let reader = Reader::new(stream)?;
         let step = drive(
             session,
@@ -118,7 +129,8 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 // a connection of its own.
                 let peer = stream.peer_addr()?;
                 let _ = stream.shutdown(std::net::Shutdown::Both);
-                *stream = TcpStream::connect(peer)?;
+                *stream = TcpStream::connect_timeout(&peer, options.response_timeout)
+                    .map_err(|e| timed_out(e, options.response_timeout))?;
                 session.connection_opened();
             }
             Err(e) => {
@@ -157,8 +169,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                     *sending = true;
                 }
                 ClientEvent::Finished(outcome) => {
-                    session.poll_transmit(&mut out);
-                    writer.send(&mut out)?;
+                    transmit(session, writer, &mut out)?;
                     writer.finish()?;
                     return Ok(Step::Finished(outcome));
                 }
@@ -179,8 +190,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             }
             file.recycle(chunk);
         }
-        session.poll_transmit(&mut out);
-        writer.send(&mut out)?;
+        transmit(session, writer, &mut out)?;
         if let Some(f) = session.failure() {
             return Err(ClientError::Failure(f.clone()));
         }
@@ -213,6 +223,30 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             }
             Incoming::Error(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Hands every request the session lets go to the writer, each call's output as a
+/// write of its own.
+fn transmit<R: CryptoRngCore>(
+    session: &mut ClientSession<R>,
+    writer: &mut Writer,
+    out: &mut BytesMut,
+) -> Result<(), ClientError> {
+    loop {
+        session.poll_transmit(out);
+        if out.is_empty() {
+            return Ok(());
+        }
+        writer.send(out)?;
+    }
+}
+
+/// A socket timeout (`WouldBlock` on Unix, `TimedOut` on Windows) as the run's timeout.
+fn timed_out(e: io::Error, after: Duration) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout(after),
+        _ => ClientError::Io(e),
     }
 }
 
@@ -278,12 +312,14 @@ struct Writer {
     tx: Option<SyncSender<BytesMut>>,
     spare: Receiver<BytesMut>,
     thread: Option<JoinHandle<io::Result<()>>>,
+    /// The socket's write timeout, to name in the error when a write times out.
+    timeout: Duration,
 }
 
 const WRITE_QUEUE: usize = 2;
 
 impl Writer {
-    fn new(stream: &TcpStream) -> io::Result<Writer> {
+    fn new(stream: &TcpStream, timeout: Duration) -> io::Result<Writer> {
         let mut socket = stream.try_clone()?;
         let (tx, rx) = sync_channel::<BytesMut>(WRITE_QUEUE);
         let (back_tx, spare) = sync_channel::<BytesMut>(WRITE_QUEUE + 1);
@@ -301,11 +337,14 @@ impl Writer {
             tx: Some(tx),
             spare,
             thread: Some(thread),
+            timeout,
         })
     }
 
-    /// Queues what `out` holds, leaving `out` empty (a recycled buffer).
-    fn send(&mut self, out: &mut BytesMut) -> io::Result<()> {
+    /// Queues what `out` holds, leaving `out` empty (a recycled buffer). Waits while
+    /// the queue is full, at most as long as the socket's write timeout (the thread
+    /// then fails and the queue closes).
+    fn send(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
         if out.is_empty() {
             return Ok(());
         }
@@ -319,16 +358,17 @@ impl Writer {
             Ok(())
         } else {
             // The thread stopped: its error says why.
-            Err(self
+            let e = self
                 .join()
                 .err()
-                .unwrap_or_else(|| io::Error::other("socket writer stopped")))
+                .unwrap_or_else(|| io::Error::other("socket writer stopped"));
+            Err(timed_out(e, self.timeout))
         }
     }
 
     /// Waits until everything queued is written.
-    fn finish(&mut self) -> io::Result<()> {
-        self.join()
+    fn finish(&mut self) -> Result<(), ClientError> {
+        self.join().map_err(|e| timed_out(e, self.timeout))
     }
 
     fn join(&mut self) -> io::Result<()> {

@@ -383,12 +383,6 @@ impl<R: CryptoRngCore> ClientSession<R> {
         }
     }
 
-    /// Whether a whole request waits for [`poll_transmit`](Self::poll_transmit)
-    /// (it may still hold it back, with a connection per request).
-    pub fn has_transmit(&self) -> bool {
-        self.out.has_whole()
-    }
-
     /// Variant 7: the new connection asked for by [`ClientEvent::NewConnection`] is open.
     pub fn connection_opened(&mut self) {
         self.need_connection = false;

@@ -41,11 +41,6 @@ impl Outbox {
         self.buf.len()
     }
 
-    /// Whether no whole request waits.
-    pub fn has_whole(&self) -> bool {
-        !self.whole.is_empty()
-    }
-
     /// Appends the first whole request to `out`; returns its length (0: none).
     pub fn take_one(&mut self, out: &mut BytesMut) -> usize {
         let Some(len) = self.whole.pop_front() else {

@@ -2,6 +2,7 @@
 //! holds `transfer.info`; it registers (writing `me.info` and `priv.key`) or, if
 //! `me.info` exists, reconnects.
 
+mod dialect_presets;
 mod info;
 
 use std::io::IsTerminal;
@@ -10,13 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use protocol_core::crypto::ChecksumAlgorithm;
-use protocol_core::{
-    ByteOrder, ClientConfig, ClientEvent, ClientSession, Dialect, FieldString, Outcome,
-    PacketFieldOrder,
-};
+use protocol_core::{ClientConfig, ClientEvent, ClientSession, FieldString, Outcome};
 use transport_std::{run_client, ClientOptions};
 
 #[derive(Parser, Debug)]
@@ -34,39 +31,12 @@ struct Cli {
     /// File to send (overrides transfer.info line 3).
     #[arg(long)]
     file: Option<PathBuf>,
-    /// Content bytes per packet (servers that read a request with one recv need ~1024).
-    #[arg(long, default_value_t = 64 * 1024)]
-    packet_size: usize,
-    /// Checksum to compare with the server's.
-    #[arg(long, value_enum, default_value_t = Checksum::Cksum)]
-    checksum: Checksum,
-    /// Write request headers big-endian.
-    #[arg(long)]
-    big_endian: bool,
-    /// Write the total packets before the packet number.
-    #[arg(long)]
-    total_first: bool,
-    /// Content size of each packet instead of the whole file.
-    #[arg(long)]
-    per_packet_size: bool,
-    /// Encrypt each packet on its own.
-    #[arg(long)]
-    per_packet_encryption: bool,
-    /// Put the client name in 900/901/902 instead of the file name.
-    #[arg(long)]
-    crc_client_name: bool,
-    /// Open a new connection for every request (servers that close after each answer).
-    #[arg(long)]
-    connection_per_request: bool,
-    /// Seconds to wait for an answer.
+    /// How to speak to the server (a preset, and single variants on top).
+    #[command(flatten)]
+    dialect: dialect_presets::DialectArgs,
+    /// Seconds any wait may last: connecting, each write, each answer.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Checksum {
-    Cksum,
-    Crc32,
 }
 
 fn main() {
@@ -141,27 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let file_name = FieldString::new(&base)
         .with_context(|| format!("the file name {base:?} is longer than 254 bytes"))?;
 
-    let dialect = Dialect {
-        checksum: match cli.checksum {
-            Checksum::Cksum => ChecksumAlgorithm::Cksum,
-            Checksum::Crc32 => ChecksumAlgorithm::Crc32,
-        },
-        byte_order: if cli.big_endian {
-            ByteOrder::Big
-        } else {
-            ByteOrder::Little
-        },
-        packet_fields: if cli.total_first {
-            PacketFieldOrder::TotalFirst
-        } else {
-            PacketFieldOrder::NumberFirst
-        },
-        per_packet_content_size: cli.per_packet_size,
-        per_packet_encryption: cli.per_packet_encryption,
-        crc_carries_client_name: cli.crc_client_name,
-        connection_per_request: cli.connection_per_request,
-        packet_size: cli.packet_size.max(16),
-    };
+    let dialect = cli.dialect.dialect();
     let reconnecting = identity.is_some();
     let config = ClientConfig {
         name: FieldString::new(&name).context("the client name does not fit the protocol")?,
@@ -179,7 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot resolve the server address {server:?}"))?
         .next()
         .with_context(|| format!("the server address {server:?} resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(cli.timeout))
         .with_context(|| format!("cannot connect to {server} (is the server running?)"))?;
     println!(
         "{} {server} as {name:?}; sending {} ({size} bytes)",

@@ -327,7 +327,7 @@ impl Writer {
             .name("socket writer".into())
             .spawn(move || {
                 for mut buf in rx {
-                    socket.write_all(&buf)?;
+                    write_record(&socket, &buf)?;
                     buf.clear();
                     let _ = back_tx.try_send(buf);
                 }
@@ -379,6 +379,34 @@ impl Writer {
                 .unwrap_or_else(|_| Err(io::Error::other("socket writer panicked"))),
             None => Ok(()),
         }
+    }
+}
+
+/// Writes one buffer of whole requests. On Linux with `MSG_EOR`, so that the kernel
+/// never appends a later write to it while it waits for the peer's window: a
+/// request then travels in a segment of its own (up to the segment size) and is
+/// never cut where a partly open window happens to end. Without it, a server that
+/// reads a request with one `recv` (variant 13) and falls behind gets a request
+/// split across two reads.
+fn write_record(socket: &TcpStream, buf: &[u8]) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let socket = socket2::SockRef::from(socket);
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match socket.send_with_flags(rest, libc::MSG_EOR) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut socket = socket;
+        socket.write_all(buf)
     }
 }
 

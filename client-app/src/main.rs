@@ -35,7 +35,7 @@ struct Cli {
     #[command(flatten)]
     dialect: dialect_presets::DialectArgs,
     /// Seconds any wait may last: connecting, each write, each answer.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 }
 

@@ -102,11 +102,13 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     mut on_event: impl FnMut(&ClientEvent),
 ) -> Result<Outcome, ClientError> {
     let mut sending = false;
+    // The socket refuses a zero timeout; the shortest it takes is as good as none.
+    let timeout = options.response_timeout.max(Duration::from_millis(1));
     loop {
         stream.set_nodelay(true)?;
         // A server that stops reading must not hold a write forever.
-        stream.set_write_timeout(Some(options.response_timeout))?;
-        let mut writer = Writer::new(stream, options.response_timeout)?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut writer = Writer::new(stream, timeout)?;
         let reader = Reader::new(stream)?;
         let step = drive(
             session,
@@ -129,8 +131,8 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 // a connection of its own.
                 let peer = stream.peer_addr()?;
                 let _ = stream.shutdown(std::net::Shutdown::Both);
-                *stream = TcpStream::connect_timeout(&peer, options.response_timeout)
-                    .map_err(|e| timed_out(e, options.response_timeout))?;
+                *stream = TcpStream::connect_timeout(&peer, timeout)
+                    .map_err(|e| timed_out(e, timeout))?;
                 session.connection_opened();
             }
             Err(e) => {

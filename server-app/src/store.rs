@@ -1,4 +1,4 @@
-//! `defensive.db`: the `clients` and `files` tables of PROTOCOL.md, in SQLite.
+//! `defensive.db`: the `clients` and `files` tables of `docs/PROTOCOL.md`, in SQLite.
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -164,7 +164,7 @@ fn run_connection<H: ConnectionHandler>(
     let result = loop {
         let now = Instant::now();
         if let Some(e) = pump(&mut conn, &mut handler, &mut input, now) {
-            info!(%peer, client = ?conn.client_id(), "closing: {e}");
+            crate::log::closing(peer, conn.client_id(), &e);
         }
         conn.poll_transmit(&mut out);
         if !out.is_empty() {

@@ -41,8 +41,9 @@ fn write_mode(path: &Path, contents: &str, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Runs the client in `dir` and checks that exactly `me.info` and `priv.key` were
-/// added, as regular 0600 files, and that nothing already there changed.
+/// Runs the client in `dir` and checks that exactly `me.info` and `priv.key` (and
+/// `me.server`) were added, the key files regular 0600 files, and that nothing
+/// already there changed.
 fn register_and_check(dir: &Path) {
     let before = snapshot(dir);
     assert_ok(&run_client(dir, &[]), "client");
@@ -52,6 +53,10 @@ fn register_and_check(dir: &Path) {
         assert!(!link, "{name} is a symlink");
         assert!(fs::symlink_metadata(dir.join(name)).unwrap().is_file());
         assert_eq!(mode, 0o600, "{name} mode {mode:o}");
+    }
+    // The client's note of which server me.info belongs to (not secret).
+    if let Some((link, _, _)) = after.remove("me.server") {
+        assert!(!link, "me.server is a symlink");
     }
     assert_eq!(after, before, "no other file written or changed");
 }

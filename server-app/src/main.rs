@@ -1,10 +1,7 @@
 //! `server`: the file-storage server. Run with no arguments in a folder: it reads
-//! `port.info` there, keeps `defensive.db` and the `files/` folder there.
-
-mod app;
-mod files;
-mod store;
-mod upload_writer;
+//! `port.info` there, keeps `defensive.db`, `objects/` and `uploads/` there
+//! (docs/STORAGE.md).
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,7 +18,9 @@ use protocol_core::{
 use tracing::{info, warn};
 use transport_std::{ServerOptions, Shutdown};
 
-use crate::app::{App, SharedApp};
+use server_app::app::{App, Policy, SharedApp, DB_FILE};
+use server_app::storage::sqlite::SqliteMetadata;
+use server_app::storage::Metadata;
 
 /// The port used when port.info is missing or unreadable.
 const DEFAULT_PORT: u16 = 1256;
@@ -90,12 +89,16 @@ struct Cli {
     /// (clients with a connection per request), or only the last.
     #[arg(long, global = true, value_enum, default_value_t = AckPackets::Detect)]
     ack_packets: AckPackets,
-    /// Fault injection for tests: writes of upload data fail after this many bytes.
-    #[arg(long, global = true, hide = true)]
-    inject_write_failure_after: Option<u64>,
-    /// Fault injection for tests: recording a confirmed file in the database fails.
-    #[arg(long, global = true, hide = true)]
-    inject_db_failure: bool,
+    /// Seconds an upload may stay without a connection (left between packets, or
+    /// awaiting its verdict) before it is removed.
+    #[arg(long, global = true, default_value_t = 300)]
+    abandoned_upload_timeout: u64,
+    /// Seconds a registration without a public key holds its name.
+    #[arg(long, global = true, default_value_t = 600)]
+    registration_hold: u64,
+    /// Seconds a stop waits for uploads in progress to reach their verdict.
+    #[arg(long, global = true, default_value_t = 30)]
+    shutdown_grace: u64,
     /// Log lines as text or as JSON objects (one a line, for log collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -200,7 +203,7 @@ impl Cli {
             config: ServerConfig { limits, dialect },
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
-            ..ServerOptions::default()
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
         }
     }
 }
@@ -251,27 +254,31 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cli.dir)
-        .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
-    let mut app = App::open(&cli.dir)
-        .with_context(|| format!("cannot open the data in {}", cli.dir.display()))?;
-    if let Some(bytes) = cli.inject_write_failure_after {
-        warn!("fault injection: upload writes fail after {bytes} bytes");
-        app.inject_write_failure_after(bytes);
-    }
-    if cli.inject_db_failure {
-        warn!("fault injection: recording files in the database fails");
-        app.store().inject_record_failure();
-    }
     match cli.command {
-        Some(Command::ListClients) => list_clients(&app),
-        Some(Command::ListFiles { ref client }) => list_files(&app, client.as_deref()),
-        None | Some(Command::Serve) => serve(&cli, app),
+        Some(Command::ListClients) => list_clients(&open_read_only(&cli.dir)?),
+        Some(Command::ListFiles { ref client }) => {
+            list_files(&open_read_only(&cli.dir)?, client.as_deref())
+        }
+        None | Some(Command::Serve) => {
+            std::fs::create_dir_all(&cli.dir)
+                .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
+            let policy = Policy {
+                name_hold: Duration::from_secs(cli.registration_hold),
+                abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
+            };
+            let app = App::open(&cli.dir, policy)?;
+            serve(&cli, app)
+        }
     }
 }
 
-fn list_clients(app: &App) -> anyhow::Result<()> {
-    let rows = app.store().clients()?;
+/// Listings read the database as it is: never create, lock or change anything.
+fn open_read_only(dir: &Path) -> anyhow::Result<SqliteMetadata> {
+    Ok(SqliteMetadata::open_read_only(&dir.join(DB_FILE))?)
+}
+
+fn list_clients(meta: &SqliteMetadata) -> anyhow::Result<()> {
+    let rows = meta.clients()?;
     println!(
         "{:<32}  {:<8}  {:<19}  name",
         "id", "key", "last seen (UTC)"
@@ -283,7 +290,7 @@ fn list_clients(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list_files(app: &App, client: Option<&str>) -> anyhow::Result<()> {
+fn list_files(meta: &SqliteMetadata, client: Option<&str>) -> anyhow::Result<()> {
     let filter = match client {
         Some(hex) => Some(
             ClientId::from_hex(hex)
@@ -291,16 +298,25 @@ fn list_files(app: &App, client: Option<&str>) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let rows = app.store().files(filter.as_ref())?;
+    let rows = meta.files(filter.as_ref())?;
     println!(
-        "{:<32}  {:<8}  {:>12}  file (stored as)",
-        "client", "verified", "bytes"
+        "{:<32}  {:<8}  {:>12}  {:<8}  {:<19}  file (stored as)",
+        "client", "verified", "bytes", "checksum", "updated (UTC)"
     );
     for r in rows {
         let v = if r.verified { "yes" } else { "no" };
+        let sum = r
+            .checksum
+            .map(|c| format!("{c:08x}"))
+            .unwrap_or_else(|| "-".into());
+        let updated = if r.updated.is_empty() {
+            "-"
+        } else {
+            &r.updated
+        };
         println!(
-            "{}  {v:<8}  {:>12}  {} ({})",
-            r.client, r.size, r.file_name, r.path
+            "{}  {v:<8}  {:>12}  {sum:<8}  {updated:<19}  {} ({})",
+            r.client, r.size, r.file_name, r.object
         );
     }
     Ok(())
@@ -310,7 +326,9 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
     let port = cli.port.unwrap_or_else(|| read_port(&cli.dir));
     let addr = SocketAddr::new(cli.bind, port);
     let options = cli.server_options();
-    let factory = Arc::new(SharedApp(Arc::new(app)));
+    let app = Arc::new(app);
+    let factory = Arc::new(SharedApp(app.clone()));
+    let housekeeper = Housekeeper::start(app.clone())?;
     match cli.transport {
         Transport::Std => {
             let listener = std::net::TcpListener::bind(addr)
@@ -359,8 +377,39 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
             ))?;
         }
     }
+    housekeeper.stop();
+    app.discard_uploads();
     info!("stopped; database closed");
     Ok(())
+}
+
+/// Runs [`App::housekeeping`] on a thread of its own while the server serves.
+struct Housekeeper {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Housekeeper {
+    fn start(app: Arc<App>) -> anyhow::Result<Housekeeper> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = app.housekeeping_interval();
+        let thread = std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    app.housekeeping(std::time::Instant::now());
+                }
+            })
+            .context("starting the housekeeping thread")?;
+        Ok(Housekeeper { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 async fn shutdown_signal() {

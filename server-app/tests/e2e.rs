@@ -237,6 +237,8 @@ fn a_client_with_a_connection_per_request_is_served() {
     // And a reconnect, in the same dialect.
     std::fs::write(c.join("v7.bin"), data(3000, 22)).unwrap();
     assert_ok(&run_client(&c, &args), "second run");
+    // Each version is a new object: the record names the new one.
+    let stored = stored_path(&sdir, &client_id(&c), "v7.bin");
     assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("v7.bin")));
 }
 
@@ -262,5 +264,6 @@ fn a_large_upload_over_a_connection_per_packet_resumes_its_direct_writes() {
     // And on one connection, replacing it.
     std::fs::write(c.join("big.bin"), data(7_340_033, 24)).unwrap();
     assert_ok(&run_client(&c, &[]), "one connection");
+    let stored = stored_path(&sdir, &client_id(&c), "big.bin");
     assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("big.bin")));
 }

@@ -70,7 +70,8 @@ where
         }
         let mut deadline = dispatch.conn().poll_timeout();
         if let Some(since) = stopping_since {
-            if !dispatch.conn().is_uploading() || now >= since + options.shutdown_grace {
+            let busy = dispatch.conn().is_uploading() || dispatch.conn().awaits_verdict();
+            if !busy || now >= since + options.shutdown_grace {
                 dispatch.conn().handle_eof();
                 continue;
             }

@@ -13,6 +13,7 @@
 //! Environment: `BENCH_UPLOAD_MIB` (default 1024), `BENCH_CLIENTS` (200),
 //! `BENCH_IDLE` (1000), `BENCH_TRANSPORTS` (`std,tokio,smol`), `BENCH_REPEATS` (5).
 //! Nothing here asserts a speed; it prints what it saw.
+#![forbid(unsafe_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

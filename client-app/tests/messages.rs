@@ -41,12 +41,31 @@ fn a_name_taken_by_another_client_is_refused_once_not_retried() {
 
 #[test]
 fn a_full_disk_is_tried_three_times_then_reported() {
+    // A real full disk: the server's folder on a 1 MiB tmpfs (root only; skipped
+    // where mounting is not permitted), and a file that cannot fit.
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &tmp.path().join("s"),
-        &["--inject-write-failure-after", "1000"],
-    );
-    let c = folder(tmp.path(), "c", "f.bin", &data(200_000, 3));
+    let sdir = tmp.path().join("s");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&sdir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here");
+        return;
+    }
+    /// Unmounts even when an assertion fails.
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(sdir.clone());
+    let server = Server::start(&sdir, &[]);
+    let c = folder(tmp.path(), "c", "f.bin", &data(3_000_000, 3));
     let run = client(&c, &["--server", &server.addr(), "--name", "carl", "f.bin"]);
     run.fails(4, "the server could not store f.bin");
     assert!(run.stderr.contains("disk may be full"), "{run:#?}");

@@ -284,7 +284,8 @@ impl ConnectionHandler for Connection {
         // Once per connection: which variants this peer speaks (docs/PROTOCOL.md).
         let seen = conn.detected();
         if seen.byte_order.is_some() {
-            let client = conn.client_id().map(|c| c.to_string()).unwrap_or_default();
+            // Client ids are credentials: a prefix only.
+            let client = conn.client_id().map(|c| short_id(&c)).unwrap_or_default();
             info!(peer = %self.peer, client, dialect = %seen, "dialect seen");
         }
     }

@@ -47,6 +47,8 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     mut on_event: impl FnMut(&ClientEvent),
 ) -> Result<Outcome, ClientError> {
     let mut sending = false;
+    // File data the session could not take yet; it outlives a connection (variant 7).
+    let mut leftover: Option<(Vec<u8>, usize)> = None;
     // The socket refuses a zero timeout; the shortest it takes is as good as none.
     let timeout = options.response_timeout.max(Duration::from_millis(1));
     loop {
@@ -63,6 +65,7 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             scope,
             options,
             &mut sending,
+            &mut leftover,
             &mut on_event,
         );
         match step {
@@ -103,6 +106,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     options: &ClientOptions,
     sending: &mut bool,
+    leftover: &mut Option<(Vec<u8>, usize)>,
     on_event: &mut impl FnMut(&ClientEvent),
 ) -> Result<Step, ClientError> {
     let mut input = BytesMut::with_capacity(4096);
@@ -112,6 +116,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             on_event(&ev);
             match ev {
                 ClientEvent::SendFile { .. } => {
+                    *leftover = None;
                     file.restart(scope)?;
                     *sending = true;
                 }
@@ -127,26 +132,38 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 _ => {}
             }
         }
-        if *sending && session.wants_file_data() {
+        if *sending && leftover.is_none() && session.wants_file_data() {
             let chunk = file.next()?;
             if chunk.is_empty() {
                 session.end_of_file().map_err(ClientError::File)?;
                 *sending = false;
+                file.recycle(chunk);
             } else {
-                // The session takes a bounded amount at a time: send, then go on.
-                let mut data = &chunk[..];
-                while !data.is_empty() {
-                    match session.push_file_data(data) {
-                        Ok(n) => data = &data[n..],
-                        Err(UsageError::SendBufferFull) => {
-                            session.poll_transmit(&mut out);
-                            writer.send(&mut out)?;
+                *leftover = Some((chunk, 0));
+            }
+        }
+        if let Some((chunk, mut at)) = leftover.take() {
+            // The session takes a bounded amount at a time: send, then go on. When
+            // nothing can be sent (a connection per request waits for its answer), the
+            // rest of the chunk waits for the next turn.
+            while at < chunk.len() {
+                match session.push_file_data(&chunk[at..]) {
+                    Ok(n) if n > 0 => at += n,
+                    Ok(_) | Err(UsageError::SendBufferFull) => {
+                        session.poll_transmit(&mut out);
+                        if out.is_empty() {
+                            break;
                         }
-                        Err(e) => return Err(ClientError::File(e)),
+                        writer.send(&mut out)?;
                     }
+                    Err(e) => return Err(ClientError::File(e)),
                 }
             }
-            file.recycle(chunk);
+            if at < chunk.len() {
+                *leftover = Some((chunk, at));
+            } else {
+                file.recycle(chunk);
+            }
         }
         transmit(session, writer, &mut out)?;
         if let Some(f) = session.failure() {
@@ -154,7 +171,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
         }
         // While there is file data to take, take only what has already arrived;
         // otherwise wait.
-        let message = if *sending && session.wants_file_data() {
+        let message = if *sending && leftover.is_none() && session.wants_file_data() {
             match reader.rx.try_recv() {
                 Ok(m) => m,
                 Err(TryRecvError::Empty) => continue,

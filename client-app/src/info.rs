@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use protocol_core::crypto::PrivateKey;
-use protocol_core::names::MAX_CLIENT_NAME_LEN;
 use protocol_core::{ClientId, Identity};
 
 /// What `transfer.info` says.
@@ -56,20 +55,6 @@ pub fn read_transfer(path: &Path) -> anyhow::Result<Transfer> {
         name,
         file: PathBuf::from(file),
     })
-}
-
-/// Checks a client name as `transfer.info` allows it.
-pub fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.len() > MAX_CLIENT_NAME_LEN {
-        bail!(
-            "the client name is {} characters; at most {MAX_CLIENT_NAME_LEN} are allowed",
-            name.len()
-        );
-    }
-    if name.is_empty() || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        bail!("the client name {name:?} must be printable ASCII and not empty");
-    }
-    Ok(())
 }
 
 /// Reads `me.info`: line 1 name, line 2 the id in hex, lines 3.. the private key in

@@ -1,5 +1,5 @@
 //! Dialects: the ways deployed peers deviate from the specification
-//! (PROTOCOL.md section 8), as configuration. The defaults are the specification.
+//! (the deployed variants of `docs/PROTOCOL.md`), as configuration. The defaults are the specification.
 
 use crate::crypto::{AesKeySize, ChecksumAlgorithm};
 use crate::wire::{ByteOrder, PacketFieldOrder};

@@ -1,6 +1,7 @@
 //! The secure file-storage protocol (version 3) as sans-IO state machines.
 //!
-//! This crate holds the whole protocol of `PROTOCOL.md` and nothing else: no sockets,
+//! This crate holds the whole protocol of `docs/PROTOCOL.md` (in the source
+//! repository) and nothing else: no sockets,
 //! files, clocks or global randomness. Bytes go in, bytes and events come out; time
 //! is an argument and randomness is a [`rand_core::CryptoRngCore`] the caller passes.
 //!

@@ -24,69 +24,82 @@ use server_app::storage::Metadata;
 const DEFAULT_PORT: u16 = 1256;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Secure file-storage server (protocol version 3)")]
+#[command(
+    version,
+    about = "Secure file-storage server (protocol version 3)",
+    long_about = "Secure file-storage server (protocol version 3). With no arguments it serves \
+        clients from the current folder: port.info, defensive.db and files/ there. Options go \
+        before or after the subcommand. Request and response codes in this help (825 register, \
+        828 send file, 1603 file received, ...) are those of docs/PROTOCOL.md in the source \
+        repository."
+)]
 struct Cli {
     /// Folder holding port.info, defensive.db and files/.
-    #[arg(long, default_value = ".")]
+    #[arg(long, global = true, default_value = ".")]
     dir: PathBuf,
     /// Port to listen on (overrides port.info).
-    #[arg(long)]
+    #[arg(long, global = true)]
     port: Option<u16>,
     /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, global = true, default_value = "0.0.0.0")]
     bind: IpAddr,
     /// Socket driver.
-    #[arg(long, value_enum, default_value_t = Transport::Tokio)]
+    #[arg(long, global = true, value_enum, default_value_t = Transport::Tokio)]
     transport: Transport,
     /// Connections served at once.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, global = true, default_value_t = 1024)]
     max_connections: usize,
     /// Connections from one IP address at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, global = true, default_value_t = 64)]
     max_connections_per_ip: usize,
-    /// Largest content of one 828 packet, in bytes.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    /// Largest content of one file packet (828, send file), in bytes.
+    #[arg(long, global = true, default_value_t = 16 * 1024 * 1024)]
     max_packet_bytes: usize,
     /// Largest file accepted, in bytes.
-    #[arg(long, default_value_t = u32::MAX as u64)]
+    #[arg(long, global = true, default_value_t = u32::MAX as u64)]
     max_file_bytes: u64,
     /// Seconds a connection may stay silent.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, global = true, default_value_t = 120)]
     idle_timeout: u64,
     /// Seconds a started request may take to arrive in full.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, global = true, default_value_t = 60)]
     request_timeout: u64,
     /// Seconds an issued AES key may be used for new uploads.
-    #[arg(long, default_value_t = 24 * 60 * 60)]
+    #[arg(long, global = true, default_value_t = 24 * 60 * 60)]
     key_lifetime: u64,
-    /// Checksum sent in 1603.
-    #[arg(long, value_enum, default_value_t = Checksum::Cksum)]
+    /// Checksum sent back after an upload (1603, file received).
+    #[arg(long, global = true, value_enum, default_value_t = Checksum::Cksum)]
     checksum: Checksum,
-    /// AES key size issued in 1602/1605.
-    #[arg(long, value_enum, default_value_t = AesBits::B256)]
+    /// AES key size sent to clients (1602 public key received, 1605 reconnect accepted).
+    #[arg(long, global = true, value_enum, default_value_t = AesBits::B256)]
     aes_bits: AesBits,
-    /// Byte order of responses.
-    #[arg(long, value_enum, default_value_t = Order::Little)]
+    /// Byte order of responses (mirror: that of each request).
+    #[arg(long, global = true, value_enum, default_value_t = Order::Little)]
     response_order: Order,
-    /// Send 1604 with an empty payload.
-    #[arg(long)]
+    /// Send the acknowledgement (1604) with an empty payload, as some deployed servers do.
+    #[arg(long, global = true)]
     empty_ack: bool,
-    /// How uploads are decrypted.
-    #[arg(long, value_enum, default_value_t = Encryption::Detect)]
+    /// How uploads are decrypted: one AES-CBC stream over the file, each packet on its
+    /// own, or detect it from the first packet.
+    #[arg(long, global = true, value_enum, default_value_t = Encryption::Detect)]
     encryption: Encryption,
-    /// When packets before the last get a 1603.
-    #[arg(long, value_enum, default_value_t = AckPackets::Detect)]
+    /// Which file packets (828) get an answer (1603, file received): detect, every packet
+    /// (clients with a connection per request), or only the last.
+    #[arg(long, global = true, value_enum, default_value_t = AckPackets::Detect)]
     ack_packets: AckPackets,
     /// Seconds an upload may stay without a connection (left between packets, or
     /// awaiting its verdict) before it is removed.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, global = true, default_value_t = 300)]
     abandoned_upload_timeout: u64,
     /// Seconds a registration without a public key holds its name.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, global = true, default_value_t = 600)]
     registration_hold: u64,
     /// Seconds a stop waits for uploads in progress to reach their verdict.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, global = true, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Log lines as text or as JSON objects (one a line, for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -105,6 +118,11 @@ enum Command {
     },
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Transport {
     Std,
@@ -212,15 +230,20 @@ fn read_port(dir: &Path) -> u16 {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    if let Err(e) = run(Cli::parse()) {
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    if let Err(e) = run(cli) {
         eprintln!("Fatal: {e:#}");
         std::process::exit(1);
     }

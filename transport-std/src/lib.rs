@@ -11,6 +11,7 @@
 
 mod client;
 mod handler;
+pub mod log;
 pub mod memory;
 mod read_ahead;
 mod server;

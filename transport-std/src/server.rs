@@ -164,9 +164,7 @@ fn run_connection<H: ConnectionHandler>(
     let result = loop {
         let now = Instant::now();
         if let Some(e) = pump(&mut conn, &mut handler, &mut input, now) {
-            // Client ids are credentials: logs show a prefix only.
-            let client = conn.client_id().map(|c| c.to_hex()[..8].to_string());
-            info!(%peer, ?client, "closing: {e}");
+            crate::log::closing(peer, conn.client_id(), &e);
         }
         conn.poll_transmit(&mut out);
         if !out.is_empty() {

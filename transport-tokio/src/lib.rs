@@ -65,8 +65,10 @@ pub async fn serve<F: HandlerFactory>(
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(e) = run_connection(stream, peer, &options, handler, stop).await {
-                debug!(%peer, "connection ended: {e}");
+            debug!(%peer, "connection accepted");
+            match run_connection(stream, peer, &options, handler, stop).await {
+                Ok(()) => debug!(%peer, "connection closed"),
+                Err(e) => debug!(%peer, "connection closed: {e}"),
             }
         });
     }
@@ -117,9 +119,7 @@ async fn run_connection<H: ConnectionHandler>(
     let mut stopping_since: Option<Instant> = None;
     let result = loop {
         if let Some(e) = handle(&mut conn, &mut handler, &mut input) {
-            // Client ids are credentials: logs show a prefix only.
-            let client = conn.client_id().map(|c| c.to_hex()[..8].to_string());
-            info!(%peer, ?client, "closing: {e}");
+            transport_std::log::closing(peer, conn.client_id(), &e);
         }
         conn.poll_transmit(&mut out);
         if !out.is_empty() {

@@ -12,6 +12,7 @@
 //!                        900 ◄─ equal ──────────────────────┘
 //!                         └─ 1604 ─► Finished
 //!  an error response ─► ServerError, the same request again (3 attempts in all)
+//!  1601 ─► ServerError, then ServerRefused at once (a refused name stays refused)
 //! ```
 //!
 //! Calling order, as for the server: `handle_input`, then `poll_event` until `None`,
@@ -96,6 +97,11 @@ pub struct ClientSession<R> {
     in_flight: bool,
     /// Variant 7: the current connection is used up.
     need_connection: bool,
+    /// On 1606, register anew (the specification) or fail with
+    /// [`ClientFailure::ReconnectRefused`].
+    register_when_refused: bool,
+    /// Our checksum of the last complete send.
+    file_checksum: Option<u32>,
 }
 
 /// One pass over the file: encryption, packetising, checksum.
@@ -134,6 +140,8 @@ impl<R: CryptoRngCore> ClientSession<R> {
             failure: None,
             in_flight: false,
             need_connection: false,
+            register_when_refused: true,
+            file_checksum: None,
             config,
         };
         match s.config.identity.clone() {
@@ -150,6 +158,30 @@ impl<R: CryptoRngCore> ClientSession<R> {
         Ok(s)
     }
 
+    /// Whether a refused reconnect (1606) makes the session register anew, as the
+    /// specification says (the default), or fail with
+    /// [`ClientFailure::ReconnectRefused`]. An application turns it off when a new
+    /// identity would replace one that belongs to another server. Call it before the
+    /// first [`handle_input`](Self::handle_input).
+    ///
+    /// ```
+    /// use protocol_core::{ClientConfig, ClientSession, Dialect, FieldString};
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    ///
+    /// let mut session = ClientSession::new(ClientConfig {
+    ///     name: FieldString::new("alice").unwrap(),
+    ///     file_name: FieldString::new("notes.txt").unwrap(),
+    ///     file_size: 5,
+    ///     identity: None,
+    ///     registration_key: None,
+    ///     dialect: Dialect::default(),
+    /// }, ChaCha20Rng::seed_from_u64(0)).unwrap();
+    /// session.set_register_when_refused(false);
+    /// ```
+    pub fn set_register_when_refused(&mut self, register: bool) {
+        self.register_when_refused = register;
+    }
+
     // ---- getters ----
 
     /// Whether the run is over (finished or failed).
@@ -160,6 +192,12 @@ impl<R: CryptoRngCore> ClientSession<R> {
     /// Why the run failed, if it did.
     pub fn failure(&self) -> Option<&ClientFailure> {
         self.failure.as_ref()
+    }
+
+    /// Our checksum of the file, once a send of it is complete and the server has
+    /// answered with its own (1603); `None` before.
+    pub fn file_checksum(&self) -> Option<u32> {
+        self.file_checksum
     }
 
     /// The client id (zero until registered).
@@ -557,8 +595,21 @@ impl<R: CryptoRngCore> ClientSession<R> {
     fn on_response_inner(&mut self, response: Response) -> Result<(), ClientFailure> {
         let code = response.code();
         match (self.state, response) {
-            (_, Response::GeneralError)
-            | (State::AwaitRegistered, Response::RegistrationFailed) => self.retry(code)?,
+            (_, Response::GeneralError) => self.retry(code)?,
+            (State::AwaitRegistered, Response::RegistrationFailed) => {
+                // The name is taken or refused: asking again cannot change that.
+                self.attempts += 1;
+                self.events.push_back(ClientEvent::ServerError {
+                    code,
+                    request: RequestCode::Register,
+                    attempt: self.attempts,
+                });
+                return Err(ClientFailure::ServerRefused {
+                    request: RequestCode::Register,
+                    last: code,
+                    attempts: self.attempts,
+                });
+            }
             (State::AwaitRegistered, Response::Registered { client_id }) => {
                 self.client_id = client_id;
                 self.attempts = 0;
@@ -603,6 +654,9 @@ impl<R: CryptoRngCore> ClientSession<R> {
             }
             (State::AwaitReconnect, Response::ReconnectRefused { client_id }) => {
                 self.check_id(client_id)?;
+                if !self.register_when_refused {
+                    return Err(ClientFailure::ReconnectRefused);
+                }
                 self.events.push_back(ClientEvent::ReconnectRefused);
                 self.config.registration_key = None;
                 self.register();
@@ -636,6 +690,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     .take()
                     .ok_or(Self::unexpected(code, "no file sent"))?;
                 let ours = send.checksum.value();
+                self.file_checksum = Some(ours);
                 self.attempts = 0;
                 // The name is outside the checksum: a server that stored the bytes
                 // under another name has not stored our file.

@@ -20,7 +20,7 @@ type Block = Array<u8, U16>;
 /// AES key length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum AesKeySize {
-    /// 128-bit keys (variant 8 of PROTOCOL.md section 8).
+    /// 128-bit keys (deployed variant 8 in `docs/PROTOCOL.md`).
     Aes128,
     /// 256-bit keys, the specification.
     #[default]

@@ -166,6 +166,7 @@ impl HandlerFactory for SharedApp {
             requests: 0,
             writer: None,
             last_touch: None,
+            failed: false,
         }
     }
 }
@@ -184,6 +185,9 @@ pub struct Connection {
     /// When LastSeen was last written for this connection's client: at most once a
     /// second, not once per packet.
     last_touch: Option<(ClientId, Instant)>,
+    /// This connection's upload failed and the client was told (1607): the data and
+    /// end of it that the core had already queued are dropped without more lines.
+    failed: bool,
 }
 
 impl Connection {
@@ -312,6 +316,7 @@ impl Connection {
         file_name: String,
     ) -> std::io::Result<()> {
         self.abort_upload();
+        self.failed = false;
         for stale in self.app.uploads.supersede(&client, &file_name) {
             self.app.storage.drop_upload(&stale);
         }
@@ -329,6 +334,16 @@ impl Connection {
     }
     pub(crate) fn abort(&mut self) {
         self.abort_upload()
+    }
+    /// Drops the upload after a failure the client is told of (1607): what the core
+    /// queued of it before hearing so is skipped until the next upload starts.
+    pub(crate) fn fail(&mut self) {
+        self.abort_upload();
+        self.failed = true;
+    }
+    /// Whether the events of an upload that failed are still arriving.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
     }
     pub(crate) fn suspend(
         &mut self,

@@ -72,15 +72,15 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             let client = short_id(&client_id);
             let answer = match stored {
                 Ok(KeyOutcome::Stored) => {
-                    info!(%peer, client, "826 key stored");
+                    info!(%peer, %client, "826 key stored");
                     conn.succeed(ticket)
                 }
                 Ok(KeyOutcome::DifferentKeyOnFile) => {
-                    warn!(%peer, client, "826 refused: this client has a different public key on file");
+                    warn!(%peer, %client, "826 refused: this client has a different public key on file");
                     conn.fail(ticket)
                 }
                 Ok(KeyOutcome::Unknown) => {
-                    info!(%peer, client, "826 refused: unknown id or name");
+                    info!(%peer, %client, "826 refused: unknown id or name");
                     conn.fail(ticket)
                 }
                 Err(e) => {
@@ -142,19 +142,23 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             }
             Err(e) => {
                 error!(%peer, client = %short_id(&client_id), "cannot store an upload: {e}");
-                c.abort();
+                c.fail();
                 log_usage(conn.fail_upload());
             }
         },
         ServerEvent::UploadData { client_id, data } => {
             let n = data.len();
-            if let Err(e) = c.data(&data) {
+            if c.failed() {
+                // Queued before the failure: the client was told once already.
+            } else if let Err(e) = c.data(&data) {
                 error!(%peer, client = %short_id(&client_id), "writing an upload failed: {e}");
-                c.abort();
+                c.fail();
                 log_usage(conn.fail_upload());
             }
             conn.data_written(n);
         }
+        // The core dropped this question when the upload failed (1607 sent).
+        ServerEvent::UploadFinished { .. } if c.failed() => {}
         ServerEvent::UploadFinished {
             ticket,
             client_id,
@@ -169,7 +173,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             }
             Err(e) => {
                 error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
-                c.abort();
+                c.fail();
                 log_usage(conn.fail(ticket));
             }
         },
@@ -191,15 +195,15 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             let client = short_id(&client_id);
             match c.verdict(&client_id, verdict) {
                 Ok(CommitOutcome::Committed) => {
-                    info!(%peer, client, ?verdict, "upload committed");
+                    info!(%peer, %client, ?verdict, "upload committed");
                     log_usage(conn.succeed(ticket));
                 }
                 Ok(CommitOutcome::KeptVerified) => {
-                    info!(%peer, client, ?verdict, "unconfirmed upload dropped: the verified file stays");
+                    info!(%peer, %client, ?verdict, "unconfirmed upload dropped: the verified file stays");
                     log_usage(conn.succeed(ticket));
                 }
                 Err(e) => {
-                    error!(%peer, client, "confirming an upload failed: {e}");
+                    error!(%peer, %client, "confirming an upload failed: {e}");
                     log_usage(conn.fail(ticket));
                 }
             }

@@ -491,6 +491,14 @@ impl<R: CryptoRngCore> ClientSession<R> {
             .ok_or(ClientFailure::Key("no AES key".into()))?;
         let layout = Layout::new(self.config.file_size, &self.config.dialect)
             .map_err(|e| ClientFailure::Key(e.to_string()))?;
+        // A 1607 can arrive while a packet is half written (its header promised `room`
+        // more bytes): that packet is finished with zeros, so that the file sent again
+        // starts on a request boundary. The server skips the rest of a failed upload.
+        if let (State::Uploading, Some(old)) = (self.state, self.send.as_ref()) {
+            if old.room > 0 && !self.config.dialect.per_packet_encryption {
+                self.out.resize(self.out.len() + old.room as usize, 0);
+            }
+        }
         self.send = Some(FileSend {
             encryptor: CbcEncryptor::new(key),
             checksum: Checksum::new(self.config.dialect.checksum),

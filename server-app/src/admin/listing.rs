@@ -117,7 +117,7 @@ pub fn list_files(
             .map(|f| {
                 format!(
                     "{{\"client\":{},\"client_name\":{},\"file\":{},\"size\":{},\
-                     \"verified\":{},\"checksum\":{},\"uploaded_at\":{}}}",
+                     \"verified\":{},\"checksum\":{},\"uploaded_at\":{},\"object\":{}}}",
                     json_str(&f.client.to_hex()),
                     json_str(&owner(f)),
                     json_str(&f.file_name),
@@ -126,7 +126,8 @@ pub fn list_files(
                     f.checksum
                         .map(|c| c.to_string())
                         .unwrap_or_else(|| "null".into()),
-                    json_opt(Some(f.updated.as_str()).filter(|u| !u.is_empty()))
+                    json_opt(Some(f.updated.as_str()).filter(|u| !u.is_empty())),
+                    json_str(&f.object)
                 )
             })
             .collect();

@@ -56,7 +56,7 @@ fn a_full_disk_gives_one_error_line_per_attempt() {
     );
     let out = run_client(&c, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(out.status.code(), Some(4), "{err}\nserver log:\n{}", text());
     assert!(err.contains("all 3 attempts"), "{err}");
     drop(server);
     let all = text();

@@ -166,7 +166,7 @@ impl HandlerFactory for SharedApp {
             requests: 0,
             writer: None,
             last_touch: None,
-            failed: false,
+            failed: None,
         }
     }
 }
@@ -185,9 +185,18 @@ pub struct Connection {
     /// When LastSeen was last written for this connection's client: at most once a
     /// second, not once per packet.
     last_touch: Option<(ClientId, Instant)>,
-    /// This connection's upload failed and the client was told (1607): the data and
-    /// end of it that the core had already queued are dropped without more lines.
-    failed: bool,
+    /// This connection's upload failed (logged once): the data and end of it that the
+    /// core had already queued are dropped without more lines.
+    failed: Option<Failed>,
+}
+
+/// How the client learns of a failed upload (1607).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// Told at once (the core's `fail_upload`); the queued end of it needs no answer.
+    Told,
+    /// The last packet was in before the failure: the queued end gets the 1607.
+    AtFinish,
 }
 
 impl Connection {
@@ -316,7 +325,7 @@ impl Connection {
         file_name: String,
     ) -> std::io::Result<()> {
         self.abort_upload();
-        self.failed = false;
+        self.failed = None;
         for stale in self.app.uploads.supersede(&client, &file_name) {
             self.app.storage.drop_upload(&stale);
         }
@@ -335,14 +344,14 @@ impl Connection {
     pub(crate) fn abort(&mut self) {
         self.abort_upload()
     }
-    /// Drops the upload after a failure the client is told of (1607): what the core
-    /// queued of it before hearing so is skipped until the next upload starts.
-    pub(crate) fn fail(&mut self) {
+    /// Drops the upload after a failure that was logged: what the core queued of it
+    /// before hearing so is skipped (no more lines) until the next upload starts.
+    pub(crate) fn fail(&mut self, how: Failed) {
         self.abort_upload();
-        self.failed = true;
+        self.failed = Some(how);
     }
-    /// Whether the events of an upload that failed are still arriving.
-    pub(crate) fn failed(&self) -> bool {
+    /// Whether this connection's upload failed, and how the client learns of it.
+    pub(crate) fn failed(&self) -> Option<Failed> {
         self.failed
     }
     pub(crate) fn suspend(

@@ -4,7 +4,7 @@ use protocol_core::{RequestCode, ServerEvent, UsageError};
 use tracing::{error, info, warn};
 use transport_std::Conn;
 
-use crate::app::Connection;
+use crate::app::{Connection, Failed};
 use crate::storage::{short_id, CommitOutcome, KeyOutcome, Registration};
 
 fn text(name: &protocol_core::FieldString) -> String {
@@ -15,6 +15,16 @@ fn text(name: &protocol_core::FieldString) -> String {
 fn log_usage(r: Result<(), UsageError>) {
     if let Err(e) = r {
         error!("internal: {e}");
+    }
+}
+
+/// Drops a failed upload (already logged) and has the client told, once: at once, or,
+/// when its last packet was in before the failure (the core then has no upload to fail
+/// and has queued its UploadFinished), in the answer to that.
+fn fail_upload(c: &mut Connection, conn: &mut Conn) {
+    match conn.fail_upload() {
+        Ok(()) => c.fail(Failed::Told),
+        Err(_) => c.fail(Failed::AtFinish),
     }
 }
 
@@ -142,23 +152,27 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             }
             Err(e) => {
                 error!(%peer, client = %short_id(&client_id), "cannot store an upload: {e}");
-                c.fail();
-                log_usage(conn.fail_upload());
+                fail_upload(c, conn);
             }
         },
         ServerEvent::UploadData { client_id, data } => {
             let n = data.len();
-            if c.failed() {
-                // Queued before the failure: the client was told once already.
+            if c.failed().is_some() {
+                // Queued before the failure, which is logged once.
             } else if let Err(e) = c.data(&data) {
                 error!(%peer, client = %short_id(&client_id), "writing an upload failed: {e}");
-                c.fail();
-                log_usage(conn.fail_upload());
+                fail_upload(c, conn);
             }
             conn.data_written(n);
         }
-        // The core dropped this question when the upload failed (1607 sent).
-        ServerEvent::UploadFinished { .. } if c.failed() => {}
+        // The upload failed on data queued before this: already logged. The core asks
+        // still when its last packet was in before the failure; otherwise it dropped
+        // the question (and sent 1607) at `fail_upload`.
+        ServerEvent::UploadFinished { ticket, .. } if c.failed().is_some() => {
+            if c.failed() == Some(Failed::AtFinish) {
+                log_usage(conn.fail(ticket));
+            }
+        }
         ServerEvent::UploadFinished {
             ticket,
             client_id,
@@ -173,7 +187,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             }
             Err(e) => {
                 error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
-                c.fail();
+                c.fail(Failed::Told);
                 log_usage(conn.fail(ticket));
             }
         },

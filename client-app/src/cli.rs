@@ -6,10 +6,8 @@ use clap::{ArgAction, Parser, ValueEnum};
 use protocol_core::crypto::ChecksumAlgorithm;
 use protocol_core::{ByteOrder, Dialect, PacketFieldOrder};
 
+use crate::dialect_presets::{Preset, SMALL_PACKET};
 use crate::exit::EXIT_CODE_HELP;
-
-/// Content bytes per packet unless `--packet-size` says otherwise.
-pub const DEFAULT_PACKET_SIZE: usize = 64 * 1024;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,7 +49,12 @@ pub struct Cli {
     /// Print a machine-readable summary (one JSON object) on stdout; messages go to stderr.
     #[arg(long)]
     pub json: bool,
-    /// Content bytes per packet (servers that read a request with one recv need ~1024).
+    /// A deployed server's dialect in one word (the README's preset table); the
+    /// single dialect options below add to it.
+    #[arg(long = "dialect", value_enum, default_value_t = Preset::Spec)]
+    pub preset: Preset,
+    /// Content bytes per packet (default: the preset's; 65536 for spec). 4096 or less
+    /// also sends each request in a write of its own (one-recv servers need ~1024).
     /// Refused if the file needs more than 65,535 packets of this size.
     #[arg(long)]
     pub packet_size: Option<usize>,
@@ -77,8 +80,16 @@ pub struct Cli {
     /// Open a new connection for every request (servers that close after each answer).
     #[arg(long)]
     pub connection_per_request: bool,
-    /// Seconds to wait for an answer.
-    #[arg(long, default_value_t = 60)]
+    /// Send each request in a write of its own (servers that read a request with one
+    /// recv).
+    #[arg(long)]
+    pub one_request_per_write: bool,
+    /// Send every file packet with a content field of exactly the packet size,
+    /// zero-filled past the declared total (servers that expect that fixed shape).
+    #[arg(long)]
+    pub pad_packets: bool,
+    /// Seconds any wait may last: connecting, each write, each answer.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 }
 
@@ -101,6 +112,8 @@ impl Checksum {
 impl Cli {
     /// The dialect the options ask for.
     pub fn dialect(&self) -> Dialect {
+        let preset = self.preset.dialect();
+        let packet_size = self.packet_size.unwrap_or(preset.packet_size).max(16);
         Dialect {
             checksum: match self.checksum {
                 Checksum::Cksum => ChecksumAlgorithm::Cksum,
@@ -119,8 +132,12 @@ impl Cli {
             per_packet_content_size: self.per_packet_size,
             per_packet_encryption: self.per_packet_encryption,
             crc_carries_client_name: self.crc_client_name,
-            connection_per_request: self.connection_per_request,
-            packet_size: self.packet_size.unwrap_or(DEFAULT_PACKET_SIZE).max(16),
+            connection_per_request: self.connection_per_request || preset.connection_per_request,
+            packet_size,
+            one_request_per_write: self.one_request_per_write
+                || preset.one_request_per_write
+                || packet_size <= SMALL_PACKET,
+            pad_packets: self.pad_packets || preset.pad_packets,
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod checks;
 mod cli;
+mod dialect_presets;
 mod exit;
 mod explain;
 mod info;

@@ -148,7 +148,7 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     }
     session.set_register_when_refused(no_register_reason.is_none());
 
-    let mut stream = connect(&server)?;
+    let mut stream = connect(&server, Duration::from_secs(cli.timeout))?;
     out.say(&format!(
         "{} {server} as {name:?}; sending {} ({} bytes)",
         if reconnecting {
@@ -319,7 +319,8 @@ fn check_packet_size<R: rand_core::CryptoRngCore>(
     if unit <= asked.div_ceil(16) * 16 {
         return Ok(());
     }
-    if cli.packet_size.is_some() {
+    // A size asked for, by the option or a preset, is never changed behind the user's back.
+    if cli.packet_size.is_some() || cli.preset != crate::dialect_presets::Preset::Spec {
         return Err(Failure::usage(format!(
             "--packet-size {asked} would cut this {size}-byte file into more than 65,535 packets, \
              the protocol's limit; it needs packets of at least {unit} bytes"
@@ -334,7 +335,7 @@ fn check_packet_size<R: rand_core::CryptoRngCore>(
     Ok(())
 }
 
-fn connect(server: &str) -> Result<TcpStream, Failure> {
+fn connect(server: &str, timeout: Duration) -> Result<TcpStream, Failure> {
     let addr = server
         .to_socket_addrs()
         .map_err(|e| {
@@ -351,13 +352,13 @@ fn connect(server: &str) -> Result<TcpStream, Failure> {
                 format!("the server address {server:?} resolves to nothing"),
             )
         })?;
-    TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| {
+    TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::ConnectionRefused => {
                 "the server is busy or refused the connection (is it running on this port?)"
                     .to_string()
             }
-            std::io::ErrorKind::TimedOut => "no answer within 10 s".to_string(),
+            std::io::ErrorKind::TimedOut => format!("no answer within {} s", timeout.as_secs()),
             _ => plain(&e),
         };
         Failure::new(

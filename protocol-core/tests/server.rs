@@ -1,4 +1,4 @@
-//! The server role against each variant of PROTOCOL.md section 8, and against
+//! The server role against each variant of docs/PROTOCOL.md section 8, and against
 //! requests that break its limits.
 
 // Tests are the caller: they own the clock that the core is handed.

@@ -293,6 +293,15 @@ impl Drop for Connection {
 }
 
 impl ConnectionHandler for Connection {
+    fn on_close(&mut self, conn: &Conn) {
+        // Once per connection: which variants this peer speaks (docs/PROTOCOL.md).
+        let seen = conn.detected();
+        if seen.byte_order.is_some() {
+            let client = conn.client_id().map(|c| c.to_string()).unwrap_or_default();
+            info!(peer = %self.peer, client, dialect = %seen, "dialect seen");
+        }
+    }
+
     fn on_event(&mut self, conn: &mut Conn, event: ServerEvent) {
         crate::events::handle(self, conn, event);
     }

@@ -1,5 +1,6 @@
 //! `server`: the file-storage server. Run with no arguments in a folder: it reads
-//! `port.info` there, keeps `defensive.db` and the `files/` folder there.
+//! `port.info` there, keeps `defensive.db`, `objects/` and `uploads/` there
+//! (docs/STORAGE.md).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

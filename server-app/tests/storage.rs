@@ -428,6 +428,14 @@ fn a_read_only_database_is_refused() {
             eprintln!("skipped: cannot mount a tmpfs here");
             return;
         }
+        /// Unmounts even when an assertion fails.
+        struct Unmount(std::path::PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(mnt.clone());
         for f in ["defensive.db", "server.lock", "port.info"] {
             std::fs::copy(sdir.join(f), mnt.join(f)).unwrap();
         }
@@ -436,11 +444,8 @@ fn a_read_only_database_is_refused() {
             .arg(&mnt)
             .status()
             .is_ok_and(|s| s.success());
-        if ro {
-            refuses(&mnt, "cannot be written");
-        }
-        let _ = Command::new("umount").arg(&mnt).status();
         assert!(ro, "remounting read-only failed");
+        refuses(&mnt, "cannot be written");
     } else {
         let db = sdir.join("defensive.db");
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o400)).unwrap();
@@ -466,4 +471,52 @@ fn listings_where_there_is_no_database_fail_and_create_nothing() {
             "{command}"
         );
     }
+}
+
+#[test]
+fn a_database_and_folder_of_the_old_layout_are_migrated_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("old");
+    let id = "0123456789abcdef0123456789abcdef";
+    let folder = sdir.join("files").join(id);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("report.part"), b"a verified file named .part").unwrap();
+    std::fs::write(
+        folder.join(".upload-77-0.part"),
+        b"an old upload in progress",
+    )
+    .unwrap();
+    let db = rusqlite::Connection::open(sdir.join("defensive.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE clients (ID BLOB PRIMARY KEY, Name TEXT NOT NULL UNIQUE, PublicKey BLOB,
+             LastSeen TEXT NOT NULL, AESKey BLOB, AESKeyIssued TEXT);
+         CREATE TABLE files (ID BLOB NOT NULL, FileName TEXT NOT NULL, PathName TEXT NOT NULL,
+             Verified INTEGER NOT NULL DEFAULT 0, Size INTEGER NOT NULL DEFAULT 0,
+             PRIMARY KEY (ID, FileName));
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    let raw = ClientId::from_hex(id).unwrap();
+    db.execute(
+        "INSERT INTO clients (ID, Name, PublicKey, LastSeen) VALUES (?1, 'old', ?2, datetime('now'))",
+        rusqlite::params![&raw.0[..], vec![1u8; 160]],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO files VALUES (?1, 'report.part', ?2, 1, 27)",
+        rusqlite::params![&raw.0[..], format!("files/{id}/report.part")],
+    )
+    .unwrap();
+    drop(db);
+    let server = Server::start(&sdir, 0, &[]);
+    assert_eq!(
+        std::fs::read(stored_path(&sdir, id, "report.part")).unwrap(),
+        b"a verified file named .part"
+    );
+    assert!(
+        !folder.join(".upload-77-0.part").exists(),
+        "old temporary kept"
+    );
+    assert!(server.list_files().contains("report.part"));
+    server.stop();
 }

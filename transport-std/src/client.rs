@@ -22,7 +22,7 @@ pub enum ClientError {
     Failure(ClientFailure),
     /// The file did not match its announced size (it changed while being sent).
     File(UsageError),
-    /// The server did not answer in time.
+    /// The server did not answer, take our bytes or accept a connection in time.
     Timeout(Duration),
 }
 
@@ -32,7 +32,10 @@ impl std::fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Failure(e) => write!(f, "{e}"),
             ClientError::File(e) => write!(f, "the file changed while it was sent: {e}"),
-            ClientError::Timeout(d) => write!(f, "the server did not answer within {d:?}"),
+            ClientError::Timeout(d) => write!(
+                f,
+                "the server did not answer, or stopped reading, for {d:?}"
+            ),
         }
     }
 }
@@ -48,7 +51,10 @@ impl From<io::Error> for ClientError {
 /// Settings of the client driver.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// How long to wait for any answer from the server.
+    /// The longest any one wait may last: a connection (a connection per request),
+    /// each write to the socket, each answer from the server. A server that stops
+    /// reading, stops answering or stops accepting fails the run with
+    /// [`ClientError::Timeout`] after this long.
     pub response_timeout: Duration,
     /// Bytes read from the file at a time.
     pub read_chunk: usize,
@@ -68,7 +74,10 @@ impl Default for ClientOptions {
 ///
 /// Four threads share the work: this one encrypts, one reads the file ahead of it,
 /// one writes to the socket, one reads from it (so a server that answers every packet can never
-/// fill its socket while this side keeps writing).
+/// fill its socket while this side keeps writing). Each buffer that
+/// [`ClientSession::poll_transmit`] fills is written with one write, so a request
+/// is never split and, with [`protocol_core::Dialect::one_request_per_write`], never
+/// shares a write with another. [`ClientOptions::response_timeout`] bounds every wait.
 pub fn run_client<R: CryptoRngCore, F: Read + Seek + Send>(
     session: &mut ClientSession<R>,
     stream: &mut TcpStream,
@@ -93,9 +102,13 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     mut on_event: impl FnMut(&ClientEvent),
 ) -> Result<Outcome, ClientError> {
     let mut sending = false;
+    // The socket refuses a zero timeout; the shortest it takes is as good as none.
+    let timeout = options.response_timeout.max(Duration::from_millis(1));
     loop {
         stream.set_nodelay(true)?;
-        let mut writer = Writer::new(stream)?;
+        // A server that stops reading must not hold a write forever.
+        stream.set_write_timeout(Some(timeout))?;
+        let mut writer = Writer::new(stream, timeout)?;
         let reader = Reader::new(stream)?;
         let step = drive(
             session,
@@ -118,7 +131,8 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 // a connection of its own.
                 let peer = stream.peer_addr()?;
                 let _ = stream.shutdown(std::net::Shutdown::Both);
-                *stream = TcpStream::connect(peer)?;
+                *stream = TcpStream::connect_timeout(&peer, timeout)
+                    .map_err(|e| timed_out(e, timeout))?;
                 session.connection_opened();
             }
             Err(e) => {
@@ -157,8 +171,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                     *sending = true;
                 }
                 ClientEvent::Finished(outcome) => {
-                    session.poll_transmit(&mut out);
-                    writer.send(&mut out)?;
+                    transmit(session, writer, &mut out)?;
                     writer.finish()?;
                     return Ok(Step::Finished(outcome));
                 }
@@ -179,8 +192,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             }
             file.recycle(chunk);
         }
-        session.poll_transmit(&mut out);
-        writer.send(&mut out)?;
+        transmit(session, writer, &mut out)?;
         if let Some(f) = session.failure() {
             return Err(ClientError::Failure(f.clone()));
         }
@@ -213,6 +225,30 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             }
             Incoming::Error(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Hands every request the session lets go to the writer, each call's output as a
+/// write of its own.
+fn transmit<R: CryptoRngCore>(
+    session: &mut ClientSession<R>,
+    writer: &mut Writer,
+    out: &mut BytesMut,
+) -> Result<(), ClientError> {
+    loop {
+        session.poll_transmit(out);
+        if out.is_empty() {
+            return Ok(());
+        }
+        writer.send(out)?;
+    }
+}
+
+/// A socket timeout (`WouldBlock` on Unix, `TimedOut` on Windows) as the run's timeout.
+fn timed_out(e: io::Error, after: Duration) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout(after),
+        _ => ClientError::Io(e),
     }
 }
 
@@ -278,12 +314,14 @@ struct Writer {
     tx: Option<SyncSender<BytesMut>>,
     spare: Receiver<BytesMut>,
     thread: Option<JoinHandle<io::Result<()>>>,
+    /// The socket's write timeout, to name in the error when a write times out.
+    timeout: Duration,
 }
 
 const WRITE_QUEUE: usize = 2;
 
 impl Writer {
-    fn new(stream: &TcpStream) -> io::Result<Writer> {
+    fn new(stream: &TcpStream, timeout: Duration) -> io::Result<Writer> {
         let mut socket = stream.try_clone()?;
         let (tx, rx) = sync_channel::<BytesMut>(WRITE_QUEUE);
         let (back_tx, spare) = sync_channel::<BytesMut>(WRITE_QUEUE + 1);
@@ -291,7 +329,7 @@ impl Writer {
             .name("socket writer".into())
             .spawn(move || {
                 for mut buf in rx {
-                    socket.write_all(&buf)?;
+                    write_record(&socket, &buf)?;
                     buf.clear();
                     let _ = back_tx.try_send(buf);
                 }
@@ -301,11 +339,14 @@ impl Writer {
             tx: Some(tx),
             spare,
             thread: Some(thread),
+            timeout,
         })
     }
 
-    /// Queues what `out` holds, leaving `out` empty (a recycled buffer).
-    fn send(&mut self, out: &mut BytesMut) -> io::Result<()> {
+    /// Queues what `out` holds, leaving `out` empty (a recycled buffer). Waits while
+    /// the queue is full, at most as long as the socket's write timeout (the thread
+    /// then fails and the queue closes).
+    fn send(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
         if out.is_empty() {
             return Ok(());
         }
@@ -319,16 +360,17 @@ impl Writer {
             Ok(())
         } else {
             // The thread stopped: its error says why.
-            Err(self
+            let e = self
                 .join()
                 .err()
-                .unwrap_or_else(|| io::Error::other("socket writer stopped")))
+                .unwrap_or_else(|| io::Error::other("socket writer stopped"));
+            Err(timed_out(e, self.timeout))
         }
     }
 
     /// Waits until everything queued is written.
-    fn finish(&mut self) -> io::Result<()> {
-        self.join()
+    fn finish(&mut self) -> Result<(), ClientError> {
+        self.join().map_err(|e| timed_out(e, self.timeout))
     }
 
     fn join(&mut self) -> io::Result<()> {
@@ -339,6 +381,34 @@ impl Writer {
                 .unwrap_or_else(|_| Err(io::Error::other("socket writer panicked"))),
             None => Ok(()),
         }
+    }
+}
+
+/// Writes one buffer of whole requests. On Linux with `MSG_EOR`, so that the kernel
+/// never appends a later write to it while it waits for the peer's window: a
+/// request then travels in a segment of its own (up to the segment size) and is
+/// never cut where a partly open window happens to end. Without it, a server that
+/// reads a request with one `recv` (variant 13) and falls behind gets a request
+/// split across two reads.
+fn write_record(socket: &TcpStream, buf: &[u8]) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let socket = socket2::SockRef::from(socket);
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match socket.send_with_flags(rest, libc::MSG_EOR) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut socket = socket;
+        socket.write_all(buf)
     }
 }
 

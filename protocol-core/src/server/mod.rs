@@ -56,7 +56,7 @@ use bytes::{Bytes, BytesMut};
 use rand_core::CryptoRngCore;
 
 use crate::crypto::{AesKey, PublicKey};
-use crate::dialect::{PacketAck, ResponseOrder};
+use crate::dialect::{DetectedDialect, PacketAck, ResponseOrder};
 use crate::error::{PeerError, UsageError};
 use crate::names;
 use crate::wire::{
@@ -147,12 +147,14 @@ pub struct ServerConnection<R> {
     error: Option<PeerError>,
     last_progress: Instant,
     partial_since: Option<Instant>,
+    detected: DetectedDialect,
 }
 
 impl<R: CryptoRngCore> ServerConnection<R> {
     /// A connection that has just been accepted at `now`, drawing ids and keys from `rng`.
     pub fn new(config: ServerConfig, rng: R, now: Instant) -> Self {
         ServerConnection {
+            detected: DetectedDialect::default(),
             config,
             rng,
             out: BytesMut::new(),
@@ -204,6 +206,22 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             Some(t) => t + limits.request_timeout,
             None => self.last_progress + limits.idle_timeout,
         })
+    }
+
+    /// What this connection's peer has shown of its dialect so far: byte order,
+    /// packet fields, sizes, encryption, zero-padded packets, and the checksum sent.
+    /// For the operator's log, once the connection ends
+    /// ([`DetectedDialect`]'s `Display` is one line).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use protocol_core::{ServerConfig, ServerConnection};
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), Instant::now());
+    /// assert_eq!(conn.detected().to_string(), "nothing seen");
+    /// ```
+    pub fn detected(&self) -> &DetectedDialect {
+        &self.detected
     }
 
     /// Whether an upload is between its first and last packet on this connection.
@@ -569,6 +587,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
 
     fn on_request(&mut self, frame: RequestFrame) -> Result<(), PeerError> {
         self.last_order = frame.byte_order;
+        self.detected.byte_order = Some(frame.byte_order);
         let client_id = frame.client_id;
         let code = frame.request.code();
         if code != RequestCode::Register {
@@ -728,6 +747,8 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             up.ack_every = true;
         }
         let outcome = up.accept(&packet, &mut self.plain)?;
+        up.report(&mut self.detected);
+        self.detected.checksum = Some(self.config.dialect.checksum);
         if !outcome.data.is_empty() {
             self.unwritten += outcome.data.len();
             self.events.push_back(ServerEvent::UploadData {

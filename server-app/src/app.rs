@@ -297,8 +297,9 @@ impl ConnectionHandler for Connection {
         // Once per connection: which variants this peer speaks (docs/PROTOCOL.md).
         let seen = conn.detected();
         if seen.byte_order.is_some() {
-            let client = conn.client_id().map(|c| c.to_string()).unwrap_or_default();
-            info!(peer = %self.peer, client, dialect = %seen, "dialect seen");
+            // Ids in logs are their 8-digit prefix, as everywhere else.
+            let client = transport_std::log::short_id(conn.client_id());
+            info!(peer = %self.peer, %client, dialect = %seen, "dialect seen");
         }
     }
 

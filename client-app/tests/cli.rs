@@ -48,13 +48,12 @@ fn malformed_me_info() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("transfer.info"), "127.0.0.1:1\nalice\nf\n").unwrap();
     std::fs::write(tmp.path().join("f"), "data").unwrap();
-    std::fs::write(tmp.path().join("me.info"), "alice\nnot-hex\nAAAA\n").unwrap();
+    write_private(&tmp.path().join("me.info"), "alice\nnot-hex\nAAAA\n");
     client(tmp.path(), &[]).fails(2, "32 hex digits");
-    std::fs::write(
-        tmp.path().join("me.info"),
-        format!("alice\n{}\nnot base64!\n", "ab".repeat(16)),
-    )
-    .unwrap();
+    write_private(
+        &tmp.path().join("me.info"),
+        &format!("alice\n{}\nnot base64!\n", "ab".repeat(16)),
+    );
     client(tmp.path(), &[]).fails(2, "private key");
 }
 
@@ -181,4 +180,11 @@ fn the_readme_lists_the_same_exit_codes_as_help() {
             .unwrap_or_else(|| panic!("README has no row {code}"));
         assert!(line.to_lowercase().contains(what), "{line}");
     }
+}
+
+/// Writes a file as the client expects its key files: mode 0600.
+fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

@@ -1,6 +1,7 @@
 //! `server`: the file-storage server. Run with no arguments in a folder: it reads
 //! `port.info` there, keeps `defensive.db`, `objects/` and `uploads/` there
 //! (docs/STORAGE.md).
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

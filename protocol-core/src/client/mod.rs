@@ -729,7 +729,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     .private_key
                     .as_ref()
                     .ok_or(ClientFailure::Key("no private key".into()))?;
-                self.aes_key = Some(key.decrypt_aes_key(&mut self.rng, &encrypted_key)?);
+                self.aes_key = Some(key.decrypt_aes_key(&encrypted_key)?);
                 self.events.push_back(ClientEvent::KeyExchanged {
                     reconnected: code == ResponseCode::Reconnected,
                 });

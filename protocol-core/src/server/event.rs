@@ -45,7 +45,7 @@ pub enum Verdict {
 }
 
 /// What the application knows about a client, for a connection that has no key yet.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClientRecord {
     /// The AES key last issued to the client, if any.
     pub aes_key: Option<AesKey>,
@@ -60,7 +60,7 @@ pub struct ClientRecord {
 ///
 /// Events with a `ticket` are questions: the connection waits for the answer named in
 /// each variant's documentation. The others are notices.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum ServerEvent {
     /// A request carried this (non-zero) client id: update LastSeen if it is known.
     Seen {

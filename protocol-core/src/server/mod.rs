@@ -377,7 +377,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             Ok(encrypted) => {
                 let t = self.ask(Pending::StoreAesKey {
                     client_id,
-                    aes_key: aes_key.clone(),
+                    aes_key: aes_key.duplicate(),
                     encrypted: encrypted.into(),
                 });
                 self.events.push_back(ServerEvent::StoreAesKey {
@@ -617,7 +617,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 let encrypted = key.encrypt_aes_key(&mut self.rng, &aes_key)?;
                 let ticket = self.ask(Pending::StorePublicKey {
                     client_id,
-                    aes_key: aes_key.clone(),
+                    aes_key: aes_key.duplicate(),
                     encrypted: encrypted.into(),
                 });
                 self.events.push_back(ServerEvent::StorePublicKey {

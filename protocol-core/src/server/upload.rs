@@ -12,7 +12,7 @@ use crate::wire::{ClientId, FieldString, FilePacket, PacketFieldOrder};
 /// mid-upload ([`crate::ServerEvent::UploadSuspended`]) and handed back when the same
 /// client's next packet arrives on another connection, so that peers that open a
 /// connection per request (variant 7) can upload at all.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SuspendedUpload(pub(crate) Box<Upload>);
 
 impl SuspendedUpload {
@@ -62,7 +62,7 @@ fn own_padding(key: &AesKey, content: &[u8]) -> Option<usize> {
     Some(tail.len() - scratch.len())
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Upload {
     pub client_id: ClientId,
     pub file_name: FieldString,
@@ -180,7 +180,7 @@ impl Upload {
             mode,
             ciphertext_len: 0,
             plaintext_len: 0,
-            key: key.clone(),
+            key: key.duplicate(),
             decryptor: CbcDecryptor::new(key),
             checksum: Checksum::new(checksum),
             ack_every: false,

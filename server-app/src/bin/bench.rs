@@ -12,6 +12,7 @@
 //!
 //! Environment: `BENCH_UPLOAD_MIB` (default 1024), `BENCH_CLIENTS` (200),
 //! `BENCH_IDLE` (1000). Nothing here asserts a speed; it prints what it saw.
+#![forbid(unsafe_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -166,6 +166,7 @@ impl HandlerFactory for SharedApp {
             requests: 0,
             writer: None,
             last_touch: None,
+            failed: None,
         }
     }
 }
@@ -184,6 +185,18 @@ pub struct Connection {
     /// When LastSeen was last written for this connection's client: at most once a
     /// second, not once per packet.
     last_touch: Option<(ClientId, Instant)>,
+    /// This connection's upload failed (logged once): the data and end of it that the
+    /// core had already queued are dropped without more lines.
+    failed: Option<Failed>,
+}
+
+/// How the client learns of a failed upload (1607).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// Told at once (the core's `fail_upload`); the queued end of it needs no answer.
+    Told,
+    /// The last packet was in before the failure: the queued end gets the 1607.
+    AtFinish,
 }
 
 impl Connection {
@@ -322,6 +335,7 @@ impl Connection {
         file_name: String,
     ) -> std::io::Result<()> {
         self.abort_upload();
+        self.failed = None;
         for stale in self.app.uploads.supersede(&client, &file_name) {
             self.app.storage.drop_upload(&stale);
         }
@@ -339,6 +353,16 @@ impl Connection {
     }
     pub(crate) fn abort(&mut self) {
         self.abort_upload()
+    }
+    /// Drops the upload after a failure that was logged: what the core queued of it
+    /// before hearing so is skipped (no more lines) until the next upload starts.
+    pub(crate) fn fail(&mut self, how: Failed) {
+        self.abort_upload();
+        self.failed = Some(how);
+    }
+    /// Whether this connection's upload failed, and how the client learns of it.
+    pub(crate) fn failed(&self) -> Option<Failed> {
+        self.failed
     }
     pub(crate) fn suspend(
         &mut self,

@@ -4,7 +4,7 @@ use protocol_core::{RequestCode, ServerEvent, UsageError};
 use tracing::{error, info, warn};
 use transport_std::Conn;
 
-use crate::app::Connection;
+use crate::app::{Connection, Failed};
 use crate::storage::{short_id, CommitOutcome, KeyOutcome, Registration};
 
 fn text(name: &protocol_core::FieldString) -> String {
@@ -15,6 +15,16 @@ fn text(name: &protocol_core::FieldString) -> String {
 fn log_usage(r: Result<(), UsageError>) {
     if let Err(e) = r {
         error!("internal: {e}");
+    }
+}
+
+/// Drops a failed upload (already logged) and has the client told, once: at once, or,
+/// when its last packet was in before the failure (the core then has no upload to fail
+/// and has queued its UploadFinished), in the answer to that.
+fn fail_upload(c: &mut Connection, conn: &mut Conn) {
+    match conn.fail_upload() {
+        Ok(()) => c.fail(Failed::Told),
+        Err(_) => c.fail(Failed::AtFinish),
     }
 }
 
@@ -72,15 +82,15 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             let client = short_id(&client_id);
             let answer = match stored {
                 Ok(KeyOutcome::Stored) => {
-                    info!(%peer, client, "826 key stored");
+                    info!(%peer, %client, "826 key stored");
                     conn.succeed(ticket)
                 }
                 Ok(KeyOutcome::DifferentKeyOnFile) => {
-                    warn!(%peer, client, "826 refused: this client has a different public key on file");
+                    warn!(%peer, %client, "826 refused: this client has a different public key on file");
                     conn.fail(ticket)
                 }
                 Ok(KeyOutcome::Unknown) => {
-                    info!(%peer, client, "826 refused: unknown id or name");
+                    info!(%peer, %client, "826 refused: unknown id or name");
                     conn.fail(ticket)
                 }
                 Err(e) => {
@@ -142,18 +152,26 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             }
             Err(e) => {
                 error!(%peer, client = %short_id(&client_id), "cannot store an upload: {e}");
-                c.abort();
-                log_usage(conn.fail_upload());
+                fail_upload(c, conn);
             }
         },
         ServerEvent::UploadData { client_id, data } => {
             let n = data.len();
-            if let Err(e) = c.data(&data) {
+            if c.failed().is_some() {
+                // Queued before the failure, which is logged once.
+            } else if let Err(e) = c.data(&data) {
                 error!(%peer, client = %short_id(&client_id), "writing an upload failed: {e}");
-                c.abort();
-                log_usage(conn.fail_upload());
+                fail_upload(c, conn);
             } else {
                 log_usage(conn.data_written(n));
+            }
+        }
+        // The upload failed on data queued before this: already logged. The core asks
+        // still when its last packet was in before the failure; otherwise it dropped
+        // the question (and sent 1607) at `fail_upload`.
+        ServerEvent::UploadFinished { ticket, .. } if c.failed().is_some() => {
+            if c.failed() == Some(Failed::AtFinish) {
+                log_usage(conn.fail(ticket));
             }
         }
         ServerEvent::UploadFinished {
@@ -170,7 +188,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             }
             Err(e) => {
                 error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
-                c.abort();
+                c.fail(Failed::Told);
                 log_usage(conn.fail(ticket));
             }
         },
@@ -192,15 +210,15 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             let client = short_id(&client_id);
             match c.verdict(&client_id, verdict) {
                 Ok(CommitOutcome::Committed) => {
-                    info!(%peer, client, ?verdict, "upload committed");
+                    info!(%peer, %client, ?verdict, "upload committed");
                     log_usage(conn.succeed(ticket));
                 }
                 Ok(CommitOutcome::KeptVerified) => {
-                    info!(%peer, client, ?verdict, "unconfirmed upload dropped: the verified file stays");
+                    info!(%peer, %client, ?verdict, "unconfirmed upload dropped: the verified file stays");
                     log_usage(conn.succeed(ticket));
                 }
                 Err(e) => {
-                    error!(%peer, client, "confirming an upload failed: {e}");
+                    error!(%peer, %client, "confirming an upload failed: {e}");
                     log_usage(conn.fail(ticket));
                 }
             }

@@ -4,6 +4,7 @@
 //! command line around it; tests drive it with storage wrappers that fail on demand.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 mod events;
 pub mod storage;

@@ -12,15 +12,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use protocol_core::crypto::{AesKeySize, ChecksumAlgorithm};
 use protocol_core::{
-    ByteOrder, ClientId, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig,
-    ServerDialect,
+    ByteOrder, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig, ServerDialect,
 };
 use tracing::{info, warn};
 use transport_std::{ServerOptions, Shutdown};
 
-use server_app::app::{App, Policy, SharedApp, DB_FILE};
-use server_app::storage::sqlite::SqliteMetadata;
-use server_app::storage::Metadata;
+use server_app::admin::{self, AdminError};
+use server_app::app::{App, Policy, SharedApp};
 
 /// The port used when port.info is missing or unreadable.
 const DEFAULT_PORT: u16 = 1256;
@@ -33,7 +31,13 @@ const DEFAULT_PORT: u16 = 1256;
         clients from the current folder: port.info, defensive.db and files/ there. Options go \
         before or after the subcommand. Request and response codes in this help (825 register, \
         828 send file, 1603 file received, ...) are those of docs/PROTOCOL.md in the source \
-        repository."
+        repository.",
+    after_help = "Operator commands (list-clients, list-files, remove-client, delete-file, prune, \
+        status) never create anything and may run while a server serves the folder. Their exit \
+        codes: 0 done; 1 the database or the contents failed; 2 not a server folder (no \
+        defensive.db), a damaged or newer database, or a bad argument; 3 no such client or file, \
+        or an ambiguous id prefix; 4 a change not confirmed (stdin is not a terminal and no \
+        --yes, or the answer was not yes)."
 )]
 struct Cli {
     /// Folder holding port.info, defensive.db and files/.
@@ -110,13 +114,53 @@ struct Cli {
 enum Command {
     /// Serve clients (the default).
     Serve,
-    /// List registered clients.
-    ListClients,
-    /// List stored files, with verified state and size.
+    /// List registered clients: id prefix, name, last seen, AES key age, files, bytes.
+    ListClients {
+        /// One JSON object on stdout (whole ids, sizes in bytes, ages in seconds).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored files: client, name, size, verified, checksum, upload time.
     ListFiles {
-        /// Only this client's files (32 hex digits).
+        /// Only this client's files: its id, an id prefix, or its name.
         #[arg(long)]
         client: Option<String>,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client: its registration, its files and their contents; frees its name.
+    RemoveClient {
+        /// The client's id, an unambiguous id prefix, or its name.
+        client: String,
+        /// Do it without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Delete one stored file of a client.
+    DeleteFile {
+        /// The client's id, an unambiguous id prefix, or its name.
+        client: String,
+        /// The file's name as listed by list-files.
+        file: String,
+        /// Do it without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Delete unverified files (uploads that ended in 902, or never got a verdict).
+    Prune {
+        /// Only those not written for this long: 45s, 90m, 12h, 7d, 2w.
+        #[arg(long, value_name = "DURATION")]
+        unverified_older_than: String,
+        /// Do it without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// The folder, database health, what is stored, disk use, and whether a server runs.
+    Status {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -247,79 +291,52 @@ fn main() {
             .init(),
         LogFormat::Json => logs.json().init(),
     }
+    if let Some(command) = &cli.command {
+        if let Some(Err(e)) = run_admin(command, &cli.dir) {
+            eprintln!("Fatal: {e}");
+            std::process::exit(e.exit_code());
+        }
+        if !matches!(command, Command::Serve) {
+            return;
+        }
+    }
     if let Err(e) = run(cli) {
         eprintln!("Fatal: {e:#}");
         std::process::exit(1);
     }
 }
 
+/// Runs an operator command; exits with its code on failure (see `--help`).
+fn run_admin(command: &Command, dir: &Path) -> Option<Result<(), AdminError>> {
+    let out = &mut std::io::stdout().lock();
+    Some(match command {
+        Command::Serve => return None,
+        Command::ListClients { json } => admin::list_clients(dir, *json, out),
+        Command::ListFiles { client, json } => {
+            admin::list_files(dir, client.as_deref(), *json, out)
+        }
+        Command::RemoveClient { client, yes } => admin::remove_client(dir, client, *yes, out),
+        Command::DeleteFile { client, file, yes } => {
+            admin::delete_file(dir, client, file, *yes, out)
+        }
+        Command::Prune {
+            unverified_older_than,
+            yes,
+        } => admin::parse_duration(unverified_older_than)
+            .and_then(|age| admin::prune(dir, age, *yes, out)),
+        Command::Status { json } => admin::status(dir, *json, out),
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Some(Command::ListClients) => list_clients(&open_read_only(&cli.dir)?),
-        Some(Command::ListFiles { ref client }) => {
-            list_files(&open_read_only(&cli.dir)?, client.as_deref())
-        }
-        None | Some(Command::Serve) => {
-            std::fs::create_dir_all(&cli.dir)
-                .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
-            let policy = Policy {
-                name_hold: Duration::from_secs(cli.registration_hold),
-                abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
-            };
-            let app = App::open(&cli.dir, policy)?;
-            serve(&cli, app)
-        }
-    }
-}
-
-/// Listings read the database as it is: never create, lock or change anything.
-fn open_read_only(dir: &Path) -> anyhow::Result<SqliteMetadata> {
-    Ok(SqliteMetadata::open_read_only(&dir.join(DB_FILE))?)
-}
-
-fn list_clients(meta: &SqliteMetadata) -> anyhow::Result<()> {
-    let rows = meta.clients()?;
-    println!(
-        "{:<32}  {:<8}  {:<19}  name",
-        "id", "key", "last seen (UTC)"
-    );
-    for r in rows {
-        let key = if r.has_key { "yes" } else { "no" };
-        println!("{}  {key:<8}  {:<19}  {}", r.id, r.last_seen, r.name);
-    }
-    Ok(())
-}
-
-fn list_files(meta: &SqliteMetadata, client: Option<&str>) -> anyhow::Result<()> {
-    let filter = match client {
-        Some(hex) => Some(
-            ClientId::from_hex(hex)
-                .with_context(|| format!("{hex:?} is not a client id (32 hex digits)"))?,
-        ),
-        None => None,
+    std::fs::create_dir_all(&cli.dir)
+        .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
+    let policy = Policy {
+        name_hold: Duration::from_secs(cli.registration_hold),
+        abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
     };
-    let rows = meta.files(filter.as_ref())?;
-    println!(
-        "{:<32}  {:<8}  {:>12}  {:<8}  {:<19}  file (stored as)",
-        "client", "verified", "bytes", "checksum", "updated (UTC)"
-    );
-    for r in rows {
-        let v = if r.verified { "yes" } else { "no" };
-        let sum = r
-            .checksum
-            .map(|c| format!("{c:08x}"))
-            .unwrap_or_else(|| "-".into());
-        let updated = if r.updated.is_empty() {
-            "-"
-        } else {
-            &r.updated
-        };
-        println!(
-            "{}  {v:<8}  {:>12}  {sum:<8}  {updated:<19}  {} ({})",
-            r.client, r.size, r.file_name, r.object
-        );
-    }
-    Ok(())
+    let app = App::open(&cli.dir, policy)?;
+    serve(&cli, app)
 }
 
 fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {

@@ -21,7 +21,9 @@ use protocol_core::ClientId;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::{key_for_log, new_object_key, short_id, Contents, Intent, MetaError, Metadata, Switch};
+use super::{
+    key_for_log, new_object_key, short_id, Contents, Intent, MetaError, Metadata, Removed, Switch,
+};
 
 /// A storage failure.
 #[derive(Debug, Error)]
@@ -207,6 +209,37 @@ impl Storage {
                 .map_err(contents("deleting the object"))?;
         }
         Ok(exists)
+    }
+
+    /// Removes a client: its rows in one transaction (the commit point), then the objects
+    /// no record names any more. A crash between the two leaves objects no record
+    /// names, which the next start removes. `None` for an unknown client.
+    pub fn remove_client(&self, client: &ClientId) -> Result<Option<Removed>, StorageError> {
+        let Some(removed) = self.meta.remove_client(client)? else {
+            return Ok(None);
+        };
+        self.delete_objects(&removed.objects)?;
+        Ok(Some(removed))
+    }
+
+    /// Removes every unverified file not written for `older_than`: the records in one
+    /// transaction, then their objects (as [`remove_client`](Self::remove_client)).
+    pub fn prune_unverified(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Removed, StorageError> {
+        let removed = self.meta.prune_unverified(older_than)?;
+        self.delete_objects(&removed.objects)?;
+        Ok(removed)
+    }
+
+    fn delete_objects(&self, objects: &[String]) -> Result<(), StorageError> {
+        for object in objects {
+            self.contents
+                .delete_object(object)
+                .map_err(contents("deleting an object (removed at the next start)"))?;
+        }
+        Ok(())
     }
 
     /// Start-up: resolves every intent, then removes uploads and unnamed objects.

@@ -56,6 +56,14 @@ impl LocalContents {
         })
     }
 
+    /// Uses the folder as it is, creating nothing (operator commands): keys in folders
+    /// that do not exist are simply absent.
+    pub fn open_existing(root: &Path) -> LocalContents {
+        LocalContents {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// The path of a key: relative, plain components only, under one of our folders.
     fn path(&self, key: &str) -> io::Result<PathBuf> {
         let rel = Path::new(key);

@@ -83,6 +83,21 @@ pub struct ClientRow {
     pub has_key: bool,
     /// Last request, UTC.
     pub last_seen: String,
+    /// Seconds since the AES key in use was issued (`None`: no AES key on file).
+    pub aes_key_age: Option<u64>,
+    /// Number of file records.
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+}
+
+/// What removing a client's records did (one transaction).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The file records removed.
+    pub files: Vec<FileRecord>,
+    /// Objects no record names any more: the caller deletes them.
+    pub objects: Vec<String>,
 }
 
 /// One stored file.
@@ -186,6 +201,14 @@ pub trait Metadata: Send + Sync {
     /// Removes a file record; returns its object key when no other record names it
     /// (the caller deletes the object).
     fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError>;
+    /// Removes a client and all its file records in one transaction; `None` for an
+    /// unknown client. Commits of that client still under way fail at their switch
+    /// (the switch refuses a client that is gone). The caller deletes the objects.
+    fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError>;
+    /// Removes, in one transaction, every unverified file record not written for
+    /// `older_than` (records from before schema 3, which have no time, count as old).
+    /// A record verified meanwhile is never touched. The caller deletes the objects.
+    fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError>;
     /// Every object key a file record or an intent names.
     fn referenced_objects(&self) -> Result<HashSet<String>, MetaError>;
     /// Step 2 of a commit: records the intent durably.

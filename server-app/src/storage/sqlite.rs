@@ -10,7 +10,9 @@ use protocol_core::ClientId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use thiserror::Error;
 
-use super::{ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Switch};
+use super::{
+    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Removed, Switch,
+};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 3;
@@ -217,6 +219,51 @@ impl SqliteMetadata {
             });
         }
         Ok(SqliteMetadata { db: Mutex::new(db) })
+    }
+
+    /// Opens an existing database for reading and writing (operator commands): never
+    /// creates one, never migrates; the schema must be this build's. Waits up to 5 s
+    /// for a running server's transaction (WAL lets readers and one writer share it).
+    pub fn open_existing(path: &Path) -> Result<SqliteMetadata, OpenError> {
+        // The read-only open says what is wrong with a missing or foreign file.
+        drop(SqliteMetadata::open_read_only(path)?);
+        let shown = path.display().to_string();
+        let db = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| OpenError::Other {
+            path: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        db.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| OpenError::Other {
+                path: shown.clone(),
+                detail: e.to_string(),
+            })?;
+        if db.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            return Err(OpenError::ReadOnly {
+                path: shown,
+                detail: "opened read-only".into(),
+            });
+        }
+        Ok(SqliteMetadata { db: Mutex::new(db) })
+    }
+
+    /// `PRAGMA quick_check`: "ok", or what is damaged.
+    pub fn quick_check(&self) -> Result<String, MetaError> {
+        self.db()
+            .query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
+            .ctx("checking the database")
+    }
+
+    /// Commits under way (intents not cleared): non-zero only while a server commits,
+    /// or after a crash until the next start.
+    pub fn pending_intents(&self) -> Result<u64, MetaError> {
+        self.db()
+            .query_row("SELECT COUNT(*) FROM intents", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .ctx("counting commit intents")
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -481,7 +528,14 @@ impl Metadata for SqliteMetadata {
     fn clients(&self) -> Result<Vec<ClientRow>, MetaError> {
         let db = self.db();
         let mut st = db
-            .prepare("SELECT ID, Name, PublicKey IS NOT NULL, LastSeen FROM clients ORDER BY Name")
+            .prepare(
+                "SELECT c.ID, c.Name, c.PublicKey IS NOT NULL, c.LastSeen, \
+                 CASE WHEN c.AESKey IS NULL THEN NULL ELSE CAST((julianday('now') - \
+                 julianday(COALESCE(c.AESKeyIssued, c.LastSeen))) * 86400 AS INTEGER) END, \
+                 (SELECT COUNT(*) FROM files f WHERE f.ID = c.ID), \
+                 (SELECT COALESCE(SUM(Size), 0) FROM files f WHERE f.ID = c.ID) \
+                 FROM clients c ORDER BY c.Name",
+            )
             .ctx("listing clients")?;
         let rows = st
             .query_map([], |r| {
@@ -490,6 +544,9 @@ impl Metadata for SqliteMetadata {
                     name: r.get(1)?,
                     has_key: r.get(2)?,
                     last_seen: r.get(3)?,
+                    aes_key_age: r.get::<_, Option<i64>>(4)?.map(|a| a.max(0) as u64),
+                    files: r.get::<_, i64>(5)?.max(0) as u64,
+                    bytes: r.get::<_, i64>(6)?.max(0) as u64,
                 })
             })
             .ctx("listing clients")?;
@@ -538,6 +595,55 @@ impl Metadata for SqliteMetadata {
         Ok(unreferenced)
     }
 
+    fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError> {
+        let mut db = self.db();
+        let tx = db.transaction().ctx("starting to remove a client")?;
+        let files = {
+            let mut st = tx
+                .prepare(&format!("SELECT {FILE_COLUMNS} FROM files WHERE ID = ?1"))
+                .ctx("listing the client's files")?;
+            let rows = st
+                .query_map([&id.0[..]], file_row)
+                .ctx("listing the client's files")?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .ctx("listing the client's files")?
+        };
+        tx.execute("DELETE FROM files WHERE ID = ?1", [&id.0[..]])
+            .ctx("removing the client's files")?;
+        let n = tx
+            .execute("DELETE FROM clients WHERE ID = ?1", [&id.0[..]])
+            .ctx("removing the client")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let objects = unnamed_objects(&tx, &files)?;
+        tx.commit().ctx("committing the removal")?;
+        Ok(Some(Removed { files, objects }))
+    }
+
+    fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError> {
+        let mut db = self.db();
+        let tx = db.transaction().ctx("starting to prune")?;
+        let cond = "Verified = 0 AND (Updated IS NULL OR \
+                    (julianday('now') - julianday(Updated)) * 86400 >= ?1)";
+        let secs = older_than.as_secs().min(i64::MAX as u64) as i64;
+        let files = {
+            let mut st = tx
+                .prepare(&format!("SELECT {FILE_COLUMNS} FROM files WHERE {cond}"))
+                .ctx("finding unverified files")?;
+            let rows = st
+                .query_map([secs], file_row)
+                .ctx("finding unverified files")?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .ctx("finding unverified files")?
+        };
+        tx.execute(&format!("DELETE FROM files WHERE {cond}"), [secs])
+            .ctx("removing unverified files")?;
+        let objects = unnamed_objects(&tx, &files)?;
+        tx.commit().ctx("committing the prune")?;
+        Ok(Removed { files, objects })
+    }
+
     fn referenced_objects(&self) -> Result<HashSet<String>, MetaError> {
         let db = self.db();
         let mut st = db
@@ -576,6 +682,21 @@ impl Metadata for SqliteMetadata {
     fn switch(&self, i: &Intent) -> Result<Switch, MetaError> {
         let mut db = self.db();
         let tx = db.transaction().ctx("starting a commit")?;
+        // An operator may have removed the client while its upload was under way: its
+        // file must not come back without an owner (the commit rolls back, 1607).
+        let owner: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM clients WHERE ID = ?1)",
+                [&i.client.0[..]],
+                |r| r.get(0),
+            )
+            .ctx("looking up the client")?;
+        if !owner {
+            return Err(MetaError::backend(
+                "committing the file",
+                "the client was removed",
+            ));
+        }
         let previous: Option<(String, bool)> = tx
             .query_row(
                 "SELECT PathName, Verified FROM files WHERE ID = ?1 AND FileName = ?2",
@@ -661,6 +782,20 @@ impl Metadata for SqliteMetadata {
             .ctx("listing commit intents")?;
         rows.collect::<Result<_, _>>().ctx("listing commit intents")
     }
+}
+
+/// The objects of `removed` that no remaining record names, each once.
+fn unnamed_objects(
+    tx: &rusqlite::Transaction<'_>,
+    removed: &[FileRecord],
+) -> Result<Vec<String>, MetaError> {
+    let mut out: Vec<String> = Vec::new();
+    for f in removed {
+        if !out.contains(&f.object) && !still_named(tx, &f.object)? {
+            out.push(f.object.clone());
+        }
+    }
+    Ok(out)
 }
 
 fn still_named(tx: &rusqlite::Transaction<'_>, object: &str) -> Result<bool, MetaError> {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use protocol_core::ClientId;
 use server_app::storage::{
-    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Switch,
-    UploadSink,
+    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration,
+    Removed, Switch, UploadSink,
 };
 
 /// What happens at the chosen step.
@@ -216,6 +216,22 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
             self.plan,
             "delete_file",
             self.inner.delete_file(id, name),
+            meta_gone()
+        )
+    }
+    fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError> {
+        step!(
+            self.plan,
+            "remove_client",
+            self.inner.remove_client(id),
+            meta_gone()
+        )
+    }
+    fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError> {
+        step!(
+            self.plan,
+            "prune_unverified",
+            self.inner.prune_unverified(older_than),
             meta_gone()
         )
     }

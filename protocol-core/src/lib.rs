@@ -113,8 +113,8 @@ pub use dialect::{
 pub use error::{PeerError, UsageError};
 pub use limits::Limits;
 pub use server::{
-    ClientRecord, QuestionKind, ServerConfig, ServerConnection, ServerEvent, SuspendedUpload,
-    Ticket, Verdict,
+    ClientRecord, DecodeError, QuestionKind, ServerConfig, ServerConnection, ServerEvent,
+    SuspendedUpload, Ticket, Verdict,
 };
 
 /// The `rand_core` this crate's API uses (version 0.6): the RNG given to

@@ -397,6 +397,38 @@ impl Drop for CbcDecryptor {
 impl ZeroizeOnDrop for CbcDecryptor {}
 
 impl CbcDecryptor {
+    /// The stream's position: chain value, the ciphertext of an incomplete block, and
+    /// the held-back plaintext block (to carry a suspended upload to another process).
+    pub(crate) fn position(&self) -> ([u8; BLOCK], &[u8], Option<[u8; BLOCK]>) {
+        (
+            self.inner.iv(),
+            &self.partial[..self.partial_len],
+            self.held,
+        )
+    }
+
+    /// A stream continuing at a position from [`position`](Self::position); `None`
+    /// if `partial` is a whole block or longer.
+    pub(crate) fn at_position(
+        key: &AesKey,
+        iv: &[u8; BLOCK],
+        partial: &[u8],
+        held: Option<[u8; BLOCK]>,
+    ) -> Option<CbcDecryptor> {
+        if partial.len() >= BLOCK {
+            return None;
+        }
+        let mut block = [0u8; BLOCK];
+        block[..partial.len()].copy_from_slice(partial);
+        Some(CbcDecryptor {
+            key: key.duplicate(),
+            inner: DecInner::new(key, iv),
+            partial: block,
+            partial_len: partial.len(),
+            held,
+        })
+    }
+
     /// A fresh stream (IV of zeros).
     pub fn new(key: &AesKey) -> CbcDecryptor {
         CbcDecryptor {

@@ -81,6 +81,37 @@ impl Checksum {
         }
     }
 
+    /// The running state, to carry it to another process: the algorithm, the CRC
+    /// register (crc-fast's state for `cksum`, the CRC so far for CRC-32) and, for
+    /// `cksum`, the byte count.
+    pub(crate) fn state(&self) -> (ChecksumAlgorithm, u64, u64) {
+        match &self.state {
+            State::Cksum { digest, len } => (ChecksumAlgorithm::Cksum, digest.get_state(), *len),
+            State::Crc32(h) => (ChecksumAlgorithm::Crc32, u64::from(h.clone().finalize()), 0),
+        }
+    }
+
+    /// A checksum continuing from [`state`](Self::state); `None` for a register
+    /// wider than 32 bits.
+    pub(crate) fn from_state(
+        algorithm: ChecksumAlgorithm,
+        register: u64,
+        len: u64,
+    ) -> Option<Checksum> {
+        let register = u32::try_from(register).ok()?;
+        let state = match algorithm {
+            ChecksumAlgorithm::Cksum => State::Cksum {
+                digest: crc_fast::Digest::new_with_init_state(
+                    crc_fast::CrcAlgorithm::Crc32Cksum,
+                    u64::from(register),
+                ),
+                len,
+            },
+            ChecksumAlgorithm::Crc32 => State::Crc32(crc32fast::Hasher::new_with_initial(register)),
+        };
+        Some(Checksum { state })
+    }
+
     /// Number of bytes fed so far (only tracked for `cksum`; 0 for CRC-32).
     pub fn len(&self) -> u64 {
         match &self.state {

@@ -63,6 +63,7 @@
 mod answer;
 mod event;
 pub mod question;
+mod suspended;
 mod upload;
 
 use std::collections::VecDeque;
@@ -83,6 +84,7 @@ use crate::wire::{
 pub use event::{ClientRecord, ServerConfig, ServerEvent, Verdict};
 use question::Question;
 pub use question::{QuestionKind, Ticket};
+pub use suspended::DecodeError;
 pub use upload::SuspendedUpload;
 use upload::Upload;
 

@@ -31,7 +31,7 @@ impl SuspendedUpload {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Stream,
     PerPacket,
     /// Not yet known: the packets so far, kept (at most [`PROBE_PACKETS`]) until
@@ -45,7 +45,7 @@ enum Mode {
 /// Packets whose last blocks all end in the same valid padding before an upload
 /// whose sizes do not tell is taken to be encrypted per packet: a stream's blocks
 /// look padded by chance about once in 256, so three in a row about once in 2^24.
-const PROBE_PACKETS: usize = 3;
+pub(crate) const PROBE_PACKETS: usize = 3;
 
 /// The PKCS#7 padding length of a packet's last block if the packet were encrypted
 /// on its own (zero IV), or `None` if it would not decrypt.
@@ -69,14 +69,14 @@ pub(crate) struct Upload {
     pub original_size: u32,
     pub total: u16,
     pub next: u16,
-    content_size_field: u32,
-    field_order: PacketFieldOrder,
-    per_packet_size: bool,
-    mode: Mode,
+    pub content_size_field: u32,
+    pub field_order: PacketFieldOrder,
+    pub per_packet_size: bool,
+    pub mode: Mode,
     pub ciphertext_len: u64,
     pub plaintext_len: u64,
-    key: AesKey,
-    decryptor: CbcDecryptor,
+    pub key: AesKey,
+    pub decryptor: CbcDecryptor,
     pub checksum: Checksum,
     /// Answer every packet with a 1603 (variant 7).
     pub ack_every: bool,

@@ -48,7 +48,9 @@ pub struct MemStore {
     pub temp: HashMap<ClientId, (Vec<u8>, Vec<u8>)>,
     pub finished: HashMap<ClientId, (Vec<u8>, Vec<u8>)>,
     pub files: HashMap<(ClientId, Vec<u8>), StoredFile>,
-    pub suspended: HashMap<ClientId, SuspendedUpload>,
+    /// Suspended uploads as bytes, as a fleet of servers keeps them in a shared table:
+    /// every suspension in these tests goes through the encoding.
+    pub suspended: HashMap<ClientId, Vec<u8>>,
     pub faults: Faults,
     pub clock: u64,
     pub log: Vec<String>,
@@ -132,10 +134,18 @@ impl MemStore {
                 None => conn.fail(ticket).unwrap(),
             },
             ServerEvent::LookupClient { ticket, client_id } => {
+                let suspended = self.suspended.remove(&client_id);
                 let record = self.clients.get(&client_id).map(|c| ClientRecord {
                     aes_key: c.aes_key.as_ref().map(AesKey::duplicate),
                     key_age: std::time::Duration::ZERO,
-                    suspended: self.suspended.remove(&client_id),
+                    suspended: suspended.zip(c.aes_key.as_ref()).and_then(|(bytes, key)| {
+                        match SuspendedUpload::from_bytes(&bytes, key) {
+                            Ok(up) => Some(up),
+                            // A new key was issued since: the upload cannot go on.
+                            Err(DecodeError::KeyMismatch) => None,
+                            Err(e) => panic!("an encoded upload did not decode: {e}"),
+                        }
+                    }),
                 });
                 conn.client_lookup(ticket, record).unwrap();
             }
@@ -173,7 +183,8 @@ impl MemStore {
                 self.temp.remove(&client_id);
             }
             ServerEvent::UploadSuspended { client_id, upload } => {
-                self.suspended.insert(client_id, upload);
+                let bytes = upload.to_bytes();
+                self.suspended.insert(client_id, bytes);
             }
             ServerEvent::Confirm {
                 ticket,

@@ -17,7 +17,7 @@ use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
 use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::{new_upload_key, short_id, CommitOutcome, Storage, UploadSink};
-use crate::uploads::{ConnId, UploadId, Uploads};
+use crate::uploads::{ConnId, MemoryUploads, Resumed, UploadId, UploadTable};
 
 /// The database's file name inside the data folder.
 pub const DB_FILE: &str = "defensive.db";
@@ -43,7 +43,7 @@ impl Default for Policy {
 /// Shared state of the server process.
 pub struct App {
     storage: Storage,
-    uploads: Uploads,
+    uploads: Arc<dyn UploadTable>,
     policy: Policy,
     next_conn: AtomicU64,
     _lock: Option<FolderLock>,
@@ -69,9 +69,22 @@ impl App {
         })
     }
 
-    /// Serves any storage (tests wrap the backends): reconciles it first.
+    /// Serves any storage (tests wrap the backends): reconciles it first. Uploads in
+    /// progress are kept in this process.
     pub fn with_storage(storage: Storage, policy: Policy) -> anyhow::Result<App> {
-        let done = storage.reconcile()?;
+        App::with_tables(storage, Arc::new(MemoryUploads::default()), policy)
+    }
+
+    /// Serves any storage with any table of uploads in progress (a shared one when
+    /// several servers share the storage): reconciles the storage first, keeping the
+    /// uploads the table names (other servers may be sending them).
+    pub fn with_tables(
+        storage: Storage,
+        uploads: Arc<dyn UploadTable>,
+        policy: Policy,
+    ) -> anyhow::Result<App> {
+        let keep: std::collections::HashSet<String> = uploads.keys()?.into_iter().collect();
+        let done = storage.reconcile_keeping(&keep)?;
         if done != Default::default() {
             info!(
                 forward = done.rolled_forward,
@@ -83,7 +96,7 @@ impl App {
         }
         Ok(App {
             storage,
-            uploads: Uploads::default(),
+            uploads,
             policy,
             next_conn: AtomicU64::new(1),
             _lock: None,
@@ -103,7 +116,14 @@ impl App {
     /// Periodic work while serving: removes abandoned uploads and frees names whose
     /// registration never sent a key. Logs what it did.
     pub fn housekeeping(&self, now: Instant) {
-        for gone in self.uploads.expire(self.policy.abandoned_after, now) {
+        let expired = match self.uploads.expire(self.policy.abandoned_after, now) {
+            Ok(gone) => gone,
+            Err(e) => {
+                warn!("{e}");
+                Vec::new()
+            }
+        };
+        for gone in expired {
             info!(
                 client = %short_id(&gone.client),
                 idle_s = gone.idle.as_secs(),
@@ -136,8 +156,13 @@ impl App {
 
     /// The server stops: uploads still in progress are removed.
     pub fn discard_uploads(&self) {
-        for key in self.uploads.drain() {
-            self.storage.drop_upload(&key);
+        match self.uploads.drain() {
+            Ok(keys) => {
+                for key in keys {
+                    self.storage.drop_upload(&key);
+                }
+            }
+            Err(e) => warn!("uploads in progress left for another server to expire: {e}"),
         }
     }
 }
@@ -204,9 +229,7 @@ impl Connection {
     fn abort_upload(&mut self) {
         self.writer = None;
         if let Some(id) = self.upload.take() {
-            if let Some(key) = self.app.uploads.remove(id) {
-                self.app.storage.drop_upload(&key);
-            }
+            self.app.remove_upload(id);
         }
     }
 
@@ -226,7 +249,12 @@ impl Connection {
         let id = self
             .upload
             .ok_or_else(|| std::io::Error::other("no upload on this connection"))?;
-        if !self.app.uploads.finish(id, size, checksum) {
+        if !self
+            .app
+            .uploads
+            .finish(id, size, checksum)
+            .map_err(std::io::Error::other)?
+        {
             return Err(std::io::Error::other("upload lost"));
         }
         Ok(())
@@ -237,7 +265,7 @@ impl Connection {
         let up = self
             .app
             .uploads
-            .take_for_verdict(self.id, own, client, self.requests <= 1)
+            .take_for_verdict(self.id, own, client, self.requests <= 1)?
             .ok_or_else(|| anyhow::anyhow!("no finished upload to confirm"))?;
         let outcome = self.app.storage.commit(Finished {
             client,
@@ -259,21 +287,13 @@ impl Connection {
             }
         };
         let (aes_key, age) = key?;
-        let suspended = match self.app.uploads.resume(self.id, &client_id) {
-            Some((id, key, upload)) => match self.app.storage.contents.reopen_upload(&key) {
-                Ok(w) => {
-                    self.writer = Some(w);
-                    self.upload = Some(id);
-                    Some(upload)
-                }
-                Err(e) => {
-                    warn!(peer = %self.peer, "could not resume an upload: {e}");
-                    self.app.uploads.remove(id);
-                    self.app.storage.drop_upload(&key);
-                    None
-                }
-            },
-            None => None,
+        let suspended = match self.app.uploads.resume(self.id, &client_id, &aes_key) {
+            Ok(Some(r)) => self.reopen(r),
+            Ok(None) => None,
+            Err(e) => {
+                warn!(peer = %self.peer, "could not look for a suspended upload: {e}");
+                None
+            }
         };
         Some(ClientRecord {
             aes_key: Some(aes_key),
@@ -283,12 +303,62 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Reopens the contents of a suspended upload taken over by this connection. The
+    /// contents must hold exactly the bytes the state accounts for: more means a
+    /// suspension flushed them and then failed to save its state (or its server died
+    /// between the two); less, that bytes were lost. Either way the upload is dropped
+    /// and the client starts the file again, rather than continue into bytes that do
+    /// not match its state.
+    fn reopen(&mut self, r: Resumed) -> Option<protocol_core::SuspendedUpload> {
+        let expected = r.upload.bytes_so_far();
+        let failure = match self.app.storage.contents.reopen_upload(&r.key) {
+            Ok(w) => match w.len() {
+                Some(held) if held != expected => {
+                    format!("its contents hold {held} bytes, its state {expected}")
+                }
+                _ => {
+                    self.writer = Some(w);
+                    self.upload = Some(r.id);
+                    return Some(r.upload);
+                }
+            },
+            Err(e) => e.to_string(),
+        };
+        warn!(peer = %self.peer, "could not resume an upload, dropped (the client starts it again): {failure}");
+        self.app.remove_upload(r.id);
+        self.app.storage.drop_upload(&r.key);
+        None
+    }
+}
+
+impl App {
+    /// Removes an upload from the table and deletes its contents.
+    fn remove_upload(&self, id: UploadId) {
+        match self.uploads.remove(id) {
+            Ok(Some(key)) => self.storage.drop_upload(&key),
+            Ok(None) => {}
+            Err(e) => warn!("an upload stays in the table until it expires: {e}"),
+        }
+    }
+
+    /// Keys of uploads of a connection that closed, to delete.
+    fn release(&self, conn: ConnId) {
+        match self.uploads.release(conn) {
+            Ok(keys) => {
+                for key in keys {
+                    self.storage.drop_upload(&key);
+                }
+            }
+            Err(e) => warn!("uploads of a closed connection stay until they expire: {e}"),
+        }
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.writer = None;
-        for key in self.app.uploads.release(self.id) {
-            self.app.storage.drop_upload(&key);
-        }
+        self.app.release(self.id);
     }
 }
 
@@ -336,14 +406,28 @@ impl Connection {
     ) -> std::io::Result<()> {
         self.abort_upload();
         self.failed = None;
-        for stale in self.app.uploads.supersede(&client, &file_name) {
+        let stale = self
+            .app
+            .uploads
+            .supersede(&client, &file_name)
+            .map_err(std::io::Error::other)?;
+        for stale in stale {
             self.app.storage.drop_upload(&stale);
         }
         let key = new_upload_key();
         let writer = self.app.storage.contents.create_upload(&key)?;
-        self.writer = Some(writer);
-        self.upload = Some(self.app.uploads.start(self.id, client, file_name, key));
-        Ok(())
+        match self.app.uploads.start(self.id, client, &file_name, &key) {
+            Ok(id) => {
+                self.writer = Some(writer);
+                self.upload = Some(id);
+                Ok(())
+            }
+            Err(e) => {
+                drop(writer);
+                self.app.storage.drop_upload(&key);
+                Err(std::io::Error::other(e))
+            }
+        }
     }
     pub(crate) fn data(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.write_data(data)
@@ -368,25 +452,26 @@ impl Connection {
         &mut self,
         upload: protocol_core::SuspendedUpload,
     ) -> std::io::Result<()> {
-        // What is buffered must be in the file before another connection resumes
-        // the upload from the file's end.
+        // The checkpoint rule: what is buffered must be in the contents before the
+        // state is saved (another connection, perhaps on another server, resumes from
+        // the contents' end), so a saved state never claims bytes the contents lack.
         let flushed = match self.writer.take() {
             Some(mut w) => w.flush(),
             None => Ok(()),
         };
-        match (flushed, self.upload.take()) {
-            (Ok(()), Some(id)) => {
-                self.app.uploads.suspend(id, upload);
-                Ok(())
-            }
-            (Err(e), Some(id)) => {
-                if let Some(key) = self.app.uploads.remove(id) {
-                    self.app.storage.drop_upload(&key);
-                }
-                Err(e)
-            }
-            (r, None) => r,
+        let Some(id) = self.upload.take() else {
+            return flushed;
+        };
+        let saved = flushed.and_then(|()| {
+            self.app
+                .uploads
+                .suspend(id, upload)
+                .map_err(std::io::Error::other)
+        });
+        if saved.is_err() {
+            self.app.remove_upload(id);
         }
+        saved
     }
     pub(crate) fn verdict(
         &mut self,
@@ -404,12 +489,13 @@ impl Connection {
             .uploads
             .remove_for_retry(self.id, own, client, fresh)
         {
-            Some(key) => self.app.storage.drop_upload(&key),
-            None => {
-                if let Some(key) = own.and_then(|id| self.app.uploads.remove(id)) {
-                    self.app.storage.drop_upload(&key);
+            Ok(Some(key)) => self.app.storage.drop_upload(&key),
+            Ok(None) => {
+                if let Some(id) = own {
+                    self.app.remove_upload(id);
                 }
             }
+            Err(e) => warn!("a retried upload stays until it expires: {e}"),
         }
     }
     pub(crate) fn lookup_client(&mut self, client: ClientId) -> Option<ClientRecord> {

@@ -206,6 +206,16 @@ impl UploadWriter {
         }
     }
 
+    /// Bytes in the file, counting those still buffered.
+    pub fn len(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.end == 0
+    }
+
     /// Whether writes currently bypass the page cache.
     #[cfg(test)]
     pub fn is_direct(&self) -> bool {

@@ -15,6 +15,7 @@
 //! (its object and upload deleted), then deletes every upload (none survives a
 //! restart) and every object no record names.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use protocol_core::ClientId;
@@ -245,6 +246,12 @@ impl Storage {
     /// Start-up: resolves every intent, then removes uploads and unnamed objects.
     /// Must run before any connection is served, with the folder lock held.
     pub fn reconcile(&self) -> Result<Reconciled, StorageError> {
+        self.reconcile_keeping(&HashSet::new())
+    }
+
+    /// [`reconcile`](Self::reconcile), except that the uploads in `keep` stay: a table
+    /// of uploads shared by several servers still names them.
+    pub fn reconcile_keeping(&self, keep: &HashSet<String>) -> Result<Reconciled, StorageError> {
         let mut done = Reconciled::default();
         for intent in self.meta.intents()? {
             if intent.switched {
@@ -274,6 +281,8 @@ impl Storage {
             .contents
             .uploads()
             .map_err(contents("listing uploads"))?
+            .into_iter()
+            .filter(|u| !keep.contains(u))
         {
             self.contents
                 .delete_upload(&upload)

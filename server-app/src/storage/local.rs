@@ -116,6 +116,9 @@ impl UploadSink for UploadWriter {
     fn finish(self: Box<Self>) -> io::Result<()> {
         UploadWriter::finish(*self)
     }
+    fn len(&self) -> Option<u64> {
+        Some(UploadWriter::len(self))
+    }
 }
 
 impl Contents for LocalContents {

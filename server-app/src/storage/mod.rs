@@ -233,6 +233,11 @@ pub trait UploadSink: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// Step 1 of a commit: flushes and makes the bytes durable (before 1603).
     fn finish(self: Box<Self>) -> io::Result<()>;
+    /// Bytes in the upload so far, counting buffered ones, when the sink knows (a
+    /// reopened upload is checked against its saved state).
+    fn len(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The bytes: uploads in progress and committed objects, by opaque keys.

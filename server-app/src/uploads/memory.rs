@@ -1,0 +1,267 @@
+//! The table of uploads in progress kept in this process: one server (the default).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use protocol_core::crypto::AesKey;
+use protocol_core::{ClientId, SuspendedUpload};
+
+use super::{Abandoned, ConnId, Resumed, TableError, UploadId, UploadTable, Verdictable};
+
+enum State {
+    /// Packets are arriving on the owning connection.
+    Receiving,
+    /// Between packets, no connection holds it (a connection per request).
+    Suspended(SuspendedUpload),
+    /// 1603 sent; waiting for 900/901/902.
+    Finished { size: u64, checksum: u32 },
+}
+
+struct Slot {
+    client: ClientId,
+    file_name: String,
+    key: String,
+    owner: Option<ConnId>,
+    state: State,
+    /// When it last lost its connection (for abandoned uploads).
+    since: Instant,
+}
+
+/// Every upload in progress of this server, in memory: nothing survives a restart.
+#[derive(Default)]
+pub struct MemoryUploads {
+    slots: Mutex<HashMap<UploadId, Slot>>,
+    next: Mutex<UploadId>,
+}
+
+impl MemoryUploads {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<UploadId, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl UploadTable for MemoryUploads {
+    fn start(
+        &self,
+        conn: ConnId,
+        client: ClientId,
+        file_name: &str,
+        key: &str,
+    ) -> Result<UploadId, TableError> {
+        let id = {
+            let mut n = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            *n += 1;
+            *n
+        };
+        self.slots().insert(
+            id,
+            Slot {
+                client,
+                file_name: file_name.to_string(),
+                key: key.to_string(),
+                owner: Some(conn),
+                state: State::Receiving,
+                since: Instant::now(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn supersede(&self, client: &ClientId, file_name: &str) -> Result<Vec<String>, TableError> {
+        let mut slots = self.slots();
+        let mut gone = Vec::new();
+        slots.retain(|_, s| {
+            let stale = s.client == *client
+                && s.file_name == file_name
+                && s.owner.is_none()
+                && matches!(s.state, State::Suspended(_));
+            if stale {
+                gone.push(s.key.clone());
+            }
+            !stale
+        });
+        Ok(gone)
+    }
+
+    fn finish(&self, id: UploadId, size: u64, checksum: u32) -> Result<bool, TableError> {
+        Ok(match self.slots().get_mut(&id) {
+            Some(s) => {
+                s.state = State::Finished { size, checksum };
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn suspend(&self, id: UploadId, upload: SuspendedUpload) -> Result<(), TableError> {
+        if let Some(s) = self.slots().get_mut(&id) {
+            s.state = State::Suspended(upload);
+            s.owner = None;
+            s.since = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn resume(
+        &self,
+        conn: ConnId,
+        client: &ClientId,
+        _key: &AesKey,
+    ) -> Result<Option<Resumed>, TableError> {
+        let mut slots = self.slots();
+        let sending_elsewhere = slots.values().any(|s| {
+            s.client == *client && matches!(s.state, State::Receiving) && s.owner != Some(conn)
+        });
+        let mut suspended = slots
+            .iter()
+            .filter(|(_, s)| s.client == *client && matches!(s.state, State::Suspended(_)))
+            .map(|(id, _)| *id);
+        let (Some(id), None) = (suspended.next(), suspended.next()) else {
+            return Ok(None);
+        };
+        if sending_elsewhere {
+            return Ok(None);
+        }
+        let Some(slot) = slots.get_mut(&id) else {
+            return Ok(None);
+        };
+        let State::Suspended(upload) = std::mem::replace(&mut slot.state, State::Receiving) else {
+            return Ok(None);
+        };
+        slot.owner = Some(conn);
+        Ok(Some(Resumed {
+            id,
+            key: slot.key.clone(),
+            upload,
+        }))
+    }
+
+    fn take_for_verdict(
+        &self,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Result<Option<Verdictable>, TableError> {
+        let mut slots = self.slots();
+        let Some(slot) =
+            pick_finished(&slots, conn, own, client, fresh).and_then(|id| slots.remove(&id))
+        else {
+            return Ok(None);
+        };
+        let State::Finished { size, checksum } = slot.state else {
+            return Ok(None);
+        };
+        Ok(Some(Verdictable {
+            file_name: slot.file_name,
+            key: slot.key,
+            size,
+            checksum,
+        }))
+    }
+
+    fn remove(&self, id: UploadId) -> Result<Option<String>, TableError> {
+        Ok(self.slots().remove(&id).map(|s| s.key))
+    }
+
+    fn remove_for_retry(
+        &self,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Result<Option<String>, TableError> {
+        let mut slots = self.slots();
+        Ok(pick_finished(&slots, conn, own, client, fresh)
+            .and_then(|id| slots.remove(&id))
+            .map(|s| s.key))
+    }
+
+    fn release(&self, conn: ConnId) -> Result<Vec<String>, TableError> {
+        let mut slots = self.slots();
+        let mut dead = Vec::new();
+        slots.retain(|_, s| {
+            if s.owner != Some(conn) {
+                return true;
+            }
+            if matches!(s.state, State::Receiving) {
+                dead.push(s.key.clone());
+                return false;
+            }
+            s.owner = None;
+            s.since = Instant::now();
+            true
+        });
+        Ok(dead)
+    }
+
+    fn expire(&self, after: Duration, now: Instant) -> Result<Vec<Abandoned>, TableError> {
+        let mut slots = self.slots();
+        let mut gone = Vec::new();
+        slots.retain(|_, s| {
+            let idle = now.saturating_duration_since(s.since);
+            if s.owner.is_none() && idle >= after {
+                gone.push(Abandoned {
+                    client: s.client,
+                    key: s.key.clone(),
+                    idle,
+                });
+                return false;
+            }
+            true
+        });
+        Ok(gone)
+    }
+
+    fn drain(&self) -> Result<Vec<String>, TableError> {
+        Ok(self.slots().drain().map(|(_, s)| s.key).collect())
+    }
+
+    fn keys(&self) -> Result<Vec<String>, TableError> {
+        Ok(self.slots().values().map(|s| s.key.clone()).collect())
+    }
+
+    fn len(&self) -> usize {
+        self.slots().len()
+    }
+}
+
+fn pick_finished(
+    slots: &HashMap<UploadId, Slot>,
+    conn: ConnId,
+    own: Option<UploadId>,
+    client: &ClientId,
+    fresh: bool,
+) -> Option<UploadId> {
+    let finished = |s: &Slot| s.client == *client && matches!(s.state, State::Finished { .. });
+    if let Some(id) = own {
+        if slots
+            .get(&id)
+            .is_some_and(|s| finished(s) && s.owner == Some(conn))
+        {
+            return Some(id);
+        }
+    }
+    let only = |keep: &dyn Fn(&Slot) -> bool| {
+        let mut ids = slots
+            .iter()
+            .filter(|(_, s)| finished(s) && keep(s))
+            .map(|(id, _)| *id);
+        match (ids.next(), ids.next()) {
+            (Some(id), None) => Some(id),
+            _ => None,
+        }
+    };
+    only(&|s| s.owner.is_none()).or_else(|| if fresh { only(&|_| true) } else { None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_table_keeps_every_rule() {
+        super::super::suite::run(&MemoryUploads::default(), 0);
+    }
+}

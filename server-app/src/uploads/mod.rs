@@ -1,0 +1,141 @@
+//! Uploads in progress, each owned by the connection that is sending it.
+//!
+//! A 900, 901 or 902 affects exactly the upload whose 1603 its connection received. A
+//! client with a connection per request (protocol variant 7) leaves its upload between
+//! connections: suspended between packets, or finished and awaiting its verdict. A later
+//! connection of the same client takes it over only when it is the client's one such
+//! upload and no other connection of the client is sending one.
+//!
+//! [`UploadTable`] is that table; [`memory::MemoryUploads`] keeps it in the process (one
+//! server, the default), [`postgres::PgUploads`] in PostgreSQL, shared by a fleet of
+//! servers: there a connection is named by its server instance and its number, a
+//! suspended upload is kept as bytes ([`protocol_core::SuspendedUpload::to_bytes`]), and
+//! taking one over is an update conditioned on its owner and state, so exactly one
+//! connection of the whole fleet writes an upload at a time.
+
+pub mod memory;
+
+#[doc(hidden)]
+pub mod suite;
+
+use std::time::{Duration, Instant};
+
+use protocol_core::crypto::AesKey;
+use protocol_core::{ClientId, SuspendedUpload};
+
+pub use crate::storage::MetaError as TableError;
+pub use memory::MemoryUploads;
+
+/// Identifies one upload in progress.
+pub type UploadId = u64;
+/// Identifies one connection of this server process.
+pub type ConnId = u64;
+
+/// An upload whose verdict came: what the commit needs.
+#[derive(Debug)]
+pub struct Verdictable {
+    /// Name as the client sent it.
+    pub file_name: String,
+    /// The contents key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Checksum sent in 1603.
+    pub checksum: u32,
+}
+
+/// An upload removed because no connection came back for it.
+#[derive(Debug)]
+pub struct Abandoned {
+    /// Owner.
+    pub client: ClientId,
+    /// The contents key to delete.
+    pub key: String,
+    /// How long it had been without a connection.
+    pub idle: Duration,
+}
+
+/// A suspended upload taken over by a connection.
+#[derive(Debug)]
+pub struct Resumed {
+    /// Its id in the table.
+    pub id: UploadId,
+    /// Its contents key.
+    pub key: String,
+    /// The core's state, to hand back in the client record. Its
+    /// [`bytes_so_far`](SuspendedUpload::bytes_so_far) is what the contents held when
+    /// it was suspended.
+    pub upload: SuspendedUpload,
+}
+
+/// Every upload in progress: the rules of docs/STORAGE.md ("Uploads in progress belong
+/// to their connection"). Each method is one atomic step.
+pub trait UploadTable: Send + Sync {
+    /// Records a new upload sent by `conn`.
+    fn start(
+        &self,
+        conn: ConnId,
+        client: ClientId,
+        file_name: &str,
+        key: &str,
+    ) -> Result<UploadId, TableError>;
+    /// Removes the suspended uploads of `client` for `file_name` that no connection
+    /// holds: the client started that file again from its first packet. Their keys,
+    /// to delete.
+    fn supersede(&self, client: &ClientId, file_name: &str) -> Result<Vec<String>, TableError>;
+    /// The last packet arrived and the bytes are durable: 1603 goes out. False if the
+    /// upload is no longer in the table.
+    fn finish(&self, id: UploadId, size: u64, checksum: u32) -> Result<bool, TableError>;
+    /// The connection left between packets: another may continue. The caller has
+    /// flushed the contents first, so the state never claims bytes they lack.
+    fn suspend(&self, id: UploadId, upload: SuspendedUpload) -> Result<(), TableError>;
+    /// A connection of `client` continues a suspended upload: the client's only one,
+    /// and only when no other connection of the client is sending one. `key` is the
+    /// client's AES key (a shared table keeps the upload without it).
+    fn resume(
+        &self,
+        conn: ConnId,
+        client: &ClientId,
+        key: &AesKey,
+    ) -> Result<Option<Resumed>, TableError>;
+    /// The upload a verdict of `client` on `conn` is about: the connection's own
+    /// finished upload; else the client's one finished upload that no connection
+    /// holds; else, when the verdict is the first request of its connection (a
+    /// connection per request, whose previous connection may not have closed yet),
+    /// the client's one finished upload. Removed from the table.
+    fn take_for_verdict(
+        &self,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Result<Option<Verdictable>, TableError>;
+    /// Removes an upload; its contents key, to delete.
+    fn remove(&self, id: UploadId) -> Result<Option<String>, TableError>;
+    /// Removes the finished upload a 901 of `client` on `conn` is about (found as
+    /// [`take_for_verdict`](Self::take_for_verdict) finds it); its key, to delete.
+    fn remove_for_retry(
+        &self,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Result<Option<String>, TableError>;
+    /// `conn` closed: an upload it was receiving is dead (its key returned, to delete);
+    /// one awaiting its verdict waits for another connection of its client.
+    fn release(&self, conn: ConnId) -> Result<Vec<String>, TableError>;
+    /// Removes uploads no connection has held for `after` (and, in a shared table,
+    /// uploads held by a server that stopped renewing its lease); `now` is this
+    /// process's clock (a shared table uses the database's).
+    fn expire(&self, after: Duration, now: Instant) -> Result<Vec<Abandoned>, TableError>;
+    /// Removes every upload of this server process (it stops); their keys, to delete.
+    fn drain(&self) -> Result<Vec<String>, TableError>;
+    /// Every contents key the table names (start-up reconciliation keeps those).
+    fn keys(&self) -> Result<Vec<String>, TableError>;
+    /// How many uploads are in progress.
+    fn len(&self) -> usize;
+    /// Whether none is.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,195 @@
+//! The rules every [`UploadTable`] keeps, as one suite run against each implementation
+//! (the in-memory table always; PostgreSQL when a test database is given).
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use protocol_core::crypto::{AesKey, CbcEncryptor};
+use protocol_core::rand_core::OsRng;
+use protocol_core::wire::{self, FilePacket, Request, RequestEncoding};
+use protocol_core::{
+    ClientId, ClientRecord, FieldString, ServerConfig, ServerConnection, ServerEvent,
+    SuspendedUpload,
+};
+
+use super::{ConnId, UploadTable};
+
+/// The AES key of the suite's uploads.
+pub fn key() -> AesKey {
+    AesKey::from_slice(&[5u8; 32]).expect("a 256-bit key")
+}
+
+/// A real suspended upload of `client`: packet 1 of 3 of `name`, sent as the first
+/// request of a connection (a connection per request), so the core suspends it at once.
+pub fn suspended(client: ClientId, name: &str) -> SuspendedUpload {
+    let key = key();
+    let data = vec![7u8; 100];
+    let mut enc = CbcEncryptor::new(&key);
+    let mut ct = BytesMut::new();
+    enc.update(&data, &mut ct);
+    enc.finish(&mut ct);
+    let mut frame = BytesMut::new();
+    let packet = Request::SendFile(FilePacket {
+        content_size: ct.len() as u32,
+        original_size: data.len() as u32,
+        packet_number: 1,
+        total_packets: 3,
+        file_name: FieldString::new(name).expect("a valid name"),
+        content: ct.split_to(48).freeze(),
+    });
+    wire::encode_request(&mut frame, client, &packet, RequestEncoding::default());
+    #[allow(clippy::disallowed_methods)] // the test is the caller that owns the clock
+    let now = Instant::now();
+    let mut s = ServerConnection::new(ServerConfig::default(), OsRng, now);
+    s.handle_input(&mut frame, now).expect("a valid frame");
+    let mut found = None;
+    while let Some(ev) = s.poll_event() {
+        match ev {
+            ServerEvent::LookupClient { ticket, .. } => {
+                let record = ClientRecord {
+                    aes_key: Some(key.duplicate()),
+                    key_age: Duration::ZERO,
+                    suspended: None,
+                };
+                s.client_lookup(ticket, Some(record)).expect("answered");
+            }
+            ServerEvent::UploadData { data, .. } => {
+                s.data_written(data.len()).expect("written");
+            }
+            ServerEvent::UploadSuspended { upload, .. } => found = Some(upload),
+            _ => {}
+        }
+    }
+    found.expect("a connection per request suspends after each packet")
+}
+
+const C: ClientId = ClientId([1; 16]);
+const D: ClientId = ClientId([2; 16]);
+
+/// Runs every rule against `t`, a table with nothing in it. Connection numbers start at
+/// `base` (a shared table needs them distinct between runs).
+pub fn run(t: &dyn UploadTable, base: ConnId) {
+    verdicts_take_the_upload_of_their_own_connection(t, base);
+    verdicts_without_an_upload_of_their_own_take_nothing_held_elsewhere(t, base + 10);
+    a_suspended_upload_is_taken_over_by_one_connection_only(t, base + 20);
+    a_new_first_packet_supersedes_a_suspended_upload(t, base + 30);
+    closing_kills_a_receiving_upload_and_keeps_a_finished_one(t, base + 40);
+    abandoned_uploads_expire(t, base + 50);
+}
+
+fn verdicts_take_the_upload_of_their_own_connection(t: &dyn UploadTable, b: ConnId) {
+    let one = t.start(b + 1, C, "f.txt", "uploads/one").unwrap();
+    let two = t.start(b + 2, C, "f.txt", "uploads/two").unwrap();
+    assert!(t.finish(two, 20, 2).unwrap());
+    assert!(t.finish(one, 10, 1).unwrap());
+    let v = t
+        .take_for_verdict(b + 1, Some(one), &C, false)
+        .unwrap()
+        .unwrap();
+    assert_eq!((v.key.as_str(), v.size, v.checksum), ("uploads/one", 10, 1));
+    let v = t
+        .take_for_verdict(b + 2, Some(two), &C, false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.key, "uploads/two");
+    assert_eq!(v.file_name, "f.txt");
+    assert!(t.is_empty());
+}
+
+fn verdicts_without_an_upload_of_their_own_take_nothing_held_elsewhere(
+    t: &dyn UploadTable,
+    b: ConnId,
+) {
+    let one = t.start(b + 1, C, "f.txt", "uploads/one").unwrap();
+    t.finish(one, 10, 1).unwrap();
+    // A connection that sent other requests before its 900: never another's upload.
+    assert!(t
+        .take_for_verdict(b + 2, None, &C, false)
+        .unwrap()
+        .is_none());
+    // Two finished uploads: a fresh connection cannot tell which.
+    let two = t.start(b + 3, C, "g.txt", "uploads/two").unwrap();
+    t.finish(two, 5, 5).unwrap();
+    assert!(t.take_for_verdict(b + 4, None, &C, true).unwrap().is_none());
+    // Its connection gone, the one orphan is the client's (connection per request).
+    t.release(b + 1).unwrap();
+    let v = t.take_for_verdict(b + 4, None, &C, true).unwrap().unwrap();
+    assert_eq!(v.key, "uploads/one");
+    // A 901 drops the other.
+    assert_eq!(
+        t.remove_for_retry(b + 3, Some(two), &C, false).unwrap(),
+        Some("uploads/two".to_string())
+    );
+    assert!(t.is_empty());
+}
+
+fn a_suspended_upload_is_taken_over_by_one_connection_only(t: &dyn UploadTable, b: ConnId) {
+    let id = t.start(b + 1, C, "f.txt", "uploads/s").unwrap();
+    let up = suspended(C, "f.txt");
+    let so_far = up.bytes_so_far();
+    t.suspend(id, up).unwrap();
+    t.release(b + 1).unwrap();
+    // Another client's connection sees nothing.
+    assert!(t.resume(b + 2, &D, &key()).unwrap().is_none());
+    let r = t.resume(b + 3, &C, &key()).unwrap().expect("taken over");
+    assert_eq!((r.id, r.key.as_str()), (id, "uploads/s"));
+    assert_eq!(r.upload.bytes_so_far(), so_far);
+    assert_eq!(r.upload.client_id(), C);
+    // Exactly one writer: a second connection gets nothing while the first holds it.
+    assert!(t.resume(b + 4, &C, &key()).unwrap().is_none());
+    t.suspend(id, r.upload).unwrap();
+    // While another connection of the client sends an upload, none is taken over.
+    let other = t.start(b + 5, C, "g.txt", "uploads/g").unwrap();
+    assert!(t.resume(b + 6, &C, &key()).unwrap().is_none());
+    assert_eq!(t.remove(other).unwrap(), Some("uploads/g".to_string()));
+    let mut keys = t.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, vec!["uploads/s".to_string()]);
+    assert!(t.resume(b + 6, &C, &key()).unwrap().is_some());
+    assert_eq!(t.remove(id).unwrap(), Some("uploads/s".to_string()));
+    assert!(t.is_empty());
+}
+
+fn a_new_first_packet_supersedes_a_suspended_upload(t: &dyn UploadTable, b: ConnId) {
+    let id = t.start(b + 1, C, "f.txt", "uploads/old").unwrap();
+    t.suspend(id, suspended(C, "f.txt")).unwrap();
+    let other = t.start(b + 2, C, "g.txt", "uploads/g").unwrap();
+    t.suspend(other, suspended(C, "g.txt")).unwrap();
+    assert_eq!(
+        t.supersede(&C, "f.txt").unwrap(),
+        vec!["uploads/old".to_string()]
+    );
+    assert!(t.supersede(&C, "f.txt").unwrap().is_empty());
+    assert_eq!(t.drain().unwrap(), vec!["uploads/g".to_string()]);
+    assert!(t.is_empty());
+}
+
+fn closing_kills_a_receiving_upload_and_keeps_a_finished_one(t: &dyn UploadTable, b: ConnId) {
+    let dead = t.start(b + 1, C, "f.txt", "uploads/dead").unwrap();
+    let done = t.start(b + 1, C, "g.txt", "uploads/done").unwrap();
+    t.finish(done, 3, 3).unwrap();
+    assert_eq!(t.release(b + 1).unwrap(), vec!["uploads/dead".to_string()]);
+    assert_eq!(t.remove(dead).unwrap(), None);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.drain().unwrap(), vec!["uploads/done".to_string()]);
+}
+
+fn abandoned_uploads_expire(t: &dyn UploadTable, b: ConnId) {
+    let held = t.start(b + 1, C, "f.txt", "uploads/held").unwrap();
+    let left = t.start(b + 2, C, "g.txt", "uploads/left").unwrap();
+    t.finish(left, 1, 1).unwrap();
+    t.release(b + 2).unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    // Not yet.
+    assert!(t.expire(Duration::from_secs(3600), now).unwrap().is_empty());
+    let gone = t
+        .expire(Duration::ZERO, now + Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].key, "uploads/left");
+    assert_eq!(gone[0].client, C);
+    // The one a connection holds stays.
+    assert_eq!(t.remove(held).unwrap(), Some("uploads/held".to_string()));
+    assert!(t.is_empty());
+}

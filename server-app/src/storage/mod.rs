@@ -1,7 +1,8 @@
 //! Where the server keeps what it knows: two small interfaces and their local backends.
 //!
-//! - [`Metadata`]: clients, keys, file records and commit intents (SQLite today:
-//!   [`sqlite::SqliteMetadata`]).
+//! - [`Metadata`]: clients, keys, file records and commit intents (SQLite by default:
+//!   [`sqlite::SqliteMetadata`]; PostgreSQL for a fleet of servers:
+//!   [`postgres::PostgresMetadata`]).
 //! - [`Contents`]: the bytes, as opaque keys: uploads in progress under `uploads/`,
 //!   committed objects under `objects/` (a local folder today: [`local::LocalContents`]).
 //!
@@ -17,6 +18,7 @@
 pub mod commit;
 pub mod local;
 pub mod lock;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::HashSet;

@@ -1,0 +1,227 @@
+//! PostgreSQL for the metadata of a fleet of servers: a connection pool
+//! (`deadpool-postgres` over `tokio-postgres`) on a small tokio runtime owned by the
+//! backend, and a way to run a query or a transaction on it from synchronous code.
+//!
+//! The rest of the server calls [`Metadata`](super::Metadata) synchronously, from
+//! threads that may belong to another tokio runtime (the tokio transport runs handlers
+//! on `spawn_blocking` threads; `main` may sit inside `#[tokio::main]`). Blocking on a
+//! runtime from there panics, so [`Pg::run`] and [`Pg::transact`] spawn the work onto
+//! the backend's own runtime and wait for its answer on a standard channel: that works
+//! from any thread except one of the backend's own workers.
+//!
+//! Read-write work goes through [`Pg::transact`]: one SERIALIZABLE transaction,
+//! retried from the start when PostgreSQL reports a serialization failure or a
+//! deadlock (several servers racing on one row), so each call behaves as if the
+//! servers had taken turns.
+
+pub mod metadata;
+pub mod schema;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::MetaError;
+
+pub use deadpool_postgres::{Object, Transaction};
+pub use metadata::PostgresMetadata;
+pub use tokio_postgres::Error as PgError;
+
+/// A boxed, sendable future borrowing for `'a` (what [`Pg::transact`] closures return).
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a [`Pg::transact`] closure stopped: PostgreSQL failed, or the closure refused
+/// (its transaction is rolled back either way).
+#[derive(Debug)]
+pub enum TxError {
+    /// A query failed (retried when it lost a race: [`is_conflict`]).
+    Pg(PgError),
+    /// The closure decided to give up: nothing it did is kept.
+    Refused(MetaError),
+}
+
+impl From<PgError> for TxError {
+    fn from(e: PgError) -> TxError {
+        TxError::Pg(e)
+    }
+}
+
+/// How many times a transaction is tried when it keeps losing races.
+const ATTEMPTS: u32 = 30;
+
+/// Connections per server process (each handler thread holds at most one at a time).
+const POOL_SIZE: usize = 16;
+
+/// A pool of PostgreSQL connections and the runtime that drives them.
+pub struct Pg {
+    pool: Pool,
+    // `Some` until dropped: a runtime is shut down in the background, because dropping
+    // it the ordinary way blocks, which panics inside another runtime.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg")
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Pg {
+    /// Connects to `url` (`postgres://user@host:port/db`, the libpq URL or key=value
+    /// forms) and brings the schema up to date ([`schema::migrate`]), waiting for other
+    /// servers migrating at the same time. Fails when the server cannot be reached.
+    pub fn connect(url: &str) -> Result<Pg, MetaError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| MetaError::backend("reading the database URL", e))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("file-storage server");
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| MetaError::backend("starting the database runtime", e))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(15)))
+            .wait_timeout(Some(Duration::from_secs(60)))
+            .build()
+            .map_err(|e| MetaError::backend("creating the connection pool", e))?;
+        let pg = Pg { pool, rt: Some(rt) };
+        pg.run("migrating the schema", |mut client| async move {
+            schema::migrate(&mut client).await
+        })?;
+        Ok(pg)
+    }
+
+    /// Runs `f` with a pooled connection on the backend's runtime and waits for its
+    /// result. Never panics, whatever runtime the caller is in (but must not be called
+    /// from the backend's own workers, that is from inside `f`).
+    pub fn run<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Object) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        self.wait(what, async move {
+            let client = pool.get().await.map_err(|e| MetaError::backend(what, e))?;
+            f(client).await.map_err(|e| MetaError::backend(what, e))
+        })
+    }
+
+    /// Runs `f` inside one SERIALIZABLE transaction and commits it (rolls it back when
+    /// `f` fails or returns [`TxError::Refused`]); when PostgreSQL
+    /// reports a serialization failure or a deadlock (a concurrent transaction won),
+    /// rolls back and runs `f` again on fresh data, up to 30 times. `f` may run more
+    /// than once, so it must only act through the transaction.
+    ///
+    /// `f` receives the transaction and returns a boxed future:
+    /// `move |tx| Box::pin(async move { tx.execute("...", &[]).await })`.
+    pub fn transact<T, F>(&self, what: &'static str, f: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: for<'a> Fn(&'a Transaction<'a>) -> BoxFut<'a, Result<T, TxError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let pool = self.pool.clone();
+        self.wait(what, async move {
+            let mut client = pool.get().await.map_err(|e| MetaError::backend(what, e))?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match try_once(&mut client, &f).await {
+                    Ok(v) => return Ok(v),
+                    Err(TxError::Pg(e)) if is_conflict(&e) && attempt < ATTEMPTS => {
+                        // Lost a race: a short, growing pause lets the winner finish.
+                        let ms = u64::from(attempt.min(10)) * 2;
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    Err(TxError::Pg(e)) => return Err(MetaError::backend(what, e)),
+                    Err(TxError::Refused(e)) => return Err(e),
+                }
+            }
+        })
+    }
+
+    /// Spawns `fut` on the backend's runtime and waits for it on a standard channel.
+    fn wait<T, Fut>(&self, what: &'static str, fut: Fut) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T, MetaError>> + Send + 'static,
+    {
+        let Some(rt) = &self.rt else {
+            return Err(MetaError::backend(what, "the database runtime is stopped"));
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        rt.spawn(async move {
+            // The receiver only goes away if the caller did; nothing to tell then.
+            let _ = tx.send(fut.await);
+        });
+        // A panic in the task drops the sender: reported as an error, not re-raised.
+        rx.recv()
+            .unwrap_or_else(|_| Err(MetaError::backend(what, "the database task failed")))
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.pool.close();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn try_once<T, F>(client: &mut Object, f: &F) -> Result<T, TxError>
+where
+    F: for<'a> Fn(&'a Transaction<'a>) -> BoxFut<'a, Result<T, TxError>> + Sync,
+{
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::Serializable)
+        .start()
+        .await?;
+    match f(&tx).await {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            // The error is what matters; a failed rollback also ends the transaction
+            // (the connection is then discarded by the pool's recycling check).
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// A transaction that lost to a concurrent one and may simply be run again.
+pub fn is_conflict(e: &PgError) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}

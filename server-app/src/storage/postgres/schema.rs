@@ -1,0 +1,100 @@
+//! The PostgreSQL schema and its migrations.
+//!
+//! The tables and columns mean what they mean in SQLite (`clients`, `files`,
+//! `intents`; docs/STORAGE.md), with PostgreSQL's types: ids and keys `bytea`, names
+//! `text`, times `timestamptz`, flags `boolean`, sizes and checksums `bigint`.
+//! Unquoted, the column names fold to lower case (`PublicKey` is `publickey`).
+//!
+//! `schema_version` holds one row, the version the database is at. Each server
+//! migrates at start under a transaction-level advisory lock, so servers starting at
+//! once take turns and the later ones find the work done. A database newer than
+//! this build is refused.
+
+use tokio_postgres::Client;
+
+use super::PgError;
+
+/// Key of the advisory lock held while migrating (any constant the application does
+/// not use for anything else).
+const MIGRATION_LOCK: i64 = 0x6669_6c65_7374_6f72; // "filestor"
+
+/// Each migration, in order: `MIGRATIONS[n]` brings version `n` to `n + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // Version 1: the tables of SQLite's schema 3.
+    "CREATE TABLE clients (
+         ID bytea PRIMARY KEY CHECK (length(ID) = 16),
+         Name text NOT NULL UNIQUE CHECK (length(Name) <= 255),
+         PublicKey bytea CHECK (PublicKey IS NULL OR length(PublicKey) = 160),
+         LastSeen timestamptz NOT NULL,
+         AESKey bytea CHECK (AESKey IS NULL OR length(AESKey) IN (16, 32)),
+         AESKeyIssued timestamptz,
+         Registered timestamptz NOT NULL
+     );
+     CREATE TABLE files (
+         ID bytea NOT NULL REFERENCES clients(ID),
+         FileName text NOT NULL,
+         PathName text NOT NULL,
+         Verified boolean NOT NULL DEFAULT false,
+         Size bigint NOT NULL DEFAULT 0,
+         Checksum bigint,
+         Updated timestamptz,
+         PRIMARY KEY (ID, FileName)
+     );
+     CREATE INDEX files_pathname ON files (PathName);
+     CREATE TABLE intents (
+         IntentID text PRIMARY KEY,
+         ID bytea NOT NULL,
+         FileName text NOT NULL,
+         Upload text NOT NULL,
+         Object text NOT NULL,
+         Verified boolean NOT NULL,
+         Size bigint NOT NULL,
+         Checksum bigint NOT NULL,
+         Replaced text,
+         Switched boolean NOT NULL DEFAULT false
+     );",
+];
+
+/// The schema version this build writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database to [`current_version`], one transaction per call, holding the
+/// migration lock for its duration. A database at a newer version is refused.
+pub async fn migrate(client: &mut Client) -> Result<(), PgError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version bigint NOT NULL)")
+        .await?;
+    let version: i64 = match tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await?
+    {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])
+                .await?;
+            0
+        }
+    };
+    if version > current_version() {
+        // Rolled back with the transaction; the message reaches the operator.
+        tx.batch_execute(&format!(
+            "DO $$ BEGIN RAISE EXCEPTION 'the database has schema version {version}, newer \
+             than this server''s {}: run the newer server'; END $$",
+            current_version()
+        ))
+        .await?;
+    }
+    for (from, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.batch_execute(step).await?;
+        tx.execute(
+            "UPDATE schema_version SET version = $1",
+            &[&(from as i64 + 1)],
+        )
+        .await?;
+    }
+    tx.commit().await
+}

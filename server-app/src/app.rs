@@ -12,11 +12,15 @@ use protocol_core::{ClientId, ClientRecord, ServerEvent, Verdict};
 use tracing::{error, info, warn};
 use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
+use crate::config::{Database, Files};
 use crate::storage::commit::Finished;
 use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
+use crate::storage::postgres::{Pg, PostgresMetadata};
 use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::{new_upload_key, short_id, CommitOutcome, Storage, UploadSink};
+use crate::storage::{Contents, Metadata};
+use crate::uploads::postgres::PgUploads;
 use crate::uploads::{ConnId, MemoryUploads, Resumed, UploadId, UploadTable};
 
 /// The database's file name inside the data folder.
@@ -67,6 +71,64 @@ impl App {
             _lock: Some(lock),
             ..app
         })
+    }
+
+    /// Serves the backends chosen by `--database` and `--files` (`None`: the data
+    /// folder's, exactly as [`open`](Self::open)). With SQLite the folder's lock is
+    /// taken (one process). With PostgreSQL, the uploads in progress are kept there
+    /// too, shared with the other servers of the fleet.
+    pub fn open_with(
+        dir: &Path,
+        database: Option<&Database>,
+        files: Option<&Files>,
+        policy: Policy,
+    ) -> anyhow::Result<App> {
+        if database.is_none() && files.is_none() {
+            return App::open(dir, policy);
+        }
+        let database = database
+            .cloned()
+            .unwrap_or_else(|| Database::Sqlite(dir.join(DB_FILE)));
+        let files = files
+            .cloned()
+            .unwrap_or_else(|| Files::Dir(dir.to_path_buf()));
+        // SQLite serves one process: its folder is locked. With PostgreSQL, several
+        // servers may share a contents folder (on one machine, or a network file
+        // system): the shared table names the uploads each is writing.
+        let lock = match (&database, &files) {
+            (Database::Sqlite(_), Files::Dir(folder)) => Some(FolderLock::acquire(folder)?),
+            (Database::Sqlite(_), Files::S3 { .. }) => Some(FolderLock::acquire(dir)?),
+            (Database::Postgres(_), _) => None,
+        };
+        let (meta, table): (Arc<dyn Metadata>, Arc<dyn UploadTable>) = match &database {
+            Database::Sqlite(path) => (
+                Arc::new(SqliteMetadata::open(path)?),
+                Arc::new(MemoryUploads::default()),
+            ),
+            Database::Postgres(url) => {
+                let pg = Arc::new(Pg::connect(url).map_err(|e| {
+                    anyhow::anyhow!("cannot use the database at {}: {e}", without_password(url))
+                })?);
+                let lease = (housekeeping_interval(&policy) * 3).max(Duration::from_secs(10));
+                (
+                    Arc::new(PostgresMetadata::new(pg.clone())),
+                    Arc::new(PgUploads::new(pg, lease)),
+                )
+            }
+        };
+        let contents: Arc<dyn Contents> = match &files {
+            Files::Dir(folder) => Arc::new(LocalContents::open(folder).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot use the storage folders in {}: {e}",
+                    folder.display()
+                )
+            })?),
+            Files::S3 { bucket, .. } => {
+                anyhow::bail!("--files s3://{bucket}: S3 contents are not part of this build yet")
+            }
+        };
+        let app = App::with_tables(Storage::new(meta, contents), table, policy)?;
+        Ok(App { _lock: lock, ..app })
     }
 
     /// Serves any storage (tests wrap the backends): reconciles it first. Uploads in
@@ -150,8 +212,7 @@ impl App {
 
     /// How often [`housekeeping`](Self::housekeeping) should run.
     pub fn housekeeping_interval(&self) -> Duration {
-        (self.policy.abandoned_after.min(self.policy.name_hold) / 4)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30))
+        housekeeping_interval(&self.policy)
     }
 
     /// The server stops: uploads still in progress are removed.
@@ -164,6 +225,25 @@ impl App {
             }
             Err(e) => warn!("uploads in progress left for another server to expire: {e}"),
         }
+    }
+}
+
+fn housekeeping_interval(policy: &Policy) -> Duration {
+    (policy.abandoned_after.min(policy.name_hold) / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(30))
+}
+
+/// A database URL for messages: the password, if any, left out.
+fn without_password(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => match rest.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
     }
 }
 
@@ -502,3 +582,6 @@ impl Connection {
         self.lookup(client)
     }
 }
+
+#[cfg(test)]
+mod resume_tests;

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod config;
 mod events;
 pub mod storage;
 pub mod upload_writer;

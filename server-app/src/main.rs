@@ -19,6 +19,7 @@ use transport_std::{ServerOptions, Shutdown};
 
 use server_app::admin::{self, AdminError};
 use server_app::app::{App, Policy, SharedApp};
+use server_app::config::{Database, Files};
 
 /// The port used when port.info is missing or unreadable.
 const DEFAULT_PORT: u16 = 1256;
@@ -103,6 +104,15 @@ struct Cli {
     /// Seconds a stop waits for uploads in progress to reach their verdict.
     #[arg(long, global = true, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Where clients, keys and file records are kept: sqlite:PATH, or a PostgreSQL URL
+    /// (postgres://user@host:port/database) shared by several servers, which then also
+    /// keeps the uploads in progress. Default: defensive.db in --dir.
+    #[arg(long, global = true, value_name = "URL", value_parser = Database::parse)]
+    database: Option<Database>,
+    /// Where file contents are kept: a folder, or s3://bucket/prefix (endpoint and
+    /// credentials from the AWS_* environment variables). Default: --dir.
+    #[arg(long, global = true, value_name = "DIR|URL", value_parser = Files::parse)]
+    files: Option<Files>,
     /// Log lines as text or as JSON objects (one a line, for log collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -335,7 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         name_hold: Duration::from_secs(cli.registration_hold),
         abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
     };
-    let app = App::open(&cli.dir, policy)?;
+    let app = App::open_with(&cli.dir, cli.database.as_ref(), cli.files.as_ref(), policy)?;
     serve(&cli, app)
 }
 

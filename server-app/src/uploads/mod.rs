@@ -14,6 +14,7 @@
 //! connection of the whole fleet writes an upload at a time.
 
 pub mod memory;
+pub mod postgres;
 
 #[doc(hidden)]
 pub mod suite;
@@ -128,7 +129,9 @@ pub trait UploadTable: Send + Sync {
     /// uploads held by a server that stopped renewing its lease); `now` is this
     /// process's clock (a shared table uses the database's).
     fn expire(&self, after: Duration, now: Instant) -> Result<Vec<Abandoned>, TableError>;
-    /// Removes every upload of this server process (it stops); their keys, to delete.
+    /// The server stops: removes the uploads it holds (in memory, every upload; in a
+    /// shared table, those its connections hold, while suspended and finished ones stay
+    /// for the other servers); their keys, to delete.
     fn drain(&self) -> Result<Vec<String>, TableError>;
     /// Every contents key the table names (start-up reconciliation keeps those).
     fn keys(&self) -> Result<Vec<String>, TableError>;

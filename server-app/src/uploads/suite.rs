@@ -160,7 +160,7 @@ fn a_new_first_packet_supersedes_a_suspended_upload(t: &dyn UploadTable, b: Conn
         vec!["uploads/old".to_string()]
     );
     assert!(t.supersede(&C, "f.txt").unwrap().is_empty());
-    assert_eq!(t.drain().unwrap(), vec!["uploads/g".to_string()]);
+    assert_eq!(t.remove(other).unwrap(), Some("uploads/g".to_string()));
     assert!(t.is_empty());
 }
 
@@ -171,7 +171,11 @@ fn closing_kills_a_receiving_upload_and_keeps_a_finished_one(t: &dyn UploadTable
     assert_eq!(t.release(b + 1).unwrap(), vec!["uploads/dead".to_string()]);
     assert_eq!(t.remove(dead).unwrap(), None);
     assert_eq!(t.len(), 1);
-    assert_eq!(t.drain().unwrap(), vec!["uploads/done".to_string()]);
+    assert_eq!(t.remove(done).unwrap(), Some("uploads/done".to_string()));
+    // A stop removes the uploads this server holds.
+    t.start(b + 2, C, "h.txt", "uploads/held").unwrap();
+    assert_eq!(t.drain().unwrap(), vec!["uploads/held".to_string()]);
+    assert!(t.is_empty());
 }
 
 fn abandoned_uploads_expire(t: &dyn UploadTable, b: ConnId) {

@@ -53,6 +53,8 @@ pub const MIGRATIONS: &[&str] = &[
          Replaced text,
          Switched boolean NOT NULL DEFAULT false
      );",
+    // Version 2: uploads in progress, shared by the servers of a fleet.
+    crate::uploads::postgres::SCHEMA,
 ];
 
 /// The schema version this build writes.

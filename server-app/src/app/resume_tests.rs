@@ -1,0 +1,91 @@
+//! The checkpoint rule on resume: a suspended upload continues only from contents that
+//! hold exactly the bytes its state accounts for.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol_core::ClientId;
+use transport_std::HandlerFactory;
+
+use super::{App, Policy, SharedApp};
+use crate::storage::local::LocalContents;
+use crate::storage::sqlite::SqliteMetadata;
+use crate::storage::{Metadata, Storage};
+use crate::uploads::{suite, MemoryUploads, UploadTable};
+
+const C: ClientId = ClientId([4; 16]);
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    app: Arc<App>,
+    table: Arc<MemoryUploads>,
+}
+
+/// An app whose client C has the suite's AES key, and one upload of C suspended after
+/// its first packet, its contents holding `extra` bytes more than its state says.
+fn suspended_with(extra: &[u8]) -> (Setup, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = SqliteMetadata::open(&dir.path().join("t.db")).unwrap();
+    meta.register(&C, "carol", Duration::from_secs(60)).unwrap();
+    meta.set_keys(&C, "carol", &[1u8; 160], suite::key().as_bytes())
+        .unwrap();
+    let contents = LocalContents::open(dir.path()).unwrap();
+    let table = Arc::new(MemoryUploads::default());
+    let app = App::with_tables(
+        Storage::new(Arc::new(meta), Arc::new(contents)),
+        table.clone(),
+        Policy::default(),
+    )
+    .unwrap();
+    let app = Arc::new(app);
+    let upload = suite::suspended(C, "f.bin");
+    let key = "uploads/0123456789abcdef0123456789abcdef".to_string();
+    let mut sink = app.storage.contents.create_upload(&key).unwrap();
+    sink.write(&vec![9u8; upload.bytes_so_far() as usize])
+        .unwrap();
+    sink.write(extra).unwrap();
+    sink.flush().unwrap();
+    drop(sink);
+    let id = table.start(1, C, "f.bin", &key).unwrap();
+    table.suspend(id, upload).unwrap();
+    table.release(1).unwrap();
+    (
+        Setup {
+            _dir: dir,
+            app,
+            table,
+        },
+        key,
+    )
+}
+
+fn peer() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9))
+}
+
+#[test]
+fn contents_matching_the_state_are_continued() {
+    let (s, key) = suspended_with(&[]);
+    let mut conn = SharedApp(s.app.clone()).connect(peer());
+    let record = conn.lookup_client(C).expect("a known client");
+    assert!(record.suspended.is_some(), "taken over");
+    assert!(s.app.storage.contents.uploads().unwrap().contains(&key));
+    assert_eq!(s.table.len(), 1);
+}
+
+#[test]
+fn contents_holding_more_than_the_state_restart_the_upload() {
+    // The flush reached the contents but the state was not saved after it (or its
+    // server died in between): continuing would put the next packet after bytes the
+    // state does not account for.
+    let (s, key) = suspended_with(b"more");
+    let mut conn = SharedApp(s.app.clone()).connect(peer());
+    let record = conn.lookup_client(C).expect("a known client");
+    assert!(record.suspended.is_none(), "not continued");
+    assert!(s.table.is_empty(), "dropped from the table");
+    assert!(
+        !s.app.storage.contents.uploads().unwrap().contains(&key),
+        "its contents deleted"
+    );
+}

@@ -1,0 +1,137 @@
+//! Where a server keeps its state: `--database` and `--files`.
+//!
+//! With neither, the data folder holds everything (`defensive.db`, `uploads/`,
+//! `objects/`), exactly as a single server always has. A fleet of servers shares a
+//! PostgreSQL database (metadata and the uploads in progress) and an S3-compatible
+//! store (contents).
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// The metadata backend (`--database`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// `sqlite:PATH`: an SQLite file (the default is `defensive.db` in the data folder).
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`: a PostgreSQL server shared by a fleet.
+    Postgres(String),
+}
+
+/// The contents backend (`--files`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Files {
+    /// A local folder (the default is the data folder).
+    Dir(PathBuf),
+    /// `s3://bucket/prefix`: an S3-compatible store; endpoint and credentials from the
+    /// usual AWS environment variables.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix inside it (may be empty).
+        prefix: String,
+    },
+}
+
+/// A `--database` or `--files` value that means nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// Neither `sqlite:PATH` nor a PostgreSQL URL.
+    #[error("--database {0:?}: expected sqlite:PATH or postgres://user@host:port/database")]
+    Database(String),
+    /// An `s3://` URL without a bucket, or another scheme.
+    #[error("--files {0:?}: expected a folder or s3://bucket/prefix")]
+    Files(String),
+}
+
+impl Database {
+    /// Parses a `--database` value.
+    pub fn parse(s: &str) -> Result<Database, ConfigError> {
+        if let Some(path) = s.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(ConfigError::Database(s.to_string()));
+            }
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            let rest = s.split_once("://").map(|(_, r)| r).unwrap_or("");
+            if rest.is_empty() || rest.starts_with('/') && rest.len() == 1 {
+                return Err(ConfigError::Database(s.to_string()));
+            }
+            return Ok(Database::Postgres(s.to_string()));
+        }
+        Err(ConfigError::Database(s.to_string()))
+    }
+}
+
+impl Files {
+    /// Parses a `--files` value.
+    pub fn parse(s: &str) -> Result<Files, ConfigError> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid = !bucket.is_empty()
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+            if !valid {
+                return Err(ConfigError::Files(s.to_string()));
+            }
+            return Ok(Files::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_end_matches('/').to_string(),
+            });
+        }
+        if s.is_empty() || s.contains("://") {
+            return Err(ConfigError::Files(s.to_string()));
+        }
+        Ok(Files::Dir(PathBuf::from(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_values() {
+        assert_eq!(
+            Database::parse("sqlite:/var/lib/s/defensive.db"),
+            Ok(Database::Sqlite("/var/lib/s/defensive.db".into()))
+        );
+        assert_eq!(
+            Database::parse("sqlite:data.db"),
+            Ok(Database::Sqlite("data.db".into()))
+        );
+        let url = "postgres://app@127.0.0.1:5432/files";
+        assert_eq!(Database::parse(url), Ok(Database::Postgres(url.into())));
+        for bad in ["", "sqlite:", "mysql://x", "defensive.db", "postgres://"] {
+            assert!(Database::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn files_values() {
+        assert_eq!(
+            Files::parse("/srv/files"),
+            Ok(Files::Dir("/srv/files".into()))
+        );
+        assert_eq!(
+            Files::parse("s3://fleet/a/b/"),
+            Ok(Files::S3 {
+                bucket: "fleet".into(),
+                prefix: "a/b".into()
+            })
+        );
+        assert_eq!(
+            Files::parse("s3://fleet"),
+            Ok(Files::S3 {
+                bucket: "fleet".into(),
+                prefix: String::new()
+            })
+        );
+        for bad in ["", "s3://", "s3:///x", "s3://Bad_Bucket/x", "gs://b/x"] {
+            assert!(Files::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

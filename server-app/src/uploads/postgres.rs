@@ -1,0 +1,474 @@
+//! The table of uploads in progress in PostgreSQL, shared by every server of a fleet.
+//!
+//! One row per upload: its client, name, contents key, state (receiving, suspended,
+//! finished), the suspended core state as bytes ([`SuspendedUpload::to_bytes`], no key
+//! material), size and checksum once finished, and its owner: the server instance and
+//! connection that holds it, with a lease. Every method is one SERIALIZABLE transaction
+//! (retried when a concurrent one wins), and a take-over is additionally an `UPDATE`
+//! conditioned on the row having no owner and being suspended: exactly one connection
+//! of the whole fleet writes an upload at a time.
+//!
+//! Leases: a server renews the leases of the rows it owns at each
+//! [`expire`](UploadTable::expire) (its housekeeping). Rows whose lease ran out belong
+//! to a server that stopped (SIGKILL, lost host): a receiving upload of one is dead (its
+//! connection is gone) and removed, a finished one waits for another connection of its
+//! client like any upload whose connection closed. Whichever server sees them first
+//! removes them; the caller deletes their contents (for S3, aborting the multipart
+//! upload and its parts).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol_core::crypto::AesKey;
+use protocol_core::{ClientId, SuspendedUpload};
+
+use super::{Abandoned, ConnId, Resumed, TableError, UploadId, UploadTable, Verdictable};
+use crate::storage::postgres::{Pg, TxError};
+use crate::storage::{random_name, MetaError};
+
+const RECEIVING: i16 = 0;
+const SUSPENDED: i16 = 1;
+const FINISHED: i16 = 2;
+
+/// The `uploads` table (created by the schema migrations).
+pub const SCHEMA: &str = "CREATE TABLE uploads (
+        id bigserial PRIMARY KEY,
+        client bytea NOT NULL,
+        file_name text NOT NULL,
+        key text NOT NULL UNIQUE,
+        state smallint NOT NULL,
+        suspended bytea,
+        size bigint NOT NULL DEFAULT 0,
+        checksum bigint NOT NULL DEFAULT 0,
+        owner_instance text,
+        owner_conn bigint,
+        lease_until timestamptz,
+        since timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX uploads_by_client ON uploads (client);
+    CREATE INDEX uploads_by_owner ON uploads (owner_instance, owner_conn);";
+
+/// Uploads in progress in PostgreSQL, as seen by one server instance.
+pub struct PgUploads {
+    pg: Arc<Pg>,
+    /// This server process: random, so a restarted server never owns its old rows.
+    instance: String,
+    /// How long a row this server holds stays its own without a renewal.
+    lease: Duration,
+}
+
+/// One row, as the rules need it.
+struct Row {
+    id: i64,
+    state: i16,
+    owner: Option<(String, i64)>,
+}
+
+fn id_of(id: UploadId) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+fn conn_of(conn: ConnId) -> i64 {
+    i64::try_from(conn).unwrap_or(i64::MAX)
+}
+
+fn refused(what: &'static str) -> TxError {
+    TxError::Refused(MetaError::backend(what, "the row changed"))
+}
+
+impl PgUploads {
+    /// The table on `pg`, for a new server instance whose rows stay its own for
+    /// `lease` without renewal (at least three housekeeping intervals).
+    pub fn new(pg: Arc<Pg>, lease: Duration) -> PgUploads {
+        PgUploads {
+            pg,
+            instance: random_name(),
+            lease,
+        }
+    }
+
+    /// This server instance's id, as the `owner_instance` column holds it.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn lease_secs(&self) -> f64 {
+        self.lease.as_secs_f64()
+    }
+
+    /// The finished upload a verdict is about (the rules of
+    /// [`UploadTable::take_for_verdict`]), deleted; its key, name, size and checksum.
+    fn take_finished(
+        &self,
+        what: &'static str,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Result<Option<Verdictable>, TableError> {
+        let me = self.instance.clone();
+        let client = client.0.to_vec();
+        let conn = conn_of(conn);
+        let own = own.map(id_of);
+        self.pg.transact(what, move |tx| {
+            let me = me.clone();
+            let client = client.clone();
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT id, state, owner_instance, owner_conn FROM uploads
+                         WHERE client = $1 AND state = $2",
+                        &[&client, &FINISHED],
+                    )
+                    .await?;
+                let rows: Vec<Row> = rows
+                    .iter()
+                    .map(|r| Row {
+                        id: r.get(0),
+                        state: r.get(1),
+                        owner: r
+                            .get::<_, Option<String>>(2)
+                            .zip(r.get::<_, Option<i64>>(3)),
+                    })
+                    .collect();
+                let Some(id) = pick_finished(&rows, &me, conn, own, fresh) else {
+                    return Ok(None);
+                };
+                let row = tx
+                    .query_opt(
+                        "DELETE FROM uploads WHERE id = $1 AND state = $2
+                         RETURNING file_name, key, size, checksum",
+                        &[&id, &FINISHED],
+                    )
+                    .await?;
+                Ok(row.map(|r| Verdictable {
+                    file_name: r.get(0),
+                    key: r.get(1),
+                    size: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                    checksum: u32::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                }))
+            })
+        })
+    }
+}
+
+/// The rules of [`UploadTable::take_for_verdict`] over the client's finished rows.
+fn pick_finished(rows: &[Row], me: &str, conn: i64, own: Option<i64>, fresh: bool) -> Option<i64> {
+    if let Some(id) = own {
+        let mine = rows.iter().any(|r| {
+            r.id == id
+                && r.state == FINISHED
+                && r.owner.as_ref().is_some_and(|(i, c)| i == me && *c == conn)
+        });
+        if mine {
+            return Some(id);
+        }
+    }
+    let only = |keep: &dyn Fn(&Row) -> bool| {
+        let mut ids = rows.iter().filter(|r| keep(r)).map(|r| r.id);
+        match (ids.next(), ids.next()) {
+            (Some(id), None) => Some(id),
+            _ => None,
+        }
+    };
+    only(&|r| r.owner.is_none()).or_else(|| if fresh { only(&|_| true) } else { None })
+}
+
+impl UploadTable for PgUploads {
+    fn start(
+        &self,
+        conn: ConnId,
+        client: ClientId,
+        file_name: &str,
+        key: &str,
+    ) -> Result<UploadId, TableError> {
+        let (me, lease) = (self.instance.clone(), self.lease_secs());
+        let (client, name, key) = (client.0.to_vec(), file_name.to_string(), key.to_string());
+        let conn = conn_of(conn);
+        let id = self.pg.run("recording an upload", move |c| async move {
+            let row = c
+                .query_one(
+                    "INSERT INTO uploads (client, file_name, key, state, owner_instance,
+                         owner_conn, lease_until)
+                     VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))
+                     RETURNING id",
+                    &[&client, &name, &key, &RECEIVING, &me, &conn, &lease],
+                )
+                .await?;
+            Ok(row.get::<_, i64>(0))
+        })?;
+        Ok(u64::try_from(id).unwrap_or(0))
+    }
+
+    fn supersede(&self, client: &ClientId, file_name: &str) -> Result<Vec<String>, TableError> {
+        let (client, name) = (client.0.to_vec(), file_name.to_string());
+        self.pg.run("superseding uploads", move |c| async move {
+            let rows = c
+                .query(
+                    "DELETE FROM uploads WHERE client = $1 AND file_name = $2
+                         AND owner_instance IS NULL AND state = $3
+                     RETURNING key",
+                    &[&client, &name, &SUSPENDED],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn finish(&self, id: UploadId, size: u64, checksum: u32) -> Result<bool, TableError> {
+        let id = id_of(id);
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        let checksum = i64::from(checksum);
+        self.pg.run("finishing an upload", move |c| async move {
+            let n = c
+                .execute(
+                    "UPDATE uploads SET state = $2, size = $3, checksum = $4, suspended = NULL
+                     WHERE id = $1",
+                    &[&id, &FINISHED, &size, &checksum],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    fn suspend(&self, id: UploadId, upload: SuspendedUpload) -> Result<(), TableError> {
+        let id = id_of(id);
+        let me = self.instance.clone();
+        let bytes = upload.to_bytes();
+        self.pg.run("suspending an upload", move |c| async move {
+            // Only the owner saves its state: a row taken over meanwhile is not ours.
+            c.execute(
+                "UPDATE uploads SET state = $2, suspended = $3, owner_instance = NULL,
+                     owner_conn = NULL, lease_until = NULL, since = now()
+                 WHERE id = $1 AND owner_instance = $4",
+                &[&id, &SUSPENDED, &bytes, &me],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn resume(
+        &self,
+        conn: ConnId,
+        client: &ClientId,
+        key: &AesKey,
+    ) -> Result<Option<Resumed>, TableError> {
+        let (me, lease) = (self.instance.clone(), self.lease_secs());
+        let client = client.0.to_vec();
+        let conn = conn_of(conn);
+        let taken = self
+            .pg
+            .transact("taking over a suspended upload", move |tx| {
+                let (me, client) = (me.clone(), client.clone());
+                Box::pin(async move {
+                    let rows = tx
+                        .query(
+                            "SELECT id, state, owner_instance, owner_conn FROM uploads
+                         WHERE client = $1 AND state IN ($2, $3)",
+                            &[&client, &RECEIVING, &SUSPENDED],
+                        )
+                        .await?;
+                    let sending_elsewhere = rows.iter().any(|r| {
+                        r.get::<_, i16>(1) == RECEIVING
+                            && (r.get::<_, Option<String>>(2).as_deref() != Some(me.as_str())
+                                || r.get::<_, Option<i64>>(3) != Some(conn))
+                    });
+                    let mut suspended = rows
+                        .iter()
+                        .filter(|r| r.get::<_, i16>(1) == SUSPENDED)
+                        .map(|r| r.get::<_, i64>(0));
+                    let (Some(id), None) = (suspended.next(), suspended.next()) else {
+                        return Ok(None);
+                    };
+                    if sending_elsewhere {
+                        return Ok(None);
+                    }
+                    let row = tx
+                        .query_opt(
+                            "UPDATE uploads SET state = $2, owner_instance = $3, owner_conn = $4,
+                             lease_until = now() + make_interval(secs => $5)
+                         WHERE id = $1 AND state = $6 AND owner_instance IS NULL
+                         RETURNING key, suspended",
+                            &[&id, &RECEIVING, &me, &conn, &lease, &SUSPENDED],
+                        )
+                        .await?;
+                    match row {
+                        Some(r) => Ok(Some((
+                            id,
+                            r.get::<_, String>(0),
+                            r.get::<_, Option<Vec<u8>>>(1),
+                        ))),
+                        None => Err(refused("taking over a suspended upload")),
+                    }
+                })
+            })?;
+        let Some((id, upload_key, bytes)) = taken else {
+            return Ok(None);
+        };
+        let id = u64::try_from(id).unwrap_or(0);
+        match bytes.map(|b| SuspendedUpload::from_bytes(&b, key)) {
+            Some(Ok(upload)) => Ok(Some(Resumed {
+                id,
+                key: upload_key,
+                upload,
+            })),
+            // The row stays this connection's, receiving: its close removes it and
+            // the contents go with it, as for any upload whose connection died.
+            Some(Err(e)) => Err(MetaError::backend("decoding a suspended upload", e)),
+            None => Err(MetaError::backend(
+                "taking over a suspended upload",
+                "no state saved",
+            )),
+        }
+    }
+
+    fn take_for_verdict(
+        &self,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Result<Option<Verdictable>, TableError> {
+        self.take_finished("taking an upload for its verdict", conn, own, client, fresh)
+    }
+
+    fn remove(&self, id: UploadId) -> Result<Option<String>, TableError> {
+        let id = id_of(id);
+        self.pg.run("removing an upload", move |c| async move {
+            let row = c
+                .query_opt("DELETE FROM uploads WHERE id = $1 RETURNING key", &[&id])
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn remove_for_retry(
+        &self,
+        conn: ConnId,
+        own: Option<UploadId>,
+        client: &ClientId,
+        fresh: bool,
+    ) -> Result<Option<String>, TableError> {
+        Ok(self
+            .take_finished("removing a retried upload", conn, own, client, fresh)?
+            .map(|v| v.key))
+    }
+
+    fn release(&self, conn: ConnId) -> Result<Vec<String>, TableError> {
+        let me = self.instance.clone();
+        let conn = conn_of(conn);
+        self.pg
+            .transact("releasing a connection's uploads", move |tx| {
+                let me = me.clone();
+                Box::pin(async move {
+                    let dead = tx
+                        .query(
+                            "DELETE FROM uploads
+                         WHERE owner_instance = $1 AND owner_conn = $2 AND state = $3
+                         RETURNING key",
+                            &[&me, &conn, &RECEIVING],
+                        )
+                        .await?;
+                    tx.execute(
+                        "UPDATE uploads SET owner_instance = NULL, owner_conn = NULL,
+                         lease_until = NULL, since = now()
+                     WHERE owner_instance = $1 AND owner_conn = $2",
+                        &[&me, &conn],
+                    )
+                    .await?;
+                    Ok(dead.iter().map(|r| r.get(0)).collect())
+                })
+            })
+    }
+
+    fn expire(&self, after: Duration, _now: Instant) -> Result<Vec<Abandoned>, TableError> {
+        let (me, lease) = (self.instance.clone(), self.lease_secs());
+        let after = after.as_secs_f64();
+        self.pg.transact("expiring abandoned uploads", move |tx| {
+            let me = me.clone();
+            Box::pin(async move {
+                // Ours stay ours: this server is alive.
+                tx.execute(
+                    "UPDATE uploads SET lease_until = now() + make_interval(secs => $2)
+                     WHERE owner_instance = $1",
+                    &[&me, &lease],
+                )
+                .await?;
+                // A stopped server's finished uploads wait like any whose connection
+                // closed; its receiving ones died with their connections.
+                tx.execute(
+                    "UPDATE uploads SET owner_instance = NULL, owner_conn = NULL,
+                         lease_until = NULL, since = now()
+                     WHERE lease_until < now() AND state <> $1",
+                    &[&RECEIVING],
+                )
+                .await?;
+                let rows = tx
+                    .query(
+                        "DELETE FROM uploads
+                         WHERE (owner_instance IS NULL
+                                AND since <= now() - make_interval(secs => $1))
+                            OR (lease_until < now() AND state = $2)
+                         RETURNING client, key,
+                             extract(epoch FROM now() - since)::float8",
+                        &[&after, &RECEIVING],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let client: Vec<u8> = r.get(0);
+                        let mut id = [0u8; 16];
+                        if client.len() == 16 {
+                            id.copy_from_slice(&client);
+                        }
+                        Abandoned {
+                            client: ClientId(id),
+                            key: r.get(1),
+                            idle: Duration::try_from_secs_f64(r.get::<_, f64>(2))
+                                .unwrap_or_default(),
+                        }
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    fn drain(&self) -> Result<Vec<String>, TableError> {
+        let me = self.instance.clone();
+        self.pg
+            .run("removing this server's uploads", move |c| async move {
+                let rows = c
+                    .query(
+                        "DELETE FROM uploads WHERE owner_instance = $1 RETURNING key",
+                        &[&me],
+                    )
+                    .await?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+    }
+
+    fn keys(&self) -> Result<Vec<String>, TableError> {
+        self.pg.run("listing uploads", |c| async move {
+            let rows = c.query("SELECT key FROM uploads", &[]).await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn len(&self) -> usize {
+        let me = self.instance.clone();
+        self.pg
+            .run("counting uploads", move |c| async move {
+                let row = c
+                    .query_one(
+                        "SELECT count(*) FROM uploads WHERE owner_instance = $1
+                             OR owner_instance IS NULL",
+                        &[&me],
+                    )
+                    .await?;
+                Ok(row.get::<_, i64>(0))
+            })
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+    }
+}

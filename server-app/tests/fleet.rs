@@ -1,0 +1,144 @@
+//! Two real `server` processes sharing one PostgreSQL database (started by
+//! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`) and one contents folder, behind a
+//! round-robin TCP relay: a client with a connection per request (variant 7) has each
+//! packet land on the other server, which continues the upload from the shared table.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use common::{assert_ok, client_dir, data, run_client, Server};
+
+fn admin_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("FLEET_DATABASE_URL") {
+            if !url.is_empty() {
+                return url;
+            }
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres.sh");
+        let out = Command::new("bash")
+            .args([script, "start", "--no-fsync", "--owner"])
+            .arg(std::process::id().to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match stdout.lines().find_map(|l| l.strip_prefix("URL=")) {
+            Some(url) if out.status.success() => url.to_string(),
+            _ => panic!(
+                "these tests need PostgreSQL (`.ci/postgres.sh install`, or FLEET_DATABASE_URL): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    })
+    .clone()
+}
+
+/// A fresh database of this test's own; its URL.
+fn database(name: &str) -> String {
+    let admin = admin_url();
+    let db = format!("fleet_{}_{name}", std::process::id());
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    let pg = server_app::storage::postgres::Pg::connect(&admin).expect("the admin database");
+    for stmt in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("CREATE DATABASE {db}"),
+    ] {
+        pg.run("creating a test database", move |c| async move {
+            c.batch_execute(&stmt).await
+        })
+        .expect("created");
+    }
+    format!("{base}/{db}")
+}
+
+/// A TCP relay that sends each new connection to the next of `targets` in turn (what
+/// a balancer in round-robin mode does); returns its port.
+fn round_robin(targets: Vec<u16>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let next = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for inbound in listener.incoming().flatten() {
+            let i = next.fetch_add(1, Ordering::Relaxed) % targets.len();
+            let Ok(outbound) = TcpStream::connect(("127.0.0.1", targets[i])) else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (inbound.try_clone(), outbound.try_clone()) else {
+                continue;
+            };
+            std::thread::spawn(move || pipe(inbound, outbound));
+            std::thread::spawn(move || pipe(b, a));
+        }
+    });
+    port
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Every committed object in the shared folder.
+fn objects(files: &Path) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    let Ok(clients) = std::fs::read_dir(files.join("objects")) else {
+        return found;
+    };
+    for client in clients.flatten() {
+        for object in std::fs::read_dir(client.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            found.push(std::fs::read(object.path()).unwrap());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_connection_per_request_client_alternating_two_servers_completes() {
+    let root = tempfile::tempdir().unwrap();
+    let url = database("alternating");
+    let files = root.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let files_arg = files.to_str().unwrap().to_string();
+    let args = ["--database", &url, "--files", &files_arg];
+    let a = Server::start(&root.path().join("a"), 0, &args);
+    let b = Server::start(&root.path().join("b"), 0, &args);
+    let relay = round_robin(vec![a.port, b.port]);
+    // 30 packets of 1 KiB: each on a connection of its own, alternately on a and b.
+    let contents = data(30 * 1024 - 100, 3);
+    let dir = client_dir(root.path(), "alice", relay, "f.bin", &contents);
+    let out = run_client(&dir, &["--connection-per-request", "--packet-size", "1024"]);
+    assert_ok(&out, "the client");
+    // Both servers served its connections.
+    for s in [&a, &b] {
+        let log = std::fs::read_to_string(s.dir.join("server.log")).unwrap();
+        assert!(log.contains("dialect seen"), "{log}");
+        assert!(!log.contains("could not resume"), "{log}");
+    }
+    // The stored bytes are the client's.
+    assert_eq!(objects(&files), vec![contents]);
+    assert!(
+        std::fs::read_dir(files.join("uploads"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no upload left behind"
+    );
+    a.stop();
+    b.stop();
+}

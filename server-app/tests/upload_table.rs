@@ -1,0 +1,121 @@
+//! The shared table of uploads in progress on a real PostgreSQL (started by
+//! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`): the same rules as the in-memory table,
+//! one writer per upload across servers, and the uploads of a server that died taken
+//! back by another.
+
+use std::process::Command;
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use protocol_core::ClientId;
+use server_app::storage::postgres::Pg;
+use server_app::uploads::postgres::PgUploads;
+use server_app::uploads::{suite, UploadTable};
+
+fn admin_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("FLEET_DATABASE_URL") {
+            if !url.is_empty() {
+                return url;
+            }
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres.sh");
+        let out = Command::new("bash")
+            .args([script, "start", "--no-fsync", "--owner"])
+            .arg(std::process::id().to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match stdout.lines().find_map(|l| l.strip_prefix("URL=")) {
+            Some(url) if out.status.success() => url.to_string(),
+            _ => panic!(
+                "these tests need PostgreSQL (`.ci/postgres.sh install`, or FLEET_DATABASE_URL): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    })
+    .clone()
+}
+
+/// A fresh database of this test's own.
+fn database(name: &str) -> Arc<Pg> {
+    let admin = admin_url();
+    let db = format!("uploads_{}_{name}", std::process::id());
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    let sql = format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}");
+    let pg = Pg::connect(&admin).expect("the admin database");
+    for stmt in sql.split("; ") {
+        let stmt = stmt.to_string();
+        pg.run("creating a test database", move |c| async move {
+            c.batch_execute(&stmt).await
+        })
+        .expect("created");
+    }
+    Arc::new(Pg::connect(&format!("{base}/{db}")).expect("the test database"))
+}
+
+#[test]
+fn the_postgres_table_keeps_every_rule() {
+    let pg = database("rules");
+    suite::run(&PgUploads::new(pg, Duration::from_secs(600)), 0);
+}
+
+#[test]
+fn one_server_of_many_takes_a_suspended_upload_over() {
+    let pg = database("takeover");
+    let c = ClientId([7; 16]);
+    let a = PgUploads::new(pg.clone(), Duration::from_secs(600));
+    let id = a.start(1, c, "f.bin", "uploads/x").unwrap();
+    a.suspend(id, suite::suspended(c, "f.bin")).unwrap();
+    // Eight servers race for the next packet's upload: exactly one gets it.
+    let servers: Vec<Arc<PgUploads>> = (0..8)
+        .map(|_| Arc::new(PgUploads::new(pg.clone(), Duration::from_secs(600))))
+        .collect();
+    let start = Arc::new(Barrier::new(servers.len()));
+    let handles: Vec<_> = servers
+        .iter()
+        .map(|s| {
+            let (s, start) = (s.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                s.resume(1, &c, &suite::key()).unwrap().is_some()
+            })
+        })
+        .collect();
+    let winners = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&won| won)
+        .count();
+    assert_eq!(winners, 1, "exactly one writer");
+    // The first server's stale suspend (it no longer owns the row) changes nothing.
+    a.suspend(id, suite::suspended(c, "f.bin")).unwrap();
+    assert!(a.resume(2, &c, &suite::key()).unwrap().is_none());
+}
+
+#[test]
+fn the_uploads_of_a_server_that_died_are_taken_back() {
+    let pg = database("died");
+    let c = ClientId([8; 16]);
+    // A server whose lease runs out at once: as if it had stopped renewing it.
+    let dead = PgUploads::new(pg.clone(), Duration::ZERO);
+    dead.start(1, c, "receiving.bin", "uploads/r").unwrap();
+    let done = dead.start(2, c, "done.bin", "uploads/d").unwrap();
+    dead.finish(done, 10, 99).unwrap();
+    let alive = PgUploads::new(pg, Duration::from_secs(600));
+    let mine = alive
+        .start(1, ClientId([9; 16]), "mine.bin", "uploads/m")
+        .unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let gone = alive.expire(Duration::from_secs(3600), now).unwrap();
+    // The receiving upload died with its connection: removed, its contents to delete.
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].key, "uploads/r");
+    // The finished one waits for its client's verdict, on any server.
+    let v = alive.take_for_verdict(5, None, &c, true).unwrap().unwrap();
+    assert_eq!((v.key.as_str(), v.size, v.checksum), ("uploads/d", 10, 99));
+    // The live server's own upload is untouched.
+    assert_eq!(alive.remove(mine).unwrap(), Some("uploads/m".to_string()));
+}

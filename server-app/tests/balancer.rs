@@ -80,3 +80,47 @@ fn two_servers_behind_haproxy_share_clients_and_survive_a_stop() {
     lb.stop();
     b.stop();
 }
+
+#[test]
+fn a_stopping_server_reports_503_and_is_taken_out_while_an_upload_finishes() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let extra = ["--metrics", "127.0.0.1:0", "--shutdown-grace", "60"];
+    let mut a = Server::start(&root.join("a"), 0, &extra);
+    let b = Server::start(&root.join("b"), 0, &extra);
+    let lb = HaProxy::start(
+        &root.join("lb"),
+        &[Backend::of("a", &a), Backend::of("b", &b)],
+    );
+    lb.wait_for("a", "UP");
+    lb.wait_for("b", "UP");
+
+    // An upload to a that stalls half way: a's stop waits for it (the grace).
+    let (via, stalled) = proxy(a.port, Tamper::Stall(1_000_000));
+    let client = client_dir(root, "slow", via, "big.bin", &data(4_000_000, 3));
+    let mut slow = std::process::Command::new(client_bin())
+        .current_dir(&client)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !stalled.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+
+    // Still running (the upload holds it), yet unhealthy: the balancer drains it.
+    lb.wait_for("a", "DOWN");
+    assert_eq!(a.http_get("/healthz"), (503, "stopping\n".to_string()));
+    assert!(a.child.try_wait().unwrap().is_none(), "a exited already");
+    upload_through(root, &lb, "meanwhile", 9);
+    assert!(b.list_files().contains("meanwhile"));
+
+    let _ = slow.kill();
+    let _ = slow.wait();
+    lb.stop();
+}

@@ -3,6 +3,10 @@
 //! `fileserver_storage_duration_seconds{store, op}`. The application wraps whatever
 //! storage it is given ([`instrument`]), so a new backend is timed without a line of
 //! its own.
+//!
+//! A method added to either trait must be forwarded here too: one without a default
+//! body fails to compile until it is; one with a default body (like
+//! [`Metadata::health`]) would otherwise run the default instead of the backend's.
 
 use std::collections::HashSet;
 use std::io;
@@ -87,6 +91,9 @@ impl Metadata for TimedMetadata {
     }
     fn touch(&self, id: &ClientId) -> Result<(), MetaError> {
         self.t("touch", |m| m.touch(id))
+    }
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError> {
+        self.t("set_dialect", |m| m.set_dialect(id, dialect))
     }
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         self.t("expire_registrations", |m| m.expire_registrations(hold))

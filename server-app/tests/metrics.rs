@@ -88,29 +88,46 @@ fn metrics_parse_and_count_an_upload() {
 }
 
 #[test]
-fn refused_connections_are_counted() {
+fn every_transport_counts_refusals_and_reports_health() {
     let root = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &root.path().join("s"),
-        0,
-        &["--metrics", "127.0.0.1:0", "--max-connections", "1"],
-    );
-    let port = server.metrics_port().unwrap();
-    // One connection holds the only place; the next ones are refused.
-    let held = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let _more = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        let s = scrape(port);
-        if s.value("fileserver_connections_refused_total", &[]) >= Some(1.0) {
-            assert!(s.value("fileserver_connections_accepted_total", &[]) >= Some(1.0));
-            break;
+    for transport in ["tokio", "std", "smol"] {
+        let server = Server::start(
+            &root.path().join(transport),
+            0,
+            &[
+                "--metrics",
+                "127.0.0.1:0",
+                "--max-connections",
+                "1",
+                "--transport",
+                transport,
+            ],
+        );
+        assert_eq!(
+            server.http_get("/healthz"),
+            (200, "ok\n".to_string()),
+            "{transport}"
+        );
+        let port = server.metrics_port().unwrap();
+        // One connection holds the only place; the next ones are refused.
+        let held = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let _more = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            let s = scrape(port);
+            if s.value("fileserver_connections_refused_total", &[]) >= Some(1.0) {
+                assert!(s.value("fileserver_connections_accepted_total", &[]) >= Some(1.0));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{transport}: no refusal counted: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(Instant::now() < deadline, "no refusal counted: {s:?}");
-        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        server.stop();
     }
-    drop(held);
-    server.stop();
 }
 
 #[test]

@@ -12,7 +12,7 @@ use protocol_core::{ClientId, ClientRecord, ServerEvent, Verdict};
 use tracing::{error, info, warn};
 use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
-use crate::metrics::{timed, Metrics};
+use crate::metrics::{timed, Metrics, Outcome};
 use crate::storage::commit::Finished;
 use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
@@ -271,10 +271,15 @@ impl Connection {
             Ok(k) => k.and_then(|(k, age)| Some((AesKey::from_slice(&k)?, age))),
             Err(e) => {
                 error!(peer = %self.peer, "828 lookup failed: {e}");
-                None
+                self.app.metrics.request(828, Outcome::Error);
+                return None;
             }
         };
-        let (aes_key, age) = key?;
+        let Some((aes_key, age)) = key else {
+            // Unknown, or no usable key: the core answers 1607.
+            self.app.metrics.request(828, Outcome::Refused);
+            return None;
+        };
         let suspended = match self.app.uploads.resume(self.id, &client_id) {
             Some((id, key, upload)) => match self.app.storage.contents.reopen_upload(&key) {
                 Ok(w) => {

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
 use crate::config::{Database, Files};
+use crate::metrics::{timed, Metrics, Outcome};
 use crate::storage::commit::Finished;
 use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
@@ -50,6 +51,7 @@ pub struct App {
     uploads: Arc<dyn UploadTable>,
     policy: Policy,
     next_conn: AtomicU64,
+    metrics: Arc<Metrics>,
     _lock: Option<FolderLock>,
 }
 
@@ -131,8 +133,9 @@ impl App {
         Ok(App { _lock: lock, ..app })
     }
 
-    /// Serves any storage (tests wrap the backends): reconciles it first. Uploads in
-    /// progress are kept in this process.
+    /// Serves any storage (tests wrap the backends): reconciles it first. Every
+    /// call to either store is timed into [`App::metrics`]. Uploads in progress are
+    /// kept in this process.
     pub fn with_storage(storage: Storage, policy: Policy) -> anyhow::Result<App> {
         App::with_tables(storage, Arc::new(MemoryUploads::default()), policy)
     }
@@ -145,6 +148,8 @@ impl App {
         uploads: Arc<dyn UploadTable>,
         policy: Policy,
     ) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let storage = timed::instrument(storage, metrics.clone());
         let keep: std::collections::HashSet<String> = uploads.keys()?.into_iter().collect();
         let done = storage.reconcile_keeping(&keep)?;
         if done != Default::default() {
@@ -161,6 +166,7 @@ impl App {
             uploads,
             policy,
             next_conn: AtomicU64::new(1),
+            metrics,
             _lock: None,
         })
     }
@@ -168,6 +174,11 @@ impl App {
     /// The storage layer.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// What the server counts (`/metrics`), and its phase (`/healthz`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Uploads in progress.
@@ -263,6 +274,7 @@ pub struct SharedApp(pub Arc<App>);
 impl HandlerFactory for SharedApp {
     type Handler = Connection;
     fn connect(&self, peer: SocketAddr) -> Connection {
+        self.0.metrics.connection_accepted();
         Connection {
             id: self.0.next_conn.fetch_add(1, Ordering::Relaxed),
             app: self.0.clone(),
@@ -273,6 +285,10 @@ impl HandlerFactory for SharedApp {
             last_touch: None,
             failed: None,
         }
+    }
+
+    fn refused(&self, _peer: SocketAddr) {
+        self.0.metrics.connection_refused();
     }
 }
 
@@ -363,10 +379,15 @@ impl Connection {
             Ok(k) => k.and_then(|(k, age)| Some((AesKey::from_slice(&k)?, age))),
             Err(e) => {
                 error!(peer = %self.peer, "828 lookup failed: {e}");
-                None
+                self.app.metrics.request(828, Outcome::Error);
+                return None;
             }
         };
-        let (aes_key, age) = key?;
+        let Some((aes_key, age)) = key else {
+            // Unknown, or no usable key: the core answers 1607.
+            self.app.metrics.request(828, Outcome::Refused);
+            return None;
+        };
         let suspended = match self.app.uploads.resume(self.id, &client_id, &aes_key) {
             Ok(Some(r)) => self.reopen(r),
             Ok(None) => None,
@@ -439,6 +460,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.writer = None;
         self.app.release(self.id);
+        self.app.metrics.connection_closed();
     }
 }
 
@@ -448,8 +470,15 @@ impl ConnectionHandler for Connection {
         let seen = conn.detected();
         if seen.byte_order.is_some() {
             // Client ids are credentials: a prefix only.
-            let client = conn.client_id().map(|c| short_id(&c)).unwrap_or_default();
+            let id = conn.client_id();
+            let client = id.map(|c| short_id(&c)).unwrap_or_default();
             info!(peer = %self.peer, %client, dialect = %seen, "dialect seen");
+            // And for `list-clients`: the last dialect each client was seen using.
+            if let Some(id) = id {
+                if let Err(e) = self.app.storage.meta.set_dialect(&id, &seen.to_string()) {
+                    warn!(peer = %self.peer, %client, "cannot record the dialect seen: {e}");
+                }
+            }
         }
     }
 
@@ -465,6 +494,9 @@ impl Connection {
     }
     pub(crate) fn storage(&self) -> &Storage {
         &self.app.storage
+    }
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.app.metrics
     }
     pub(crate) fn policy(&self) -> Policy {
         self.app.policy

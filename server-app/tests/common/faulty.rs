@@ -199,6 +199,9 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     fn touch(&self, id: &ClientId) -> Result<(), MetaError> {
         read!(self, self.inner.touch(id))
     }
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError> {
+        read!(self, self.inner.set_dialect(id, dialect))
+    }
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         read!(self, self.inner.expire_registrations(hold))
     }
@@ -259,6 +262,9 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     }
     fn intents(&self) -> Result<Vec<Intent>, MetaError> {
         read!(self, self.inner.intents())
+    }
+    fn health(&self) -> Result<(), MetaError> {
+        step!(self.plan, "health", self.inner.health(), meta_gone())
     }
 }
 

@@ -125,8 +125,8 @@ impl Pg {
     {
         let pool = self.pool.clone();
         self.wait(what, async move {
-            let client = pool.get().await.map_err(|e| MetaError::backend(what, e))?;
-            f(client).await.map_err(|e| MetaError::backend(what, e))
+            let client = pool.get().await.map_err(|e| pool_error(what, e))?;
+            f(client).await.map_err(|e| pg_error(what, &e))
         })
     }
 
@@ -148,7 +148,7 @@ impl Pg {
     {
         let pool = self.pool.clone();
         self.wait(what, async move {
-            let mut client = pool.get().await.map_err(|e| MetaError::backend(what, e))?;
+            let mut client = pool.get().await.map_err(|e| pool_error(what, e))?;
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -159,7 +159,7 @@ impl Pg {
                         let ms = u64::from(attempt.min(10)) * 2;
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
-                    Err(TxError::Pg(e)) => return Err(MetaError::backend(what, e)),
+                    Err(TxError::Pg(e)) => return Err(pg_error(what, &e)),
                     Err(TxError::Refused(e)) => return Err(e),
                 }
             }
@@ -215,6 +215,28 @@ where
             let _ = tx.rollback().await;
             Err(e)
         }
+    }
+}
+
+/// A PostgreSQL error as a [`MetaError`], with the server's own message (the error's
+/// `Display` alone says only "db error").
+pub fn pg_error(what: &'static str, e: &PgError) -> MetaError {
+    match e.as_db_error() {
+        Some(db) => MetaError::backend(
+            what,
+            format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        ),
+        None => match std::error::Error::source(e) {
+            Some(source) => MetaError::backend(what, format!("{e}: {source}")),
+            None => MetaError::backend(what, e),
+        },
+    }
+}
+
+fn pool_error(what: &'static str, e: deadpool_postgres::PoolError) -> MetaError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_error(what, &e),
+        other => MetaError::backend(what, other),
     }
 }
 

@@ -245,7 +245,10 @@ fn a_database_of_a_newer_server_is_refused_with_a_clear_message() {
         })
         .unwrap();
     drop(m);
-    let err = PostgresMetadata::connect(&db.url).err().unwrap().to_string();
+    let err = PostgresMetadata::connect(&db.url)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("schema version 999, newer than this server's"),
         "{err}"

@@ -254,3 +254,42 @@ fn a_database_of_a_newer_server_is_refused_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[test]
+fn two_servers_storing_different_keys_at_once_store_one() {
+    let db = TestDatabase::new();
+    let servers: Vec<Arc<PostgresMetadata>> = (0..2)
+        .map(|_| Arc::new(PostgresMetadata::connect(&db.url).unwrap()))
+        .collect();
+    for round in 0..20u8 {
+        let (id, name) = (ClientId([round; 16]), format!("c{round}"));
+        servers[0].register(&id, &name, HOUR).unwrap();
+        let start = Arc::new(Barrier::new(4));
+        let outcomes: Vec<(u8, KeyOutcome)> = (0..4u8)
+            .map(|t| {
+                let (m, start, name) = (
+                    servers[usize::from(t % 2)].clone(),
+                    start.clone(),
+                    name.clone(),
+                );
+                thread::spawn(move || {
+                    start.wait();
+                    (t, m.set_keys(&id, &name, &[t; 160], &[t; 16]).unwrap())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let stored: Vec<u8> = outcomes
+            .iter()
+            .filter(|(_, o)| *o == KeyOutcome::Stored)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(stored.len(), 1, "round {round}: {outcomes:?}");
+        assert_eq!(
+            servers[1].public_key(&id, &name).unwrap(),
+            Some(vec![stored[0]; 160])
+        );
+    }
+}

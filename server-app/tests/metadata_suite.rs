@@ -207,6 +207,12 @@ fn touch_and_listing(m: &dyn Metadata) {
     assert_eq!((alice.files, alice.bytes), (2, 15));
     assert_eq!((bob.files, bob.bytes), (0, 0));
     assert_eq!(bob.aes_key_age, None);
+    assert_eq!(alice.dialect, None);
+    m.set_dialect(&a, "variant 7").unwrap();
+    assert_eq!(
+        m.clients().unwrap()[0].dialect.as_deref(),
+        Some("variant 7")
+    );
     // LastSeen as SQLite's datetime('now') writes it.
     let seen = alice.last_seen.as_bytes();
     assert_eq!(seen.len(), 19, "{}", alice.last_seen);

@@ -262,6 +262,18 @@ impl Metadata for PostgresMetadata {
         })
     }
 
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError> {
+        let (id, dialect) = (id.0.to_vec(), dialect.to_string());
+        self.pg
+            .run("recording the dialect seen", move |c| async move {
+                let st = c
+                    .prepare_cached("UPDATE clients SET Dialect = $2 WHERE ID = $1")
+                    .await?;
+                c.execute(&st, &[&id, &dialect]).await?;
+                Ok(())
+            })
+    }
+
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         let hold = secs(hold);
         self.pg.run("expiring registrations", move |c| async move {
@@ -291,8 +303,8 @@ impl Metadata for PostgresMetadata {
                         age!("COALESCE(c.AESKeyIssued, c.LastSeen)"),
                         " END, \
                          (SELECT COUNT(*) FROM files f WHERE f.ID = c.ID), \
-                         (SELECT COALESCE(SUM(Size), 0)::bigint FROM files f WHERE f.ID = c.ID) \
-                         FROM clients c ORDER BY c.Name COLLATE \"C\""
+                         (SELECT COALESCE(SUM(Size), 0)::bigint FROM files f WHERE f.ID = c.ID), \
+                         c.Dialect FROM clients c ORDER BY c.Name COLLATE \"C\""
                     ),
                     &[],
                 )
@@ -307,6 +319,7 @@ impl Metadata for PostgresMetadata {
                         aes_key_age: r.try_get::<_, Option<i64>>(4)?.map(|a| a.max(0) as u64),
                         files: r.try_get::<_, i64>(5)?.max(0) as u64,
                         bytes: r.try_get::<_, i64>(6)?.max(0) as u64,
+                        dialect: r.try_get(7)?,
                     })
                 })
                 .collect()

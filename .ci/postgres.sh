@@ -42,6 +42,12 @@ cmd_install() {
   [ "$(id -u)" = 0 ] || die "PostgreSQL is not installed: run this as root to apt-get install postgresql"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  # Debian creates and may start a default cluster: tests use throwaway ones only.
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters -h 2>/dev/null | while read -r ver name _port status _rest; do
+      if [ "$status" = online ]; then pg_ctlcluster "$ver" "$name" stop || true; fi
+    done
+  fi
   bindir >/dev/null || die "installed postgresql, but found no initdb/pg_ctl under /usr/lib/postgresql"
 }
 

@@ -3,6 +3,7 @@
 
 pub mod faulty;
 pub mod haproxy;
+pub mod postgres;
 pub mod scrape;
 
 use std::io::{Read, Write};

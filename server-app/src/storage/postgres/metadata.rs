@@ -1,9 +1,12 @@
 //! [`Metadata`] in PostgreSQL, shared by several servers.
 //!
 //! The same semantics as [`SqliteMetadata`](crate::storage::sqlite::SqliteMetadata),
-//! method for method. A method of several statements is one SERIALIZABLE transaction
-//! ([`Pg::transact`], retried when a concurrent server's transaction wins); a method of
-//! one statement runs it alone. Times come from the database's clock (`now()`), so
+//! method for method. A method of several statements is one READ COMMITTED
+//! transaction ([`Pg::transact_locked`]) that first locks the row standing for what it
+//! changes: the client's row for its files (a switch, a removal), the client's row for
+//! its keys; a method of one statement runs it alone (PostgreSQL re-checks a
+//! `DELETE`'s condition on a row changed meanwhile). Uniqueness of names and ids is the
+//! unique indexes' (`INSERT ... ON CONFLICT DO NOTHING`). Times come from the database's clock (`now()`), so
 //! servers with skewed clocks agree on ages.
 
 use std::collections::HashSet;
@@ -112,7 +115,7 @@ impl Metadata for PostgresMetadata {
         hold: Duration,
     ) -> Result<Registration, MetaError> {
         let (id, name, hold) = (id.0.to_vec(), name.to_string(), hold.as_secs());
-        self.pg.transact("registering a client", move |tx| {
+        self.pg.transact_locked("registering a client", move |tx| {
             let (id, name) = (id.clone(), name.clone());
             Box::pin(async move {
                 let st = tx
@@ -164,13 +167,16 @@ impl Metadata for PostgresMetadata {
     ) -> Result<KeyOutcome, MetaError> {
         let (id, name) = (id.0.to_vec(), name.to_string());
         let (public_key, aes_key) = (public_key.to_vec(), aes_key.to_vec());
-        self.pg.transact("storing keys", move |tx| {
+        self.pg.transact_locked("storing keys", move |tx| {
             let (id, name) = (id.clone(), name.clone());
             let (public_key, aes_key) = (public_key.clone(), aes_key.clone());
             Box::pin(async move {
                 let st = tx
-                    .prepare_cached("SELECT PublicKey FROM clients WHERE ID = $1 AND Name = $2")
+                    .prepare_cached(
+                        "SELECT PublicKey FROM clients WHERE ID = $1 AND Name = $2 FOR UPDATE",
+                    )
                     .await?;
+                // Locked: a concurrent 826 with another key waits, then sees this one.
                 let on_file: Option<Option<Vec<u8>>> =
                     tx.query_opt(&st, &[&id, &name]).await?.map(|r| r.get(0));
                 match on_file {
@@ -256,6 +262,18 @@ impl Metadata for PostgresMetadata {
         })
     }
 
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError> {
+        let (id, dialect) = (id.0.to_vec(), dialect.to_string());
+        self.pg
+            .run("recording the dialect seen", move |c| async move {
+                let st = c
+                    .prepare_cached("UPDATE clients SET Dialect = $2 WHERE ID = $1")
+                    .await?;
+                c.execute(&st, &[&id, &dialect]).await?;
+                Ok(())
+            })
+    }
+
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         let hold = secs(hold);
         self.pg.run("expiring registrations", move |c| async move {
@@ -285,8 +303,8 @@ impl Metadata for PostgresMetadata {
                         age!("COALESCE(c.AESKeyIssued, c.LastSeen)"),
                         " END, \
                          (SELECT COUNT(*) FROM files f WHERE f.ID = c.ID), \
-                         (SELECT COALESCE(SUM(Size), 0)::bigint FROM files f WHERE f.ID = c.ID) \
-                         FROM clients c ORDER BY c.Name COLLATE \"C\""
+                         (SELECT COALESCE(SUM(Size), 0)::bigint FROM files f WHERE f.ID = c.ID), \
+                         c.Dialect FROM clients c ORDER BY c.Name COLLATE \"C\""
                     ),
                     &[],
                 )
@@ -301,6 +319,7 @@ impl Metadata for PostgresMetadata {
                         aes_key_age: r.try_get::<_, Option<i64>>(4)?.map(|a| a.max(0) as u64),
                         files: r.try_get::<_, i64>(5)?.max(0) as u64,
                         bytes: r.try_get::<_, i64>(6)?.max(0) as u64,
+                        dialect: r.try_get(7)?,
                     })
                 })
                 .collect()
@@ -341,7 +360,7 @@ impl Metadata for PostgresMetadata {
 
     fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError> {
         let (id, file_name) = (id.0.to_vec(), file_name.to_string());
-        self.pg.transact("deleting a file", move |tx| {
+        self.pg.transact_locked("deleting a file", move |tx| {
             let (id, file_name) = (id.clone(), file_name.clone());
             Box::pin(async move {
                 let object: Option<String> = tx
@@ -361,9 +380,18 @@ impl Metadata for PostgresMetadata {
 
     fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError> {
         let id = id.0.to_vec();
-        self.pg.transact("removing a client", move |tx| {
+        self.pg.transact_locked("removing a client", move |tx| {
             let id = id.clone();
             Box::pin(async move {
+                // The client row first, as a commit's switch locks it: one waits for
+                // the other, and a switch after this finds no client.
+                if tx
+                    .query_opt("SELECT 1 FROM clients WHERE ID = $1 FOR UPDATE", &[&id])
+                    .await?
+                    .is_none()
+                {
+                    return Ok(None);
+                }
                 let rows = tx
                     .query(
                         &format!("DELETE FROM files WHERE ID = $1 RETURNING {FILE_COLUMNS}"),
@@ -386,7 +414,7 @@ impl Metadata for PostgresMetadata {
 
     fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError> {
         let older_than = secs(older_than);
-        self.pg.transact("pruning unverified files", move |tx| {
+        self.pg.transact_locked("pruning unverified files", move |tx| {
             Box::pin(async move {
                 let rows = tx
                     .query(
@@ -449,7 +477,7 @@ impl Metadata for PostgresMetadata {
 
     fn switch(&self, i: &Intent) -> Result<Switch, MetaError> {
         let i = i.clone();
-        self.pg.transact("committing the file", move |tx| {
+        self.pg.transact_locked("committing the file", move |tx| {
             let i = i.clone();
             Box::pin(async move { switch_in(tx, &i).await })
         })
@@ -499,13 +527,15 @@ impl Metadata for PostgresMetadata {
 /// The commit point (step 4) inside its transaction: see [`Metadata::switch`].
 async fn switch_in(tx: &Transaction<'_>, i: &Intent) -> Result<Switch, TxError> {
     let client = &i.client.0[..];
-    // An operator may have removed the client while its upload was under way: its
-    // file must not come back without an owner (the commit rolls back, 1607).
+    // The client's row is the lock for its files: switches of one client (on any
+    // server) take turns, so each reads the record as the previous one left it, and a
+    // removal of the client waits or is waited for. An operator may have removed the
+    // client while its upload was under way: its file must not come back without an
+    // owner (the commit rolls back, 1607).
     let st = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM clients WHERE ID = $1)")
+        .prepare_cached("SELECT 1 FROM clients WHERE ID = $1 FOR NO KEY UPDATE")
         .await?;
-    let owner: bool = tx.query_one(&st, &[&client]).await?.get(0);
-    if !owner {
+    if tx.query_opt(&st, &[&client]).await?.is_none() {
         return Err(TxError::Refused(MetaError::backend(
             "committing the file",
             "the client was removed",
@@ -519,8 +549,8 @@ async fn switch_in(tx: &Transaction<'_>, i: &Intent) -> Result<Switch, TxError> 
         .await?
         .map(|r| (r.get(0), r.get(1)));
     if !i.verified && matches!(previous, Some((_, true))) {
-        // 902 never replaces a verified file (checked inside the SERIALIZABLE commit
-        // transaction: a concurrent 900 on another server makes one of the two retry).
+        // 902 never replaces a verified file (checked under the client's lock, so a
+        // concurrent 900 on another server is either seen here or comes after).
         let st = tx
             .prepare_cached("DELETE FROM intents WHERE IntentID = $1")
             .await?;

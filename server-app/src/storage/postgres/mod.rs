@@ -9,10 +9,12 @@
 //! the backend's own runtime and wait for its answer on a standard channel: that works
 //! from any thread except one of the backend's own workers.
 //!
-//! Read-write work goes through [`Pg::transact`]: one SERIALIZABLE transaction,
+//! Read-write work goes through [`Pg::transact`] (one SERIALIZABLE transaction,
 //! retried from the start when PostgreSQL reports a serialization failure or a
-//! deadlock (several servers racing on one row), so each call behaves as if the
-//! servers had taken turns.
+//! deadlock, so each call behaves as if the servers had taken turns) or
+//! [`Pg::transact_locked`] (READ COMMITTED, the closure takes row locks; what the hot
+//! paths of [`PostgresMetadata`] use, since serializable transactions on small tables
+//! conflict even when they touch different rows).
 
 pub mod metadata;
 pub mod schema;
@@ -52,7 +54,7 @@ impl From<PgError> for TxError {
 }
 
 /// How many times a transaction is tried when it keeps losing races.
-const ATTEMPTS: u32 = 30;
+const ATTEMPTS: u32 = 60;
 
 /// Connections per server process (each handler thread holds at most one at a time).
 const POOL_SIZE: usize = 16;
@@ -125,20 +127,54 @@ impl Pg {
     {
         let pool = self.pool.clone();
         self.wait(what, async move {
-            let client = pool.get().await.map_err(|e| MetaError::backend(what, e))?;
-            f(client).await.map_err(|e| MetaError::backend(what, e))
+            let client = pool.get().await.map_err(|e| pool_error(what, e))?;
+            f(client).await.map_err(|e| pg_error(what, &e))
         })
     }
 
     /// Runs `f` inside one SERIALIZABLE transaction and commits it (rolls it back when
-    /// `f` fails or returns [`TxError::Refused`]); when PostgreSQL
-    /// reports a serialization failure or a deadlock (a concurrent transaction won),
-    /// rolls back and runs `f` again on fresh data, up to 30 times. `f` may run more
-    /// than once, so it must only act through the transaction.
+    /// `f` fails or returns [`TxError::Refused`]); when PostgreSQL reports a
+    /// serialization failure or a deadlock (a concurrent transaction won), rolls back
+    /// and runs `f` again on fresh data, up to 60 times. `f` may run more than once,
+    /// so it must only act through the transaction.
     ///
     /// `f` receives the transaction and returns a boxed future:
     /// `move |tx| Box::pin(async move { tx.execute("...", &[]).await })`.
+    ///
+    /// PostgreSQL tracks what a serializable transaction read by index pages, so on
+    /// small or hot tables unrelated transactions also conflict and retry: for work
+    /// done often by many servers at once, prefer [`transact_locked`](Self::transact_locked).
     pub fn transact<T, F>(&self, what: &'static str, f: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: for<'a> Fn(&'a Transaction<'a>) -> BoxFut<'a, Result<T, TxError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.transact_at(IsolationLevel::Serializable, what, f)
+    }
+
+    /// As [`transact`](Self::transact), at READ COMMITTED: `f` takes the row locks
+    /// that make it correct (`SELECT ... FOR UPDATE` on the row that stands for what
+    /// it changes) before reading what it decides on. Retried on a deadlock.
+    pub fn transact_locked<T, F>(&self, what: &'static str, f: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: for<'a> Fn(&'a Transaction<'a>) -> BoxFut<'a, Result<T, TxError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.transact_at(IsolationLevel::ReadCommitted, what, f)
+    }
+
+    fn transact_at<T, F>(
+        &self,
+        level: IsolationLevel,
+        what: &'static str,
+        f: F,
+    ) -> Result<T, MetaError>
     where
         T: Send + 'static,
         F: for<'a> Fn(&'a Transaction<'a>) -> BoxFut<'a, Result<T, TxError>>
@@ -148,18 +184,21 @@ impl Pg {
     {
         let pool = self.pool.clone();
         self.wait(what, async move {
-            let mut client = pool.get().await.map_err(|e| MetaError::backend(what, e))?;
+            let mut client = pool.get().await.map_err(|e| pool_error(what, e))?;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match try_once(&mut client, &f).await {
+                match try_once(&mut client, level, &f).await {
                     Ok(v) => return Ok(v),
                     Err(TxError::Pg(e)) if is_conflict(&e) && attempt < ATTEMPTS => {
-                        // Lost a race: a short, growing pause lets the winner finish.
-                        let ms = u64::from(attempt.min(10)) * 2;
+                        // Lost a race: a short pause, growing and jittered so that
+                        // the losers do not meet again, lets the winner finish.
+                        use rand_core::RngCore;
+                        let jitter = u64::from(rand_core::OsRng.next_u32() % 8);
+                        let ms = u64::from(attempt.min(10)) * 2 + jitter;
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
-                    Err(TxError::Pg(e)) => return Err(MetaError::backend(what, e)),
+                    Err(TxError::Pg(e)) => return Err(pg_error(what, &e)),
                     Err(TxError::Refused(e)) => return Err(e),
                 }
             }
@@ -195,13 +234,13 @@ impl Drop for Pg {
     }
 }
 
-async fn try_once<T, F>(client: &mut Object, f: &F) -> Result<T, TxError>
+async fn try_once<T, F>(client: &mut Object, level: IsolationLevel, f: &F) -> Result<T, TxError>
 where
     F: for<'a> Fn(&'a Transaction<'a>) -> BoxFut<'a, Result<T, TxError>> + Sync,
 {
     let tx = client
         .build_transaction()
-        .isolation_level(IsolationLevel::Serializable)
+        .isolation_level(level)
         .start()
         .await?;
     match f(&tx).await {
@@ -215,6 +254,28 @@ where
             let _ = tx.rollback().await;
             Err(e)
         }
+    }
+}
+
+/// A PostgreSQL error as a [`MetaError`], with the server's own message (the error's
+/// `Display` alone says only "db error").
+pub fn pg_error(what: &'static str, e: &PgError) -> MetaError {
+    match e.as_db_error() {
+        Some(db) => MetaError::backend(
+            what,
+            format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        ),
+        None => match std::error::Error::source(e) {
+            Some(source) => MetaError::backend(what, format!("{e}: {source}")),
+            None => MetaError::backend(what, e),
+        },
+    }
+}
+
+fn pool_error(what: &'static str, e: deadpool_postgres::PoolError) -> MetaError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_error(what, &e),
+        other => MetaError::backend(what, other),
     }
 }
 

@@ -20,7 +20,7 @@ const MIGRATION_LOCK: i64 = 0x6669_6c65_7374_6f72; // "filestor"
 
 /// Each migration, in order: `MIGRATIONS[n]` brings version `n` to `n + 1`.
 pub const MIGRATIONS: &[&str] = &[
-    // Version 1: the tables of SQLite's schema 3.
+    // Version 1: the tables of SQLite's schema 4.
     "CREATE TABLE clients (
          ID bytea PRIMARY KEY CHECK (length(ID) = 16),
          Name text NOT NULL UNIQUE CHECK (length(Name) <= 255),
@@ -28,7 +28,8 @@ pub const MIGRATIONS: &[&str] = &[
          LastSeen timestamptz NOT NULL,
          AESKey bytea CHECK (AESKey IS NULL OR length(AESKey) IN (16, 32)),
          AESKeyIssued timestamptz,
-         Registered timestamptz NOT NULL
+         Registered timestamptz NOT NULL,
+         Dialect text
      );
      CREATE TABLE files (
          ID bytea NOT NULL REFERENCES clients(ID),

@@ -414,7 +414,7 @@ impl Connection {
     fn reopen(&mut self, r: Resumed) -> Option<protocol_core::SuspendedUpload> {
         let expected = r.upload.bytes_so_far();
         let failure = match self.app.storage.contents.reopen_upload(&r.key) {
-            Ok(w) => match w.len() {
+            Ok(w) => match w.bytes_written() {
                 Some(held) if held != expected => {
                     format!("its contents hold {held} bytes, its state {expected}")
                 }

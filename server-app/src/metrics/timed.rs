@@ -214,4 +214,7 @@ impl UploadSink for TimedSink {
         let TimedSink { inner, metrics } = *self;
         time(&metrics, Store::Contents, "finish", || inner.finish())
     }
+    fn bytes_written(&self) -> Option<u64> {
+        self.inner.bytes_written()
+    }
 }

@@ -116,7 +116,7 @@ impl UploadSink for UploadWriter {
     fn finish(self: Box<Self>) -> io::Result<()> {
         UploadWriter::finish(*self)
     }
-    fn len(&self) -> Option<u64> {
+    fn bytes_written(&self) -> Option<u64> {
         Some(UploadWriter::len(self))
     }
 }

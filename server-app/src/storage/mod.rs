@@ -249,10 +249,9 @@ pub trait UploadSink: Send {
     /// Step 1 of a commit: flushes and makes the bytes durable (before 1603).
     fn finish(self: Box<Self>) -> io::Result<()>;
     /// Bytes in the upload so far, counting buffered ones, when the sink knows (a
-    /// reopened upload is checked against its saved state).
-    fn len(&self) -> Option<u64> {
-        None
-    }
+    /// reopened upload is checked against its saved state). Wrappers must forward it:
+    /// `None` skips that check.
+    fn bytes_written(&self) -> Option<u64>;
 }
 
 /// The bytes: uploads in progress and committed objects, by opaque keys.

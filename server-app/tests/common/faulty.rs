@@ -293,6 +293,9 @@ impl UploadSink for FaultySink {
         }
         self.inner.flush()
     }
+    fn bytes_written(&self) -> Option<u64> {
+        self.inner.bytes_written()
+    }
     fn finish(self: Box<Self>) -> io::Result<()> {
         let plan = self.plan.clone();
         let inner = self.inner;

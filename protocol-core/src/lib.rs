@@ -110,8 +110,8 @@ pub use dialect::{Dialect, EncryptionMode, PacketAck, ResponseOrder, ServerDiale
 pub use error::{PeerError, UsageError};
 pub use limits::Limits;
 pub use server::{
-    ClientRecord, QuestionKind, ServerConfig, ServerConnection, ServerEvent, SuspendedUpload,
-    Ticket, Verdict,
+    ClientRecord, InputBudget, QuestionKind, ServerConfig, ServerConnection, ServerEvent,
+    SuspendedUpload, Ticket, Verdict, DEFAULT_INPUT_BUDGET,
 };
 
 /// The `rand_core` this crate's API uses (version 0.6): the RNG given to

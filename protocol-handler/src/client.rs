@@ -75,4 +75,3 @@ pub fn end_of_stream<R: CryptoRngCore>(
         ClientFailure::Peer(protocol_core::PeerError::UnexpectedEof),
     )))
 }
-

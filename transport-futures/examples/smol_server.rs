@@ -12,7 +12,10 @@ use protocol_handler::ServerOptions;
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:1256".into());
     smol::block_on(async {
-        let listener = Async::<TcpListener>::bind(addr.parse::<std::net::SocketAddr>().map_err(std::io::Error::other)?)?;
+        let listener = Async::<TcpListener>::bind(
+            addr.parse::<std::net::SocketAddr>()
+                .map_err(std::io::Error::other)?,
+        )?;
         println!("listening on {}", listener.get_ref().local_addr()?);
         // Runs until this future completes: a signal, a channel closing, ...
         let shutdown = std::future::pending::<()>();

@@ -26,9 +26,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut session = ClientSession::new(config, OsRng)?;
     let mut stream = TcpStream::connect(server)?;
-    let outcome = run_client(&mut session, &mut stream, &mut file, &ClientOptions::default(), |ev| {
-        println!("{ev:?}")
-    })?;
+    let outcome = run_client(
+        &mut session,
+        &mut stream,
+        &mut file,
+        &ClientOptions::default(),
+        |ev| println!("{ev:?}"),
+    )?;
     println!("{outcome:?}");
     Ok(())
 }

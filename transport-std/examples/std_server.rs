@@ -13,5 +13,10 @@ fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr)?;
     println!("listening on {}", listener.local_addr()?);
     // `Shutdown::trigger` from another thread (a signal handler) stops it gracefully.
-    serve(listener, ServerOptions::default(), Arc::new(MemoryApp::new()), Shutdown::new())
+    serve(
+        listener,
+        ServerOptions::default(),
+        Arc::new(MemoryApp::new()),
+        Shutdown::new(),
+    )
 }

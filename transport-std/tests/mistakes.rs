@@ -84,7 +84,13 @@ fn a_forgetful_application_ends_the_connection_at_the_answer_deadline() {
             response_timeout: Duration::from_secs(600),
             ..ClientOptions::default()
         };
-        let r = run_client(&mut s, &mut stream, &mut Cursor::new(data), &options, |_| {});
+        let r = run_client(
+            &mut s,
+            &mut stream,
+            &mut Cursor::new(data),
+            &options,
+            |_| {},
+        );
         match r {
             Err(ClientError::Failure(_)) | Err(ClientError::Io(_)) => {}
             other => panic!("{mistake:?}: {other:?}"),

@@ -25,7 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut session = ClientSession::new(config, OsRng)?;
     let stream = tokio::net::TcpStream::connect(server).await?;
     let options = ClientOptions::default();
-    let outcome = run_client(&mut session, stream, &mut file, &options, |ev| println!("{ev:?}")).await?;
+    let outcome = run_client(&mut session, stream, &mut file, &options, |ev| {
+        println!("{ev:?}")
+    })
+    .await?;
     println!("{outcome:?}");
     Ok(())
 }

@@ -17,5 +17,11 @@ async fn main() -> std::io::Result<()> {
     };
     // A synchronous application runs on the blocking pool; an async one
     // (`AsyncHandlerFactory`) goes to `serve_async` and is polled on the connection's task.
-    serve(listener, ServerOptions::default(), Arc::new(MemoryApp::new()), ctrl_c).await
+    serve(
+        listener,
+        ServerOptions::default(),
+        Arc::new(MemoryApp::new()),
+        ctrl_c,
+    )
+    .await
 }

@@ -54,7 +54,14 @@ pub async fn upload(
         response_timeout: timeout,
         ..ClientOptions::default()
     };
-    let outcome = run_client(&mut s, stream, &mut Cursor::new(data.clone()), &options, |_| {}).await?;
+    let outcome = run_client(
+        &mut s,
+        stream,
+        &mut Cursor::new(data.clone()),
+        &options,
+        |_| {},
+    )
+    .await?;
     Ok((outcome, s.client_id(), data))
 }
 

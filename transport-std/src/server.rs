@@ -205,6 +205,24 @@ fn run_connection<H: ConnectionHandler>(
     if !out.is_empty() {
         let _ = stream.write_all(&out);
     }
+    if conn.error().is_some() || !input.is_empty() {
+        // After closing for an error (a 1607 sent, the peer possibly still
+        // sending): read and discard for a moment, so that the close is not a
+        // reset, which would discard the 1607 before the peer reads it.
+        let _ = stream.shutdown(NetShutdown::Write);
+        let until = Instant::now() + Duration::from_millis(500);
+        let mut total = 0;
+        while total < (1 << 20) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match stream.read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    }
     let _ = stream.shutdown(NetShutdown::Both);
     handler.on_close(&conn);
     debug!(%peer, "connection closed");

@@ -97,9 +97,33 @@ where
         let _ = stream.write_all(&out).await;
     }
     let _ = stream.shutdown().await;
+    if dispatch.conn().error().is_some() || !input.is_empty() {
+        linger(&mut stream).await;
+    }
     dispatch.close().await;
     result
 }
+
+/// After closing for an error (a 1607 sent, the peer possibly still sending):
+/// reads and discards what the peer sends for a moment, so that the close is not
+/// a reset, which would discard the 1607 before the peer reads it.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    let drain = async {
+        let mut sink = [0u8; 8192];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// How long, and how much, [`linger`] reads.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// [`Dispatch::pump`]; an async handler still running `answer_timeout` after the
 /// pump began is dropped (its question then times out in the connection).

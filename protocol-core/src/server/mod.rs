@@ -574,14 +574,20 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         };
         self.header_seen = true;
         wire::check_request_size(code, size as usize, &self.config.limits)?;
-        if code != RequestCode::SendFile {
-            return Ok(());
-        }
         let mut id = [0u8; 16];
         id.copy_from_slice(&input[..16]);
         let client_id = ClientId(id);
+        if code != RequestCode::Register && client_id == ClientId::ZERO {
+            return Err(PeerError::UnexpectedRequest {
+                code: code as u16,
+                why: "a client id is required",
+            });
+        }
+        if code != RequestCode::SendFile {
+            return Ok(());
+        }
         let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
-        if known || self.looked_up == Some(client_id) || client_id == ClientId::ZERO {
+        if known || self.looked_up == Some(client_id) {
             return Ok(());
         }
         self.looked_up = Some(client_id);

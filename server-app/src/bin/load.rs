@@ -315,14 +315,14 @@ fn main() -> anyhow::Result<()> {
         let mut load = Load::new();
         let label = match *scenario {
             "slow" => {
-                for _ in 0..4 {
-                    load.spawn(move |s, n| slow_senders(port, 500, s, n));
+                for _ in 0..8 {
+                    load.spawn(move |s, n| slow_senders(port, 250, s, n));
                 }
                 "2,000 slow senders (1 byte/s)"
             }
             "idle" => {
-                for _ in 0..4 {
-                    load.spawn(move |s, n| idle_connections(port, 2500, s, n));
+                for _ in 0..20 {
+                    load.spawn(move |s, n| idle_connections(port, 500, s, n));
                 }
                 "10,000 idle connections"
             }
@@ -340,8 +340,20 @@ fn main() -> anyhow::Result<()> {
             }
             _ => "no load",
         };
-        // Let the load build up (10,000 connections take a few seconds to open).
-        std::thread::sleep(Duration::from_secs(if *scenario == "idle" { 6 } else { 3 }));
+        // Let the load build up: until the connections are opened (at most 30 s),
+        // then 2 s more.
+        let target = match *scenario {
+            "slow" => 2_000,
+            "idle" => 10_000,
+            _ => 0,
+        };
+        let building = Instant::now();
+        while load.note.load(Ordering::Relaxed) < target
+            && building.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(2));
         let mut lat = Vec::new();
         let mut served = 0;
         for _ in 0..real {

@@ -120,7 +120,7 @@ async fn serve_with<D: Dispatch>(
         };
         let Some(guard) = guard else {
             // A 1607 fits the new socket's send buffer: written without waiting.
-            let _ = (&*stream.get_ref()).write(&refusal_bytes());
+            let _ = stream.get_ref().write(&refusal_bytes());
             drop(stream);
             if let Some(n) = refusals.note(Instant::now()) {
                 warn!("refused {n} connection(s) in the last second: too many connections or failures");

@@ -1,14 +1,14 @@
 //! The client's files: `transfer.info`, `me.info`, `priv.key`.
 
+mod key_files;
+
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use protocol_core::crypto::PrivateKey;
-use protocol_core::names::MAX_CLIENT_NAME_LEN;
 use protocol_core::{ClientId, Identity};
+use zeroize::Zeroizing;
 
 /// What `transfer.info` says.
 #[derive(Debug, Clone)]
@@ -58,25 +58,12 @@ pub fn read_transfer(path: &Path) -> anyhow::Result<Transfer> {
     })
 }
 
-/// Checks a client name as `transfer.info` allows it.
-pub fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.len() > MAX_CLIENT_NAME_LEN {
-        bail!(
-            "the client name is {} characters; at most {MAX_CLIENT_NAME_LEN} are allowed",
-            name.len()
-        );
-    }
-    if name.is_empty() || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        bail!("the client name {name:?} must be printable ASCII and not empty");
-    }
-    Ok(())
-}
-
 /// Reads `me.info`: line 1 name, line 2 the id in hex, lines 3.. the private key in
 /// base64 (one line or wrapped). If the key lines are missing, `priv.key` beside it.
+/// Either file is refused unless it is a regular file of the user's with mode 0600
+/// or stricter.
 pub fn read_me(path: &Path) -> anyhow::Result<(String, Identity)> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = key_files::read_secret(path)?;
     let mut lines = text.lines();
     let name = lines.next().unwrap_or("").trim().to_string();
     let id_line = lines.next().unwrap_or("").trim();
@@ -86,12 +73,16 @@ pub fn read_me(path: &Path) -> anyhow::Result<(String, Identity)> {
             path.display()
         )
     })?;
-    let mut key_text: String = lines.collect::<Vec<_>>().join("\n");
+    let mut key_text = Zeroizing::new(String::with_capacity(text.len()));
+    for line in lines {
+        key_text.push_str(line);
+        key_text.push('\n');
+    }
     if key_text.trim().is_empty() {
         let priv_path = path.with_file_name("priv.key");
-        key_text = fs::read_to_string(&priv_path).with_context(|| {
+        key_text = key_files::read_secret(&priv_path).with_context(|| {
             format!(
-                "{} has no private key (line 3) and {} cannot be read",
+                "{} has no private key (line 3), so it is read from {}",
                 path.display(),
                 priv_path.display()
             )
@@ -111,28 +102,20 @@ pub fn read_me(path: &Path) -> anyhow::Result<(String, Identity)> {
     ))
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// Writes `me.info` and `priv.key` (readable by the user only).
+/// Writes `me.info` and `priv.key` (regular files, mode 0600, each replaced whole).
 pub fn write_me(dir: &Path, name: &str, id: &ClientId, key: &PrivateKey) -> anyhow::Result<()> {
     let b64 = key.to_base64()?;
-    write_private(
-        &dir.join("me.info"),
-        &format!("{name}\n{}\n{b64}\n", id.to_hex()),
-    )?;
-    write_private(&dir.join("priv.key"), &format!("{b64}\n"))?;
+    let mut me = Zeroizing::new(String::with_capacity(name.len() + 34 + b64.len() + 1));
+    me.push_str(name);
+    me.push('\n');
+    me.push_str(&id.to_hex());
+    me.push('\n');
+    me.push_str(&b64);
+    me.push('\n');
+    key_files::write_secret(&dir.join("me.info"), me.as_bytes())?;
+    let mut private = Zeroizing::new(String::with_capacity(b64.len() + 1));
+    private.push_str(&b64);
+    private.push('\n');
+    key_files::write_secret(&dir.join("priv.key"), private.as_bytes())?;
     Ok(())
 }

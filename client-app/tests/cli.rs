@@ -1,70 +1,46 @@
-//! The client's messages for bad input: each a one-line `Fatal:` and a non-zero exit.
+//! The client's messages for bad input, all found before any network traffic:
+//! each a `Fatal:` in the user's terms and exit code 2 (usage or configuration),
+//! or 3 when nothing listens at the server's address.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
-fn client(dir: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_client"))
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::*;
 
-fn fatal(dir: &Path, expect: &str) {
-    let (ok, err) = client(dir);
-    assert!(!ok, "expected failure, got success: {err}");
-    assert!(err.starts_with("Fatal: "), "{err}");
-    assert!(err.contains(expect), "{err:?} should mention {expect:?}");
-    assert!(!err.contains("panicked"), "{err}");
+/// A port nothing listens on: a run that reaches the network fails with 3, not 2.
+fn unused() -> String {
+    format!("127.0.0.1:{}", free_port())
 }
 
 #[test]
 fn missing_transfer_info() {
     let tmp = tempfile::tempdir().unwrap();
-    fatal(tmp.path(), "transfer.info");
+    client(tmp.path(), &[]).fails(2, "transfer.info");
 }
 
 #[test]
 fn malformed_transfer_info() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("transfer.info"),
-        "no port here\nname\nfile\n",
-    )
-    .unwrap();
-    fatal(tmp.path(), "host:port");
-    std::fs::write(tmp.path().join("transfer.info"), "127.0.0.1:1\n").unwrap();
-    fatal(tmp.path(), "line 2");
-    let long = "x".repeat(101);
-    std::fs::write(
-        tmp.path().join("transfer.info"),
-        format!("127.0.0.1:1\n{long}\nf\n"),
-    )
-    .unwrap();
+    let t = tmp.path().join("transfer.info");
+    std::fs::write(&t, "no port here\nname\nfile\n").unwrap();
+    client(tmp.path(), &[]).fails(2, "host:port");
+    std::fs::write(&t, "127.0.0.1:1\n").unwrap();
+    client(tmp.path(), &[]).fails(2, "line 2");
+    std::fs::write(&t, format!("127.0.0.1:1\n{}\nf\n", "x".repeat(101))).unwrap();
     std::fs::write(tmp.path().join("f"), "data").unwrap();
-    fatal(tmp.path(), "at most 100");
+    client(tmp.path(), &[]).fails(2, "at most 100");
 }
 
 #[test]
-fn unreadable_file_and_refused_connection() {
+fn a_missing_file_and_a_refused_connection() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    std::fs::write(
-        tmp.path().join("transfer.info"),
-        format!("127.0.0.1:{port}\nalice\nmissing.bin\n"),
-    )
-    .unwrap();
-    fatal(tmp.path(), "missing.bin");
+    let server = unused();
+    let args = ["--server", &server, "--name", "alice", "missing.bin"];
+    client(tmp.path(), &args).fails(2, "missing.bin, does not exist");
     std::fs::write(tmp.path().join("missing.bin"), "now it exists").unwrap();
-    fatal(tmp.path(), "cannot connect");
+    client(tmp.path(), &args).fails(3, "the server is busy or refused the connection");
+    assert!(!tmp.path().join("me.info").exists());
 }
 
 #[test]
@@ -72,12 +48,143 @@ fn malformed_me_info() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("transfer.info"), "127.0.0.1:1\nalice\nf\n").unwrap();
     std::fs::write(tmp.path().join("f"), "data").unwrap();
-    std::fs::write(tmp.path().join("me.info"), "alice\nnot-hex\nAAAA\n").unwrap();
-    fatal(tmp.path(), "32 hex digits");
-    std::fs::write(
-        tmp.path().join("me.info"),
-        format!("alice\n{}\nnot base64!\n", "ab".repeat(16)),
+    write_private(&tmp.path().join("me.info"), "alice\nnot-hex\nAAAA\n");
+    client(tmp.path(), &[]).fails(2, "32 hex digits");
+    write_private(
+        &tmp.path().join("me.info"),
+        &format!("alice\n{}\nnot base64!\n", "ab".repeat(16)),
+    );
+    client(tmp.path(), &[]).fails(2, "private key");
+}
+
+#[test]
+fn a_folder_as_the_file_is_named_with_its_path_before_registering() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("photos")).unwrap();
+    client(
+        tmp.path(),
+        &["--server", &unused(), "--name", "a", "photos"],
     )
-    .unwrap();
-    fatal(tmp.path(), "private key");
+    .fails(2, "photos is a folder");
+    assert!(!tmp.path().join("me.info").exists());
+}
+
+#[test]
+fn a_file_name_the_protocol_cannot_carry_is_refused_before_connecting() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("résumé.pdf"), "x").unwrap();
+    client(
+        tmp.path(),
+        &["--server", &unused(), "--name", "a", "résumé.pdf"],
+    )
+    .fails(2, "printable ASCII");
+    let long = "n".repeat(255);
+    std::fs::write(tmp.path().join(&long), "x").unwrap();
+    client(tmp.path(), &["--server", &unused(), "--name", "a", &long]).fails(2, "too long");
+}
+
+#[test]
+fn a_file_over_the_protocols_limit_is_refused_before_connecting() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Sparse: no disk is used.
+    let f = std::fs::File::create(tmp.path().join("huge.img")).unwrap();
+    f.set_len(u32::MAX as u64 - 15).unwrap();
+    client(
+        tmp.path(),
+        &["--server", &unused(), "--name", "a", "huge.img"],
+    )
+    .fails(2, "at most 4294967279 bytes");
+    // One byte less fits the protocol: the run goes on to the network.
+    f.set_len(u32::MAX as u64 - 16).unwrap();
+    client(
+        tmp.path(),
+        &["--server", &unused(), "--name", "a", "huge.img"],
+    )
+    .fails(3, "cannot connect");
+}
+
+#[test]
+fn a_bad_client_name_is_refused_before_connecting() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("f"), "x").unwrap();
+    client(
+        tmp.path(),
+        &["--server", &unused(), "--name", "tab\there", "f"],
+    )
+    .fails(2, "printable ASCII");
+}
+
+#[test]
+fn a_folder_that_cannot_take_me_info_is_refused_before_registering() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("f"), "x").unwrap();
+    // /proc takes no new files, even for root (a chmod would not stop root).
+    let args = ["--dir", "/proc", "--server", &unused(), "--name", "a", "f"];
+    client(tmp.path(), &args).fails(2, "cannot write in /proc");
+}
+
+#[test]
+fn a_packet_size_that_cannot_carry_the_file_is_refused_not_overridden() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = std::fs::File::create(tmp.path().join("f")).unwrap();
+    f.set_len(2_000_000).unwrap();
+    let args = [
+        "--server",
+        &unused(),
+        "--name",
+        "a",
+        "--packet-size",
+        "16",
+        "f",
+    ];
+    client(tmp.path(), &args).fails(2, "--packet-size 16 would cut");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_the_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = client(tmp.path(), &["--no-such-option"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    let help = client(tmp.path(), &["--help"]).ok().stdout.clone();
+    for line in [
+        "Exit codes:",
+        "2    usage",
+        "3    cannot reach the server",
+        "4    refused by the server",
+        "5    the checksum differed four times",
+        "6    the connection was lost",
+        "130  interrupted",
+    ] {
+        assert!(help.contains(line), "{line:?} missing from {help}");
+    }
+    assert!(!help.contains("section 8"), "{help}");
+}
+
+#[test]
+fn the_readme_lists_the_same_exit_codes_as_help() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    for (code, what) in [
+        ("| 2 |", "usage"),
+        ("| 3 |", "cannot reach"),
+        ("| 4 |", "refused"),
+        ("| 5 |", "checksum"),
+        ("| 6 |", "lost"),
+        ("| 7 |", "protocol"),
+        ("| 130 |", "interrupted"),
+    ] {
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(code))
+            .unwrap_or_else(|| panic!("README has no row {code}"));
+        assert!(line.to_lowercase().contains(what), "{line}");
+    }
+}
+
+/// Writes a file as the client expects its key files: mode 0600.
+fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
                     ServerEvent::Register { ticket, .. } => { let _ = s.accept_registration(ticket); }
                     ServerEvent::Reconnect { ticket, .. } => { let _ = s.reconnect_lookup(ticket, None); }
                     ServerEvent::LookupClient { ticket, .. } => {
-                        let _ = s.client_lookup(ticket, Some(ClientRecord { aes_key: key.clone(), key_age: std::time::Duration::ZERO, suspended: None }));
+                        let _ = s.client_lookup(ticket, Some(ClientRecord { aes_key: key.as_ref().map(protocol_core::crypto::AesKey::duplicate), key_age: std::time::Duration::ZERO, suspended: None }));
                     }
                     // Each ticket has its own type: one arm per question.
                     ServerEvent::StorePublicKey { ticket, .. } => { let _ = s.succeed(ticket); }

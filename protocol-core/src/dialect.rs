@@ -1,5 +1,9 @@
 //! Dialects: the ways deployed peers deviate from the specification
-//! (PROTOCOL.md section 8), as configuration. The defaults are the specification.
+//! (`docs/PROTOCOL.md`, "Variants seen in the wild"), as configuration. The defaults
+//! are the specification. [`DetectedDialect`] is the other direction: what a server
+//! connection found its peer to speak.
+
+use std::fmt;
 
 use crate::crypto::{AesKeySize, ChecksumAlgorithm};
 use crate::wire::{ByteOrder, PacketFieldOrder};
@@ -33,6 +37,15 @@ pub struct Dialect {
     /// Content bytes per 828 packet (variant 9 servers need about 1 KiB). Grown,
     /// in steps of 16 bytes, when a file would otherwise need more than 65,535 packets.
     pub packet_size: usize,
+    /// Hand out one request per [`poll_transmit`](crate::ClientSession::poll_transmit)
+    /// call, for the driver to write each with a write of its own (variant 13: servers
+    /// that read a request with one `recv`). Without it whole requests are still never
+    /// split, but several may leave together.
+    pub one_request_per_write: bool,
+    /// Every 828 carries a content field of exactly `packet_size` bytes, the last
+    /// packet's zero-filled past the declared total (variant 12). Needs the stream
+    /// encryption and the total in the content size field.
+    pub pad_packets: bool,
 }
 
 impl Default for Dialect {
@@ -46,6 +59,8 @@ impl Default for Dialect {
             crc_carries_client_name: false,
             connection_per_request: false,
             packet_size: 64 * 1024,
+            one_request_per_write: false,
+            pad_packets: false,
         }
     }
 }
@@ -110,4 +125,77 @@ pub enum PacketAck {
     Every,
     /// Answer every packet of uploads that arrive a packet per connection (variant 7).
     Detect,
+}
+
+/// What a server connection has found its peer to speak, for the operator's log
+/// ([`ServerConnection::detected`](crate::ServerConnection::detected)). Each field is
+/// `None` until a request showed it. `Display` gives one line, e.g.
+/// `requests little-endian, packet number first, total size, stream encryption, cksum`.
+///
+/// ```
+/// use protocol_core::{ByteOrder, DetectedDialect};
+/// let d = DetectedDialect { byte_order: Some(ByteOrder::Big), ..DetectedDialect::default() };
+/// assert_eq!(d.to_string(), "requests big-endian");
+/// assert_eq!(DetectedDialect::default().to_string(), "nothing seen");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct DetectedDialect {
+    /// Byte order of the request headers (variant 1).
+    pub byte_order: Option<ByteOrder>,
+    /// Order of the packet number and total fields (variant 2).
+    pub packet_fields: Option<PacketFieldOrder>,
+    /// Content size per packet (variant 3) rather than the total.
+    pub per_packet_content_size: Option<bool>,
+    /// How the upload was encrypted: one stream or per packet (variant 4).
+    pub encryption: Option<EncryptionMode>,
+    /// Every 828 answered (a connection per request, variant 7).
+    pub every_packet_answered: Option<bool>,
+    /// The last packet's content field zero-padded past the declared total (variant 12).
+    pub padded_packets: Option<bool>,
+    /// Checksum this server sends in 1603 (configured, not detected; variant 8).
+    pub checksum: Option<ChecksumAlgorithm>,
+}
+
+impl fmt::Display for DetectedDialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<&str> = Vec::new();
+        if let Some(o) = self.byte_order {
+            parts.push(match o {
+                ByteOrder::Little => "requests little-endian",
+                ByteOrder::Big => "requests big-endian",
+            });
+        }
+        if let Some(o) = self.packet_fields {
+            parts.push(match o {
+                PacketFieldOrder::NumberFirst => "packet number first",
+                PacketFieldOrder::TotalFirst => "total packets first",
+            });
+        }
+        if let Some(p) = self.per_packet_content_size {
+            parts.push(if p { "size per packet" } else { "total size" });
+        }
+        if let Some(e) = self.encryption {
+            parts.push(match e {
+                EncryptionMode::Stream => "stream encryption",
+                EncryptionMode::PerPacket => "per-packet encryption",
+                EncryptionMode::Detect => "encryption undecided",
+            });
+        }
+        if self.every_packet_answered == Some(true) {
+            parts.push("every packet answered");
+        }
+        if self.padded_packets == Some(true) {
+            parts.push("zero-padded packets");
+        }
+        if let Some(c) = self.checksum {
+            parts.push(match c {
+                ChecksumAlgorithm::Cksum => "cksum",
+                ChecksumAlgorithm::Crc32 => "crc32",
+            });
+        }
+        if parts.is_empty() {
+            return f.write_str("nothing seen");
+        }
+        f.write_str(&parts.join(", "))
+    }
 }

@@ -1,7 +1,8 @@
 //! The secure file-storage protocol (version 3) as sans-IO state machines.
 //!
-//! This crate holds the whole protocol of `PROTOCOL.md` and nothing else: no sockets,
-//! files, clocks or global randomness. Bytes go in, bytes and events come out; time
+//! This crate holds the whole protocol of `docs/PROTOCOL.md` (in the source
+//! repository) and nothing else: no sockets, files, clocks or global randomness.
+//! Bytes go in, bytes and events come out; time
 //! is an argument and randomness is a [`rand_core::CryptoRngCore`] the caller passes.
 //!
 //! - [`wire`]: the codec for every request and response.
@@ -106,7 +107,9 @@ pub mod server;
 pub mod wire;
 
 pub use client::{ClientConfig, ClientEvent, ClientFailure, ClientSession, Identity, Outcome};
-pub use dialect::{Dialect, EncryptionMode, PacketAck, ResponseOrder, ServerDialect};
+pub use dialect::{
+    DetectedDialect, Dialect, EncryptionMode, PacketAck, ResponseOrder, ServerDialect,
+};
 pub use error::{PeerError, UsageError};
 pub use limits::Limits;
 pub use server::{

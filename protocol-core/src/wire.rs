@@ -41,7 +41,7 @@ pub enum ByteOrder {
     /// The specification: little-endian.
     #[default]
     Little,
-    /// Variant 1 of PROTOCOL.md section 8: big-endian headers.
+    /// Deployed variant 1 in `docs/PROTOCOL.md`: big-endian headers.
     Big,
 }
 

@@ -61,7 +61,7 @@ fn registered(limits: Limits, now: Instant) -> (Conn, MemStore, ClientId, AesKey
     let mut b = frame(id, &Request::SendPublicKey { name, public_key });
     s.handle_input(&mut b, now).unwrap();
     store.serve(&mut s);
-    let aes = store.clients[&id].aes_key.clone().unwrap();
+    let aes = store.clients[&id].aes_key.as_ref().unwrap().duplicate();
     codes(&mut s);
     (s, store, id, aes)
 }

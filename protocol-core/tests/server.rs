@@ -1,4 +1,4 @@
-//! The server role against each variant of PROTOCOL.md section 8, and against
+//! The server role against each variant of docs/PROTOCOL.md section 8, and against
 //! requests that break its limits.
 
 // Tests are the caller: they own the clock that the core is handed.
@@ -445,7 +445,7 @@ fn session(
     );
     s.handle_input(&mut b, now).unwrap();
     store.serve(&mut s);
-    let aes = store.clients[&id].aes_key.clone().unwrap();
+    let aes = store.clients[&id].aes_key.as_ref().unwrap().duplicate();
     let mut out = BytesMut::new();
     s.poll_transmit(&mut out);
     (s, store, id, aes, now)

@@ -101,6 +101,12 @@ impl Sim {
         if self.pick(4) == 0 {
             d.crc_carries_client_name = true;
         }
+        if self.pick(4) == 0 {
+            d.one_request_per_write = true;
+        }
+        if !d.per_packet_encryption && !d.per_packet_content_size && self.pick(4) == 0 {
+            d.pad_packets = true;
+        }
         d
     }
 

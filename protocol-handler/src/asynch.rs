@@ -16,11 +16,11 @@ use crate::Conn;
 /// `conn`. The transport polls the future on the connection's task; no worker
 /// thread is blocked, and nothing else of this connection happens meanwhile.
 ///
-/// A handler that returns without answering leaves the question pending: the
-/// connection waits for an answer given later (the ticket is `Send`; answer
-/// through `conn` on the next event... or not at all) until
-/// [`Limits::answer_timeout`](protocol_core::Limits::answer_timeout), then closes.
-/// A future still running at that deadline is dropped.
+/// Answer within the future: a handler that returns without answering leaves the
+/// question pending, and the connection, which reads nothing meanwhile, closes at
+/// [`Limits::answer_timeout`](protocol_core::Limits::answer_timeout) with a 1607.
+/// A future still running that long after the transport started it is dropped,
+/// with the same result.
 ///
 /// ```
 /// use protocol_handler::{AsyncConnectionHandler, Conn};

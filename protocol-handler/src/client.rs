@@ -16,7 +16,7 @@ pub enum ClientError {
     Failure(ClientFailure),
     /// The file did not match its announced size (it changed while being sent).
     File(UsageError),
-    /// The server did not answer in time.
+    /// The server did not answer, take our bytes or accept a connection in time.
     Timeout(Duration),
 }
 
@@ -26,7 +26,10 @@ impl std::fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Failure(e) => write!(f, "{e}"),
             ClientError::File(e) => write!(f, "the file changed while it was sent: {e}"),
-            ClientError::Timeout(d) => write!(f, "the server did not answer within {d:?}"),
+            ClientError::Timeout(d) => write!(
+                f,
+                "the server did not answer, or stopped reading, for {d:?}"
+            ),
         }
     }
 }
@@ -42,7 +45,10 @@ impl From<io::Error> for ClientError {
 /// Settings of the client driver.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// How long to wait for any answer from the server.
+    /// The longest any one wait may last: a connection (a connection per request),
+    /// each write to the socket, each answer from the server. A server that stops
+    /// reading, stops answering or stops accepting fails the run with
+    /// [`ClientError::Timeout`] after this long.
     pub response_timeout: Duration,
     /// Bytes read from the file at a time.
     pub read_chunk: usize,

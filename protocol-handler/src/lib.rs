@@ -29,6 +29,7 @@
 mod asynch;
 mod client;
 mod limiter;
+pub mod log;
 pub mod memory;
 mod options;
 mod rate;

@@ -105,7 +105,7 @@ impl ConnectionHandler for MemoryApp {
             },
             ServerEvent::LookupClient { ticket, client_id } => {
                 let record = st.clients.get(&client_id).map(|c| ClientRecord {
-                    aes_key: c.2.clone(),
+                    aes_key: c.2.as_ref().map(AesKey::duplicate),
                     key_age: std::time::Duration::ZERO,
                     suspended: None,
                 });

@@ -1,85 +1,144 @@
-//! The server application: answers the protocol core's questions from SQLite and the
-//! file folder. One [`App`] per process, one [`Connection`] handler per connection.
+//! The server application: answers the protocol core's questions from the storage
+//! layer. One [`App`] per process, one [`Connection`] handler per connection.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use protocol_core::crypto::AesKey;
-use protocol_core::{ClientId, ClientRecord, FieldString, ServerEvent, SuspendedUpload, Verdict};
+use protocol_core::{ClientId, ClientRecord, ServerEvent, Verdict};
 use tracing::{error, info, warn};
 use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
-use crate::files::{safe_file_name, FileStore};
-use crate::store::{Registration, Store};
-use crate::upload_writer::UploadWriter;
+use crate::storage::commit::Finished;
+use crate::storage::local::LocalContents;
+use crate::storage::lock::FolderLock;
+use crate::storage::sqlite::SqliteMetadata;
+use crate::storage::{new_upload_key, short_id, CommitOutcome, Storage, UploadSink};
+use crate::uploads::{ConnId, UploadId, Uploads};
 
-/// An upload between its first packet and the client's verdict.
-struct Slot {
-    temp: PathBuf,
-    file_name: String,
-    size: u64,
-    finished: bool,
-    suspended: Option<SuspendedUpload>,
+/// The database's file name inside the data folder.
+pub const DB_FILE: &str = "defensive.db";
+
+/// Times the server keeps things for clients that went away.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// A registration without a public key holds its name this long.
+    pub name_hold: Duration,
+    /// An upload no connection holds is removed after this long.
+    pub abandoned_after: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            name_hold: Duration::from_secs(10 * 60),
+            abandoned_after: Duration::from_secs(5 * 60),
+        }
+    }
 }
 
 /// Shared state of the server process.
 pub struct App {
-    store: Store,
-    files: FileStore,
-    uploads: Mutex<HashMap<ClientId, Slot>>,
-    /// Fault injection for tests: upload bytes that may still be written before
-    /// every write fails as on a full disk.
-    write_budget: Option<std::sync::atomic::AtomicU64>,
+    storage: Storage,
+    uploads: Uploads,
+    policy: Policy,
+    next_conn: AtomicU64,
+    _lock: Option<FolderLock>,
 }
 
 impl App {
-    /// Opens `defensive.db` and the file folder inside `dir`.
-    pub fn open(dir: &Path) -> anyhow::Result<App> {
-        let store = Store::open(&dir.join("defensive.db"))?;
-        for name in ["defensive.db", "defensive.db-wal", "defensive.db-shm"] {
+    /// Serves the data folder `dir`: takes its lock, checks and opens `defensive.db`,
+    /// opens the contents folder and reconciles what the last run left. Nothing is
+    /// changed before the lock is held and the database has passed its checks.
+    pub fn open(dir: &Path, policy: Policy) -> anyhow::Result<App> {
+        let lock = FolderLock::acquire(dir)?;
+        let meta = SqliteMetadata::open(&dir.join(DB_FILE))?;
+        for name in [DB_FILE, "defensive.db-wal", "defensive.db-shm"] {
             restrict_permissions(&dir.join(name));
         }
-        let files = FileStore::open(&dir.join("files"))?;
+        let contents = LocalContents::open(dir).map_err(|e| {
+            anyhow::anyhow!("cannot use the storage folders in {}: {e}", dir.display())
+        })?;
+        let app = App::with_storage(Storage::new(Arc::new(meta), Arc::new(contents)), policy)?;
         Ok(App {
-            store,
-            files,
-            uploads: Mutex::new(HashMap::new()),
-            write_budget: None,
+            _lock: Some(lock),
+            ..app
         })
     }
 
-    /// Makes every write of upload data fail, as on a full disk, once `bytes` have
-    /// been written (fault tests drive the server through this).
-    pub fn inject_write_failure_after(&mut self, bytes: u64) {
-        self.write_budget = Some(std::sync::atomic::AtomicU64::new(bytes));
-    }
-
-    fn charge_write(&self, n: usize) -> std::io::Result<()> {
-        use std::sync::atomic::Ordering;
-        let Some(budget) = &self.write_budget else {
-            return Ok(());
-        };
-        let left = budget.load(Ordering::SeqCst);
-        if (n as u64) > left {
-            budget.store(0, Ordering::SeqCst);
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                "injected fault: no space left on device",
-            ));
+    /// Serves any storage (tests wrap the backends): reconciles it first.
+    pub fn with_storage(storage: Storage, policy: Policy) -> anyhow::Result<App> {
+        let done = storage.reconcile()?;
+        if done != Default::default() {
+            info!(
+                forward = done.rolled_forward,
+                back = done.rolled_back,
+                uploads = done.uploads_removed,
+                objects = done.objects_removed,
+                "start-up: resolved what the last run left"
+            );
         }
-        budget.fetch_sub(n as u64, Ordering::SeqCst);
-        Ok(())
+        Ok(App {
+            storage,
+            uploads: Uploads::default(),
+            policy,
+            next_conn: AtomicU64::new(1),
+            _lock: None,
+        })
     }
 
-    /// The database (for listings).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The storage layer.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
-    fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, Slot>> {
-        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    /// Uploads in progress.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.uploads.len()
+    }
+
+    /// Periodic work while serving: removes abandoned uploads and frees names whose
+    /// registration never sent a key. Logs what it did.
+    pub fn housekeeping(&self, now: Instant) {
+        for gone in self.uploads.expire(self.policy.abandoned_after, now) {
+            info!(
+                client = %short_id(&gone.client),
+                idle_s = gone.idle.as_secs(),
+                "abandoned upload removed (no connection, no verdict)"
+            );
+            self.storage.drop_upload(&gone.key);
+        }
+        match self
+            .storage
+            .meta
+            .expire_registrations(self.policy.name_hold)
+        {
+            Ok(names) => {
+                for name in names {
+                    info!(
+                        name,
+                        "registration without a public key expired: name free again"
+                    );
+                }
+            }
+            Err(e) => warn!("{e}"),
+        }
+    }
+
+    /// How often [`housekeeping`](Self::housekeeping) should run.
+    pub fn housekeeping_interval(&self) -> Duration {
+        (self.policy.abandoned_after.min(self.policy.name_hold) / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30))
+    }
+
+    /// The server stops: uploads still in progress are removed.
+    pub fn discard_uploads(&self) {
+        for key in self.uploads.drain() {
+            self.storage.drop_upload(&key);
+        }
     }
 }
 
@@ -100,353 +159,260 @@ impl HandlerFactory for SharedApp {
     type Handler = Connection;
     fn connect(&self, peer: SocketAddr) -> Connection {
         Connection {
+            id: self.0.next_conn.fetch_add(1, Ordering::Relaxed),
             app: self.0.clone(),
             peer,
+            upload: None,
+            requests: 0,
             writer: None,
             last_touch: None,
+            failed: None,
         }
     }
 }
 
 /// The handler of one connection.
 pub struct Connection {
+    id: ConnId,
     app: Arc<App>,
     peer: SocketAddr,
-    /// The open temporary file of this connection's upload.
-    writer: Option<(ClientId, UploadWriter)>,
+    /// The upload this connection is sending, or whose 1603 it received.
+    upload: Option<UploadId>,
+    /// Requests of an identified client seen on this connection.
+    requests: u64,
+    /// Where this connection's upload bytes go.
+    writer: Option<Box<dyn UploadSink>>,
     /// When LastSeen was last written for this connection's client: at most once a
-    /// second, not once per packet (a database write per packet would cost more than
-    /// the packet).
-    last_touch: Option<(ClientId, std::time::Instant)>,
+    /// second, not once per packet.
+    last_touch: Option<(ClientId, Instant)>,
+    /// This connection's upload failed (logged once): the data and end of it that the
+    /// core had already queued are dropped without more lines.
+    failed: Option<Failed>,
 }
 
-fn text(name: &FieldString) -> String {
-    // Names are checked printable ASCII by the core before they get here.
-    String::from_utf8_lossy(name.as_bytes()).into_owned()
+/// How the client learns of a failed upload (1607).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// Told at once (the core's `fail_upload`); the queued end of it needs no answer.
+    Told,
+    /// The last packet was in before the failure: the queued end gets the 1607.
+    AtFinish,
 }
 
 impl Connection {
-    fn abort_upload(&mut self, id: &ClientId) {
-        if matches!(&self.writer, Some((w, _)) if w == id) {
-            self.writer = None;
-        }
-        if let Some(slot) = self.app.uploads().remove(id) {
-            self.app.files.discard(&slot.temp);
-        }
-    }
-
-    fn write_data(&mut self, id: &ClientId, data: &[u8]) -> std::io::Result<()> {
-        match &mut self.writer {
-            Some((w, f)) if w == id => {
-                self.app.charge_write(data.len())?;
-                f.write(data)
+    /// Drops this connection's own upload, whatever its state.
+    fn abort_upload(&mut self) {
+        self.writer = None;
+        if let Some(id) = self.upload.take() {
+            if let Some(key) = self.app.uploads.remove(id) {
+                self.app.storage.drop_upload(&key);
             }
-            _ => Err(std::io::Error::other("no open upload for this client")),
         }
     }
 
-    fn finish_upload(&mut self, id: &ClientId, size: u64) -> std::io::Result<()> {
-        let Some((_, file)) = self.writer.take() else {
-            return Err(std::io::Error::other("no open upload"));
-        };
-        file.finish()?;
-        let mut uploads = self.app.uploads();
-        let slot = uploads
-            .get_mut(id)
-            .ok_or_else(|| std::io::Error::other("upload slot lost"))?;
-        slot.finished = true;
-        slot.size = size;
+    fn write_data(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match &mut self.writer {
+            Some(w) => w.write(data),
+            None => Err(std::io::Error::other("no open upload on this connection")),
+        }
+    }
+
+    fn finish_upload(&mut self, size: u64, checksum: u32) -> std::io::Result<()> {
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| std::io::Error::other("no open upload"))?;
+        writer.finish()?;
+        let id = self
+            .upload
+            .ok_or_else(|| std::io::Error::other("no upload on this connection"))?;
+        if !self.app.uploads.finish(id, size, checksum) {
+            return Err(std::io::Error::other("upload lost"));
+        }
         Ok(())
     }
 
-    fn confirm(&mut self, id: &ClientId, verdict: Verdict) -> anyhow::Result<()> {
-        let slot = self
+    fn confirm(&mut self, client: &ClientId, verdict: Verdict) -> anyhow::Result<CommitOutcome> {
+        let own = self.upload.take();
+        let up = self
             .app
-            .uploads()
-            .remove(id)
-            .filter(|s| s.finished)
+            .uploads
+            .take_for_verdict(self.id, own, client, self.requests <= 1)
             .ok_or_else(|| anyhow::anyhow!("no finished upload to confirm"))?;
-        let keep_verified =
-            verdict == Verdict::GaveUp && self.app.store.is_verified(id, &slot.file_name)?;
-        if keep_verified {
-            // A verified file is never replaced by bytes the client did not confirm.
-            self.app.files.discard(&slot.temp);
-            return Ok(());
-        }
-        let safe = safe_file_name(slot.file_name.as_bytes());
-        let placed = self.app.files.commit(id, &slot.temp, &safe)?;
-        let recorded = self.app.store.record_file(
-            id,
-            &slot.file_name,
-            &placed.relative,
-            verdict == Verdict::Verified,
-            slot.size,
-        );
-        match recorded {
-            Ok(()) => {
-                placed.keep();
-                Ok(())
-            }
+        let outcome = self.app.storage.commit(Finished {
+            client,
+            file_name: &up.file_name,
+            upload: &up.key,
+            verified: verdict == Verdict::Verified,
+            size: up.size,
+            checksum: up.checksum,
+        })?;
+        Ok(outcome)
+    }
+
+    fn lookup(&mut self, client_id: ClientId) -> Option<ClientRecord> {
+        let key = match self.app.storage.meta.aes_key(&client_id) {
+            Ok(k) => k.and_then(|(k, age)| Some((AesKey::from_slice(&k)?, age))),
             Err(e) => {
-                // Disk and database must agree: the earlier file comes back.
-                if let Err(undo) = placed.undo() {
-                    error!("could not restore the earlier file: {undo}");
-                }
-                Err(e.into())
+                error!(peer = %self.peer, "828 lookup failed: {e}");
+                None
             }
+        };
+        let (aes_key, age) = key?;
+        let suspended = match self.app.uploads.resume(self.id, &client_id) {
+            Some((id, key, upload)) => match self.app.storage.contents.reopen_upload(&key) {
+                Ok(w) => {
+                    self.writer = Some(w);
+                    self.upload = Some(id);
+                    Some(upload)
+                }
+                Err(e) => {
+                    warn!(peer = %self.peer, "could not resume an upload: {e}");
+                    self.app.uploads.remove(id);
+                    self.app.storage.drop_upload(&key);
+                    None
+                }
+            },
+            None => None,
+        };
+        Some(ClientRecord {
+            aes_key: Some(aes_key),
+            key_age: Duration::from_secs(age),
+            suspended,
+        })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.writer = None;
+        for key in self.app.uploads.release(self.id) {
+            self.app.storage.drop_upload(&key);
         }
     }
 }
 
 impl ConnectionHandler for Connection {
-    fn on_event(&mut self, conn: &mut Conn, event: ServerEvent) {
-        let peer = self.peer;
-        match event {
-            ServerEvent::Seen { client_id, code } => {
-                let now = std::time::Instant::now();
-                let recent = matches!(self.last_touch, Some((id, t))
-                    if id == client_id && now.duration_since(t) < std::time::Duration::from_secs(1));
-                if code != protocol_core::RequestCode::SendFile || !recent {
-                    info!(%peer, client = %client_id, code = code as u16, "request");
-                }
-                if !recent {
-                    self.last_touch = Some((client_id, now));
-                    if let Err(e) = self.app.store.touch(&client_id) {
-                        warn!("{e}");
-                    }
-                }
-            }
-            ServerEvent::Register {
-                ticket,
-                client_id,
-                name,
-            } => {
-                let name = text(&name);
-                let answer = match self.app.store.register(&client_id, &name) {
-                    Ok(Registration::Registered) => {
-                        info!(%peer, client = %client_id, name, "825 registered");
-                        conn.accept_registration(ticket)
-                    }
-                    Ok(Registration::NameTaken) => {
-                        info!(%peer, name, "825 refused: name taken");
-                        conn.refuse_registration(ticket)
-                    }
-                    Err(e) => {
-                        error!(%peer, name, "825 failed: {e}");
-                        conn.fail(ticket)
-                    }
-                };
-                log_usage(answer);
-            }
-            ServerEvent::StorePublicKey {
-                ticket,
-                client_id,
-                name,
-                public_key,
-                aes_key,
-            } => {
-                let answer = match self.app.store.store_keys(
-                    &client_id,
-                    &text(&name),
-                    &public_key,
-                    aes_key.as_bytes(),
-                ) {
-                    Ok(true) => {
-                        info!(%peer, client = %client_id, "826 key stored");
-                        conn.succeed(ticket)
-                    }
-                    Ok(false) => {
-                        info!(%peer, client = %client_id, "826 refused: unknown id or name");
-                        conn.fail(ticket)
-                    }
-                    Err(e) => {
-                        error!(%peer, "826 failed: {e}");
-                        conn.fail(ticket)
-                    }
-                };
-                log_usage(answer);
-            }
-            ServerEvent::Reconnect {
-                ticket,
-                client_id,
-                name,
-            } => {
-                let key = match self.app.store.public_key(&client_id, &text(&name)) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        error!(%peer, "827 failed: {e}");
-                        log_usage(conn.fail(ticket));
-                        return;
-                    }
-                };
-                if key.is_none() {
-                    info!(%peer, client = %client_id, "827 refused: unknown, or no key on file");
-                }
-                log_usage(conn.reconnect_lookup(ticket, key.as_deref()));
-            }
-            ServerEvent::StoreAesKey {
-                ticket,
-                client_id,
-                aes_key,
-            } => {
-                let answer = match self.app.store.store_aes_key(&client_id, aes_key.as_bytes()) {
-                    Ok(true) => {
-                        info!(%peer, client = %client_id, "827 reconnected");
-                        conn.succeed(ticket)
-                    }
-                    Ok(false) => conn.fail(ticket),
-                    Err(e) => {
-                        error!(%peer, "827 failed: {e}");
-                        conn.fail(ticket)
-                    }
-                };
-                log_usage(answer);
-            }
-            ServerEvent::LookupClient { ticket, client_id } => {
-                let key = match self.app.store.aes_key(&client_id) {
-                    Ok(k) => k.and_then(|(k, age)| Some((AesKey::from_slice(&k)?, age))),
-                    Err(e) => {
-                        error!(%peer, "828 lookup failed: {e}");
-                        None
-                    }
-                };
-                let suspended = self
-                    .app
-                    .uploads()
-                    .get_mut(&client_id)
-                    .and_then(|s| s.suspended.take().map(|u| (s.temp.clone(), u)));
-                let suspended = match suspended {
-                    Some((temp, upload)) => match self.app.files.reopen_temp(&temp) {
-                        Ok(f) => {
-                            self.writer = Some((client_id, f));
-                            Some(upload)
-                        }
-                        Err(e) => {
-                            warn!(%peer, "could not resume an upload: {e}");
-                            None
-                        }
-                    },
-                    None => None,
-                };
-                let record = key.map(|(k, age)| ClientRecord {
-                    aes_key: Some(k),
-                    key_age: std::time::Duration::from_secs(age),
-                    suspended,
-                });
-                log_usage(conn.client_lookup(ticket, record));
-            }
-            ServerEvent::UploadStarted {
-                client_id,
-                file_name,
-                original_size,
-                total_packets,
-            } => {
-                self.abort_upload(&client_id);
-                match self.app.files.create_temp(&client_id) {
-                    Ok((temp, file)) => {
-                        info!(%peer, client = %client_id, file = %file_name.display(),
-                              size = original_size, packets = total_packets, "828 upload started");
-                        self.writer = Some((client_id, file));
-                        self.app.uploads().insert(
-                            client_id,
-                            Slot {
-                                temp,
-                                file_name: text(&file_name),
-                                size: 0,
-                                finished: false,
-                                suspended: None,
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        error!(%peer, client = %client_id, "cannot store an upload: {e}");
-                        log_usage(conn.fail_upload());
-                    }
-                }
-            }
-            ServerEvent::UploadData { client_id, data } => {
-                let n = data.len();
-                if let Err(e) = self.write_data(&client_id, &data) {
-                    error!(%peer, client = %client_id, "writing an upload failed: {e}");
-                    self.abort_upload(&client_id);
-                    log_usage(conn.fail_upload());
-                } else {
-                    log_usage(conn.data_written(n));
-                }
-            }
-            ServerEvent::UploadFinished {
-                ticket,
-                client_id,
-                file_name,
-                size,
-                checksum,
-            } => match self.finish_upload(&client_id, size) {
-                Ok(()) => {
-                    info!(%peer, client = %client_id, file = %file_name.display(), size, checksum,
-                          "828 upload received");
-                    log_usage(conn.succeed(ticket));
-                }
-                Err(e) => {
-                    error!(%peer, client = %client_id, "finishing an upload failed: {e}");
-                    self.abort_upload(&client_id);
-                    log_usage(conn.fail(ticket));
-                }
-            },
-            ServerEvent::UploadAborted { client_id, reason } => {
-                info!(%peer, client = %client_id, "upload abandoned: {reason}");
-                self.abort_upload(&client_id);
-            }
-            ServerEvent::UploadSuspended { client_id, upload } => {
-                // What is buffered must be in the file before another connection
-                // resumes the upload from the file's end.
-                let flushed = match self.writer.take() {
-                    Some((id, mut w)) if id == client_id => w.flush(),
-                    _ => Ok(()),
-                };
-                match flushed {
-                    Ok(()) => {
-                        if let Some(slot) = self.app.uploads().get_mut(&client_id) {
-                            slot.suspended = Some(upload);
-                        }
-                    }
-                    Err(e) => {
-                        error!(%peer, client = %client_id, "writing a suspended upload failed: {e}");
-                        self.abort_upload(&client_id);
-                    }
-                }
-            }
-            ServerEvent::Confirm {
-                ticket,
-                client_id,
-                verdict,
-                ..
-            } => match self.confirm(&client_id, verdict) {
-                Ok(()) => {
-                    info!(%peer, client = %client_id, ?verdict, "upload confirmed");
-                    log_usage(conn.succeed(ticket));
-                }
-                Err(e) => {
-                    error!(%peer, client = %client_id, "confirming an upload failed: {e}");
-                    self.abort_upload(&client_id);
-                    log_usage(conn.fail(ticket));
-                }
-            },
-            ServerEvent::RevokeKey { client_id } => {
-                warn!(%peer, client = %client_id, "AES key revoked after a decryption failure");
-                if let Err(e) = self.app.store.revoke_aes_key(&client_id) {
-                    error!(%peer, "{e}");
-                }
-            }
-            ServerEvent::RetryAnnounced { client_id, .. } => {
-                info!(%peer, client = %client_id, "901 checksum mismatch, file follows again");
-                self.abort_upload(&client_id);
-            }
+    fn on_close(&mut self, conn: &Conn) {
+        // Once per connection: which variants this peer speaks (docs/PROTOCOL.md).
+        let seen = conn.detected();
+        if seen.byte_order.is_some() {
+            // Client ids are credentials: a prefix only.
+            let client = conn.client_id().map(|c| short_id(&c)).unwrap_or_default();
+            info!(peer = %self.peer, client, dialect = %seen, "dialect seen");
         }
+    }
+
+    fn on_event(&mut self, conn: &mut Conn, event: ServerEvent) {
+        crate::events::handle(self, conn, event);
     }
 }
 
-fn log_usage(r: Result<(), protocol_core::UsageError>) {
-    if let Err(e) = r {
-        error!("internal: {e}");
+/// What the event handlers in [`crate::events`] may reach.
+impl Connection {
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.app.storage
+    }
+    pub(crate) fn policy(&self) -> Policy {
+        self.app.policy
+    }
+    /// Whether LastSeen of `client` is due an update (at most once a second).
+    pub(crate) fn touch_due(&mut self, client: ClientId, now: Instant) -> bool {
+        self.requests += 1;
+        let recent = matches!(self.last_touch, Some((id, t))
+            if id == client && now.duration_since(t) < Duration::from_secs(1));
+        if !recent {
+            self.last_touch = Some((client, now));
+        }
+        !recent
+    }
+    pub(crate) fn start_upload(
+        &mut self,
+        client: ClientId,
+        file_name: String,
+    ) -> std::io::Result<()> {
+        self.abort_upload();
+        self.failed = None;
+        for stale in self.app.uploads.supersede(&client, &file_name) {
+            self.app.storage.drop_upload(&stale);
+        }
+        let key = new_upload_key();
+        let writer = self.app.storage.contents.create_upload(&key)?;
+        self.writer = Some(writer);
+        self.upload = Some(self.app.uploads.start(self.id, client, file_name, key));
+        Ok(())
+    }
+    pub(crate) fn data(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.write_data(data)
+    }
+    pub(crate) fn finished(&mut self, size: u64, checksum: u32) -> std::io::Result<()> {
+        self.finish_upload(size, checksum)
+    }
+    pub(crate) fn abort(&mut self) {
+        self.abort_upload()
+    }
+    /// Drops the upload after a failure that was logged: what the core queued of it
+    /// before hearing so is skipped (no more lines) until the next upload starts.
+    pub(crate) fn fail(&mut self, how: Failed) {
+        self.abort_upload();
+        self.failed = Some(how);
+    }
+    /// Whether this connection's upload failed, and how the client learns of it.
+    pub(crate) fn failed(&self) -> Option<Failed> {
+        self.failed
+    }
+    pub(crate) fn suspend(
+        &mut self,
+        upload: protocol_core::SuspendedUpload,
+    ) -> std::io::Result<()> {
+        // What is buffered must be in the file before another connection resumes
+        // the upload from the file's end.
+        let flushed = match self.writer.take() {
+            Some(mut w) => w.flush(),
+            None => Ok(()),
+        };
+        match (flushed, self.upload.take()) {
+            (Ok(()), Some(id)) => {
+                self.app.uploads.suspend(id, upload);
+                Ok(())
+            }
+            (Err(e), Some(id)) => {
+                if let Some(key) = self.app.uploads.remove(id) {
+                    self.app.storage.drop_upload(&key);
+                }
+                Err(e)
+            }
+            (r, None) => r,
+        }
+    }
+    pub(crate) fn verdict(
+        &mut self,
+        client: &ClientId,
+        verdict: Verdict,
+    ) -> anyhow::Result<CommitOutcome> {
+        self.confirm(client, verdict)
+    }
+    pub(crate) fn retry_announced(&mut self, client: &ClientId) {
+        let own = self.upload.take();
+        self.writer = None;
+        let fresh = self.requests <= 1;
+        match self
+            .app
+            .uploads
+            .remove_for_retry(self.id, own, client, fresh)
+        {
+            Some(key) => self.app.storage.drop_upload(&key),
+            None => {
+                if let Some(key) = own.and_then(|id| self.app.uploads.remove(id)) {
+                    self.app.storage.drop_upload(&key);
+                }
+            }
+        }
+    }
+    pub(crate) fn lookup_client(&mut self, client: ClientId) -> Option<ClientRecord> {
+        self.lookup(client)
     }
 }

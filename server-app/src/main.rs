@@ -1,10 +1,7 @@
 //! `server`: the file-storage server. Run with no arguments in a folder: it reads
-//! `port.info` there, keeps `defensive.db` and the `files/` folder there.
-
-mod app;
-mod files;
-mod store;
-mod upload_writer;
+//! `port.info` there, keeps `defensive.db`, `objects/` and `uploads/` there
+//! (docs/STORAGE.md).
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -15,77 +12,100 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use protocol_core::crypto::{AesKeySize, ChecksumAlgorithm};
 use protocol_core::{
-    ByteOrder, ClientId, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig,
-    ServerDialect,
+    ByteOrder, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig, ServerDialect,
 };
 use tracing::{info, warn};
 use transport_std::{ServerOptions, Shutdown};
 
-use crate::app::{App, SharedApp};
+use server_app::admin::{self, AdminError};
+use server_app::app::{App, Policy, SharedApp};
 
 /// The port used when port.info is missing or unreadable.
 const DEFAULT_PORT: u16 = 1256;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Secure file-storage server (protocol version 3)")]
+#[command(
+    version,
+    about = "Secure file-storage server (protocol version 3)",
+    long_about = "Secure file-storage server (protocol version 3). With no arguments it serves \
+        clients from the current folder: port.info, defensive.db and files/ there. Options go \
+        before or after the subcommand. Request and response codes in this help (825 register, \
+        828 send file, 1603 file received, ...) are those of docs/PROTOCOL.md in the source \
+        repository.",
+    after_help = "Operator commands (list-clients, list-files, remove-client, delete-file, prune, \
+        status) never create anything and may run while a server serves the folder. Their exit \
+        codes: 0 done; 1 the database or the contents failed; 2 not a server folder (no \
+        defensive.db), a damaged or newer database, or a bad argument; 3 no such client or file, \
+        or an ambiguous id prefix; 4 a change not confirmed (stdin is not a terminal and no \
+        --yes, or the answer was not yes)."
+)]
 struct Cli {
     /// Folder holding port.info, defensive.db and files/.
-    #[arg(long, default_value = ".")]
+    #[arg(long, global = true, default_value = ".")]
     dir: PathBuf,
     /// Port to listen on (overrides port.info).
-    #[arg(long)]
+    #[arg(long, global = true)]
     port: Option<u16>,
     /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, global = true, default_value = "0.0.0.0")]
     bind: IpAddr,
     /// Socket driver.
-    #[arg(long, value_enum, default_value_t = Transport::Tokio)]
+    #[arg(long, global = true, value_enum, default_value_t = Transport::Tokio)]
     transport: Transport,
     /// Connections served at once.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, global = true, default_value_t = 1024)]
     max_connections: usize,
     /// Connections from one IP address at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, global = true, default_value_t = 64)]
     max_connections_per_ip: usize,
-    /// Largest content of one 828 packet, in bytes.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    /// Largest content of one file packet (828, send file), in bytes.
+    #[arg(long, global = true, default_value_t = 16 * 1024 * 1024)]
     max_packet_bytes: usize,
     /// Largest file accepted, in bytes.
-    #[arg(long, default_value_t = u32::MAX as u64)]
+    #[arg(long, global = true, default_value_t = u32::MAX as u64)]
     max_file_bytes: u64,
     /// Seconds a connection may stay silent.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, global = true, default_value_t = 120)]
     idle_timeout: u64,
     /// Seconds a started request may take to arrive in full.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, global = true, default_value_t = 60)]
     request_timeout: u64,
     /// Seconds an issued AES key may be used for new uploads.
-    #[arg(long, default_value_t = 24 * 60 * 60)]
+    #[arg(long, global = true, default_value_t = 24 * 60 * 60)]
     key_lifetime: u64,
-    /// Checksum sent in 1603.
-    #[arg(long, value_enum, default_value_t = Checksum::Cksum)]
+    /// Checksum sent back after an upload (1603, file received).
+    #[arg(long, global = true, value_enum, default_value_t = Checksum::Cksum)]
     checksum: Checksum,
-    /// AES key size issued in 1602/1605.
-    #[arg(long, value_enum, default_value_t = AesBits::B256)]
+    /// AES key size sent to clients (1602 public key received, 1605 reconnect accepted).
+    #[arg(long, global = true, value_enum, default_value_t = AesBits::B256)]
     aes_bits: AesBits,
-    /// Byte order of responses.
-    #[arg(long, value_enum, default_value_t = Order::Little)]
+    /// Byte order of responses (mirror: that of each request).
+    #[arg(long, global = true, value_enum, default_value_t = Order::Little)]
     response_order: Order,
-    /// Send 1604 with an empty payload.
-    #[arg(long)]
+    /// Send the acknowledgement (1604) with an empty payload, as some deployed servers do.
+    #[arg(long, global = true)]
     empty_ack: bool,
-    /// How uploads are decrypted.
-    #[arg(long, value_enum, default_value_t = Encryption::Detect)]
+    /// How uploads are decrypted: one AES-CBC stream over the file, each packet on its
+    /// own, or detect it from the first packet.
+    #[arg(long, global = true, value_enum, default_value_t = Encryption::Detect)]
     encryption: Encryption,
-    /// When packets before the last get a 1603.
-    #[arg(long, value_enum, default_value_t = AckPackets::Detect)]
+    /// Which file packets (828) get an answer (1603, file received): detect, every packet
+    /// (clients with a connection per request), or only the last.
+    #[arg(long, global = true, value_enum, default_value_t = AckPackets::Detect)]
     ack_packets: AckPackets,
-    /// Fault injection for tests: writes of upload data fail after this many bytes.
-    #[arg(long, hide = true)]
-    inject_write_failure_after: Option<u64>,
-    /// Fault injection for tests: recording a confirmed file in the database fails.
-    #[arg(long, hide = true)]
-    inject_db_failure: bool,
+    /// Seconds an upload may stay without a connection (left between packets, or
+    /// awaiting its verdict) before it is removed.
+    #[arg(long, global = true, default_value_t = 300)]
+    abandoned_upload_timeout: u64,
+    /// Seconds a registration without a public key holds its name.
+    #[arg(long, global = true, default_value_t = 600)]
+    registration_hold: u64,
+    /// Seconds a stop waits for uploads in progress to reach their verdict.
+    #[arg(long, global = true, default_value_t = 30)]
+    shutdown_grace: u64,
+    /// Log lines as text or as JSON objects (one a line, for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -94,20 +114,67 @@ struct Cli {
 enum Command {
     /// Serve clients (the default).
     Serve,
-    /// List registered clients.
-    ListClients,
-    /// List stored files, with verified state and size.
+    /// List registered clients: id prefix, name, last seen, AES key age, files, bytes.
+    ListClients {
+        /// One JSON object on stdout (whole ids, sizes in bytes, ages in seconds).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored files: client, name, size, verified, checksum, upload time.
     ListFiles {
-        /// Only this client's files (32 hex digits).
+        /// Only this client's files: its id, an id prefix, or its name.
         #[arg(long)]
         client: Option<String>,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client: its registration, its files and their contents; frees its name.
+    RemoveClient {
+        /// The client's id, an unambiguous id prefix, or its name.
+        client: String,
+        /// Do it without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Delete one stored file of a client.
+    DeleteFile {
+        /// The client's id, an unambiguous id prefix, or its name.
+        client: String,
+        /// The file's name as listed by list-files.
+        file: String,
+        /// Do it without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Delete unverified files (uploads that ended in 902, or never got a verdict).
+    Prune {
+        /// Only those not written for this long: 45s, 90m, 12h, 7d, 2w.
+        #[arg(long, value_name = "DURATION")]
+        unverified_older_than: String,
+        /// Do it without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// The folder, database health, what is stored, disk use, and whether a server runs.
+    Status {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+#[derive(ValueEnum, Clone, Copy, Debug)]
 enum Transport {
     Std,
     Tokio,
+    /// futures-io on smol (transport-futures).
+    Smol,
 }
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Checksum {
@@ -180,6 +247,7 @@ impl Cli {
             config: ServerConfig { limits, dialect },
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
             ..ServerOptions::default()
         }
     }
@@ -211,81 +279,74 @@ fn read_port(dir: &Path) -> u16 {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    if let Err(e) = run(Cli::parse()) {
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    if let Some(command) = &cli.command {
+        if let Some(Err(e)) = run_admin(command, &cli.dir) {
+            eprintln!("Fatal: {e}");
+            std::process::exit(e.exit_code());
+        }
+        if !matches!(command, Command::Serve) {
+            return;
+        }
+    }
+    if let Err(e) = run(cli) {
         eprintln!("Fatal: {e:#}");
         std::process::exit(1);
     }
 }
 
+/// Runs an operator command; exits with its code on failure (see `--help`).
+fn run_admin(command: &Command, dir: &Path) -> Option<Result<(), AdminError>> {
+    let out = &mut std::io::stdout().lock();
+    Some(match command {
+        Command::Serve => return None,
+        Command::ListClients { json } => admin::list_clients(dir, *json, out),
+        Command::ListFiles { client, json } => {
+            admin::list_files(dir, client.as_deref(), *json, out)
+        }
+        Command::RemoveClient { client, yes } => admin::remove_client(dir, client, *yes, out),
+        Command::DeleteFile { client, file, yes } => {
+            admin::delete_file(dir, client, file, *yes, out)
+        }
+        Command::Prune {
+            unverified_older_than,
+            yes,
+        } => admin::parse_duration(unverified_older_than)
+            .and_then(|age| admin::prune(dir, age, *yes, out)),
+        Command::Status { json } => admin::status(dir, *json, out),
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.dir)
         .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
-    let mut app = App::open(&cli.dir)
-        .with_context(|| format!("cannot open the data in {}", cli.dir.display()))?;
-    if let Some(bytes) = cli.inject_write_failure_after {
-        warn!("fault injection: upload writes fail after {bytes} bytes");
-        app.inject_write_failure_after(bytes);
-    }
-    if cli.inject_db_failure {
-        warn!("fault injection: recording files in the database fails");
-        app.store().inject_record_failure();
-    }
-    match cli.command {
-        Some(Command::ListClients) => list_clients(&app),
-        Some(Command::ListFiles { ref client }) => list_files(&app, client.as_deref()),
-        None | Some(Command::Serve) => serve(&cli, app),
-    }
-}
-
-fn list_clients(app: &App) -> anyhow::Result<()> {
-    let rows = app.store().clients()?;
-    println!(
-        "{:<32}  {:<8}  {:<19}  name",
-        "id", "key", "last seen (UTC)"
-    );
-    for r in rows {
-        let key = if r.has_key { "yes" } else { "no" };
-        println!("{}  {key:<8}  {:<19}  {}", r.id, r.last_seen, r.name);
-    }
-    Ok(())
-}
-
-fn list_files(app: &App, client: Option<&str>) -> anyhow::Result<()> {
-    let filter = match client {
-        Some(hex) => Some(
-            ClientId::from_hex(hex)
-                .with_context(|| format!("{hex:?} is not a client id (32 hex digits)"))?,
-        ),
-        None => None,
+    let policy = Policy {
+        name_hold: Duration::from_secs(cli.registration_hold),
+        abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
     };
-    let rows = app.store().files(filter.as_ref())?;
-    println!(
-        "{:<32}  {:<8}  {:>12}  file (stored as)",
-        "client", "verified", "bytes"
-    );
-    for r in rows {
-        let v = if r.verified { "yes" } else { "no" };
-        println!(
-            "{}  {v:<8}  {:>12}  {} ({})",
-            r.client, r.size, r.file_name, r.path
-        );
-    }
-    Ok(())
+    let app = App::open(&cli.dir, policy)?;
+    serve(&cli, app)
 }
 
 fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
     let port = cli.port.unwrap_or_else(|| read_port(&cli.dir));
     let addr = SocketAddr::new(cli.bind, port);
     let options = cli.server_options();
-    let factory = Arc::new(SharedApp(Arc::new(app)));
+    let app = Arc::new(app);
+    let factory = Arc::new(SharedApp(app.clone()));
+    let housekeeper = Housekeeper::start(app.clone())?;
     match cli.transport {
         Transport::Std => {
             let listener = std::net::TcpListener::bind(addr)
@@ -310,9 +371,63 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
+        Transport::Smol => {
+            let listener = smol::Async::<std::net::TcpListener>::bind(addr)
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            info!(
+                "listening on {} (smol transport)",
+                listener.get_ref().local_addr()?
+            );
+            let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+            ctrlc::set_handler(move || {
+                stop_tx.close();
+            })
+            .context("installing the signal handler")?;
+            let shutdown = async move {
+                let _ = stop_rx.recv().await;
+            };
+            smol::block_on(transport_futures::serve_blocking(
+                listener,
+                options,
+                factory,
+                shutdown,
+                |task| smol::spawn(task).detach(),
+            ))?;
+        }
     }
+    housekeeper.stop();
+    app.discard_uploads();
     info!("stopped; database closed");
     Ok(())
+}
+
+/// Runs [`App::housekeeping`] on a thread of its own while the server serves.
+struct Housekeeper {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Housekeeper {
+    fn start(app: Arc<App>) -> anyhow::Result<Housekeeper> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = app.housekeeping_interval();
+        let thread = std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    app.housekeeping(std::time::Instant::now());
+                }
+            })
+            .context("starting the housekeeping thread")?;
+        Ok(Housekeeper { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 async fn shutdown_signal() {

@@ -111,10 +111,11 @@ fn a_server_that_lost_the_client_answers_1606_and_the_client_registers_anew() {
     assert_ok(&run_client(&c, &[]), "first run");
     let old_id = client_id(&c);
     drop(server);
-    // A server with an empty database: the reconnect is refused, the client registers.
+    // A server with an empty database: the reconnect is refused, the client registers
+    // (it is another server than me.info's, so only when told to).
     let server = Server::start(&tmp.path().join("s2"), 0, &["--transport", "std"]);
     write_transfer(&c, server.port, "dave", "h.bin");
-    let out = run_client(&c, &[]);
+    let out = run_client(&c, &["--new-server"]);
     assert_ok(&out, "run after 1606");
     assert!(String::from_utf8_lossy(&out.stdout).contains("registering anew"));
     let new_id = client_id(&c);
@@ -236,6 +237,8 @@ fn a_client_with_a_connection_per_request_is_served() {
     // And a reconnect, in the same dialect.
     std::fs::write(c.join("v7.bin"), data(3000, 22)).unwrap();
     assert_ok(&run_client(&c, &args), "second run");
+    // Each version is a new object: the record names the new one.
+    let stored = stored_path(&sdir, &client_id(&c), "v7.bin");
     assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("v7.bin")));
 }
 
@@ -261,5 +264,6 @@ fn a_large_upload_over_a_connection_per_packet_resumes_its_direct_writes() {
     // And on one connection, replacing it.
     std::fs::write(c.join("big.bin"), data(7_340_033, 24)).unwrap();
     assert_ok(&run_client(&c, &[]), "one connection");
+    let stored = stored_path(&sdir, &client_id(&c), "big.bin");
     assert_eq!(cksum_cmd(&stored), cksum_cmd(&c.join("big.bin")));
 }

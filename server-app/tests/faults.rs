@@ -25,8 +25,8 @@ fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
     let c = client_dir(tmp.path(), "erin", server.port, "doc.bin", &first);
     assert_ok(&run_client(&c, &[]), "client");
     let id = client_id(&c);
-    let stored = sdir.join("files").join(&id).join("doc.bin");
-    assert_eq!(std::fs::read(&stored).unwrap(), first);
+    let stored = || stored_path(&sdir, &id, "doc.bin");
+    assert_eq!(std::fs::read(stored()).unwrap(), first);
 
     // The second version is cut off after ~1 MB of its upload.
     let second = data(3_000_000, 2);
@@ -38,7 +38,7 @@ fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Fatal:"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        std::fs::read(&stored).unwrap(),
+        std::fs::read(stored()).unwrap(),
         first,
         "verified file unchanged"
     );
@@ -46,7 +46,7 @@ fn a_client_cut_off_mid_upload_changes_nothing_and_can_retry() {
     // The retry succeeds, and no temporary file is left behind.
     write_transfer(&c, server.port, "erin", "doc.bin");
     assert_ok(&run_client(&c, &[]), "client");
-    assert_eq!(std::fs::read(&stored).unwrap(), second);
+    assert_eq!(std::fs::read(stored()).unwrap(), second);
     let left = part_files_settled(&sdir);
     assert!(left.is_empty(), "{left:?}");
 }
@@ -87,7 +87,7 @@ fn the_server_killed_mid_upload_restarts_with_everything_verified_intact() {
     // intact and verified, the client reconnects and finishes.
     let server = Server::start(&sdir, port, &["--transport", "std"]);
     assert_eq!(
-        std::fs::read(sdir.join("files").join(&id).join("a.bin")).unwrap(),
+        std::fs::read(stored_path(&sdir, &id, "a.bin")).unwrap(),
         first
     );
     write_transfer(&c, server.port, "frank", "b.bin");
@@ -95,7 +95,7 @@ fn the_server_killed_mid_upload_restarts_with_everything_verified_intact() {
     assert_ok(&out, "client");
     assert!(String::from_utf8_lossy(&out.stdout).contains("reconnecting"));
     assert_eq!(
-        std::fs::read(sdir.join("files").join(&id).join("b.bin")).unwrap(),
+        std::fs::read(stored_path(&sdir, &id, "b.bin")).unwrap(),
         big
     );
     let left = part_files_settled(&sdir);
@@ -117,8 +117,9 @@ fn the_server_killed_mid_upload_restarts_with_everything_verified_intact() {
 fn a_full_disk_gets_1607_and_loses_nothing_earlier() {
     let tmp = tempfile::tempdir().unwrap();
     let sdir = tmp.path().join("server");
-    // Room for the first file and part of the second.
-    let server = Server::start(&sdir, 0, &["--inject-write-failure-after", "150000"]);
+    // Room for the first file and part of the second: the contents store's writes
+    // fail after that, as on a full disk.
+    let server = InProcess::start(&sdir, faulty::Plan::full_after(150_000));
     let first = data(100_000, 5);
     let c = client_dir(tmp.path(), "grace", server.port, "keep.bin", &first);
     assert_ok(&run_client(&c, &[]), "client");
@@ -130,11 +131,10 @@ fn a_full_disk_gets_1607_and_loses_nothing_earlier() {
     assert!(err.contains("server responded with an error"), "{err}");
     assert!(err.contains("Fatal:"), "{err}");
     assert_eq!(
-        std::fs::read(sdir.join("files").join(&id).join("keep.bin")).unwrap(),
+        std::fs::read(stored_path(&sdir, &id, "keep.bin")).unwrap(),
         first,
         "the verified file survived"
     );
-    std::thread::sleep(Duration::from_millis(300));
     let left = part_files_settled(&sdir);
     assert!(left.is_empty(), "{left:?}");
 }
@@ -148,12 +148,12 @@ fn a_failing_database_gets_1607_and_disk_and_database_still_agree() {
     let c = client_dir(tmp.path(), "judy", server.port, "db.bin", &first);
     assert_ok(&run_client(&c, &[]), "first upload");
     let id = client_id(&c);
-    let port = server.port;
     server.stop();
 
-    // Recording the confirmed file fails: the client is told (1607), the earlier
-    // file is back in place and the database still describes it.
-    let server = Server::start(&sdir, port, &["--inject-db-failure"]);
+    // The commit point (switching the file record) fails: the client is told (1607),
+    // the earlier file is in place and the database still describes it.
+    let server = InProcess::start(&sdir, faulty::Plan::always("switch"));
+    write_transfer(&c, server.port, "judy", "db.bin");
     std::fs::write(c.join("db.bin"), data(60_000, 12)).unwrap();
     let out = run_client(&c, &[]);
     assert!(!out.status.success());
@@ -163,10 +163,10 @@ fn a_failing_database_gets_1607_and_disk_and_database_still_agree() {
         std::fs::read(stored_path(&sdir, &id, "db.bin")).unwrap(),
         first
     );
-    let listing = server.list_files();
+    let rows = records(&sdir);
     assert!(
-        listing.contains(" yes ") && listing.contains(" 30000 "),
-        "{listing}"
+        rows.len() == 1 && rows[0].verified && rows[0].size == 30_000,
+        "{rows:?}"
     );
     let left = part_files_settled(&sdir);
     assert!(left.is_empty(), "{left:?}");
@@ -187,15 +187,17 @@ fn database_and_files_are_readable_by_the_server_user_only() {
             assert_eq!(mode(&p), 0o600, "{name}");
         }
     }
-    assert_eq!(mode(&sdir.join("files")), 0o700);
-    assert_eq!(mode(&sdir.join("files").join(&id)), 0o700);
-    assert_eq!(mode(&sdir.join("files").join(&id).join("p.bin")), 0o600);
+    for folder in ["objects", "uploads"] {
+        assert_eq!(mode(&sdir.join(folder)), 0o700, "{folder}");
+    }
+    assert_eq!(mode(&sdir.join("objects").join(&id)), 0o700);
+    assert_eq!(mode(&stored_path(&sdir, &id, "p.bin")), 0o600);
     assert_eq!(mode(&c.join("me.info")), 0o600);
     assert_eq!(mode(&c.join("priv.key")), 0o600);
 }
 
 #[test]
-fn a_symlink_planted_in_the_storage_folder_is_replaced_not_followed() {
+fn a_symlink_planted_in_the_storage_folder_is_never_followed() {
     let tmp = tempfile::tempdir().unwrap();
     let sdir = tmp.path().join("server");
     let server = Server::start(&sdir, 0, &[]);
@@ -204,18 +206,22 @@ fn a_symlink_planted_in_the_storage_folder_is_replaced_not_followed() {
     let id = client_id(&c);
     let outside = tmp.path().join("outside.txt");
     std::fs::write(&outside, b"must not change").unwrap();
+    // Where the old layout would have put the file, and the client's object folder.
+    std::fs::create_dir_all(sdir.join("files").join(&id)).unwrap();
     let planted = sdir.join("files").join(&id).join("two.bin");
     std::os::unix::fs::symlink(&outside, &planted).unwrap();
+    std::os::unix::fs::symlink(&outside, sdir.join("objects").join(&id).join("x")).unwrap();
     let second = data(5000, 9);
     std::fs::write(c.join("two.bin"), &second).unwrap();
     write_transfer(&c, server.port, "ivan", "two.bin");
     assert_ok(&run_client(&c, &[]), "client");
     assert_eq!(std::fs::read(&outside).unwrap(), b"must not change");
-    assert!(!std::fs::symlink_metadata(&planted)
+    let stored = stored_path(&sdir, &id, "two.bin");
+    assert!(!std::fs::symlink_metadata(&stored)
         .unwrap()
         .file_type()
         .is_symlink());
-    assert_eq!(std::fs::read(&planted).unwrap(), second);
+    assert_eq!(std::fs::read(&stored).unwrap(), second);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! One connection: the driver loop of protocol-core's docs over a futures-io stream.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
@@ -8,7 +9,6 @@ use bytes::BytesMut;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use protocol_handler::{Dispatch, ServerOptions};
-use tracing::info;
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -25,6 +25,7 @@ enum Wake {
 /// an upload gets [`ServerOptions::shutdown_grace`] to finish.
 pub async fn drive_connection<D, S>(
     mut stream: S,
+    peer: SocketAddr,
     mut dispatch: D,
     options: &ServerOptions,
     stop: async_channel::Receiver<()>,
@@ -44,7 +45,7 @@ where
         // Steps 1-3: feed the input, answer every event, until nothing moves.
         let now = Instant::now();
         if let Some(e) = pump(&mut dispatch, &mut input, now, answer_timeout).await {
-            info!(client = ?dispatch.conn().client_id(), "closing: {e}");
+            protocol_handler::log::closing(peer, dispatch.conn().client_id(), &e);
         }
         // Step 4: send.
         dispatch.conn().poll_transmit(&mut out);
@@ -69,7 +70,8 @@ where
         }
         let mut deadline = dispatch.conn().poll_timeout();
         if let Some(since) = stopping_since {
-            if !dispatch.conn().is_uploading() || now >= since + options.shutdown_grace {
+            let busy = dispatch.conn().is_uploading() || dispatch.conn().awaits_verdict();
+            if !busy || now >= since + options.shutdown_grace {
                 dispatch.conn().handle_eof();
                 continue;
             }

@@ -141,8 +141,10 @@ async fn serve_with<D: Dispatch>(
                 inner: stream,
                 slot: _guard.slot().clone(),
             };
-            if let Err(e) = drive_connection(stream, dispatch, &options, stop).await {
-                debug!(%peer, "connection ended: {e}");
+            debug!(%peer, "connection accepted");
+            match drive_connection(stream, peer, dispatch, &options, stop).await {
+                Ok(()) => debug!(%peer, "connection closed"),
+                Err(e) => debug!(%peer, "connection closed: {e}"),
             }
         }));
     }

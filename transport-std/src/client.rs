@@ -5,6 +5,7 @@ use std::io::{self, Read, Seek, Write};
 use std::net::TcpStream;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use protocol_core::{ClientEvent, ClientSession, Outcome, UsageError};
@@ -18,7 +19,10 @@ pub use protocol_handler::{end_of_stream, ClientError, ClientOptions};
 ///
 /// Four threads share the work: this one encrypts, one reads the file ahead of it,
 /// one writes to the socket, one reads from it (so a server that answers every packet can never
-/// fill its socket while this side keeps writing).
+/// fill its socket while this side keeps writing). Each buffer that
+/// [`ClientSession::poll_transmit`] fills is written with one write, so a request
+/// is never split and, with [`protocol_core::Dialect::one_request_per_write`], never
+/// shares a write with another. [`ClientOptions::response_timeout`] bounds every wait.
 pub fn run_client<R: CryptoRngCore, F: Read + Seek + Send>(
     session: &mut ClientSession<R>,
     stream: &mut TcpStream,
@@ -43,9 +47,15 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     mut on_event: impl FnMut(&ClientEvent),
 ) -> Result<Outcome, ClientError> {
     let mut sending = false;
+    // File data the session could not take yet; it outlives a connection (variant 7).
+    let mut leftover: Option<(Vec<u8>, usize)> = None;
+    // The socket refuses a zero timeout; the shortest it takes is as good as none.
+    let timeout = options.response_timeout.max(Duration::from_millis(1));
     loop {
         stream.set_nodelay(true)?;
-        let mut writer = Writer::new(stream)?;
+        // A server that stops reading must not hold a write forever.
+        stream.set_write_timeout(Some(timeout))?;
+        let mut writer = Writer::new(stream, timeout)?;
         let reader = Reader::new(stream)?;
         let step = drive(
             session,
@@ -55,6 +65,7 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             scope,
             options,
             &mut sending,
+            &mut leftover,
             &mut on_event,
         );
         match step {
@@ -68,7 +79,8 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 // a connection of its own.
                 let peer = stream.peer_addr()?;
                 let _ = stream.shutdown(std::net::Shutdown::Both);
-                *stream = TcpStream::connect(peer)?;
+                *stream = TcpStream::connect_timeout(&peer, timeout)
+                    .map_err(|e| timed_out(e, timeout))?;
                 session.connection_opened();
             }
             Err(e) => {
@@ -94,6 +106,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     options: &ClientOptions,
     sending: &mut bool,
+    leftover: &mut Option<(Vec<u8>, usize)>,
     on_event: &mut impl FnMut(&ClientEvent),
 ) -> Result<Step, ClientError> {
     let mut input = BytesMut::with_capacity(4096);
@@ -103,12 +116,12 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             on_event(&ev);
             match ev {
                 ClientEvent::SendFile { .. } => {
+                    *leftover = None;
                     file.restart(scope)?;
                     *sending = true;
                 }
                 ClientEvent::Finished(outcome) => {
-                    session.poll_transmit(&mut out);
-                    writer.send(&mut out)?;
+                    transmit(session, writer, &mut out)?;
                     writer.finish()?;
                     return Ok(Step::Finished(outcome));
                 }
@@ -119,35 +132,46 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 _ => {}
             }
         }
-        if *sending && session.wants_file_data() {
+        if *sending && leftover.is_none() && session.wants_file_data() {
             let chunk = file.next()?;
             if chunk.is_empty() {
                 session.end_of_file().map_err(ClientError::File)?;
                 *sending = false;
+                file.recycle(chunk);
             } else {
-                // The session takes a bounded amount at a time: send, then go on.
-                let mut data = &chunk[..];
-                while !data.is_empty() {
-                    match session.push_file_data(data) {
-                        Ok(n) => data = &data[n..],
-                        Err(UsageError::SendBufferFull) => {
-                            session.poll_transmit(&mut out);
-                            writer.send(&mut out)?;
+                *leftover = Some((chunk, 0));
+            }
+        }
+        if let Some((chunk, mut at)) = leftover.take() {
+            // The session takes a bounded amount at a time: send, then go on. When
+            // nothing can be sent (a connection per request waits for its answer), the
+            // rest of the chunk waits for the next turn.
+            while at < chunk.len() {
+                match session.push_file_data(&chunk[at..]) {
+                    Ok(n) if n > 0 => at += n,
+                    Ok(_) | Err(UsageError::SendBufferFull) => {
+                        session.poll_transmit(&mut out);
+                        if out.is_empty() {
+                            break;
                         }
-                        Err(e) => return Err(ClientError::File(e)),
+                        writer.send(&mut out)?;
                     }
+                    Err(e) => return Err(ClientError::File(e)),
                 }
             }
-            file.recycle(chunk);
+            if at < chunk.len() {
+                *leftover = Some((chunk, at));
+            } else {
+                file.recycle(chunk);
+            }
         }
-        session.poll_transmit(&mut out);
-        writer.send(&mut out)?;
+        transmit(session, writer, &mut out)?;
         if let Some(f) = session.failure() {
             return Err(ClientError::Failure(f.clone()));
         }
         // While there is file data to take, take only what has already arrived;
         // otherwise wait.
-        let message = if *sending && session.wants_file_data() {
+        let message = if *sending && leftover.is_none() && session.wants_file_data() {
             match reader.rx.try_recv() {
                 Ok(m) => m,
                 Err(TryRecvError::Empty) => continue,
@@ -174,6 +198,30 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             }
             Incoming::Error(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Hands every request the session lets go to the writer, each call's output as a
+/// write of its own.
+fn transmit<R: CryptoRngCore>(
+    session: &mut ClientSession<R>,
+    writer: &mut Writer,
+    out: &mut BytesMut,
+) -> Result<(), ClientError> {
+    loop {
+        session.poll_transmit(out);
+        if out.is_empty() {
+            return Ok(());
+        }
+        writer.send(out)?;
+    }
+}
+
+/// A socket timeout (`WouldBlock` on Unix, `TimedOut` on Windows) as the run's timeout.
+fn timed_out(e: io::Error, after: Duration) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout(after),
+        _ => ClientError::Io(e),
     }
 }
 
@@ -220,12 +268,14 @@ struct Writer {
     tx: Option<SyncSender<BytesMut>>,
     spare: Receiver<BytesMut>,
     thread: Option<JoinHandle<io::Result<()>>>,
+    /// The socket's write timeout, to name in the error when a write times out.
+    timeout: Duration,
 }
 
 const WRITE_QUEUE: usize = 2;
 
 impl Writer {
-    fn new(stream: &TcpStream) -> io::Result<Writer> {
+    fn new(stream: &TcpStream, timeout: Duration) -> io::Result<Writer> {
         let mut socket = stream.try_clone()?;
         let (tx, rx) = sync_channel::<BytesMut>(WRITE_QUEUE);
         let (back_tx, spare) = sync_channel::<BytesMut>(WRITE_QUEUE + 1);
@@ -233,7 +283,7 @@ impl Writer {
             .name("socket writer".into())
             .spawn(move || {
                 for mut buf in rx {
-                    socket.write_all(&buf)?;
+                    write_record(&socket, &buf)?;
                     buf.clear();
                     let _ = back_tx.try_send(buf);
                 }
@@ -243,11 +293,14 @@ impl Writer {
             tx: Some(tx),
             spare,
             thread: Some(thread),
+            timeout,
         })
     }
 
-    /// Queues what `out` holds, leaving `out` empty (a recycled buffer).
-    fn send(&mut self, out: &mut BytesMut) -> io::Result<()> {
+    /// Queues what `out` holds, leaving `out` empty (a recycled buffer). Waits while
+    /// the queue is full, at most as long as the socket's write timeout (the thread
+    /// then fails and the queue closes).
+    fn send(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
         if out.is_empty() {
             return Ok(());
         }
@@ -261,16 +314,17 @@ impl Writer {
             Ok(())
         } else {
             // The thread stopped: its error says why.
-            Err(self
+            let e = self
                 .join()
                 .err()
-                .unwrap_or_else(|| io::Error::other("socket writer stopped")))
+                .unwrap_or_else(|| io::Error::other("socket writer stopped"));
+            Err(timed_out(e, self.timeout))
         }
     }
 
     /// Waits until everything queued is written.
-    fn finish(&mut self) -> io::Result<()> {
-        self.join()
+    fn finish(&mut self) -> Result<(), ClientError> {
+        self.join().map_err(|e| timed_out(e, self.timeout))
     }
 
     fn join(&mut self) -> io::Result<()> {
@@ -281,6 +335,34 @@ impl Writer {
                 .unwrap_or_else(|_| Err(io::Error::other("socket writer panicked"))),
             None => Ok(()),
         }
+    }
+}
+
+/// Writes one buffer of whole requests. On Linux with `MSG_EOR`, so that the kernel
+/// never appends a later write to it while it waits for the peer's window: a
+/// request then travels in a segment of its own (up to the segment size) and is
+/// never cut where a partly open window happens to end. Without it, a server that
+/// reads a request with one `recv` (variant 13) and falls behind gets a request
+/// split across two reads.
+fn write_record(socket: &TcpStream, buf: &[u8]) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let socket = socket2::SockRef::from(socket);
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match socket.send_with_flags(rest, libc::MSG_EOR) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut socket = socket;
+        socket.write_all(buf)
     }
 }
 

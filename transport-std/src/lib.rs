@@ -19,6 +19,6 @@ pub use client::{end_of_stream, run_client, ClientError, ClientOptions};
 pub use handler::{
     pump, pump_with, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown,
 };
-pub use protocol_handler::memory;
+pub use protocol_handler::{log, memory};
 pub use protocol_handler::{ConnectionGuard, ConnectionLimiter};
 pub use server::serve;

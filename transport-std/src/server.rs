@@ -126,7 +126,7 @@ fn run_connection<H: ConnectionHandler>(
     let result = loop {
         let now = Instant::now();
         if let Some(e) = pump(&mut conn, &mut handler, &mut input, now) {
-            info!(%peer, client = ?conn.client_id(), "closing: {e}");
+            crate::log::closing(peer, conn.client_id(), &e);
         }
         conn.poll_transmit(&mut out);
         if !out.is_empty() {
@@ -142,7 +142,9 @@ fn run_connection<H: ConnectionHandler>(
         }
         if shutdown.is_triggered() {
             let since = *shutdown_since.get_or_insert(now);
-            if !conn.is_uploading() || now.duration_since(since) > options.shutdown_grace {
+            // An upload runs to its client's verdict (900/902 answered), within the grace.
+            let busy = conn.is_uploading() || conn.awaits_verdict();
+            if !busy || now.duration_since(since) > options.shutdown_grace {
                 conn.handle_eof();
                 drain(&mut conn, &mut handler);
                 break Ok(());

@@ -1,13 +1,13 @@
 //! One connection: the driver loop of protocol-core's docs over a tokio stream.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol_handler::{Dispatch, ServerOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant as TokioInstant;
-use tracing::info;
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -21,6 +21,7 @@ const NEVER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// [`ServerOptions::shutdown_grace`] to finish.
 pub async fn drive_connection<D, S>(
     mut stream: S,
+    peer: SocketAddr,
     mut dispatch: D,
     options: &ServerOptions,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -40,7 +41,7 @@ where
         // Steps 1-3: feed the input, answer every event, until nothing moves.
         let now = Instant::now();
         if let Some(e) = pump(&mut dispatch, &mut input, now, answer_timeout).await {
-            info!(client = ?dispatch.conn().client_id(), "closing: {e}");
+            protocol_handler::log::closing(peer, dispatch.conn().client_id(), &e);
         }
         // Step 4: send.
         dispatch.conn().poll_transmit(&mut out);
@@ -65,7 +66,8 @@ where
         }
         let mut deadline = dispatch.conn().poll_timeout();
         if let Some(since) = stopping_since {
-            if !dispatch.conn().is_uploading() || now >= since + options.shutdown_grace {
+            let busy = dispatch.conn().is_uploading() || dispatch.conn().awaits_verdict();
+            if !busy || now >= since + options.shutdown_grace {
                 dispatch.conn().handle_eof();
                 continue;
             }

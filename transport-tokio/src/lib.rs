@@ -31,7 +31,7 @@ pub use protocol_handler::{
     ConnectionHandler, ConnectionLimiter, HandlerFactory, ServerOptions,
 };
 use rand_core::{CryptoRngCore, OsRng};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
@@ -153,8 +153,10 @@ async fn serve_with<D: Dispatch>(
                 inner: stream,
                 slot: _guard.slot().clone(),
             };
-            if let Err(e) = drive_connection(stream, dispatch, &options, stop).await {
-                debug!(%peer, "connection ended: {e}");
+            debug!(%peer, "connection accepted");
+            match drive_connection(stream, peer, dispatch, &options, stop).await {
+                Ok(()) => debug!(%peer, "connection closed"),
+                Err(e) => debug!(%peer, "connection closed: {e}"),
             }
         });
     }
@@ -170,6 +172,11 @@ async fn serve_with<D: Dispatch>(
 }
 
 /// Runs `session` over `stream` to its end, feeding it `file` whenever it asks.
+///
+/// Each buffer [`ClientSession::poll_transmit`] fills goes out as one write (a request
+/// is never split; with [`protocol_core::Dialect::one_request_per_write`] never
+/// joined to another), and [`ClientOptions::response_timeout`] bounds every wait:
+/// each write as well as each answer.
 pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
     session: &mut ClientSession<R>,
     stream: TcpStream,
@@ -191,11 +198,14 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
                     file.seek(io::SeekFrom::Start(0)).await?;
                     sending = true;
                 }
-                ClientEvent::Finished(outcome) => {
+                ClientEvent::Finished(outcome) => loop {
                     session.poll_transmit(&mut out);
-                    wr.write_all(&out).await?;
-                    return Ok(outcome);
-                }
+                    if out.is_empty() {
+                        return Ok(outcome);
+                    }
+                    write_within(&mut wr, &out, options.response_timeout).await?;
+                    out.clear();
+                },
                 ClientEvent::NewConnection => {
                     return Err(ClientError::Io(io::Error::new(
                         io::ErrorKind::Unsupported,
@@ -226,26 +236,36 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
                 }
             }
         }
-        session.poll_transmit(&mut out);
         if let Some(f) = session.failure() {
             return Err(ClientError::Failure(f.clone()));
         }
-        let got = if !out.is_empty() {
+        let mut got = None;
+        // Every request the session lets go, each call's output as a write of its own.
+        while got.is_none() {
+            session.poll_transmit(&mut out);
+            if out.is_empty() {
+                break;
+            }
             // Write, but read whatever the server says meanwhile.
-            let write = wr.write_all(&out);
+            let write = tokio::time::timeout(options.response_timeout, wr.write_all(&out));
             tokio::pin!(write);
-            loop {
+            got = loop {
                 tokio::select! {
-                    r = &mut write => { r?; break None; }
+                    r = &mut write => {
+                        r.map_err(|_| ClientError::Timeout(options.response_timeout))??;
+                        break None;
+                    }
                     r = rd.read_buf(&mut input) => {
                         let n = r?;
                         if n == 0 { break Some(0) }
                         session.handle_input(&mut input).map_err(ClientError::Failure)?;
                     }
                 }
-            }
-        } else if sending {
-            None
+            };
+            out.clear();
+        }
+        let got = if got.is_some() || sending {
+            got
         } else {
             match tokio::time::timeout(options.response_timeout, rd.read_buf(&mut input)).await {
                 Ok(r) => Some(r?),
@@ -261,6 +281,19 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
             None => {}
         }
     }
+}
+
+/// Writes `bytes` in one `write_all`, failing with [`ClientError::Timeout`] if the
+/// server does not take them within `timeout`.
+async fn write_within<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    tokio::time::timeout(timeout, wr.write_all(bytes))
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+    Ok(())
 }
 
 async fn read_full<F: AsyncRead + Unpin>(file: &mut F, buf: &mut [u8]) -> io::Result<usize> {

@@ -72,7 +72,9 @@ pub enum ClientEvent {
         /// File size.
         total: u64,
     },
-    /// The server answered with an error; the request is sent again.
+    /// The server answered with an error. The request is sent again, unless this was
+    /// the last attempt or a refusal that asking again cannot change (1601); then
+    /// the run fails with [`ClientFailure::ServerRefused`].
     ServerError {
         /// The response code.
         code: ResponseCode,
@@ -105,7 +107,7 @@ pub enum ClientFailure {
     #[error("the server broke the protocol: {0}")]
     Peer(#[from] PeerError),
     /// Every attempt of a request was answered with an error.
-    #[error("request {request:?} failed {attempts} times; the server's last answer was {last:?}{}", if *last == ResponseCode::RegistrationFailed { " (the name is taken or invalid)" } else { "" })]
+    #[error("request {} failed {attempts} time(s); the server's last answer was {}{}", *request as u16, *last as u16, if *last == ResponseCode::RegistrationFailed { " (the name is taken or invalid)" } else { "" })]
     ServerRefused {
         /// The request.
         request: RequestCode,
@@ -114,6 +116,10 @@ pub enum ClientFailure {
         /// How often it was sent.
         attempts: u32,
     },
+    /// The server refused the reconnect (1606) and the session was told not to
+    /// register anew ([`ClientSession::set_register_when_refused`](crate::ClientSession::set_register_when_refused)).
+    #[error("the server refused the reconnect (1606) and registering anew was not allowed")]
+    ReconnectRefused,
     /// The application's own key could not be used.
     #[error("key error: {0}")]
     Key(String),

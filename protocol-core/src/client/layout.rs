@@ -20,6 +20,12 @@ fn round_up16(n: u64) -> u64 {
 
 impl Layout {
     pub fn new(file_size: u64, dialect: &Dialect) -> Result<Layout, UsageError> {
+        if dialect.pad_packets && (dialect.per_packet_encryption || dialect.per_packet_content_size)
+        {
+            return Err(UsageError::BadConfig(
+                "zero-padded packets need stream encryption and the total content size",
+            ));
+        }
         let want = (dialect.packet_size.max(16)) as u64;
         let (unit, total, content) = if dialect.per_packet_encryption {
             let mut unit = want;

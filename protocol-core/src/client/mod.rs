@@ -12,6 +12,7 @@
 //!                        900 ◄─ equal ──────────────────────┘
 //!                         └─ 1604 ─► Finished
 //!  an error response ─► ServerError, the same request again (3 attempts in all)
+//!  1601 ─► ServerError, then ServerRefused at once (a refused name stays refused)
 //! ```
 //!
 //! # Calling order
@@ -23,7 +24,8 @@
 //! 3. while [`wants_file_data`](ClientSession::wants_file_data), feed it with
 //!    [`push_file_data`](ClientSession::push_file_data) (it returns how much it took)
 //!    and finally [`end_of_file`](ClientSession::end_of_file);
-//! 4. [`poll_transmit`](ClientSession::poll_transmit) and send what it gives;
+//! 4. [`poll_transmit`](ClientSession::poll_transmit) until it appends nothing, writing
+//!    what each call appended with one write;
 //! 5. before waiting on the socket, [`handle_timeout`](ClientSession::handle_timeout)
 //!    with the current time, then wait for input no later than
 //!    [`poll_timeout`](ClientSession::poll_timeout) and call `handle_timeout` when
@@ -33,9 +35,30 @@
 //! Stop when [`is_finished`](ClientSession::is_finished). Time is monotonic: every
 //! `now` given is at or after the previous one. The session never reads the file
 //! itself.
+//!
+//! # Whole requests, and which 1603 is the last
+//!
+//! [`poll_transmit`](ClientSession::poll_transmit) hands out whole requests only: a
+//! packet whose last cipher block is still inside the encryptor stays queued until
+//! [`end_of_file`](ClientSession::end_of_file) completes it. With
+//! [`Dialect::one_request_per_write`](crate::Dialect::one_request_per_write) it hands
+//! out one request per call, for servers that read a request with one `recv`.
+//!
+//! A server may answer every 828 (variant 7) or only the last; and the last answer's
+//! size field may hold the ciphertext total or the plaintext size (variant 11). The
+//! session counts the 1603s of a send against its packets: the answer that makes
+//! the count reach the number of packets is the last. Before that, an answer is
+//! taken for an intermediate one when the server is known to answer every packet
+//! (a connection per request, or an answer that came before the file had all gone,
+//! or an earlier intermediate answer); otherwise, only when its size field is below
+//! the file's plaintext size (a running total). The one case this cannot tell: two
+//! packets, the first exactly as long as the plaintext, sent to a server that answers
+//! every packet on one connection; its first answer is taken for the last, and the
+//! checksum comparison then asks for the file again.
 
 mod event;
 mod layout;
+mod outbox;
 mod timer;
 
 use std::collections::VecDeque;
@@ -57,6 +80,7 @@ pub const MAX_RESENDS: u32 = 3;
 
 pub use event::{ClientConfig, ClientEvent, ClientFailure, Identity, Outcome};
 use layout::Layout;
+use outbox::Outbox;
 use timer::AnswerTimer;
 pub use timer::DEFAULT_ANSWER_TIMEOUT;
 
@@ -101,7 +125,7 @@ pub struct ClientSession<R> {
     private_key: Option<PrivateKey>,
     aes_key: Option<AesKey>,
     events: VecDeque<ClientEvent>,
-    out: BytesMut,
+    out: Outbox,
     /// Sends of the current request that the server answered with an error.
     attempts: u32,
     /// File sends after the first (901s).
@@ -113,6 +137,11 @@ pub struct ClientSession<R> {
     /// Variant 7: the current connection is used up.
     need_connection: bool,
     timer: AnswerTimer,
+    /// On 1606, register anew (the specification) or fail with
+    /// [`ClientFailure::ReconnectRefused`].
+    register_when_refused: bool,
+    /// Our checksum of the last complete send.
+    file_checksum: Option<u32>,
 }
 
 /// One pass over the file: encryption, packetising, checksum.
@@ -128,6 +157,12 @@ struct FileSend {
     room: u64,
     next_packet: u16,
     layout: Layout,
+    /// Zero bytes that follow the last packet's content (variant 12).
+    pad_tail: u64,
+    /// 1603s received for this send.
+    answers: u32,
+    /// The server answers every packet, not only the last.
+    every_packet_answered: bool,
 }
 
 impl<R: CryptoRngCore> ClientSession<R> {
@@ -144,7 +179,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
             private_key: None,
             aes_key: None,
             events: VecDeque::new(),
-            out: BytesMut::new(),
+            out: Outbox::default(),
             attempts: 0,
             resends: 0,
             send: None,
@@ -152,6 +187,8 @@ impl<R: CryptoRngCore> ClientSession<R> {
             in_flight: false,
             need_connection: false,
             timer: AnswerTimer::default(),
+            register_when_refused: true,
+            file_checksum: None,
             config,
         };
         match s.config.identity.clone() {
@@ -168,6 +205,30 @@ impl<R: CryptoRngCore> ClientSession<R> {
         Ok(s)
     }
 
+    /// Whether a refused reconnect (1606) makes the session register anew, as the
+    /// specification says (the default), or fail with
+    /// [`ClientFailure::ReconnectRefused`]. An application turns it off when a new
+    /// identity would replace one that belongs to another server. Call it before the
+    /// first [`handle_input`](Self::handle_input).
+    ///
+    /// ```
+    /// use protocol_core::{ClientConfig, ClientSession, Dialect, FieldString};
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    ///
+    /// let mut session = ClientSession::new(ClientConfig {
+    ///     name: FieldString::new("alice").unwrap(),
+    ///     file_name: FieldString::new("notes.txt").unwrap(),
+    ///     file_size: 5,
+    ///     identity: None,
+    ///     registration_key: None,
+    ///     dialect: Dialect::default(),
+    /// }, ChaCha20Rng::seed_from_u64(0)).unwrap();
+    /// session.set_register_when_refused(false);
+    /// ```
+    pub fn set_register_when_refused(&mut self, register: bool) {
+        self.register_when_refused = register;
+    }
+
     // ---- getters ----
 
     /// Whether the run is over (finished or failed).
@@ -178,6 +239,12 @@ impl<R: CryptoRngCore> ClientSession<R> {
     /// Why the run failed, if it did.
     pub fn failure(&self) -> Option<&ClientFailure> {
         self.failure.as_ref()
+    }
+
+    /// Our checksum of the file, once a send of it is complete and the server has
+    /// answered with its own (1603); `None` before.
+    pub fn file_checksum(&self) -> Option<u32> {
+        self.file_checksum
     }
 
     /// The client id (zero until registered).
@@ -268,6 +335,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     send.chunk_fed = 0;
                     let content = send.pending.split().freeze();
                     Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
+                    self.out.mark_whole();
                     self.events.push_back(ClientEvent::Progress {
                         sent: send.fed,
                         total: file_size,
@@ -278,7 +346,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
             let mut data = data;
             while !data.is_empty() {
                 if send.room == 0 {
-                    Self::open_packet(&self.config, client_id, enc, send, &mut self.out);
+                    Self::open_packet(&self.config, client_id, enc, send, &mut self.out.buf);
                 }
                 // Encrypt straight into the frame; a packet before the last takes
                 // exactly `room` bytes of ciphertext (the encryptor keeps < 16 back).
@@ -289,11 +357,13 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     (send.room as usize + 15 - send.encryptor.buffered()).min(data.len())
                 };
                 let before = self.out.len();
-                send.encryptor.update(&data[..take], &mut self.out);
+                send.encryptor.update(&data[..take], &mut self.out.buf);
                 send.room -= (self.out.len() - before) as u64;
                 send.fed += take as u64;
                 data = &data[take..];
-                if send.room == 0 {
+                if send.room == 0 && !last {
+                    // A packet before the last is whole; the last waits for `end_of_file`.
+                    self.out.mark_whole();
                     self.events.push_back(ClientEvent::Progress {
                         sent: send.fed,
                         total: file_size,
@@ -325,11 +395,15 @@ impl<R: CryptoRngCore> ClientSession<R> {
             Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
         } else {
             if send.room == 0 {
-                Self::open_packet(&self.config, client_id, enc, send, &mut self.out);
+                Self::open_packet(&self.config, client_id, enc, send, &mut self.out.buf);
             }
-            send.encryptor.finish(&mut self.out);
+            send.encryptor.finish(&mut self.out.buf);
             send.room = send.room.saturating_sub(16);
+            let padded = self.out.buf.len() + send.pad_tail as usize;
+            self.out.buf.resize(padded, 0);
         }
+        // The last packet is whole only now: its last cipher block came from `finish`.
+        self.out.mark_whole();
         self.events.push_back(ClientEvent::Progress {
             sent: send.fed,
             total: file_size,
@@ -345,23 +419,26 @@ impl<R: CryptoRngCore> ClientSession<R> {
         self.events.pop_front()
     }
 
-    /// Appends every byte the session has to send to `out`. With
-    /// [`crate::Dialect::connection_per_request`], one request at a time, and nothing while a
-    /// request awaits its answer or a new connection is due.
+    /// Appends the whole requests the session has to send to `out`; a request still
+    /// being built (the last packet before [`end_of_file`](Self::end_of_file)) stays.
+    /// With [`crate::Dialect::one_request_per_write`], one request per call: write
+    /// what a call appended with one write, then call again until nothing comes. With
+    /// [`crate::Dialect::connection_per_request`], one request at a time, and nothing
+    /// while a request awaits its answer or a new connection is due.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) {
         if self.config.dialect.connection_per_request {
             if self.in_flight || self.need_connection {
                 return;
             }
-            let Ok(Some((_, code, size))) = wire::peek_request_header(&self.out) else {
-                return;
-            };
-            let len = wire::REQUEST_HEADER_LEN + size as usize;
-            if self.out.len() < len {
+            let start = out.len();
+            if self.out.take_one(out) == 0 {
                 return;
             }
-            out.extend_from_slice(&self.out.split_to(len));
-            if code == RequestCode::CrcRetry {
+            let code = wire::peek_request_header(&out[start..])
+                .ok()
+                .flatten()
+                .map(|(_, code, _)| code);
+            if code == Some(RequestCode::CrcRetry) {
                 // 901 has no answer: the next request goes on a new connection at once.
                 self.need_connection = true;
                 self.events.push_back(ClientEvent::NewConnection);
@@ -370,11 +447,10 @@ impl<R: CryptoRngCore> ClientSession<R> {
             }
             return;
         }
-        if out.is_empty() {
-            std::mem::swap(out, &mut self.out);
+        if self.config.dialect.one_request_per_write {
+            self.out.take_one(out);
         } else {
-            out.extend_from_slice(&self.out);
-            self.out.clear();
+            self.out.take_all(out);
         }
     }
 
@@ -409,6 +485,12 @@ impl<R: CryptoRngCore> ClientSession<R> {
         };
         send.next_packet += 1;
         send.room = len;
+        // Variant 12: every content field is a whole unit; the last one zero-filled.
+        send.pad_tail = if config.dialect.pad_packets {
+            layout.unit - len
+        } else {
+            0
+        };
         let packet = FilePacket {
             content_size: if config.dialect.per_packet_content_size {
                 len as u32
@@ -421,7 +503,13 @@ impl<R: CryptoRngCore> ClientSession<R> {
             file_name: config.file_name.clone(),
             content: Bytes::new(),
         };
-        wire::encode_packet_frame_head(out, client_id, &packet, len as usize, enc);
+        wire::encode_packet_frame_head(
+            out,
+            client_id,
+            &packet,
+            (len + send.pad_tail) as usize,
+            enc,
+        );
     }
 
     fn emit_packet(
@@ -430,8 +518,9 @@ impl<R: CryptoRngCore> ClientSession<R> {
         enc: RequestEncoding,
         send: &mut FileSend,
         content: Bytes,
-        out: &mut BytesMut,
+        out: &mut Outbox,
     ) {
+        let out = &mut out.buf;
         send.next_packet += 1;
         let content_size = if config.dialect.per_packet_content_size {
             content.len() as u32
@@ -452,7 +541,8 @@ impl<R: CryptoRngCore> ClientSession<R> {
 
     fn send_request(&mut self, request: Request) {
         let enc = self.encoding();
-        wire::encode_request(&mut self.out, self.client_id, &request, enc);
+        wire::encode_request(&mut self.out.buf, self.client_id, &request, enc);
+        self.out.mark_whole();
     }
 
     fn fail(&mut self, f: ClientFailure) -> ClientFailure {
@@ -486,6 +576,8 @@ impl<R: CryptoRngCore> ClientSession<R> {
             .ok_or(ClientFailure::Key("no AES key".into()))?;
         let layout = Layout::new(self.config.file_size, &self.config.dialect)
             .map_err(|e| ClientFailure::Key(e.to_string()))?;
+        // A packet of an earlier send that was still being built never left.
+        self.out.drop_unfinished();
         self.send = Some(FileSend {
             encryptor: CbcEncryptor::new(key),
             checksum: Checksum::new(self.config.dialect.checksum),
@@ -495,12 +587,42 @@ impl<R: CryptoRngCore> ClientSession<R> {
             room: 0,
             next_packet: 0,
             layout,
+            pad_tail: 0,
+            answers: 0,
+            every_packet_answered: false,
         });
         self.state = State::Uploading;
         self.events.push_back(ClientEvent::SendFile {
             attempt: self.resends + 1,
         });
         Ok(())
+    }
+
+    /// Counts a 1603 received after the whole file went out and says whether it
+    /// answers the last packet (see "Whole requests, and which 1603 is the last" in
+    /// the module docs).
+    fn count_answer(&mut self, size_field: u32) -> bool {
+        let per_request = self.config.dialect.connection_per_request;
+        let per_packet_size = self.config.dialect.per_packet_content_size;
+        let file_size = self.config.file_size;
+        let Some(send) = self.send.as_mut() else {
+            return true;
+        };
+        send.answers += 1;
+        if send.answers >= send.layout.total_packets as u32 {
+            return true;
+        }
+        if per_request || send.every_packet_answered {
+            return false;
+        }
+        // Sizes per packet say nothing about the whole: the only answer is the last.
+        // Otherwise a whole-file size (ciphertext, or plaintext for variant 11) ends
+        // the upload, and anything below the plaintext size is a running total.
+        if per_packet_size || size_field as u64 >= file_size {
+            return true;
+        }
+        send.every_packet_answered = true;
+        false
     }
 
     fn check_id(&self, id: Option<ClientId>) -> Result<(), ClientFailure> {
@@ -590,8 +712,21 @@ impl<R: CryptoRngCore> ClientSession<R> {
     fn on_response_inner(&mut self, response: Response) -> Result<(), ClientFailure> {
         let code = response.code();
         match (self.state, response) {
-            (_, Response::GeneralError)
-            | (State::AwaitRegistered, Response::RegistrationFailed) => self.retry(code)?,
+            (_, Response::GeneralError) => self.retry(code)?,
+            (State::AwaitRegistered, Response::RegistrationFailed) => {
+                // The name is taken or refused: asking again cannot change that.
+                self.attempts += 1;
+                self.events.push_back(ClientEvent::ServerError {
+                    code,
+                    request: RequestCode::Register,
+                    attempt: self.attempts,
+                });
+                return Err(ClientFailure::ServerRefused {
+                    request: RequestCode::Register,
+                    last: code,
+                    attempts: self.attempts,
+                });
+            }
             (State::AwaitRegistered, Response::Registered { client_id }) => {
                 self.client_id = client_id;
                 self.attempts = 0;
@@ -627,7 +762,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     .private_key
                     .as_ref()
                     .ok_or(ClientFailure::Key("no private key".into()))?;
-                self.aes_key = Some(key.decrypt_aes_key(&mut self.rng, &encrypted_key)?);
+                self.aes_key = Some(key.decrypt_aes_key(&encrypted_key)?);
                 self.events.push_back(ClientEvent::KeyExchanged {
                     reconnected: code == ResponseCode::Reconnected,
                 });
@@ -636,24 +771,23 @@ impl<R: CryptoRngCore> ClientSession<R> {
             }
             (State::AwaitReconnect, Response::ReconnectRefused { client_id }) => {
                 self.check_id(client_id)?;
+                if !self.register_when_refused {
+                    return Err(ClientFailure::ReconnectRefused);
+                }
                 self.events.push_back(ClientEvent::ReconnectRefused);
                 self.config.registration_key = None;
                 self.register();
             }
             (State::Uploading, Response::FileReceived { .. }) => {
-                // Variant 7 servers answer every packet; only the last answer counts.
+                // An answer before the file has all gone: this server answers every
+                // packet (variant 7); only the last answer counts.
+                if let Some(send) = self.send.as_mut() {
+                    send.answers += 1;
+                    send.every_packet_answered = true;
+                }
             }
             (State::AwaitChecksum, Response::FileReceived { content_size, .. })
-                if (self.config.dialect.connection_per_request && !self.out.is_empty())
-                    || (!self.config.dialect.per_packet_content_size
-                        && self
-                            .send
-                            .as_ref()
-                            .is_some_and(|s| (content_size as u64) < s.layout.content_size)) =>
-            {
-                // An answer to a packet before the last (variant 7): it reports less
-                // content than the whole file.
-            }
+                if !self.count_answer(content_size) => {}
             (
                 State::AwaitChecksum,
                 Response::FileReceived {
@@ -669,6 +803,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     .take()
                     .ok_or(Self::unexpected(code, "no file sent"))?;
                 let ours = send.checksum.value();
+                self.file_checksum = Some(ours);
                 self.attempts = 0;
                 // The name is outside the checksum: a server that stored the bytes
                 // under another name has not stored our file.

@@ -42,7 +42,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
             return false;
         }
         self.in_flight
-            || (self.out.is_empty()
+            || (self.out.buf.is_empty()
                 && matches!(
                     self.state,
                     State::AwaitRegistered

@@ -12,6 +12,7 @@ use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, IvState, KeyIvInit, SetIvS
 use bytes::{BufMut, BytesMut};
 use rand_core::CryptoRngCore;
 use thiserror::Error;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 const BLOCK: usize = 16;
 const ZERO_IV: [u8; BLOCK] = [0; BLOCK];
@@ -20,7 +21,7 @@ type Block = Array<u8, U16>;
 /// AES key length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum AesKeySize {
-    /// 128-bit keys (variant 8 of PROTOCOL.md section 8).
+    /// 128-bit keys (deployed variant 8 in `docs/PROTOCOL.md`).
     Aes128,
     /// 256-bit keys, the specification.
     #[default]
@@ -44,13 +45,22 @@ impl AesKeySize {
 
 /// A symmetric key as the protocol exchanges it.
 ///
+/// Overwritten with zeros when dropped. Not `Clone`: every copy of a key is made on
+/// purpose with [`duplicate`](Self::duplicate), so that each one is visible in the code.
+///
 /// ```
 /// use protocol_core::crypto::{AesKey, AesKeySize};
 /// let k = AesKey::from_slice(&[1u8; 32]).unwrap();
 /// assert_eq!(k.size(), AesKeySize::Aes256);
 /// assert!(AesKey::from_slice(&[1u8; 20]).is_none());
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+///
+/// ```compile_fail
+/// // Not Clone: copies are explicit.
+/// let k = protocol_core::crypto::AesKey::from_slice(&[1u8; 32]).unwrap();
+/// let copy = k.clone();
+/// ```
+#[derive(PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub enum AesKey {
     /// 16 bytes.
     Aes128([u8; 16]),
@@ -88,6 +98,17 @@ impl AesKey {
             16 => b.try_into().ok().map(AesKey::Aes128),
             32 => b.try_into().ok().map(AesKey::Aes256),
             _ => None,
+        }
+    }
+
+    /// A second copy of the key, also zeroized on drop. Used where two owners need
+    /// the key at once: the server keeps the key of its session and hands one to the
+    /// application to store (1602/1605); an upload keeps one to tell per-packet
+    /// encryption from one stream.
+    pub fn duplicate(&self) -> AesKey {
+        match self {
+            AesKey::Aes128(k) => AesKey::Aes128(*k),
+            AesKey::Aes256(k) => AesKey::Aes256(*k),
         }
     }
 
@@ -162,6 +183,8 @@ impl EncInner {
 
 /// Streaming AES-CBC encryption, zero IV, PKCS#7.
 ///
+/// Its key schedule, chain value and held-back plaintext are zeroized on drop.
+///
 /// ```
 /// use bytes::BytesMut;
 /// use protocol_core::crypto::{AesKey, CbcEncryptor, CbcDecryptor};
@@ -183,6 +206,16 @@ pub struct CbcEncryptor {
     partial: [u8; BLOCK],
     partial_len: usize,
 }
+
+impl Drop for CbcEncryptor {
+    fn drop(&mut self) {
+        // The cipher state zeroizes itself (the `zeroize` features of `aes` and `cbc`,
+        // and `Aes256CbcNi`'s own `Drop`); the plaintext held back is ours to clear.
+        self.partial.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for CbcEncryptor {}
 
 impl CbcEncryptor {
     /// A fresh stream (IV of zeros).
@@ -319,6 +352,8 @@ impl DecInner {
 pub struct DecryptError;
 
 /// Streaming AES-CBC decryption, zero IV, PKCS#7.
+///
+/// Its key, key schedule, chain value and held-back blocks are zeroized on drop.
 pub struct CbcDecryptor {
     key: AesKey,
     inner: DecInner,
@@ -332,7 +367,7 @@ pub struct CbcDecryptor {
 impl Clone for CbcDecryptor {
     fn clone(&self) -> Self {
         CbcDecryptor {
-            key: self.key.clone(),
+            key: self.key.duplicate(),
             inner: DecInner::new(&self.key, &self.inner.iv()),
             partial: self.partial,
             partial_len: self.partial_len,
@@ -350,11 +385,22 @@ impl std::fmt::Debug for CbcDecryptor {
     }
 }
 
+impl Drop for CbcDecryptor {
+    fn drop(&mut self) {
+        // `key` and the cipher state zeroize themselves; the blocks are ours to clear.
+        // Zeroizing the whole `Option` also clears what `take` left behind.
+        self.partial.zeroize();
+        self.held.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for CbcDecryptor {}
+
 impl CbcDecryptor {
     /// A fresh stream (IV of zeros).
     pub fn new(key: &AesKey) -> CbcDecryptor {
         CbcDecryptor {
-            key: key.clone(),
+            key: key.duplicate(),
             inner: DecInner::new(key, &ZERO_IV),
             partial: [0; BLOCK],
             partial_len: 0,

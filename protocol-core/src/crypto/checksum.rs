@@ -17,7 +17,7 @@ pub enum ChecksumAlgorithm {
     /// What the Unix `cksum` command prints (POSIX CRC with the length appended).
     #[default]
     Cksum,
-    /// zlib's CRC-32 (variant 8 of PROTOCOL.md section 8).
+    /// zlib's CRC-32 (deployed variant 8 in `docs/PROTOCOL.md`).
     Crc32,
 }
 

@@ -57,7 +57,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             Ok(encrypted) => {
                 let ticket = self.ask(Pending::StoreAesKey {
                     client_id,
-                    aes_key: aes_key.clone(),
+                    aes_key: aes_key.duplicate(),
                     encrypted: encrypted.into(),
                 });
                 self.events.push_back(ServerEvent::StoreAesKey {
@@ -147,12 +147,15 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 content_size,
                 file_name,
                 checksum,
-            } => self.respond(Response::FileReceived {
-                client_id,
-                content_size,
-                file_name,
-                checksum,
-            }),
+            } => {
+                self.verdict_due = true;
+                self.respond(Response::FileReceived {
+                    client_id,
+                    content_size,
+                    file_name,
+                    checksum,
+                })
+            }
             Pending::Confirm { client_id } => self.respond(Response::Ack {
                 client_id: Some(client_id),
             }),

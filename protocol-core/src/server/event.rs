@@ -35,7 +35,7 @@ pub enum Verdict {
 }
 
 /// What the application knows about a client, for a connection that has no key yet.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClientRecord {
     /// The AES key last issued to the client, if any.
     pub aes_key: Option<AesKey>,

@@ -74,7 +74,7 @@ use bytes::{Bytes, BytesMut};
 use rand_core::CryptoRngCore;
 
 use crate::crypto::{AesKey, PublicKey};
-use crate::dialect::{PacketAck, ResponseOrder};
+use crate::dialect::{DetectedDialect, PacketAck, ResponseOrder};
 use crate::error::PeerError;
 use crate::names;
 use crate::wire::{
@@ -185,6 +185,8 @@ pub struct ServerConnection<R> {
     /// The `now` of the latest `handle_input`.
     now: Instant,
     upload: Option<Upload>,
+    /// 1603 was sent and no 900/902 has come yet.
+    verdict_due: bool,
     /// A failed upload's remaining packets are skipped until a packet 1 starts anew.
     skipping_failed_upload: bool,
     requests_seen: u64,
@@ -198,6 +200,7 @@ pub struct ServerConnection<R> {
     error: Option<PeerError>,
     last_progress: Instant,
     partial_since: Option<Instant>,
+    detected: DetectedDialect,
     /// When the connection was accepted, and whether a whole request header has
     /// arrived since (a connection must show one within
     /// [`Limits::first_header_timeout`](crate::Limits::first_header_timeout)).
@@ -223,6 +226,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// A connection that has just been accepted at `now`, drawing ids and keys from `rng`.
     pub fn new(config: ServerConfig, rng: R, now: Instant) -> Self {
         ServerConnection {
+            detected: DetectedDialect::default(),
             config,
             rng,
             out: BytesMut::new(),
@@ -231,6 +235,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             pending: None,
             session: None,
             upload: None,
+            verdict_due: false,
             skipping_failed_upload: false,
             requests_seen: 0,
             unwritten: 0,
@@ -344,9 +349,39 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         Some(deadline.min(self.accepted_at + limits.first_header_timeout))
     }
 
+    /// What this connection's peer has shown of its dialect so far: byte order,
+    /// packet fields, sizes, encryption, zero-padded packets, and the checksum sent.
+    /// For the operator's log, once the connection ends
+    /// ([`DetectedDialect`]'s `Display` is one line).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use protocol_core::{ServerConfig, ServerConnection};
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), Instant::now());
+    /// assert_eq!(conn.detected().to_string(), "nothing seen");
+    /// ```
+    pub fn detected(&self) -> &DetectedDialect {
+        &self.detected
+    }
+
     /// Whether an upload is between its first and last packet on this connection.
     pub fn is_uploading(&self) -> bool {
         self.upload.is_some()
+    }
+
+    /// Whether this connection sent a 1603 and waits for the client's 900 or 902: a
+    /// graceful stop keeps the connection open until then (or its grace runs out).
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use protocol_core::{ServerConfig, ServerConnection};
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), Instant::now());
+    /// assert!(!conn.awaits_verdict());
+    /// ```
+    pub fn awaits_verdict(&self) -> bool {
+        self.verdict_due && !self.closed
     }
 
     /// The client this connection has identified, if any.
@@ -602,6 +637,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
 
     fn on_request(&mut self, frame: RequestFrame) -> Result<(), PeerError> {
         self.last_order = frame.byte_order;
+        self.detected.byte_order = Some(frame.byte_order);
         let client_id = frame.client_id;
         let code = frame.request.code();
         if code != RequestCode::Register {
@@ -631,7 +667,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 let encrypted = key.encrypt_aes_key(&mut self.rng, &aes_key)?;
                 let ticket = self.ask(Pending::StorePublicKey {
                     client_id,
-                    aes_key: aes_key.clone(),
+                    aes_key: aes_key.duplicate(),
                     encrypted: encrypted.into(),
                 });
                 self.events.push_back(ServerEvent::StorePublicKey {
@@ -679,6 +715,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                     Verdict::GaveUp
                 };
                 self.upload = None;
+                self.verdict_due = false;
                 let ticket = self.ask(Pending::Confirm { client_id });
                 self.events.push_back(ServerEvent::Confirm {
                     ticket,
@@ -780,6 +817,8 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             up.ack_every = true;
         }
         let outcome = up.accept(&packet, &mut self.plain)?;
+        up.report(&mut self.detected);
+        self.detected.checksum = Some(self.config.dialect.checksum);
         if !outcome.data.is_empty() {
             self.unwritten += outcome.data.len();
             if self.unwritten >= self.config.limits.max_unwritten && self.paused_since.is_none() {

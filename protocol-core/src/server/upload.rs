@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::crypto::{padded_len, AesKey, CbcDecryptor, Checksum, ChecksumAlgorithm};
-use crate::dialect::EncryptionMode;
+use crate::dialect::{DetectedDialect, EncryptionMode};
 use crate::error::PeerError;
 use crate::limits::Limits;
 use crate::wire::{ClientId, FieldString, FilePacket, PacketFieldOrder};
@@ -12,7 +12,7 @@ use crate::wire::{ClientId, FieldString, FilePacket, PacketFieldOrder};
 /// mid-upload ([`crate::ServerEvent::UploadSuspended`]) and handed back when the same
 /// client's next packet arrives on another connection, so that peers that open a
 /// connection per request (variant 7) can upload at all.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SuspendedUpload(pub(crate) Box<Upload>);
 
 impl SuspendedUpload {
@@ -62,7 +62,7 @@ fn own_padding(key: &AesKey, content: &[u8]) -> Option<usize> {
     Some(tail.len() - scratch.len())
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Upload {
     pub client_id: ClientId,
     pub file_name: FieldString,
@@ -82,6 +82,9 @@ pub(crate) struct Upload {
     pub ack_every: bool,
     /// Carried over from an earlier connection: the client may start it again.
     pub resumed: bool,
+    /// The last packet's content field ran past the declared total with zeros
+    /// (variant 12).
+    pub padded: bool,
 }
 
 /// What a packet did to the upload.
@@ -177,11 +180,12 @@ impl Upload {
             mode,
             ciphertext_len: 0,
             plaintext_len: 0,
-            key: key.clone(),
+            key: key.duplicate(),
             decryptor: CbcDecryptor::new(key),
             checksum: Checksum::new(checksum),
             ack_every: false,
             resumed: false,
+            padded: false,
         })
     }
 
@@ -216,9 +220,10 @@ impl Upload {
         } else if p.content_size != self.content_size_field {
             return Err(PeerError::BadPacket("content size changed mid-upload"));
         }
+        let content = self.without_zero_fill(p, number);
         // Per-packet padding adds at most a block per packet to the stream's size.
         let max_ciphertext = padded_len(self.original_size as u64) + 16 * (self.total as u64 - 1);
-        self.ciphertext_len += p.content.len() as u64;
+        self.ciphertext_len += content.len() as u64;
         if self.ciphertext_len > max_ciphertext
             || (!self.per_packet_size && self.ciphertext_len > self.content_size_field as u64)
         {
@@ -228,13 +233,13 @@ impl Upload {
         let last = number == self.total;
         plain.clear();
         if let Mode::Probing { held, pad } = &mut self.mode {
-            let own = own_padding(&self.key, &p.content);
+            let own = own_padding(&self.key, &content);
             let decided = if last {
                 // Per-packet encryption strips padding from every packet; a stream
                 // only from the last. The declared original size tells which.
                 let held_len: u64 = held.iter().map(|c| c.len() as u64).sum();
                 let per_packet_size = pad.zip(own).map(|(first, own)| {
-                    held_len - (held.len() * first) as u64 + (p.content.len() - own) as u64
+                    held_len - (held.len() * first) as u64 + (content.len() - own) as u64
                 });
                 Some(if per_packet_size == Some(self.original_size as u64) {
                     Mode::PerPacket
@@ -247,7 +252,7 @@ impl Upload {
                 Some(Mode::PerPacket)
             } else {
                 *pad = own;
-                held.push(p.content.clone());
+                held.push(content.clone());
                 None
             };
             let Some(mode) = decided else {
@@ -262,7 +267,7 @@ impl Upload {
                 }
             }
         }
-        self.decrypt_packet(&p.content, last, plain)?;
+        self.decrypt_packet(&content, last, plain)?;
         let data = plain.split().freeze();
         if last {
             if self.plaintext_len != self.original_size as u64 {
@@ -305,6 +310,38 @@ impl Upload {
         }
         self.checksum.update(&plain[start..]);
         Ok(())
+    }
+
+    /// The content of packet `number`, less a zero fill past the declared total
+    /// (variant 12: a fixed content field, the true total in the content size field).
+    /// Only the last packet may run past the total, and only with zeros; anything
+    /// else is left whole for the size checks to refuse.
+    fn without_zero_fill(&mut self, p: &FilePacket, number: u16) -> Bytes {
+        if self.per_packet_size || number != self.total {
+            return p.content.clone();
+        }
+        let room = (self.content_size_field as u64).saturating_sub(self.ciphertext_len);
+        let Ok(room) = usize::try_from(room) else {
+            return p.content.clone();
+        };
+        if p.content.len() > room && p.content[room..].iter().all(|&b| b == 0) {
+            self.padded = true;
+            return p.content.slice(..room);
+        }
+        p.content.clone()
+    }
+
+    /// Writes what this upload shows of the peer's dialect into `d`.
+    pub fn report(&self, d: &mut DetectedDialect) {
+        d.packet_fields = Some(self.field_order);
+        d.per_packet_content_size = Some(self.per_packet_size);
+        d.encryption = Some(match self.mode {
+            Mode::Stream => EncryptionMode::Stream,
+            Mode::PerPacket => EncryptionMode::PerPacket,
+            Mode::Probing { .. } => EncryptionMode::Detect,
+        });
+        d.every_packet_answered = Some(self.ack_every);
+        d.padded_packets = Some(self.padded);
     }
 
     /// Packet number of a packet as this upload reads the fields.

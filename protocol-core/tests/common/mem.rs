@@ -7,12 +7,24 @@ use protocol_core::crypto::AesKey;
 use protocol_core::*;
 use rand_chacha::rand_core::CryptoRngCore;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClientRow {
     pub name: Vec<u8>,
     pub public_key: Option<Vec<u8>>,
     pub aes_key: Option<AesKey>,
     pub last_seen: u64,
+}
+
+// `AesKey` is not `Clone`: tests that snapshot the store copy the key on purpose.
+impl Clone for ClientRow {
+    fn clone(&self) -> Self {
+        ClientRow {
+            name: self.name.clone(),
+            public_key: self.public_key.clone(),
+            aes_key: self.aes_key.as_ref().map(AesKey::duplicate),
+            last_seen: self.last_seen,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +133,7 @@ impl MemStore {
             },
             ServerEvent::LookupClient { ticket, client_id } => {
                 let record = self.clients.get(&client_id).map(|c| ClientRecord {
-                    aes_key: c.aes_key.clone(),
+                    aes_key: c.aes_key.as_ref().map(AesKey::duplicate),
                     key_age: std::time::Duration::ZERO,
                     suspended: self.suspended.remove(&client_id),
                 });

@@ -5,13 +5,15 @@
 //! - the reference: `openssl speed -evp aes-256-cbc` (16 KiB blocks);
 //! - this project's AES-256-CBC encryption and decryption and cksum, in memory;
 //! - a 1 GiB upload over loopback from the real client to the real server, per
-//!   transport, in MB/s and as a ratio to the openssl reference, with the server's
+//!   transport (std, tokio, and smol through the futures-io transport), in MB/s and as a ratio to the openssl reference, with the server's
 //!   peak resident memory (VmHWM) over the whole run;
 //! - 200 clients uploading 1 MiB each at once: total time, all verified, server peak;
 //! - 1,000 idle connections: server resident memory per connection.
 //!
 //! Environment: `BENCH_UPLOAD_MIB` (default 1024), `BENCH_CLIENTS` (200),
-//! `BENCH_IDLE` (1000). Nothing here asserts a speed; it prints what it saw.
+//! `BENCH_IDLE` (1000), `BENCH_TRANSPORTS` (`std,tokio,smol`), `BENCH_REPEATS` (5).
+//! Nothing here asserts a speed; it prints what it saw.
+#![forbid(unsafe_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -55,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     let file = tmp.path().join("upload.bin");
     write_pattern_file(&file, upload_mib * MIB)?;
     let order: Vec<String> = std::env::var("BENCH_TRANSPORTS")
-        .unwrap_or_else(|_| "std,tokio".into())
+        .unwrap_or_else(|_| "std,tokio,smol".into())
         .split(',')
         .map(str::to_string)
         .collect();
@@ -98,7 +100,7 @@ fn main() -> anyhow::Result<()> {
         ),
     ));
 
-    for transport in ["tokio", "std"] {
+    for transport in ["tokio", "std", "smol"] {
         let (total_kib, per_conn) = idle_connections(
             &bins,
             &tmp.path().join(format!("idle-{transport}")),

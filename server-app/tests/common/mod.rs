@@ -1,6 +1,8 @@
 //! Helpers shared by the tests that run the real binaries.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -203,8 +205,25 @@ pub fn cksum_cmd(path: &Path) -> String {
     format!("{} {}", parts.next().unwrap(), parts.next().unwrap())
 }
 
+/// Where the server keeps `file` of client `id` (hex), as its database says; a path
+/// that does not exist when there is no such record.
 pub fn stored_path(server: &Path, id: &str, file: &str) -> PathBuf {
-    server.join("files").join(id).join(file)
+    let record = records(server)
+        .into_iter()
+        .find(|r| r.client.to_hex() == id && r.file_name == file);
+    match record {
+        Some(r) => server.join(r.object),
+        None => server.join("no such record"),
+    }
+}
+
+/// Every file record of the server in `server`, read as the listing commands do.
+pub fn records(server: &Path) -> Vec<server_app::storage::FileRecord> {
+    use server_app::storage::Metadata;
+    server_app::storage::sqlite::SqliteMetadata::open_read_only(&server.join("defensive.db"))
+        .expect("opening the database read-only")
+        .files(None)
+        .expect("listing files")
 }
 
 /// The client id from the folder's me.info.
@@ -217,17 +236,28 @@ pub fn client_id(dir: &Path) -> String {
         .to_string()
 }
 
-/// Temporary upload files left in the server's storage folder.
+/// Uploads in progress left in the server's folder, and objects no record names.
 pub fn part_files(server: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for d in std::fs::read_dir(server.join("files"))
+    let mut v: Vec<PathBuf> = std::fs::read_dir(server.join("uploads"))
         .into_iter()
         .flatten()
         .flatten()
-    {
-        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            if f.file_name().to_string_lossy().ends_with(".part") {
-                v.push(f.path());
+        .map(|e| e.path())
+        .collect();
+    if server.join("defensive.db").exists() {
+        let named: Vec<PathBuf> = records(server)
+            .into_iter()
+            .map(|r| server.join(r.object))
+            .collect();
+        for d in std::fs::read_dir(server.join("objects"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                if !named.contains(&f.path()) {
+                    v.push(f.path());
+                }
             }
         }
     }
@@ -316,4 +346,65 @@ pub fn proxy(target: u16, tamper: Tamper) -> (u16, Arc<AtomicBool>) {
         let _ = s_wr.shutdown(std::net::Shutdown::Write);
     });
     (port, reached)
+}
+
+/// A server run inside the test process over storage wrapped in [`faulty`] wrappers,
+/// serving real clients on loopback (std transport). Stopped on drop.
+pub struct InProcess {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub app: Arc<server_app::app::App>,
+    shutdown: transport_std::Shutdown,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    pub fn start(dir: &Path, plan: Arc<faulty::Plan>) -> InProcess {
+        use server_app::storage::{local::LocalContents, sqlite::SqliteMetadata, Storage};
+        std::fs::create_dir_all(dir).unwrap();
+        let meta = SqliteMetadata::open(&dir.join("defensive.db")).unwrap();
+        let contents = LocalContents::open(dir).unwrap();
+        let storage = Storage::new(
+            Arc::new(faulty::FaultyMeta {
+                inner: meta,
+                plan: plan.clone(),
+            }),
+            Arc::new(faulty::FaultyContents {
+                inner: contents,
+                plan,
+            }),
+        );
+        let app =
+            Arc::new(server_app::app::App::with_storage(storage, Default::default()).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shutdown = transport_std::Shutdown::new();
+        let factory = Arc::new(server_app::app::SharedApp(app.clone()));
+        let stop = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let _ = transport_std::serve(
+                listener,
+                transport_std::ServerOptions::default(),
+                factory,
+                stop,
+            );
+        });
+        InProcess {
+            dir: dir.to_path_buf(),
+            port,
+            app,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.app.discard_uploads();
+    }
 }

@@ -1,0 +1,148 @@
+//! The command line: options, and how they turn into a protocol dialect.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+use protocol_core::crypto::ChecksumAlgorithm;
+use protocol_core::{ByteOrder, Dialect, PacketFieldOrder};
+
+use crate::dialect_presets::{Preset, SMALL_PACKET};
+use crate::exit::EXIT_CODE_HELP;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Secure file-storage client (protocol version 3): sends one file to a server",
+    long_about = "Secure file-storage client (protocol version 3): sends one file to a server.\n\n\
+        With no arguments it reads transfer.info in --dir (line 1 host:port, line 2 the client \
+        name, line 3 the file). Options and the FILE argument take precedence over those lines. \
+        The first run registers and writes me.info and priv.key in --dir; later runs reconnect \
+        with them. The protocol is described in docs/PROTOCOL.md of the source repository.",
+    after_help = EXIT_CODE_HELP,
+)]
+pub struct Cli {
+    /// File to send (relative to the current folder; overrides transfer.info line 3).
+    #[arg(value_name = "FILE")]
+    pub file_arg: Option<PathBuf>,
+    /// Folder holding transfer.info, me.info and priv.key.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Server as host:port (overrides transfer.info line 1).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Client name (overrides transfer.info line 2).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// File to send, like FILE (relative to the current folder).
+    #[arg(long, conflicts_with = "file_arg")]
+    pub file: Option<PathBuf>,
+    /// Allow replacing me.info with a new registration at a server other than the one it
+    /// was made with (when that server does not know this client).
+    #[arg(long)]
+    pub new_server: bool,
+    /// Print only errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: the packet size and checksum used, the key exchange.
+    #[arg(short, long, action = ArgAction::SetTrue)]
+    pub verbose: bool,
+    /// Print a machine-readable summary (one JSON object) on stdout; messages go to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// A deployed server's dialect in one word (the README's preset table); the
+    /// single dialect options below add to it.
+    #[arg(long = "dialect", value_enum, default_value_t = Preset::Spec)]
+    pub preset: Preset,
+    /// Content bytes per packet (default: the preset's; 65536 for spec). 4096 or less
+    /// also sends each request in a write of its own (one-recv servers need ~1024).
+    /// Refused if the file needs more than 65,535 packets of this size.
+    #[arg(long)]
+    pub packet_size: Option<usize>,
+    /// Checksum to compare with the server's.
+    #[arg(long, value_enum, default_value_t = Checksum::Cksum)]
+    pub checksum: Checksum,
+    /// Write request headers big-endian.
+    #[arg(long)]
+    pub big_endian: bool,
+    /// Write the total packets before the packet number.
+    #[arg(long)]
+    pub total_first: bool,
+    /// Content size of each packet instead of the whole file.
+    #[arg(long)]
+    pub per_packet_size: bool,
+    /// Encrypt each packet on its own.
+    #[arg(long)]
+    pub per_packet_encryption: bool,
+    /// Put the client name in the checksum confirmations (900, 901, 902) instead of the
+    /// file name.
+    #[arg(long)]
+    pub crc_client_name: bool,
+    /// Open a new connection for every request (servers that close after each answer).
+    #[arg(long)]
+    pub connection_per_request: bool,
+    /// Send each request in a write of its own (servers that read a request with one
+    /// recv).
+    #[arg(long)]
+    pub one_request_per_write: bool,
+    /// Send every file packet with a content field of exactly the packet size,
+    /// zero-filled past the declared total (servers that expect that fixed shape).
+    #[arg(long)]
+    pub pad_packets: bool,
+    /// Seconds any wait may last: connecting, each write, each answer.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Checksum {
+    Cksum,
+    Crc32,
+}
+
+impl Checksum {
+    /// As the option is written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checksum::Cksum => "cksum",
+            Checksum::Crc32 => "crc32",
+        }
+    }
+}
+
+impl Cli {
+    /// The dialect the options ask for.
+    pub fn dialect(&self) -> Dialect {
+        let preset = self.preset.dialect();
+        let packet_size = self.packet_size.unwrap_or(preset.packet_size).max(16);
+        Dialect {
+            checksum: match self.checksum {
+                Checksum::Cksum => ChecksumAlgorithm::Cksum,
+                Checksum::Crc32 => ChecksumAlgorithm::Crc32,
+            },
+            byte_order: if self.big_endian {
+                ByteOrder::Big
+            } else {
+                ByteOrder::Little
+            },
+            packet_fields: if self.total_first {
+                PacketFieldOrder::TotalFirst
+            } else {
+                PacketFieldOrder::NumberFirst
+            },
+            per_packet_content_size: self.per_packet_size,
+            per_packet_encryption: self.per_packet_encryption,
+            crc_carries_client_name: self.crc_client_name,
+            connection_per_request: self.connection_per_request || preset.connection_per_request,
+            packet_size,
+            one_request_per_write: self.one_request_per_write
+                || preset.one_request_per_write
+                || packet_size <= SMALL_PACKET,
+            pad_packets: self.pad_packets || preset.pad_packets,
+        }
+    }
+
+    /// The file named on the command line, if any.
+    pub fn file_option(&self) -> Option<&PathBuf> {
+        self.file_arg.as_ref().or(self.file.as_ref())
+    }
+}

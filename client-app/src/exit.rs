@@ -1,0 +1,125 @@
+//! Why a run failed, in the user's terms, and the exit code that goes with it.
+
+use std::fmt;
+
+/// The exit codes, one per kind of failure (the table is in `--help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// A bug or an unexpected local failure.
+    Internal = 1,
+    /// Bad options, `transfer.info`, `me.info`, or a file or folder that cannot be used.
+    Usage = 2,
+    /// The server cannot be reached, is busy, or did not answer in time.
+    Unreachable = 3,
+    /// The server refused a request (the name, the file, or a storage error).
+    Refused = 4,
+    /// The server's checksum differed four times; the upload was abandoned.
+    Checksum = 5,
+    /// The connection was lost during the run; running again retries.
+    ConnectionLost = 6,
+    /// The server's answers do not follow the protocol as configured.
+    Protocol = 7,
+    /// Ctrl-C.
+    Interrupted = 130,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// A short name for the JSON summary.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Exit::Internal => "internal",
+            Exit::Usage => "usage",
+            Exit::Unreachable => "unreachable",
+            Exit::Refused => "refused",
+            Exit::Checksum => "checksum",
+            Exit::ConnectionLost => "connection-lost",
+            Exit::Protocol => "protocol",
+            Exit::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The table printed by `client --help`.
+pub const EXIT_CODE_HELP: &str = "\
+Exit codes:
+  0    the file is stored and the server confirmed its checksum
+  1    internal error (a bug, or an unexpected local failure)
+  2    usage or configuration: options, transfer.info, me.info, the file or the folder
+  3    cannot reach the server: not running, busy, refused the connection, or no answer
+  4    refused by the server: name taken, file refused, or the server could not store it
+  5    the checksum differed four times; the upload was abandoned (not verified)
+  6    the connection was lost during the run; run again to send the file again
+  7    the server's answers do not follow the protocol as configured (dialect options)
+  130  interrupted (Ctrl-C)";
+
+/// A failed run: what happened, what to do, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    /// What happened.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Failure {
+        Failure {
+            exit,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(Exit::Usage, message)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An error's text without the " (os error N)" that the user cannot act on.
+pub fn plain(text: impl std::fmt::Display) -> String {
+    let mut s = text.to_string();
+    while let Some(at) = s.find(" (os error ") {
+        let end = s[at..].find(')').map(|e| at + e + 1).unwrap_or(s.len());
+        s.replace_range(at..end, "");
+    }
+    s
+}
+
+/// Turns an `anyhow` error from the `transfer.info`/`me.info` readers into a usage failure.
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::usage(plain(format!("{e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plain_drops_os_error_numbers() {
+        assert_eq!(
+            super::plain("cannot read x: Permission denied (os error 13)"),
+            "cannot read x: Permission denied"
+        );
+        assert_eq!(super::plain("a (os error 2): b (os error 21)"), "a: b");
+    }
+}

@@ -1,0 +1,370 @@
+//! One run: settle what to send where (checked before any network traffic), then
+//! drive the session and say what happened.
+
+use std::cell::RefCell;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use protocol_core::{ClientConfig, ClientEvent, ClientSession, Outcome};
+use transport_std::{run_client, ClientOptions};
+
+use crate::checks;
+use crate::cli::Cli;
+use crate::exit::{plain, Exit, Failure};
+use crate::explain::{explain, request_name, response_name, Context, Seen};
+use crate::info;
+use crate::progress::{summary_line, Progress, Verbosity};
+use crate::server_record;
+use crate::summary::Summary;
+
+/// Where messages go.
+pub struct Out {
+    pub verbosity: Verbosity,
+    pub json: bool,
+}
+
+impl Out {
+    /// A line about the run: stdout, or stderr when stdout carries JSON.
+    pub fn say(&self, text: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// A detail for `-v` (stderr).
+    pub fn note_verbose(&self, text: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A note for the user (stderr), not with `-q`.
+    pub fn note(&self, text: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("{text}");
+        }
+    }
+}
+
+/// Server, name and file: options first, `transfer.info` for what they leave out.
+fn target(cli: &Cli) -> Result<(String, String, PathBuf), Failure> {
+    let file_opt = cli.file_option().cloned();
+    // me.info names the client when there is one.
+    let name_known = cli.name.is_some() || cli.dir.join("me.info").exists();
+    let transfer = if cli.server.is_some() && name_known && file_opt.is_some() {
+        None
+    } else {
+        Some(
+            info::read_transfer(&cli.dir.join("transfer.info")).map_err(|e| {
+                Failure::from(e).hint(
+                    "or give what it would say on the command line: --server HOST:PORT --name NAME FILE",
+                )
+            })?,
+        )
+    };
+    let server = cli
+        .server
+        .clone()
+        .or_else(|| transfer.as_ref().map(|t| t.server.clone()))
+        .unwrap_or_default();
+    let name = cli
+        .name
+        .clone()
+        .or_else(|| transfer.as_ref().map(|t| t.name.clone()))
+        .unwrap_or_default();
+    // A path on the command line is relative to the current folder (as with scp or
+    // rsync); one in transfer.info to the folder holding transfer.info.
+    let file = match (file_opt, transfer) {
+        (Some(f), _) => f,
+        (None, Some(t)) if t.file.is_relative() => cli.dir.join(t.file),
+        (None, Some(t)) => t.file,
+        (None, None) => PathBuf::new(),
+    };
+    Ok((server, name, file))
+}
+
+pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
+    let (server, mut name, file_path) = target(cli)?;
+    summary.server = Some(server.clone());
+    let me_path = cli.dir.join("me.info");
+    let identity = if me_path.exists() {
+        let (me_name, identity) = info::read_me(&me_path)?;
+        if me_name != name {
+            if !name.is_empty() {
+                out.note(&format!(
+                    "note: {} is for {me_name:?}; reconnecting under that name, not {name:?}",
+                    me_path.display()
+                ));
+            }
+            name = me_name;
+        }
+        Some(identity)
+    } else {
+        None
+    };
+    summary.client_name = Some(name.clone());
+    let name_field = checks::check_client_name(&name)?;
+    let mut file = checks::file_to_send(&file_path)?;
+    let shown = file.name.display();
+    summary.file = Some(file_path.display().to_string());
+    summary.bytes = Some(file.size);
+
+    let reconnecting = identity.is_some();
+    if let Some(id) = &identity {
+        summary.client_id = Some(id.client_id.to_hex());
+    }
+    let config = ClientConfig {
+        name: name_field,
+        file_name: file.name.clone(),
+        file_size: file.size,
+        identity,
+        registration_key: None,
+        dialect: cli.dialect(),
+    };
+    let mut session = ClientSession::new(config, rand_core::OsRng)
+        .map_err(|e| Failure::usage(format!("{} cannot be sent: {e}", file_path.display())))?;
+    check_packet_size(cli, &session, file.size, out)?;
+
+    // Registering writes me.info: the folder must take it, and a me.info made with
+    // another server is replaced only when asked.
+    let mut no_register_reason = None;
+    if reconnecting {
+        let recorded = server_record::read(&cli.dir);
+        if let Some(r) = recorded.filter(|r| *r != server && !cli.new_server) {
+            no_register_reason = Some(format!(
+                "me.info was made with the server {r}, and registering anew would replace it"
+            ));
+        } else if let Err(f) = checks::folder_writable(&cli.dir) {
+            no_register_reason = Some(format!("registering anew is not possible: {}", f.message));
+        }
+    } else {
+        checks::folder_writable(&cli.dir)?;
+    }
+    session.set_register_when_refused(no_register_reason.is_none());
+
+    let mut stream = connect(&server, Duration::from_secs(cli.timeout))?;
+    out.say(&format!(
+        "{} {server} as {name:?}; sending {} ({} bytes)",
+        if reconnecting {
+            "reconnecting to"
+        } else {
+            "registering with"
+        },
+        file_path.display(),
+        file.size
+    ));
+    out.note_verbose(&format!(
+        "packets of {} bytes; checksum {}",
+        session.packet_unit(),
+        cli.checksum.name()
+    ));
+
+    let progress = Progress::new(&shown, file.size, out.verbosity);
+    let seen = RefCell::new(Seen::default());
+    let mut save_error = None;
+    let mut registered_id = None;
+    let options = ClientOptions {
+        response_timeout: Duration::from_secs(cli.timeout),
+        ..ClientOptions::default()
+    };
+    let result = run_client(&mut session, &mut stream, &mut file.file, &options, |ev| {
+        seen.borrow_mut().on_event(ev);
+        on_event(ev, &progress, out, &seen.borrow());
+        match ev {
+            ClientEvent::Registered {
+                client_id,
+                private_key,
+            } => {
+                out.say(&format!("registered: client id {client_id}"));
+                registered_id = Some(*client_id);
+                match info::write_me(&cli.dir, &name, client_id, private_key) {
+                    Ok(()) => write_record(&cli.dir, &server, &progress),
+                    Err(e) => save_error = Some(e),
+                }
+            }
+            ClientEvent::KeyExchanged { .. } => write_record(&cli.dir, &server, &progress),
+            _ => {}
+        }
+    });
+    progress.clear();
+    let seen = seen.into_inner();
+    if let Some(id) = registered_id {
+        summary.client_id = Some(id.to_hex());
+        summary.registered = true;
+    }
+    summary.sends = seen_sends(&seen);
+    summary.seconds = Some(progress.elapsed().as_secs_f64());
+    summary.checksum = session.file_checksum();
+    if let (Some(e), Some(id)) = (save_error, registered_id) {
+        return Err(Failure::usage(format!(
+            "registered as client {id}, but could not save {}: {e:#}; the name {name:?} is now \
+             held on the server by an identity this folder does not have",
+            me_path.display()
+        ))
+        .hint("ask the server's operator to remove that client, or register under another name"));
+    }
+    let ctx = Context {
+        server: &server,
+        name: &name,
+        dir: &cli.dir,
+        file: &shown,
+        size: file.size,
+        reconnecting,
+        no_register_reason,
+    };
+    match result {
+        Ok(Outcome::Verified) => {
+            out.say(&summary_line(
+                &shown,
+                file.size,
+                progress.elapsed(),
+                session.file_checksum(),
+            ));
+            Ok(())
+        }
+        Ok(Outcome::GaveUp) => Err(Failure::new(
+            Exit::Checksum,
+            format!(
+                "the server's checksum of {shown} differed from ours four times; the upload was \
+                 abandoned and the file is not verified on the server"
+            ),
+        )
+        .hint(
+            "the data is being damaged on the way or the server computes another checksum \
+             (--checksum crc32 for servers that use zlib CRC-32)",
+        )),
+        Err(e) => Err(explain(&e, &ctx, &seen)),
+    }
+}
+
+/// Records the server `me.info` belongs to (a warning if it cannot).
+fn write_record(dir: &std::path::Path, server: &str, progress: &Progress) {
+    if let Err(e) = server_record::write(dir, server) {
+        progress.note(&format!(
+            "warning: cannot write {}: {}",
+            server_record::path(dir).display(),
+            plain(&e)
+        ));
+    }
+}
+
+/// Sends of the file this run began.
+fn seen_sends(seen: &Seen) -> u32 {
+    if seen.uploading {
+        seen.mismatches + 1
+    } else {
+        0
+    }
+}
+
+fn on_event(ev: &ClientEvent, progress: &Progress, out: &Out, seen: &Seen) {
+    match ev {
+        ClientEvent::ReconnectRefused => out.say(
+            "the server does not know this client any more (reconnect refused, 1606); \
+             registering anew",
+        ),
+        ClientEvent::SendFile { attempt } => progress.start(*attempt),
+        ClientEvent::Progress { sent, .. } => progress.update(*sent),
+        // A refused name is not retried: the final message says it all.
+        ClientEvent::ServerError {
+            code,
+            request,
+            attempt,
+        } if *code != protocol_core::wire::ResponseCode::RegistrationFailed => {
+            progress.note(&format!(
+                "server responded with an error: {} to {} (attempt {attempt} of {})",
+                response_name(*code),
+                request_name(*request),
+                protocol_core::client::MAX_ATTEMPTS
+            ));
+        }
+        ClientEvent::ChecksumMismatch { ours, theirs, .. } => {
+            let n = seen.mismatches;
+            let last = n > protocol_core::client::MAX_RESENDS;
+            progress.note(&format!(
+                "checksum mismatch ({n} of {}): ours {ours}, the server's {theirs}; {}",
+                protocol_core::client::MAX_RESENDS + 1,
+                if last {
+                    "giving up (the upload is abandoned)"
+                } else {
+                    "sending the file again"
+                }
+            ));
+        }
+        ClientEvent::KeyExchanged { reconnected } => progress.detail(if *reconnected {
+            "reconnected: the server sent a new AES key (1605)"
+        } else {
+            "public key accepted: the server sent an AES key (1602)"
+        }),
+        _ => {}
+    }
+}
+
+/// `--packet-size` is never overridden silently: a file that needs more than 65,535
+/// packets of the asked size is refused; the default grows with a note.
+fn check_packet_size<R: rand_core::CryptoRngCore>(
+    cli: &Cli,
+    session: &ClientSession<R>,
+    size: u64,
+    out: &Out,
+) -> Result<(), Failure> {
+    let asked = cli.dialect().packet_size as u64;
+    let unit = session.packet_unit();
+    if unit <= asked.div_ceil(16) * 16 {
+        return Ok(());
+    }
+    // A size asked for, by the option or a preset, is never changed behind the user's back.
+    if cli.packet_size.is_some() || cli.preset != crate::dialect_presets::Preset::Spec {
+        return Err(Failure::usage(format!(
+            "--packet-size {asked} would cut this {size}-byte file into more than 65,535 packets, \
+             the protocol's limit; it needs packets of at least {unit} bytes"
+        ))
+        .hint(format!(
+            "use --packet-size {unit} or more, or leave the option out"
+        )));
+    }
+    out.note(&format!(
+        "note: this file needs packets of {unit} bytes (at most 65,535 packets per file)"
+    ));
+    Ok(())
+}
+
+fn connect(server: &str, timeout: Duration) -> Result<TcpStream, Failure> {
+    let addr = server
+        .to_socket_addrs()
+        .map_err(|e| {
+            Failure::new(
+                Exit::Unreachable,
+                format!("cannot find the server {server:?}: {}", plain(&e)),
+            )
+            .hint("check the address (transfer.info line 1, or --server host:port)")
+        })?
+        .next()
+        .ok_or_else(|| {
+            Failure::new(
+                Exit::Unreachable,
+                format!("the server address {server:?} resolves to nothing"),
+            )
+        })?;
+    TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                "the server is busy or refused the connection (is it running on this port?)"
+                    .to_string()
+            }
+            std::io::ErrorKind::TimedOut => format!("no answer within {} s", timeout.as_secs()),
+            _ => plain(&e),
+        };
+        Failure::new(
+            Exit::Unreachable,
+            format!("cannot connect to {server}: {why}"),
+        )
+        .hint("start the server, or check the address (transfer.info line 1, or --server)")
+    })
+}

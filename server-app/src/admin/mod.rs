@@ -1,0 +1,163 @@
+//! Operator commands on a data folder: listings, removing a client, deleting a file,
+//! pruning unverified files, and the folder's status.
+//!
+//! They never create anything: a folder without `defensive.db` is an error. They work
+//! while a server runs on the folder: SQLite in WAL mode lets them read beside it, each
+//! change is one short transaction (waiting up to 5 s for the server's), and deletions
+//! follow the storage's rules (docs/STORAGE.md): the records go in one transaction, then
+//! the objects no record names; a crash in between leaves only unnamed objects, which
+//! the next start of the server removes.
+
+mod format;
+mod listing;
+mod remove;
+mod status;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use protocol_core::ClientId;
+use thiserror::Error;
+
+use crate::app::DB_FILE;
+use crate::storage::local::LocalContents;
+use crate::storage::sqlite::{OpenError, SqliteMetadata};
+use crate::storage::{ClientRow, Metadata, Storage};
+
+pub use format::parse_duration;
+pub use listing::{list_clients, list_files};
+pub use remove::{delete_file, prune, remove_client};
+pub use status::status;
+
+/// Why an operator command did not do its work; each kind has its own exit code.
+#[derive(Debug, Error)]
+pub enum AdminError {
+    /// Wrong folder, a damaged or newer database, a bad argument (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// No client or file matches, or a prefix matches several (exit 3).
+    #[error("{0}")]
+    NotFound(String),
+    /// A change needs confirmation and none was given (exit 4).
+    #[error("{0}")]
+    NotConfirmed(String),
+    /// The database or the contents failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AdminError {
+    /// The process exit code of this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AdminError::Failed(_) => 1,
+            AdminError::Usage(_) => 2,
+            AdminError::NotFound(_) => 3,
+            AdminError::NotConfirmed(_) => 4,
+        }
+    }
+}
+
+impl From<OpenError> for AdminError {
+    fn from(e: OpenError) -> AdminError {
+        AdminError::Usage(e.to_string())
+    }
+}
+
+impl From<crate::storage::MetaError> for AdminError {
+    fn from(e: crate::storage::MetaError) -> AdminError {
+        AdminError::Failed(e.to_string())
+    }
+}
+
+impl From<crate::storage::commit::StorageError> for AdminError {
+    fn from(e: crate::storage::commit::StorageError) -> AdminError {
+        AdminError::Failed(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for AdminError {
+    fn from(e: std::io::Error) -> AdminError {
+        AdminError::Failed(e.to_string())
+    }
+}
+
+/// The database of `dir`, read-only (listings, status).
+fn open_read(dir: &Path) -> Result<SqliteMetadata, AdminError> {
+    Ok(SqliteMetadata::open_read_only(&dir.join(DB_FILE))?)
+}
+
+/// The storage of `dir` for changes, creating nothing.
+fn open_write(dir: &Path) -> Result<Storage, AdminError> {
+    let meta = SqliteMetadata::open_existing(&dir.join(DB_FILE))?;
+    Ok(Storage::new(
+        Arc::new(meta),
+        Arc::new(LocalContents::open_existing(dir)),
+    ))
+}
+
+/// The one client that `what` names: a whole id, an id prefix (hex digits), or a name.
+/// A prefix or name that matches several clients is refused with the candidates.
+fn resolve_client(meta: &dyn Metadata, what: &str) -> Result<ClientRow, AdminError> {
+    let clients = meta.clients()?;
+    if let Some(id) = ClientId::from_hex(what) {
+        return clients
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| AdminError::NotFound(format!("no client with the id {what}")));
+    }
+    let prefix = what.to_ascii_lowercase();
+    let is_hex = !what.is_empty() && what.chars().all(|c| c.is_ascii_hexdigit());
+    let mut found: Vec<ClientRow> = clients
+        .into_iter()
+        .filter(|c| c.name == what || (is_hex && c.id.to_hex().starts_with(&prefix)))
+        .collect();
+    // A name names exactly one client: prefer it over id prefixes it also matches.
+    if found.len() > 1 {
+        if let Some(i) = found.iter().position(|c| c.name == what) {
+            return Ok(found.swap_remove(i));
+        }
+    }
+    match found.len() {
+        0 => Err(AdminError::NotFound(format!(
+            "no client named {what:?} or with an id starting with it (list-clients shows them)"
+        ))),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let names: Vec<String> = found
+                .iter()
+                .map(|c| format!("{} ({})", format::short(&c.id), c.name))
+                .collect();
+            Err(AdminError::NotFound(format!(
+                "{what:?} matches {} clients: {}; give more of the id",
+                found.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// Asks on the terminal; without one, only `--yes` confirms.
+fn confirm(question: &str, yes: bool) -> Result<(), AdminError> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(AdminError::NotConfirmed(format!(
+            "{question}: not confirmed (stdin is not a terminal); pass --yes to do it"
+        )));
+    }
+    eprint!("{question}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(AdminError::NotConfirmed(format!(
+            "{question}: not confirmed; nothing changed"
+        )))
+    }
+}

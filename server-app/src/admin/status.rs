@@ -1,0 +1,181 @@
+//! `status`: the folder, the database's health, what is stored, disk use, and whether a
+//! server is running on the folder.
+
+use std::fs::{File, TryLockError};
+use std::io::{Read, Write};
+use std::path::Path;
+
+use super::format::{bytes, json_opt, json_str};
+use super::{open_read, AdminError};
+use crate::app::DB_FILE;
+use crate::storage::lock::LOCK_FILE;
+use crate::storage::Metadata;
+
+/// Whether a server holds the folder's lock.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Server {
+    /// A server holds `server.lock`; its pid as the file says.
+    Running(String),
+    /// Nobody holds it.
+    NotRunning,
+}
+
+/// Looks at `server.lock` without creating it. A held lock is tested with a shared
+/// lock taken and released at once (a server starting at that very instant would be
+/// told the folder is in use, and can be started again).
+pub fn server_on(dir: &Path) -> Result<Server, AdminError> {
+    let mut file = match File::open(dir.join(LOCK_FILE)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Server::NotRunning),
+        Err(e) => return Err(e.into()),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(Server::NotRunning),
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            Ok(Server::Running(if pid.is_empty() {
+                "unknown".into()
+            } else {
+                pid.into()
+            }))
+        }
+        Err(TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Files and bytes under a folder (recursively); an absent folder holds nothing.
+fn usage(path: &Path) -> (u64, u64) {
+    let mut files = 0;
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => {
+                    files += 1;
+                    total += m.len();
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    (files, total)
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Prints the folder's status. Fails (after printing what it could) when the database
+/// is missing or damaged.
+pub fn status(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), AdminError> {
+    let folder = std::fs::canonicalize(dir)
+        .map_err(|e| AdminError::Usage(format!("cannot use the folder {}: {e}", dir.display())))?;
+    let server = server_on(&folder)?;
+    let meta = open_read(&folder)?;
+    let check = meta.quick_check()?;
+    let clients = meta.clients()?;
+    let files = meta.files(None)?;
+    let pending = meta.pending_intents()?;
+    let verified = files.iter().filter(|f| f.verified).count();
+    let recorded: u64 = files.iter().map(|f| f.size).sum();
+    let db_bytes = file_len(&folder.join(DB_FILE))
+        + file_len(&folder.join(format!("{DB_FILE}-wal")))
+        + file_len(&folder.join(format!("{DB_FILE}-shm")));
+    let (objects, object_bytes) = usage(&folder.join("objects"));
+    let (legacy, legacy_bytes) = usage(&folder.join("files"));
+    let (uploads, upload_bytes) = usage(&folder.join("uploads"));
+    let disk = rustix::fs::statvfs(&folder).ok().map(|s| {
+        let unit = s.f_frsize.max(1);
+        (
+            s.f_bavail.saturating_mul(unit),
+            s.f_blocks.saturating_mul(unit),
+        )
+    });
+    let healthy = check == "ok";
+    if json {
+        let (free, size) = match disk {
+            Some((f, s)) => (f.to_string(), s.to_string()),
+            None => ("null".into(), "null".into()),
+        };
+        let pid = match &server {
+            Server::Running(pid) => Some(pid.as_str()),
+            Server::NotRunning => None,
+        };
+        writeln!(
+            out,
+            "{{\"folder\":{},\"server_running\":{},\"server_pid\":{},\
+             \"database\":{{\"path\":{},\"bytes\":{db_bytes},\"check\":{},\"healthy\":{healthy},\
+             \"commits_under_way\":{pending}}},\"clients\":{},\"files\":{},\"verified\":{verified},\
+             \"unverified\":{},\"bytes_recorded\":{recorded},\"objects\":{},\"object_bytes\":{},\
+             \"uploads_in_progress\":{uploads},\"upload_bytes\":{upload_bytes},\
+             \"disk_free\":{free},\"disk_size\":{size}}}",
+            json_str(&folder.display().to_string()),
+            pid.is_some(),
+            json_opt(pid),
+            json_str(&folder.join(DB_FILE).display().to_string()),
+            json_str(&check),
+            clients.len(),
+            files.len(),
+            files.len() - verified,
+            objects + legacy,
+            object_bytes + legacy_bytes,
+        )?;
+    } else {
+        writeln!(out, "folder:    {}", folder.display())?;
+        match &server {
+            Server::Running(pid) => writeln!(out, "server:    running (pid {pid})")?,
+            Server::NotRunning => writeln!(out, "server:    not running")?,
+        }
+        writeln!(
+            out,
+            "database:  {} ({}), {}",
+            DB_FILE,
+            bytes(db_bytes),
+            if healthy {
+                "quick_check ok".to_string()
+            } else {
+                format!("DAMAGED: {}", check.replace('\n', " "))
+            }
+        )?;
+        if pending > 0 {
+            writeln!(
+                out,
+                "           {pending} commits under way (finished by the server, or at its next start)"
+            )?;
+        }
+        writeln!(
+            out,
+            "stored:    {} clients, {} files ({verified} verified, {} unverified), {} ({recorded} bytes)",
+            clients.len(),
+            files.len(),
+            files.len() - verified,
+            bytes(recorded)
+        )?;
+        writeln!(
+            out,
+            "contents:  {} objects, {}; {uploads} uploads in progress, {}",
+            objects + legacy,
+            bytes(object_bytes + legacy_bytes),
+            bytes(upload_bytes)
+        )?;
+        if let Some((free, size)) = disk {
+            writeln!(out, "disk:      {} free of {}", bytes(free), bytes(size))?;
+        }
+    }
+    if healthy {
+        Ok(())
+    } else {
+        Err(AdminError::Failed(format!(
+            "{} is damaged ({}): restore it from a backup",
+            folder.join(DB_FILE).display(),
+            check.replace('\n', " ")
+        )))
+    }
+}

@@ -1,0 +1,237 @@
+//! What the server does for each event of the protocol core.
+
+use protocol_core::{RequestCode, ServerEvent, UsageError};
+use tracing::{error, info, warn};
+use transport_std::Conn;
+
+use crate::app::{Connection, Failed};
+use crate::storage::{short_id, CommitOutcome, KeyOutcome, Registration};
+
+fn text(name: &protocol_core::FieldString) -> String {
+    // Names are checked printable ASCII by the core before they get here.
+    String::from_utf8_lossy(name.as_bytes()).into_owned()
+}
+
+fn log_usage(r: Result<(), UsageError>) {
+    if let Err(e) = r {
+        error!("internal: {e}");
+    }
+}
+
+/// Drops a failed upload (already logged) and has the client told, once: at once, or,
+/// when its last packet was in before the failure (the core then has no upload to fail
+/// and has queued its UploadFinished), in the answer to that.
+fn fail_upload(c: &mut Connection, conn: &mut Conn) {
+    match conn.fail_upload() {
+        Ok(()) => c.fail(Failed::Told),
+        Err(_) => c.fail(Failed::AtFinish),
+    }
+}
+
+/// Acts on one event; every question is answered before returning.
+pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
+    let peer = c.peer();
+    match event {
+        ServerEvent::Seen { client_id, code } => {
+            let due = c.touch_due(client_id, std::time::Instant::now());
+            if code != RequestCode::SendFile || due {
+                info!(%peer, client = %short_id(&client_id), code = code as u16, "request");
+            }
+            if due {
+                if let Err(e) = c.storage().meta.touch(&client_id) {
+                    warn!("{e}");
+                }
+            }
+        }
+        ServerEvent::Register {
+            ticket,
+            client_id,
+            name,
+        } => {
+            let name = text(&name);
+            let hold = c.policy().name_hold;
+            let answer = match c.storage().meta.register(&client_id, &name, hold) {
+                Ok(Registration::Registered) => {
+                    info!(%peer, client = %short_id(&client_id), name, "825 registered");
+                    conn.accept_registration(ticket)
+                }
+                Ok(Registration::NameTaken) => {
+                    info!(%peer, name, "825 refused: name taken (or held for its registration)");
+                    conn.refuse_registration(ticket)
+                }
+                Err(e) => {
+                    error!(%peer, name, "825 failed: {e}");
+                    conn.fail(ticket)
+                }
+            };
+            log_usage(answer);
+        }
+        ServerEvent::StorePublicKey {
+            ticket,
+            client_id,
+            name,
+            public_key,
+            aes_key,
+        } => {
+            let stored = c.storage().meta.set_keys(
+                &client_id,
+                &text(&name),
+                &public_key,
+                aes_key.as_bytes(),
+            );
+            let client = short_id(&client_id);
+            let answer = match stored {
+                Ok(KeyOutcome::Stored) => {
+                    info!(%peer, %client, "826 key stored");
+                    conn.succeed(ticket)
+                }
+                Ok(KeyOutcome::DifferentKeyOnFile) => {
+                    warn!(%peer, %client, "826 refused: this client has a different public key on file");
+                    conn.fail(ticket)
+                }
+                Ok(KeyOutcome::Unknown) => {
+                    info!(%peer, %client, "826 refused: unknown id or name");
+                    conn.fail(ticket)
+                }
+                Err(e) => {
+                    error!(%peer, "826 failed: {e}");
+                    conn.fail(ticket)
+                }
+            };
+            log_usage(answer);
+        }
+        ServerEvent::Reconnect {
+            ticket,
+            client_id,
+            name,
+        } => {
+            let key = match c.storage().meta.public_key(&client_id, &text(&name)) {
+                Ok(k) => k,
+                Err(e) => {
+                    error!(%peer, "827 failed: {e}");
+                    log_usage(conn.fail(ticket));
+                    return;
+                }
+            };
+            if key.is_none() {
+                info!(%peer, client = %short_id(&client_id), "827 refused: unknown, or no key on file");
+            }
+            log_usage(conn.reconnect_lookup(ticket, key.as_deref()));
+        }
+        ServerEvent::StoreAesKey {
+            ticket,
+            client_id,
+            aes_key,
+        } => {
+            let answer = match c.storage().meta.set_aes_key(&client_id, aes_key.as_bytes()) {
+                Ok(true) => {
+                    info!(%peer, client = %short_id(&client_id), "827 reconnected");
+                    conn.succeed(ticket)
+                }
+                Ok(false) => conn.fail(ticket),
+                Err(e) => {
+                    error!(%peer, "827 failed: {e}");
+                    conn.fail(ticket)
+                }
+            };
+            log_usage(answer);
+        }
+        ServerEvent::LookupClient { ticket, client_id } => {
+            let record = c.lookup_client(client_id);
+            log_usage(conn.client_lookup(ticket, record));
+        }
+        ServerEvent::UploadStarted {
+            client_id,
+            file_name,
+            original_size,
+            total_packets,
+        } => match c.start_upload(client_id, text(&file_name)) {
+            Ok(()) => {
+                info!(%peer, client = %short_id(&client_id), file = %file_name.display(),
+                      size = original_size, packets = total_packets, "828 upload started");
+            }
+            Err(e) => {
+                error!(%peer, client = %short_id(&client_id), "cannot store an upload: {e}");
+                fail_upload(c, conn);
+            }
+        },
+        ServerEvent::UploadData { client_id, data } => {
+            let n = data.len();
+            if c.failed().is_some() {
+                // Queued before the failure, which is logged once.
+            } else if let Err(e) = c.data(&data) {
+                error!(%peer, client = %short_id(&client_id), "writing an upload failed: {e}");
+                fail_upload(c, conn);
+            } else {
+                log_usage(conn.data_written(n));
+            }
+        }
+        // The upload failed on data queued before this: already logged. The core asks
+        // still when its last packet was in before the failure; otherwise it dropped
+        // the question (and sent 1607) at `fail_upload`.
+        ServerEvent::UploadFinished { ticket, .. } if c.failed().is_some() => {
+            if c.failed() == Some(Failed::AtFinish) {
+                log_usage(conn.fail(ticket));
+            }
+        }
+        ServerEvent::UploadFinished {
+            ticket,
+            client_id,
+            file_name,
+            size,
+            checksum,
+        } => match c.finished(size, checksum) {
+            Ok(()) => {
+                info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
+                      "828 upload received");
+                log_usage(conn.succeed(ticket));
+            }
+            Err(e) => {
+                error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
+                c.fail(Failed::Told);
+                log_usage(conn.fail(ticket));
+            }
+        },
+        ServerEvent::UploadAborted { client_id, reason } => {
+            info!(%peer, client = %short_id(&client_id), "upload abandoned: {reason}");
+            c.abort();
+        }
+        ServerEvent::UploadSuspended { client_id, upload } => {
+            if let Err(e) = c.suspend(upload) {
+                error!(%peer, client = %short_id(&client_id), "writing a suspended upload failed: {e}");
+            }
+        }
+        ServerEvent::Confirm {
+            ticket,
+            client_id,
+            verdict,
+            ..
+        } => {
+            let client = short_id(&client_id);
+            match c.verdict(&client_id, verdict) {
+                Ok(CommitOutcome::Committed) => {
+                    info!(%peer, %client, ?verdict, "upload committed");
+                    log_usage(conn.succeed(ticket));
+                }
+                Ok(CommitOutcome::KeptVerified) => {
+                    info!(%peer, %client, ?verdict, "unconfirmed upload dropped: the verified file stays");
+                    log_usage(conn.succeed(ticket));
+                }
+                Err(e) => {
+                    error!(%peer, %client, "confirming an upload failed: {e}");
+                    log_usage(conn.fail(ticket));
+                }
+            }
+        }
+        ServerEvent::RevokeKey { client_id } => {
+            warn!(%peer, client = %short_id(&client_id), "AES key revoked after a decryption failure");
+            if let Err(e) = c.storage().meta.revoke_aes_key(&client_id) {
+                error!(%peer, "{e}");
+            }
+        }
+        ServerEvent::RetryAnnounced { client_id, .. } => {
+            info!(%peer, client = %short_id(&client_id), "901 checksum mismatch, file follows again");
+            c.retry_announced(&client_id);
+        }
+    }
+}

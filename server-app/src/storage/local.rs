@@ -1,0 +1,190 @@
+//! [`Contents`] in a local folder:
+//!
+//! ```text
+//! uploads/<random>                 uploads in progress (anything here at start-up is garbage)
+//! objects/<client hex>/<random>    committed objects, named by file records
+//! files/<client hex>/<name>        objects of the layout before schema 3, still named by
+//!                                  their records until replaced
+//! ```
+//!
+//! Folders are mode 0700, files 0600. Publishing is a rename within the folder followed
+//! by an fsync of both folders, so a published object survives a crash.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::{Contents, UploadSink};
+use crate::upload_writer::UploadWriter;
+
+/// The folder of uploads and objects.
+pub struct LocalContents {
+    root: PathBuf,
+}
+
+const UPLOADS: &str = "uploads";
+const OBJECTS: &str = "objects";
+const LEGACY: &str = "files";
+
+fn mkdir(path: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl LocalContents {
+    /// Uses (creating) `uploads/` and `objects/` inside `root`. Changes nothing else.
+    pub fn open(root: &Path) -> io::Result<LocalContents> {
+        mkdir(&root.join(UPLOADS))?;
+        mkdir(&root.join(OBJECTS))?;
+        Ok(LocalContents {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Uses the folder as it is, creating nothing (operator commands): keys in folders
+    /// that do not exist are simply absent.
+    pub fn open_existing(root: &Path) -> LocalContents {
+        LocalContents {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The path of a key: relative, plain components only, under one of our folders.
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        let rel = Path::new(key);
+        let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        let ours = [UPLOADS, OBJECTS, LEGACY]
+            .iter()
+            .any(|top| rel.starts_with(top));
+        if !plain || !ours || rel.components().count() < 2 {
+            return Err(io::Error::other(format!(
+                "not a storage key: {:?}",
+                super::key_for_log(key)
+            )));
+        }
+        Ok(self.root.join(rel))
+    }
+
+    fn list(&self, top: &str, depth: usize) -> io::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut stack = vec![(PathBuf::from(top), 0usize)];
+        while let Some((rel, level)) = stack.pop() {
+            let entries = match fs::read_dir(self.root.join(&rel)) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let child = rel.join(entry.file_name());
+                let kind = entry.file_type()?;
+                if level + 1 < depth {
+                    if kind.is_dir() {
+                        stack.push((child, level + 1));
+                    }
+                } else if kind.is_file() {
+                    keys.push(child.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+impl UploadSink for UploadWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        UploadWriter::write(self, data)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        UploadWriter::flush(self)
+    }
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        UploadWriter::finish(*self)
+    }
+}
+
+impl Contents for LocalContents {
+    fn create_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>> {
+        Ok(Box::new(UploadWriter::create(&self.path(upload)?)?))
+    }
+
+    fn reopen_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>> {
+        Ok(Box::new(UploadWriter::resume(&self.path(upload)?)?))
+    }
+
+    fn delete_upload(&self, upload: &str) -> io::Result<()> {
+        ignore_missing(fs::remove_file(self.path(upload)?))
+    }
+
+    fn publish(&self, upload: &str, object: &str) -> io::Result<()> {
+        let from = self.path(upload)?;
+        let to = self.path(object)?;
+        let dir = to
+            .parent()
+            .ok_or_else(|| io::Error::other("an object key without a folder"))?;
+        if !dir.is_dir() {
+            mkdir(dir)?;
+            if let Some(up) = dir.parent() {
+                sync_dir(up)?;
+            }
+        }
+        if fs::symlink_metadata(&to).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("object {} exists already", super::key_for_log(object)),
+            ));
+        }
+        fs::rename(&from, &to)?;
+        sync_dir(dir)?;
+        if let Some(up) = from.parent() {
+            sync_dir(up)?;
+        }
+        Ok(())
+    }
+
+    fn delete_object(&self, object: &str) -> io::Result<()> {
+        ignore_missing(fs::remove_file(self.path(object)?))
+    }
+
+    fn read_object(&self, object: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.path(object)?)
+    }
+
+    fn uploads(&self) -> io::Result<Vec<String>> {
+        self.list(UPLOADS, 1)
+    }
+
+    fn objects(&self) -> io::Result<Vec<String>> {
+        self.list(OBJECTS, 2)
+    }
+
+    fn legacy_leftovers(&self) -> io::Result<Vec<String>> {
+        // The layout before schema 3 kept uploads in progress and set-aside copies as
+        // `files/<id>/.upload-*`. A client-chosen name never started with a dot there
+        // (leading dots were removed), so these are temporaries by construction.
+        Ok(self
+            .list(LEGACY, 2)?
+            .into_iter()
+            .filter(|k| {
+                Path::new(k)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".upload-"))
+            })
+            .collect())
+    }
+}

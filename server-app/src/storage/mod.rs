@@ -1,0 +1,297 @@
+//! Where the server keeps what it knows: two small interfaces and their local backends.
+//!
+//! - [`Metadata`]: clients, keys, file records and commit intents (SQLite today:
+//!   [`sqlite::SqliteMetadata`]).
+//! - [`Contents`]: the bytes, as opaque keys: uploads in progress under `uploads/`,
+//!   committed objects under `objects/` (a local folder today: [`local::LocalContents`]).
+//!
+//! Contents are put as objects (create an upload, append, make it durable, publish it
+//! under a fresh object key, delete) rather than opened as `Read + Seek` files: an object
+//! store has no rename-over and no partial overwrite, and a key that is never reused can
+//! never hold two versions. A file record maps (client, FileName) to an object key; the
+//! key never derives from the client-chosen name. [`commit::Storage`] joins the two with
+//! the crash-atomic commit protocol and the start-up reconciliation (docs/STORAGE.md).
+//!
+//! Tests make either side fail at any step by wrapping it: the traits are the seams.
+
+pub mod commit;
+pub mod local;
+pub mod lock;
+pub mod sqlite;
+
+use std::collections::HashSet;
+use std::io;
+use std::time::Duration;
+
+use protocol_core::ClientId;
+use thiserror::Error;
+
+pub use commit::{CommitOutcome, Storage};
+
+/// A metadata failure: what was being done and why.
+#[derive(Debug, Error)]
+pub enum MetaError {
+    /// The backend failed (I/O, corruption, a constraint it enforces).
+    #[error("database: {what}: {detail}")]
+    Backend {
+        /// What was being done.
+        what: &'static str,
+        /// The backend's message.
+        detail: String,
+    },
+}
+
+impl MetaError {
+    /// A backend failure while doing `what`.
+    pub fn backend(what: &'static str, e: impl std::fmt::Display) -> MetaError {
+        MetaError::Backend {
+            what,
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// What a registration (825) did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// A new client row.
+    Registered,
+    /// The name belongs to a client with a public key, or to a registration still
+    /// within its hold time.
+    NameTaken,
+}
+
+/// What storing a public key (826) did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// Stored: the client had no key yet, or sent the same key again (a retry).
+    Stored,
+    /// The client has a different public key: never replaced.
+    DifferentKeyOnFile,
+    /// No client with this id and name.
+    Unknown,
+}
+
+/// One client, for listings.
+#[derive(Debug, Clone)]
+pub struct ClientRow {
+    /// Id.
+    pub id: ClientId,
+    /// Name.
+    pub name: String,
+    /// Whether a public key is on file.
+    pub has_key: bool,
+    /// Last request, UTC.
+    pub last_seen: String,
+    /// Seconds since the AES key in use was issued (`None`: no AES key on file).
+    pub aes_key_age: Option<u64>,
+    /// Number of file records.
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+}
+
+/// What removing a client's records did (one transaction).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The file records removed.
+    pub files: Vec<FileRecord>,
+    /// Objects no record names any more: the caller deletes them.
+    pub objects: Vec<String>,
+}
+
+/// One stored file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Owner.
+    pub client: ClientId,
+    /// Name exactly as the client sent it.
+    pub file_name: String,
+    /// Where the contents are ([`Contents`] key; `PathName` in the database).
+    pub object: String,
+    /// The client confirmed the checksum (900).
+    pub verified: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// The checksum sent in 1603, when known (rows from before schema 3 have none).
+    pub checksum: Option<u32>,
+    /// When the record was last written, UTC (empty for old rows).
+    pub updated: String,
+}
+
+/// A durable record that a commit is under way: written before the new object is
+/// published, completed by the switch of the file record, removed when the old object
+/// is gone. Start-up reconciliation rolls each one forward or back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// Unique id of this commit.
+    pub id: String,
+    /// Owner of the file.
+    pub client: ClientId,
+    /// Name as the client sent it.
+    pub file_name: String,
+    /// The upload being committed.
+    pub upload: String,
+    /// The fresh object key it is published under.
+    pub object: String,
+    /// Verified (900) or not (902).
+    pub verified: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Checksum sent in 1603.
+    pub checksum: u32,
+    /// Set by the switch: the object the record named before, to delete.
+    pub replaced: Option<String>,
+    /// Set by the switch: the record now names [`object`](Self::object).
+    pub switched: bool,
+}
+
+/// What the commit point did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// The record names the new object; `replaced` is the object to delete, if any.
+    Switched {
+        /// The object the record named before, when nothing names it any more.
+        replaced: Option<String>,
+    },
+    /// A verified record stays; the unconfirmed object is to be deleted.
+    KeptVerified,
+}
+
+/// Clients, keys, file records and commit intents.
+///
+/// Every method is one atomic step: a backend implements each as one transaction.
+pub trait Metadata: Send + Sync {
+    /// Adds a client under `name`. A name whose registration has had no public key
+    /// for longer than `hold` is freed for the new client; any other is taken.
+    fn register(
+        &self,
+        id: &ClientId,
+        name: &str,
+        hold: Duration,
+    ) -> Result<Registration, MetaError>;
+    /// Stores the public key and AES key of `id` registered as `name`, unless it has
+    /// a different public key on file.
+    fn set_keys(
+        &self,
+        id: &ClientId,
+        name: &str,
+        public_key: &[u8],
+        aes_key: &[u8],
+    ) -> Result<KeyOutcome, MetaError>;
+    /// The public key on file for `id` registered as `name`.
+    fn public_key(&self, id: &ClientId, name: &str) -> Result<Option<Vec<u8>>, MetaError>;
+    /// Replaces the AES key of `id`; false for an unknown client.
+    fn set_aes_key(&self, id: &ClientId, aes_key: &[u8]) -> Result<bool, MetaError>;
+    /// The AES key last issued to `id` and its age in seconds.
+    fn aes_key(&self, id: &ClientId) -> Result<Option<(Vec<u8>, u64)>, MetaError>;
+    /// Forgets the AES key of `id`.
+    fn revoke_aes_key(&self, id: &ClientId) -> Result<(), MetaError>;
+    /// Updates LastSeen of `id`.
+    fn touch(&self, id: &ClientId) -> Result<(), MetaError>;
+    /// Removes registrations that have had no public key for longer than `hold`;
+    /// returns the names freed.
+    fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError>;
+    /// Every client, by name.
+    fn clients(&self) -> Result<Vec<ClientRow>, MetaError>;
+    /// The record of one file.
+    fn file(&self, id: &ClientId, file_name: &str) -> Result<Option<FileRecord>, MetaError>;
+    /// Every file, or those of one client.
+    fn files(&self, client: Option<&ClientId>) -> Result<Vec<FileRecord>, MetaError>;
+    /// Removes a file record; returns its object key when no other record names it
+    /// (the caller deletes the object).
+    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError>;
+    /// Removes a client and all its file records in one transaction; `None` for an
+    /// unknown client. Commits of that client still under way fail at their switch
+    /// (the switch refuses a client that is gone). The caller deletes the objects.
+    fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError>;
+    /// Removes, in one transaction, every unverified file record not written for
+    /// `older_than` (records from before schema 3, which have no time, count as old).
+    /// A record verified meanwhile is never touched. The caller deletes the objects.
+    fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError>;
+    /// Every object key a file record or an intent names.
+    fn referenced_objects(&self) -> Result<HashSet<String>, MetaError>;
+    /// Step 2 of a commit: records the intent durably.
+    fn record_intent(&self, intent: &Intent) -> Result<(), MetaError>;
+    /// Step 4, the commit point: in one transaction, points the file record at the
+    /// intent's object (verified, size, checksum) and marks the intent switched,
+    /// noting the object it replaced when no other record still names it. An
+    /// unverified intent over a verified record changes no record and removes the
+    /// intent instead ([`Switch::KeptVerified`]).
+    fn switch(&self, intent: &Intent) -> Result<Switch, MetaError>;
+    /// Step 6: the intent is done.
+    fn clear_intent(&self, id: &str) -> Result<(), MetaError>;
+    /// Intents not yet cleared (start-up reconciliation).
+    fn intents(&self) -> Result<Vec<Intent>, MetaError>;
+}
+
+/// Appends the bytes of one upload in progress.
+pub trait UploadSink: Send {
+    /// Appends `data`.
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Writes out anything buffered, so that a reopened sink continues at the end.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Step 1 of a commit: flushes and makes the bytes durable (before 1603).
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// The bytes: uploads in progress and committed objects, by opaque keys.
+pub trait Contents: Send + Sync {
+    /// Creates an empty upload under `upload` (a key from [`new_upload_key`]).
+    fn create_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>>;
+    /// Reopens an upload to append at its end (a connection per request).
+    fn reopen_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>>;
+    /// Removes an upload (missing is fine).
+    fn delete_upload(&self, upload: &str) -> io::Result<()>;
+    /// Step 3 of a commit: makes the finished upload durable as `object`. Afterwards
+    /// the upload key no longer exists. `object` never exists before.
+    fn publish(&self, upload: &str, object: &str) -> io::Result<()>;
+    /// Removes an object (missing is fine).
+    fn delete_object(&self, object: &str) -> io::Result<()>;
+    /// The whole contents of an object.
+    fn read_object(&self, object: &str) -> io::Result<Vec<u8>>;
+    /// Every upload in progress.
+    fn uploads(&self) -> io::Result<Vec<String>>;
+    /// Every object this store created (objects of an older layout are not listed).
+    fn objects(&self) -> io::Result<Vec<String>>;
+    /// Every object of an older layout that is provably a leftover temporary.
+    fn legacy_leftovers(&self) -> io::Result<Vec<String>>;
+}
+
+/// 128 random bits as 32 hex digits: names that are never reused.
+pub fn random_name() -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh upload key: `uploads/<random>`.
+pub fn new_upload_key() -> String {
+    format!("uploads/{}", random_name())
+}
+
+/// A fresh object key for a file of `client`: `objects/<client hex>/<random>`.
+pub fn new_object_key(client: &ClientId) -> String {
+    format!("objects/{}/{}", client.to_hex(), random_name())
+}
+
+/// A client id as logs show it: the first 8 hex digits. Ids are credentials (anyone
+/// who knows one, and the name, can act as that client until it has a key).
+pub fn short_id(id: &ClientId) -> String {
+    let mut hex = id.to_hex();
+    hex.truncate(8);
+    hex
+}
+
+/// A contents key as logs show it: the client id in `objects/<id>/...` and
+/// `files/<id>/...` shortened as by [`short_id`].
+pub fn key_for_log(key: &str) -> String {
+    let mut parts: Vec<String> = key.split('/').map(str::to_string).collect();
+    if parts.len() > 2 && (parts[0] == "objects" || parts[0] == "files") {
+        if let Some(id) = ClientId::from_hex(&parts[1]) {
+            parts[1] = format!("{}~", short_id(&id));
+        }
+    }
+    parts.join("/")
+}

@@ -1,0 +1,152 @@
+//! The `server` command line: options before or after subcommands, help that names
+//! the codes it mentions, and its log lines (format, levels, connection lines).
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn options_go_before_or_after_the_subcommand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let server = Server::start(&sdir, 0, &[]);
+    let c = client_dir(tmp.path(), "uma", server.port, "f.txt", b"hello\n");
+    assert_ok(&run_client(&c, &[]), "client");
+    let elsewhere = tmp.path();
+    for args in [
+        vec!["list-files", "--dir", sdir.to_str().unwrap()],
+        vec!["--dir", sdir.to_str().unwrap(), "list-files"],
+    ] {
+        let out = Command::new(server_bin())
+            .args(&args)
+            .current_dir(elsewhere)
+            .output()
+            .unwrap();
+        assert_ok(&out, &format!("server {args:?}"));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("f.txt"));
+    }
+}
+
+#[test]
+fn help_names_every_code_it_mentions() {
+    let out = Command::new(server_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (code, name) in [
+        ("828", "send file"),
+        ("1603", "file received"),
+        ("1602", "public key received"),
+        ("1605", "reconnect accepted"),
+        ("1604", "acknowledgement"),
+    ] {
+        assert!(help.contains(code), "{code} in {help}");
+        let near = help
+            .lines()
+            .filter(|l| l.contains(code))
+            .any(|l| l.contains(name) || help.contains(&format!("{name} ({code})")));
+        assert!(near, "{code} is not named ({name}) in {help}");
+    }
+    assert!(help.contains("docs/PROTOCOL.md"), "{help}");
+    assert!(!help.contains("../shared"), "{help}");
+}
+
+/// Starts a server with `args` and RUST_LOG=debug, sends `bytes` on one connection,
+/// and returns the log once the server has closed that connection.
+fn log_after(args: &[&str], bytes: &[u8]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(sdir.join("server.log")).unwrap();
+    let mut child = Command::new(server_bin())
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .current_dir(&sdir)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) => {
+                assert!(Instant::now() < deadline, "server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    s.write_all(bytes).unwrap();
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut rest);
+    // The close line follows the close; wait for it (bounded), not for a time.
+    let text = loop {
+        let text = std::fs::read_to_string(sdir.join("server.log")).unwrap();
+        if text.contains("connection closed") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    text
+}
+
+/// A request with an unknown code: a protocol violation.
+fn garbage() -> Vec<u8> {
+    let mut req = vec![0u8; 16];
+    req.push(3);
+    req.extend_from_slice(&4242u16.to_le_bytes());
+    req.extend_from_slice(&0u32.to_le_bytes());
+    req
+}
+
+#[test]
+fn tokio_logs_connections_at_debug_and_violations_at_warn() {
+    let log = log_after(&["--transport", "tokio"], &garbage());
+    let line = |what: &str| log.lines().find(|l| l.contains(what)).map(str::to_string);
+    let accepted = line("connection accepted").expect(&log);
+    assert!(
+        accepted.contains("DEBUG") && accepted.contains("peer=127.0.0.1:"),
+        "{log}"
+    );
+    let closed = line("connection closed").expect(&log);
+    assert!(
+        closed.contains("DEBUG") && closed.contains("peer=127.0.0.1:"),
+        "{log}"
+    );
+    let violation = line("protocol violation").expect(&log);
+    assert!(violation.contains("WARN"), "{violation}");
+    assert!(violation.contains("peer=127.0.0.1:"), "{violation}");
+    assert!(violation.contains("4242"), "the reason: {violation}");
+}
+
+#[test]
+fn std_logs_violations_at_warn_too() {
+    let log = log_after(&["--transport", "std"], &garbage());
+    let violation = log
+        .lines()
+        .find(|l| l.contains("protocol violation"))
+        .expect(&log);
+    assert!(
+        violation.contains("WARN") && violation.contains("4242"),
+        "{violation}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let log = log_after(&["--log-format", "json"], &garbage());
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{log}");
+    for l in &lines {
+        assert!(l.starts_with('{') && l.ends_with('}'), "not JSON: {l}");
+        assert!(l.contains("\"level\":"), "{l}");
+    }
+    assert!(log.contains("\"level\":\"WARN\""), "{log}");
+}

@@ -1,0 +1,258 @@
+//! The commit protocol stopped at each of its steps, then a restart.
+//!
+//! Storage wrappers (common/faulty.rs) fail a step, or "crash" before or after it: from
+//! then on nothing more reaches storage, as when the process is killed. The folder is
+//! then reopened as a restart would (start-up reconciliation) and the invariant checked:
+//! every verified record names an object whose bytes are what its client confirmed, a
+//! commit that returned Ok (1604 sent) has its content stored, and no upload, intent or
+//! unnamed object is left behind.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::faulty::{Fault, FaultyContents, FaultyMeta, Plan};
+use protocol_core::ClientId;
+use server_app::storage::commit::Finished;
+use server_app::storage::local::LocalContents;
+use server_app::storage::sqlite::SqliteMetadata;
+use server_app::storage::{new_upload_key, CommitOutcome, FileRecord, Registration, Storage};
+
+const CLIENT: ClientId = ClientId([7; 16]);
+const NAME: &str = "dir/report.txt";
+
+fn plain(dir: &Path) -> Storage {
+    Storage::new(
+        Arc::new(SqliteMetadata::open(&dir.join("defensive.db")).unwrap()),
+        Arc::new(LocalContents::open(dir).unwrap()),
+    )
+}
+
+fn wrapped(dir: &Path, plan: Arc<Plan>) -> Storage {
+    Storage::new(
+        Arc::new(FaultyMeta {
+            inner: SqliteMetadata::open(&dir.join("defensive.db")).unwrap(),
+            plan: plan.clone(),
+        }),
+        Arc::new(FaultyContents {
+            inner: LocalContents::open(dir).unwrap(),
+            plan,
+        }),
+    )
+}
+
+fn setup_client(s: &Storage) {
+    let hold = std::time::Duration::from_secs(600);
+    assert_eq!(
+        s.meta.register(&CLIENT, "alice", hold).unwrap(),
+        Registration::Registered
+    );
+    s.meta
+        .set_keys(&CLIENT, "alice", &[1; 160], &[2; 32])
+        .unwrap();
+}
+
+/// Writes an upload and commits it; step 1 (the fsync) is one of the counted steps.
+fn upload_and_commit(s: &Storage, bytes: &[u8], verified: bool) -> Result<CommitOutcome, String> {
+    let key = new_upload_key();
+    let mut sink = s.contents.create_upload(&key).map_err(|e| e.to_string())?;
+    sink.write(bytes).map_err(|e| e.to_string())?;
+    sink.finish().map_err(|e| e.to_string())?;
+    s.commit(Finished {
+        client: &CLIENT,
+        file_name: NAME,
+        upload: &key,
+        verified,
+        size: bytes.len() as u64,
+        checksum: 0,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// After a restart: nothing left over, and the record is one of `allowed`
+/// (bytes, verified); `None` in `allowed` means no record is allowed too.
+fn check_after_restart(dir: &Path, allowed: &[Option<(&[u8], bool)>], what: &str) {
+    let s = plain(dir);
+    s.reconcile().unwrap();
+    assert!(s.meta.intents().unwrap().is_empty(), "{what}: intents left");
+    assert!(
+        s.contents.uploads().unwrap().is_empty(),
+        "{what}: uploads left"
+    );
+    let named = s.meta.referenced_objects().unwrap();
+    for o in s.contents.objects().unwrap() {
+        assert!(named.contains(&o), "{what}: unnamed object {o} left");
+    }
+    let record: Option<FileRecord> = s.meta.file(&CLIENT, NAME).unwrap();
+    let found = record.map(|r| {
+        let bytes = s.contents.read_object(&r.object).unwrap();
+        assert_eq!(bytes.len() as u64, r.size, "{what}: size of the record");
+        (bytes, r.verified)
+    });
+    let ok = allowed.iter().any(|a| match (a, &found) {
+        (None, None) => true,
+        (Some((b, v)), Some((fb, fv))) => b == &fb.as_slice() && v == fv,
+        _ => false,
+    });
+    assert!(
+        ok,
+        "{what}: record {:?} is none of the allowed outcomes",
+        found.map(|(b, v)| (b.len(), v))
+    );
+}
+
+/// Runs one commit under every fault at every step, restarting after each.
+fn every_step(
+    earlier: Option<(&[u8], bool)>,
+    new: &[u8],
+    verified: bool,
+    faults: &[Fault],
+) -> usize {
+    // How many steps a commit takes (a dry run with no fault).
+    let steps = {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = plain(tmp.path());
+        setup_client(&s);
+        if let Some((b, v)) = earlier {
+            upload_and_commit(&s, b, v).unwrap();
+        }
+        let plan = Plan::new();
+        upload_and_commit(&wrapped(tmp.path(), plan.clone()), new, verified).unwrap();
+        plan.steps()
+    };
+    assert!(
+        steps >= 4,
+        "a commit has at least finish, intent, publish, switch"
+    );
+    let mut runs = 0;
+    for &fault in faults {
+        for k in 1..=steps {
+            let tmp = tempfile::tempdir().unwrap();
+            {
+                let s = plain(tmp.path());
+                setup_client(&s);
+                if let Some((b, v)) = earlier {
+                    upload_and_commit(&s, b, v).unwrap();
+                }
+            }
+            let plan = Plan::at(k, fault);
+            let result = upload_and_commit(&wrapped(tmp.path(), plan.clone()), new, verified);
+            let step = plan.log.lock().unwrap().get(k - 1).copied().unwrap_or("?");
+            let what = format!("{fault:?} at step {k} ({step}): {result:?}");
+            // An unconfirmed upload (902) never replaces a verified file.
+            let keeps_verified = !verified && matches!(earlier, Some((_, true)));
+            let allowed: Vec<Option<(&[u8], bool)>> = match &result {
+                Ok(CommitOutcome::Committed) => {
+                    assert!(!keeps_verified, "{what}");
+                    vec![Some((new, verified))]
+                }
+                Ok(CommitOutcome::KeptVerified) => vec![earlier],
+                Err(_) if keeps_verified => vec![earlier],
+                Err(_) => vec![earlier, Some((new, verified))],
+            };
+            check_after_restart(tmp.path(), &allowed, &what);
+            runs += 1;
+        }
+    }
+    runs
+}
+
+const ALL: [Fault; 3] = [Fault::Fail, Fault::CrashBefore, Fault::CrashAfter];
+
+#[test]
+fn commit_steps_replacing_a_verified_file_keep_old_or_new_never_a_mix() {
+    let runs = every_step(
+        Some((b"first version", true)),
+        b"second, longer version",
+        true,
+        &ALL,
+    );
+    assert!(runs >= 12);
+}
+
+#[test]
+fn commit_steps_of_a_first_upload_leave_it_stored_or_absent() {
+    every_step(None, b"only version", true, &ALL);
+}
+
+#[test]
+fn commit_steps_of_a_gave_up_upload_never_replace_a_verified_file() {
+    every_step(Some((b"confirmed", true)), b"never confirmed", false, &ALL);
+}
+
+#[test]
+fn commit_steps_of_a_gave_up_upload_over_an_unverified_one() {
+    every_step(
+        Some((b"unconfirmed 1", false)),
+        b"unconfirmed 2",
+        false,
+        &ALL,
+    );
+}
+
+#[test]
+fn commit_steps_over_an_old_layout_record_shared_by_two_names() {
+    // Before schema 3, `b.txt` and `sub/b.txt` shared files/<id>/b.txt. Replacing one
+    // of them at any step must never delete the file the other still names.
+    let steps = 7;
+    for fault in ALL {
+        for k in 1..=steps {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path();
+            let legacy = format!("files/{}/b.txt", CLIENT.to_hex());
+            {
+                let s = plain(dir);
+                setup_client(&s);
+            }
+            std::fs::create_dir_all(dir.join("files").join(CLIENT.to_hex())).unwrap();
+            std::fs::write(dir.join(&legacy), b"shared").unwrap();
+            let db = rusqlite::Connection::open(dir.join("defensive.db")).unwrap();
+            for name in ["b.txt", NAME] {
+                db.execute(
+                    "INSERT INTO files (ID, FileName, PathName, Verified, Size) VALUES (?1, ?2, ?3, 1, 6)",
+                    rusqlite::params![&CLIENT.0[..], name, legacy],
+                )
+                .unwrap();
+            }
+            drop(db);
+            let plan = Plan::at(k, fault);
+            let result = upload_and_commit(&wrapped(dir, plan), b"new", true);
+            let what = format!("{fault:?} at step {k}: {result:?}");
+            let allowed: Vec<Option<(&[u8], bool)>> = match result {
+                Ok(_) => vec![Some((b"new", true))],
+                Err(_) => vec![Some((b"shared", true)), Some((b"new", true))],
+            };
+            check_after_restart(dir, &allowed, &what);
+            let s = plain(dir);
+            let other = s.meta.file(&CLIENT, "b.txt").unwrap().unwrap();
+            assert_eq!(
+                s.contents.read_object(&other.object).unwrap(),
+                b"shared",
+                "{what}: the other name's file"
+            );
+        }
+    }
+}
+
+#[test]
+fn reconciliation_removes_uploads_and_unnamed_objects_but_no_named_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = plain(dir);
+    setup_client(&s);
+    upload_and_commit(&s, b"kept", true).unwrap();
+    let stray_upload = new_upload_key();
+    let mut w = s.contents.create_upload(&stray_upload).unwrap();
+    w.write(b"left by a crash").unwrap();
+    w.finish().unwrap();
+    let stray_object = format!("objects/{}/0123", CLIENT.to_hex());
+    std::fs::write(dir.join(&stray_object), b"unnamed").unwrap();
+    drop(s);
+    let s = plain(dir);
+    let done = s.reconcile().unwrap();
+    assert_eq!((done.uploads_removed, done.objects_removed), (1, 1));
+    assert!(!dir.join(&stray_object).exists());
+    let r = s.meta.file(&CLIENT, NAME).unwrap().unwrap();
+    assert_eq!(s.contents.read_object(&r.object).unwrap(), b"kept");
+}

@@ -92,7 +92,7 @@
 //! one the repository README shows:
 //!
 
-#![doc = include_str!("driver_loop.md")]
+#![doc = include_str!("../docs/driver_loop.md")]
 // `unsafe` is denied everywhere but `crypto::aesni`, where a measured need allows it.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

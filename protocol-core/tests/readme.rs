@@ -3,10 +3,10 @@
 #[test]
 fn readme_shows_the_driver_loop_of_the_crate_docs() {
     let readme = include_str!("../../README.md");
-    let driver_loop = include_str!("../src/driver_loop.md");
+    let driver_loop = include_str!("../docs/driver_loop.md");
     assert!(
         readme.contains(driver_loop),
-        "README.md's \"Embedding protocol-core\" must contain src/driver_loop.md verbatim"
+        "README.md's \"Embedding protocol-core\" must contain docs/driver_loop.md verbatim"
     );
     // The loop answers every event: no catch-all arm that would hide a question.
     assert!(!driver_loop.contains("_ => {}"));

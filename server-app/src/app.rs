@@ -299,7 +299,7 @@ impl ConnectionHandler for Connection {
         if seen.byte_order.is_some() {
             // Client ids are credentials: a prefix only.
             let client = conn.client_id().map(|c| short_id(&c)).unwrap_or_default();
-            info!(peer = %self.peer, client, dialect = %seen, "dialect seen");
+            info!(peer = %self.peer, %client, dialect = %seen, "dialect seen");
         }
     }
 

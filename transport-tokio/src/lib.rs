@@ -228,7 +228,7 @@ pub async fn run_client<R: CryptoRngCore, F: AsyncRead + AsyncSeek + Unpin>(
                         Ok(taken) => data = &data[taken..],
                         Err(protocol_core::UsageError::SendBufferFull) => {
                             session.poll_transmit(&mut out);
-                            wr.write_all(&out).await?;
+                            write_within(&mut wr, &out, options.response_timeout).await?;
                             out.clear();
                         }
                         Err(e) => return Err(ClientError::File(e)),

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: the vectors in `../shared/vectors/`.
+//! Helpers shared by the integration tests: the vectors in `tests/vectors/`.
 #![allow(dead_code)]
 
 pub mod mem;

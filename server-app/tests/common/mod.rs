@@ -54,35 +54,47 @@ impl Server {
     /// Starts the server in `dir` on `port` (0: a free one), written to port.info.
     pub fn start(dir: &Path, port: u16, extra: &[&str]) -> Server {
         std::fs::create_dir_all(dir).unwrap();
-        let port = if port == 0 { free_port() } else { port };
-        std::fs::write(dir.join("port.info"), format!("{port}\n")).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("server.log"))
-            .unwrap();
-        let child = Command::new(server_bin())
-            .args(["--bind", "127.0.0.1", "--max-connections-per-ip", "2000"])
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting the server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "server did not start: {}",
-                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        // A free port can be taken by another test's server before this one binds it:
+        // wait for this server's own "listening" line, and on a chosen port try again.
+        for _ in 0..5 {
+            let port = if port == 0 { free_port() } else { port };
+            std::fs::write(dir.join("port.info"), format!("{port}\n")).unwrap();
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("server.log"))
+                .unwrap();
+            let mut child = Command::new(server_bin())
+                .args(["--bind", "127.0.0.1", "--max-connections-per-ip", "2000"])
+                .args(extra)
+                .env("RUST_LOG", "info") // the "listening" line is waited for
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting the server");
+            let ours = format!("listening on 127.0.0.1:{port} ");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let text = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                if text.contains(&ours) && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Server {
+                        child,
+                        dir: dir.to_path_buf(),
+                        port,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "server did not start: {text}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Server {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
+        panic!(
+            "server did not start: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
     }
 
     /// SIGTERM, and the server must exit cleanly.

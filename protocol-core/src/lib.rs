@@ -114,7 +114,7 @@ pub use error::{PeerError, UsageError};
 pub use limits::Limits;
 pub use server::{
     ClientRecord, InputBudget, QuestionKind, ServerConfig, ServerConnection, ServerEvent,
-    SuspendedUpload, Ticket, Verdict, DEFAULT_INPUT_BUDGET,
+    SuspendedUpload, Ticket, Verdict, DEFAULT_FREE_PER_CONNECTION, DEFAULT_INPUT_BUDGET,
 };
 
 /// The `rand_core` this crate's API uses (version 0.6): the RNG given to

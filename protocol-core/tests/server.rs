@@ -779,6 +779,45 @@ fn buffered_input_counts_against_the_budget_shared_by_connections() {
 }
 
 #[test]
+fn input_within_the_free_share_of_a_connection_is_never_refused_for_the_budget() {
+    // A full budget refuses only the input past each connection's free share, so
+    // that clients holding what honest ones do are served however many there are.
+    let budget = InputBudget::new(10).with_free_per_connection(100);
+    let now = Instant::now();
+    let conn = |seed| {
+        ServerConnection::new(
+            ServerConfig::default(),
+            ChaCha20Rng::seed_from_u64(seed),
+            now,
+        )
+        .with_budget(budget.clone())
+    };
+    let mut reg = BytesMut::new();
+    let name = FieldString::new("alice").unwrap();
+    wire::encode_request(
+        &mut reg,
+        ClientId::ZERO,
+        &Request::Register { name },
+        Default::default(),
+    );
+    let mut conns: Vec<_> = (0..50).map(conn).collect();
+    for c in conns.iter_mut() {
+        let mut part = BytesMut::from(&reg[..90]); // a partial registration each
+        c.handle_input(&mut part, now).unwrap();
+    }
+    assert_eq!(budget.used(), 0, "within the free share: nothing counted");
+    let mut big = conn(99);
+    let mut input = BytesMut::from(&reg[..105]);
+    big.handle_input(&mut input, now).unwrap();
+    assert_eq!(budget.used(), 5, "only what passes the free share counts");
+    let mut bigger = conn(100);
+    let mut input = BytesMut::from(&reg[..106]);
+    assert_eq!(bigger.handle_input(&mut input, now), Err(PeerError::Busy));
+    drop(big);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
 fn backpressure_stops_reading_until_data_is_written() {
     let (mut s, _, id, aes, now) = session(Limits {
         max_unwritten: 1000,

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use futures_lite::future;
-use protocol_core::InputBudget;
 use protocol_handler::{
     refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncHandlerFactory,
     AsyncRateLimited, BlockingDispatch, Conn, ConnectionLimiter, Dispatch, HandlerFactory,
@@ -80,7 +79,7 @@ async fn serve_with<D: Dispatch>(
     make: impl Fn(Conn, SocketAddr) -> D,
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
-    let budget = InputBudget::new(options.input_budget);
+    let budget = options.new_input_budget();
     let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
     let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);

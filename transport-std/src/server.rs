@@ -10,7 +10,6 @@ use rand_core::OsRng;
 use tracing::{debug, info, warn};
 
 use crate::handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
-use protocol_core::InputBudget;
 use protocol_handler::{
     refusal_bytes, AcceptBackoff, AddressRates, ConnectionLimiter, RateLimited, RateLog, Slot,
 };
@@ -28,7 +27,7 @@ pub fn serve<F: HandlerFactory>(
     let limiter = Arc::new(ConnectionLimiter::default());
     let rates = AddressRates::new(options.registrations, options.failures);
     let factory = RateLimited::new(factory, rates.clone());
-    let budget = InputBudget::new(options.input_budget);
+    let budget = options.new_input_budget();
     let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
     let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use protocol_core::InputBudget;
 use protocol_core::{ClientEvent, ClientSession, Outcome};
 use protocol_handler::{
     end_of_stream, refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncRateLimited,
@@ -95,7 +94,7 @@ async fn serve_with<D: Dispatch>(
     make: impl Fn(Conn, SocketAddr) -> D,
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
-    let budget = InputBudget::new(options.input_budget);
+    let budget = options.new_input_budget();
     let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
     let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);

@@ -10,6 +10,12 @@ use std::sync::Arc;
 /// with a 1607 ([`PeerError::Busy`](crate::PeerError::Busy)) and closed, so memory
 /// for input is bounded by configuration whatever sizes many peers declare.
 ///
+/// Each connection may hold its first [`free_per_connection`](Self::free_per_connection)
+/// bytes without counting against the limit ([`InputBudget::with_free_per_connection`];
+/// none by default), so that a full budget never refuses a client that holds no
+/// more than an honest one does. Memory for input is then at most
+/// `connections × free_per_connection + limit`.
+///
 /// Clones share one count. Give every connection of a server a clone with
 /// [`ServerConnection::with_budget`](crate::ServerConnection::with_budget).
 ///
@@ -26,11 +32,17 @@ pub struct InputBudget(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     limit: usize,
+    free: usize,
     used: AtomicUsize,
 }
 
 /// The default budget: 64 MiB for every connection of a server together.
 pub const DEFAULT_INPUT_BUDGET: usize = 64 << 20;
+
+/// What a server built on this crate lets each connection hold outside its budget
+/// by default: 512 KiB, more than a client sending packets of the usual 64 KiB
+/// holds at once (a partial packet plus one 256 KiB read of a transport).
+pub const DEFAULT_FREE_PER_CONNECTION: usize = 512 << 10;
 
 impl Default for InputBudget {
     fn default() -> Self {
@@ -43,8 +55,31 @@ impl InputBudget {
     pub fn new(limit: usize) -> InputBudget {
         InputBudget(Arc::new(Inner {
             limit,
+            free: 0,
             used: AtomicUsize::new(0),
         }))
+    }
+
+    /// A budget of `limit` bytes in which each connection's first `free` bytes do
+    /// not count (none used).
+    ///
+    /// ```
+    /// use protocol_core::InputBudget;
+    /// let budget = InputBudget::new(1024).with_free_per_connection(100);
+    /// assert_eq!(budget.free_per_connection(), 100);
+    /// ```
+    #[must_use]
+    pub fn with_free_per_connection(self, free: usize) -> InputBudget {
+        InputBudget(Arc::new(Inner {
+            limit: self.0.limit,
+            free,
+            used: AtomicUsize::new(self.used()),
+        }))
+    }
+
+    /// Bytes each connection may hold without counting against the limit.
+    pub fn free_per_connection(&self) -> usize {
+        self.0.free
     }
 
     /// The configured limit.
@@ -57,9 +92,15 @@ impl InputBudget {
         self.0.used.load(Ordering::Relaxed)
     }
 
-    /// Moves one holder's share from `from` to `to` bytes. A decrease always
-    /// succeeds; an increase succeeds only within the limit (else nothing changes).
+    /// Moves one holder's share from holding `from` to `to` bytes (of which its
+    /// first [`free_per_connection`](Self::free_per_connection) do not count). A
+    /// decrease always succeeds; an increase succeeds only within the limit (else
+    /// nothing changes).
     pub(crate) fn resize(&self, from: usize, to: usize) -> bool {
+        let (from, to) = (
+            from.saturating_sub(self.0.free),
+            to.saturating_sub(self.0.free),
+        );
         if to <= from {
             self.0.used.fetch_sub(from - to, Ordering::Relaxed);
             return true;

@@ -81,7 +81,7 @@ use crate::wire::{
     self, ByteOrder, ClientId, FieldString, FilePacket, Request, RequestCode, RequestFrame,
     Response, ResponseEncoding,
 };
-pub use budget::{InputBudget, DEFAULT_INPUT_BUDGET};
+pub use budget::{InputBudget, DEFAULT_FREE_PER_CONNECTION, DEFAULT_INPUT_BUDGET};
 pub use event::{ClientRecord, ServerConfig, ServerEvent, Verdict};
 use question::Question;
 pub use question::{QuestionKind, Ticket};

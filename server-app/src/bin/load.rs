@@ -8,15 +8,21 @@
 //! - 10,000 idle connections: connected, sending nothing;
 //! - 60 partial 16 MiB frames: an 828 header declaring 16 MiB + 267 bytes from an
 //!   unknown client id, then up to 8 MiB of it;
-//! - a registration flood: 4 threads registering new names as fast as they can.
+//! - a registration flood: 4 threads registering new names as fast as they can;
+//! - 500 real clients at once: 500 `client` processes, each registering and
+//!   uploading 1 MB, all started together (the honest burst the defaults must serve);
+//! - 10,000 idle connections again, with the connection caps raised to 10,100 so
+//!   that the server holds them all (what each held connection costs).
 //!
-//! While each runs, `LOAD_REAL` (default 5) real uploads by the `client` binary (a
-//! client registered before the load, reconnecting) are timed, one after the other.
-//! The table gives how many were served, their worst latency, the server's resident
-//! memory at the end of the scenario (VmRSS) and its peak (VmHWM), and the lines the
-//! server logged during the scenario. Needs about 10,100 file descriptors for itself
-//! (`ulimit -n`); the server needs only its own connection caps. Nothing here
-//! asserts a figure: it prints what it saw.
+//! While each hostile load runs, `LOAD_REAL` (default 5) real uploads by the
+//! `client` binary (a client registered before the load, reconnecting) are timed,
+//! one after the other. The table gives how many were served, their median and
+//! worst latency, the server's resident memory at the end of the scenario (VmRSS)
+//! and its peak (VmHWM), the lines the server logged during the scenario, and the
+//! sockets the server held once the load was built up. Needs about 10,100 file
+//! descriptors (`ulimit -n`): it raises its own soft limit up to the hard one by
+//! running itself again through `sh -c 'ulimit -n ...'`. Nothing here asserts a
+//! figure: it prints what it saw.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -69,13 +75,14 @@ struct Server {
 
 impl Server {
     /// The server with its defaults (only the address, port and folder given).
-    fn start(bins: &Bins, dir: &Path, transport: &str) -> anyhow::Result<Server> {
+    fn start(bins: &Bins, dir: &Path, transport: &str, extra: &[&str]) -> anyhow::Result<Server> {
         std::fs::create_dir_all(dir)?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = dir.join("server.log");
         let child = Command::new(&bins.server)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--transport", transport])
+            .args(extra)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -105,6 +112,20 @@ impl Server {
                 / 1024.0
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Sockets the server holds now (its open descriptors that are sockets).
+    fn sockets(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        std::fs::read_link(e.path())
+                            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     fn log_lines(&self) -> usize {
@@ -288,6 +309,93 @@ fn registration_flood(port: u16, t: usize, stop: Arc<AtomicBool>, note: Arc<Atom
     }
 }
 
+/// 500 (`LOAD_BURST`) real clients at once, each registering and uploading 1 MB:
+/// (served, latencies from the common start to each one's exit).
+fn real_burst(
+    bins: &Bins,
+    root: &Path,
+    port: u16,
+    n: usize,
+) -> anyhow::Result<(usize, Vec<Duration>)> {
+    let file = root.join("burst.bin");
+    let mut data = vec![0u8; 1 << 20];
+    let mut x: u32 = 0x9E37_79B9;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    std::fs::write(&file, &data)?;
+    let mut dirs = Vec::with_capacity(n);
+    for i in 0..n {
+        let dir = root.join(format!("burst-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("transfer.info"),
+            format!("127.0.0.1:{port}\nburst-{i}\n{}\n", file.display()),
+        )?;
+        dirs.push(dir);
+    }
+    let start = Instant::now();
+    let mut children = Vec::with_capacity(n);
+    for dir in &dirs {
+        children.push(Some(
+            Command::new(&bins.client)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting a client")?,
+        ));
+    }
+    let (mut served, mut lat) = (0, Vec::with_capacity(n));
+    while lat.len() < n {
+        for slot in children.iter_mut() {
+            if let Some(child) = slot {
+                if let Some(status) = child.try_wait()? {
+                    served += status.success() as usize;
+                    lat.push(start.elapsed());
+                    *slot = None;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok((served, lat))
+}
+
+/// Runs this program again with its soft descriptor limit raised to `want` (at most
+/// the hard limit), through the shell's `ulimit`; `None` if there is no need or it
+/// was done already.
+fn raise_descriptor_limit(want: u64) -> Option<std::process::ExitStatus> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut nums = line.split_whitespace().skip(3);
+    let soft: u64 = nums.next()?.parse().ok()?;
+    let hard: u64 = nums.next().and_then(|h| h.parse().ok()).unwrap_or(u64::MAX);
+    if soft >= want || std::env::var_os("LOAD_LIMIT_RAISED").is_some() {
+        return None;
+    }
+    let me = std::env::current_exe().ok()?;
+    eprintln!(
+        "raising the descriptor limit from {soft} to {} (ulimit -n)",
+        want.min(hard)
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {} && exec \"$0\" \"$@\"",
+            want.min(hard)
+        ))
+        .arg(me)
+        .args(std::env::args_os().skip(1))
+        .env("LOAD_LIMIT_RAISED", "1")
+        .status()
+        .ok()
+}
+
 struct Row {
     scenario: String,
     served: usize,
@@ -296,19 +404,41 @@ struct Row {
     median: Duration,
     rss: (f64, f64),
     log_lines: usize,
+    sockets: usize,
     detail: String,
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Some(status) = raise_descriptor_limit(10_500) {
+        std::process::exit(status.code().unwrap_or(1));
+    }
     let transport = std::env::var("LOAD_TRANSPORT").unwrap_or_else(|_| "tokio".into());
     let real = env_usize("LOAD_REAL", 5).max(1);
     let bins = locate()?;
     let root = std::env::temp_dir().join(format!("fs-load-{}", std::process::id()));
     let mut rows = Vec::new();
-    let scenarios = ["none", "slow", "idle", "partial", "flood"];
+    let burst = env_usize("LOAD_BURST", 500);
+    let scenarios = [
+        "none",
+        "slow",
+        "idle",
+        "partial",
+        "flood",
+        "burst",
+        "idle-raised",
+    ];
     for (k, scenario) in scenarios.iter().enumerate() {
         let dir = root.join(format!("{k}-{scenario}"));
-        let server = Server::start(&bins, &dir, &transport)?;
+        let extra: &[&str] = match *scenario {
+            "idle-raised" => &[
+                "--max-connections",
+                "10100",
+                "--max-connections-per-ip",
+                "10100",
+            ],
+            _ => &[],
+        };
+        let server = Server::start(&bins, &dir, &transport, extra)?;
         let client = RealClient::new(&bins, &dir, server.port)?;
         let port = server.port;
         let log_before = server.log_lines();
@@ -320,12 +450,17 @@ fn main() -> anyhow::Result<()> {
                 }
                 "2,000 slow senders (1 byte/s)"
             }
-            "idle" => {
-                for _ in 0..20 {
-                    load.spawn(move |s, n| idle_connections(port, 500, s, n));
+            "idle" | "idle-raised" => {
+                for _ in 0..100 {
+                    load.spawn(move |s, n| idle_connections(port, 100, s, n));
                 }
-                "10,000 idle connections"
+                if *scenario == "idle" {
+                    "10,000 idle connections"
+                } else {
+                    "10,000 idle connections, caps raised to 10,100"
+                }
             }
+            "burst" => "500 real clients at once (register + 1 MB each), no other load",
             "partial" => {
                 for i in 0..60 {
                     load.spawn(move |s, n| partial_frame(port, i, s, n));
@@ -344,7 +479,7 @@ fn main() -> anyhow::Result<()> {
         // then 2 s more.
         let target = match *scenario {
             "slow" => 2_000,
-            "idle" => 10_000,
+            "idle" | "idle-raised" => 10_000,
             _ => 0,
         };
         let building = Instant::now();
@@ -354,19 +489,26 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_secs(2));
-        let mut lat = Vec::new();
-        let mut served = 0;
-        for _ in 0..real {
-            let (ok, d) = client.upload(&bins)?;
-            served += ok as usize;
-            lat.push(d);
-        }
+        let sockets = server.sockets();
+        let (served, tried, mut lat) = if *scenario == "burst" {
+            let (served, lat) = real_burst(&bins, &dir, port, burst)?;
+            (served, burst, lat)
+        } else {
+            let mut lat = Vec::new();
+            let mut served = 0;
+            for _ in 0..real {
+                let (ok, d) = client.upload(&bins)?;
+                served += ok as usize;
+                lat.push(d);
+            }
+            (served, real, lat)
+        };
         lat.sort();
         let rss = server.memory_mib();
         let noted = load.note.load(Ordering::Relaxed);
         let detail = match *scenario {
             "slow" => format!("{noted} connections opened"),
-            "idle" => format!("{noted} connections opened"),
+            "idle" | "idle-raised" => format!("{noted} connections opened"),
             "partial" => format!("{} MiB sent in all", noted >> 20),
             "flood" => format!("{noted} registrations accepted"),
             _ => String::new(),
@@ -375,26 +517,28 @@ fn main() -> anyhow::Result<()> {
         rows.push(Row {
             scenario: label.into(),
             served,
-            tried: real,
+            tried,
             worst: lat[lat.len() - 1],
             median: lat[lat.len() / 2],
             rss,
             log_lines: server.log_lines().saturating_sub(log_before),
+            sockets,
             detail,
         });
         drop(server);
     }
     let _ = std::fs::remove_dir_all(&root);
     println!(
-        "server: defaults, transport {transport}; real client: a 4 KiB upload (reconnect, 827)"
+        "server: defaults (last row: caps raised), transport {transport}; real client: a 4 KiB \
+         upload (reconnect, 827), one after the other while the load runs"
     );
     println!(
-        "| scenario | real clients served | median / worst latency | server RSS now / peak | server log lines | load |"
+        "| scenario | real clients served | median / worst latency | server RSS now / peak | server log lines | sockets the server held | load |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} of {} | {:.0} ms / {:.0} ms | {:.1} / {:.1} MiB | {} | {} |",
+            "| {} | {} of {} | {:.0} ms / {:.0} ms | {:.1} / {:.1} MiB | {} | {} | {} |",
             r.scenario,
             r.served,
             r.tried,
@@ -403,6 +547,7 @@ fn main() -> anyhow::Result<()> {
             r.rss.0,
             r.rss.1,
             r.log_lines,
+            r.sockets,
             r.detail
         );
     }

@@ -200,10 +200,10 @@ fn hold_the_only_connection(port: u16) -> TcpStream {
         req.extend_from_slice(&name);
         s.write_all(&req).unwrap();
         let mut head = [0u8; 7];
-        if s.read_exact(&mut head).is_ok() {
+        if s.read_exact(&mut head).is_ok() && u16::from_le_bytes([head[1], head[2]]) == 1600 {
             return s;
         }
-        // The start-up probe still held the slot: try again.
+        // The start-up probe still held the slot (this one was refused): try again.
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -176,6 +176,9 @@ impl<F: HandlerFactory> HandlerFactory for RateLimited<F> {
             rates: self.rates.clone(),
         }
     }
+    fn refused(&self, peer: SocketAddr) {
+        self.inner.refused(peer)
+    }
 }
 
 impl<H: ConnectionHandler> ConnectionHandler for RateLimitedHandler<H> {
@@ -202,6 +205,9 @@ impl<F: AsyncHandlerFactory> AsyncHandlerFactory for AsyncRateLimited<F> {
             ip: peer.ip(),
             rates: self.0.rates.clone(),
         }
+    }
+    fn refused(&self, peer: SocketAddr) {
+        self.0.inner.refused(peer)
     }
 }
 

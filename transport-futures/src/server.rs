@@ -31,6 +31,7 @@ pub async fn serve<F: AsyncHandlerFactory>(
     spawn: impl Spawn,
 ) -> io::Result<()> {
     let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
     let factory = AsyncRateLimited(RateLimited::new(factory, rates.clone()));
     serve_with(
         listener,
@@ -39,6 +40,7 @@ pub async fn serve<F: AsyncHandlerFactory>(
         shutdown,
         spawn,
         move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
     )
     .await
 }
@@ -53,6 +55,7 @@ pub async fn serve_blocking<F: HandlerFactory>(
     spawn: impl Spawn,
 ) -> io::Result<()> {
     let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
     let factory = RateLimited::new(factory, rates.clone());
     serve_with(
         listener,
@@ -61,6 +64,7 @@ pub async fn serve_blocking<F: HandlerFactory>(
         shutdown,
         spawn,
         move |conn, peer| BlockingDispatch::<_, Unblock>::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
     )
     .await
 }
@@ -77,6 +81,7 @@ async fn serve_with<D: Dispatch>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
     make: impl Fn(Conn, SocketAddr) -> D,
+    refused: impl Fn(SocketAddr),
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
     let budget = options.new_input_budget();
@@ -121,6 +126,7 @@ async fn serve_with<D: Dispatch>(
             // A 1607 fits the new socket's send buffer: written without waiting.
             let _ = stream.get_ref().write(&refusal_bytes());
             drop(stream);
+            refused(peer);
             if let Some(n) = refusals.note(Instant::now()) {
                 warn!("refused {n} connection(s) in the last second: too many connections or failures");
             }

@@ -63,6 +63,7 @@ pub fn serve<F: HandlerFactory>(
             // A 1607 fits the new socket's send buffer: written without waiting.
             let _ = stream.set_nonblocking(true);
             let _ = (&stream).write(&refusal_bytes());
+            factory.refused(peer);
             drop(stream);
             if let Some(n) = refusals.note(Instant::now()) {
                 warn!("refused {n} connection(s) in the last second: too many connections or failures");

@@ -63,10 +63,16 @@ pub async fn serve<F: HandlerFactory>(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
     let factory = RateLimited::new(factory, rates.clone());
-    serve_with(listener, options, rates, shutdown, move |conn, peer| {
-        BlockingDispatch::<_, SpawnBlocking>::new(conn, factory.connect(peer))
-    })
+    serve_with(
+        listener,
+        options,
+        rates,
+        shutdown,
+        move |conn, peer| BlockingDispatch::<_, SpawnBlocking>::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
+    )
     .await
 }
 
@@ -79,10 +85,16 @@ pub async fn serve_async<F: AsyncHandlerFactory>(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
     let factory = AsyncRateLimited(RateLimited::new(factory, rates.clone()));
-    serve_with(listener, options, rates, shutdown, move |conn, peer| {
-        AsyncDispatch::new(conn, factory.connect(peer))
-    })
+    serve_with(
+        listener,
+        options,
+        rates,
+        shutdown,
+        move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
+    )
     .await
 }
 
@@ -92,6 +104,7 @@ async fn serve_with<D: Dispatch>(
     rates: Arc<AddressRates>,
     shutdown: impl Future<Output = ()>,
     make: impl Fn(Conn, SocketAddr) -> D,
+    refused: impl Fn(SocketAddr),
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
     let budget = options.new_input_budget();
@@ -133,6 +146,7 @@ async fn serve_with<D: Dispatch>(
             // A 1607 fits the new socket's send buffer: written without waiting.
             let _ = stream.try_write(&refusal_bytes());
             drop(stream);
+            refused(peer);
             if let Some(n) = refusals.note(Instant::now()) {
                 warn!("refused {n} connection(s) in the last second: too many connections or failures");
             }

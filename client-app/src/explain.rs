@@ -15,6 +15,8 @@ use crate::exit::{plain, Exit, Failure};
 pub struct Seen {
     /// Answers from the server.
     pub answers: u32,
+    /// Of them, general errors (1607): what a busy server answers before it closes.
+    pub refusals: u32,
     /// A send of the file began.
     pub uploading: bool,
     /// Bytes of the current send.
@@ -37,6 +39,7 @@ impl Seen {
             ClientEvent::Progress { sent, .. } => self.sent = *sent,
             ClientEvent::ServerError { code, request, .. } => {
                 self.answers += 1;
+                self.refusals += (*code == ResponseCode::GeneralError) as u32;
                 self.last_error = Some((*code, *request));
                 self.upload_error_last = *request == RequestCode::SendFile;
             }
@@ -95,17 +98,51 @@ pub fn response_name(r: ResponseCode) -> String {
     format!("{what} ({})", r as u16)
 }
 
-fn lost(ctx: &Context, seen: &Seen, why: &str) -> Failure {
-    if seen.answers == 0 {
-        return Failure::new(
-            Exit::Unreachable,
-            format!(
-                "the server at {} closed the connection before answering ({why}): \
-                 the server is busy or refused the connection",
-                ctx.server
-            ),
+/// Whether the run ended the way a busy server ends a connection it will not serve:
+/// closed with no answer, or with general errors (1607) only, before any file data
+/// went out. The client tries again a little later (within `--timeout`).
+pub fn refused_as_busy(err: &ClientError, seen: &Seen) -> bool {
+    if seen.uploading || seen.answers != seen.refusals {
+        return false;
+    }
+    match err {
+        ClientError::Io(_) => true,
+        ClientError::Failure(ClientFailure::Peer(PeerError::UnexpectedEof)) => true,
+        ClientError::Failure(ClientFailure::ServerRefused {
+            request,
+            last: ResponseCode::GeneralError,
+            ..
+        }) => matches!(request, RequestCode::Register | RequestCode::Reconnect),
+        _ => false,
+    }
+}
+
+/// The failure of a run the server would not serve (see [`refused_as_busy`]).
+fn busy(ctx: &Context, seen: &Seen, why: &str) -> Failure {
+    let what = if seen.answers == 0 {
+        format!("closed the connection before answering ({why})")
+    } else {
+        format!(
+            "answered only general error (1607) and closed the connection ({} time(s); {why})",
+            seen.refusals
         )
-        .hint("try again later; if it persists, ask the server's operator (its log says why)");
+    };
+    Failure::new(
+        Exit::Unreachable,
+        format!(
+            "the server at {} {what}: the server is busy or refused the connection",
+            ctx.server
+        ),
+    )
+    .hint(
+        "try again later, or wait longer with --timeout SECONDS; if it persists, ask the \
+         server's operator (its log says why)",
+    )
+}
+
+fn lost(ctx: &Context, seen: &Seen, why: &str) -> Failure {
+    if !seen.uploading && seen.answers == seen.refusals {
+        return busy(ctx, seen, why);
     }
     if seen.upload_error_last {
         return Failure::new(
@@ -206,6 +243,15 @@ fn explain_failure(f: &ClientFailure, ctx: &Context, seen: &Seen) -> Failure {
         .hint(
             "its disk may be full or its storage failing; tell the server's operator, then run \
              again",
+        ),
+        ClientFailure::ServerRefused {
+            request: RequestCode::Register | RequestCode::Reconnect,
+            last: ResponseCode::GeneralError,
+            attempts,
+        } if seen.answers == seen.refusals => busy(
+            ctx,
+            seen,
+            &format!("{attempts} attempt(s) on one connection"),
         ),
         ClientFailure::ServerRefused {
             request,

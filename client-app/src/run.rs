@@ -2,9 +2,12 @@
 //! drive the session and say what happened.
 
 use std::cell::RefCell;
+use std::io::Seek;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rand_core::RngCore;
 
 use protocol_core::{ClientConfig, ClientEvent, ClientSession, Outcome};
 use transport_std::{run_client, ClientOptions};
@@ -12,7 +15,7 @@ use transport_std::{run_client, ClientOptions};
 use crate::checks;
 use crate::cli::Cli;
 use crate::exit::{plain, Exit, Failure};
-use crate::explain::{explain, request_name, response_name, Context, Seen};
+use crate::explain::{explain, refused_as_busy, request_name, response_name, Context, Seen};
 use crate::info;
 use crate::progress::{summary_line, Progress, Verbosity};
 use crate::server_record;
@@ -111,7 +114,6 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     summary.client_name = Some(name.clone());
     let name_field = checks::check_client_name(&name)?;
     let mut file = checks::file_to_send(&file_path)?;
-    let shown = file.name.display();
     summary.file = Some(file_path.display().to_string());
     summary.bytes = Some(file.size);
 
@@ -127,8 +129,11 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
         registration_key: None,
         dialect: cli.dialect(),
     };
-    let mut session = ClientSession::new(config, rand_core::OsRng)
-        .map_err(|e| Failure::usage(format!("{} cannot be sent: {e}", file_path.display())))?;
+    let new_session = || {
+        ClientSession::new(config.clone(), rand_core::OsRng)
+            .map_err(|e| Failure::usage(format!("{} cannot be sent: {e}", file_path.display())))
+    };
+    let mut session = new_session()?;
     check_packet_size(cli, &session, file.size, out)?;
 
     // Registering writes me.info: the folder must take it, and a me.info made with
@@ -148,52 +153,46 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     }
     session.set_register_when_refused(no_register_reason.is_none());
 
-    let mut stream = connect(&server, Duration::from_secs(cli.timeout))?;
-    out.say(&format!(
-        "{} {server} as {name:?}; sending {} ({} bytes)",
-        if reconnecting {
-            "reconnecting to"
-        } else {
-            "registering with"
-        },
-        file_path.display(),
-        file.size
-    ));
-    out.note_verbose(&format!(
-        "packets of {} bytes; checksum {}",
-        session.packet_unit(),
-        cli.checksum.name()
-    ));
-
-    let progress = Progress::new(&shown, file.size, out.verbosity);
-    let seen = RefCell::new(Seen::default());
-    let mut save_error = None;
-    let mut registered_id = None;
-    let options = ClientOptions {
-        response_timeout: Duration::from_secs(cli.timeout),
-        ..ClientOptions::default()
-    };
-    let result = run_client(&mut session, &mut stream, &mut file.file, &options, |ev| {
-        seen.borrow_mut().on_event(ev);
-        on_event(ev, &progress, out, &seen.borrow());
-        match ev {
-            ClientEvent::Registered {
-                client_id,
-                private_key,
-            } => {
-                out.say(&format!("registered: client id {client_id}"));
-                registered_id = Some(*client_id);
-                match info::write_me(&cli.dir, &name, client_id, private_key) {
-                    Ok(()) => write_record(&cli.dir, &server, &progress),
-                    Err(e) => save_error = Some(e),
-                }
-            }
-            ClientEvent::KeyExchanged { .. } => write_record(&cli.dir, &server, &progress),
-            _ => {}
+    // A busy server refuses a connection with a 1607 (or closes it unanswered): try
+    // again after a jittered pause that doubles, as long as --timeout allows.
+    let busy_until = Instant::now() + Duration::from_secs(cli.timeout);
+    let mut pause = Duration::from_millis(100);
+    let mut tries = 0u32;
+    let (result, seen, save_error, registered_id, progress) = loop {
+        tries += 1;
+        let attempt = attempt(
+            cli,
+            out,
+            (&server, &name, reconnecting, tries == 1),
+            &mut session,
+            &mut file,
+            &file_path,
+        )?;
+        let busy = match &attempt.0 {
+            Err(e) => refused_as_busy(e, &attempt.1),
+            Ok(_) => false,
+        };
+        let wait =
+            pause.mul_f64(0.5 + 0.5 * (rand_core::OsRng.next_u32() as f64 / u32::MAX as f64));
+        if !busy || Instant::now() + wait >= busy_until {
+            break attempt;
         }
-    });
-    progress.clear();
-    let seen = seen.into_inner();
+        out.note_verbose(&format!(
+            "the server is busy (refused the connection); trying again in {} ms",
+            wait.as_millis()
+        ));
+        std::thread::sleep(wait);
+        pause = (pause * 2).min(Duration::from_secs(2));
+        session = new_session()?;
+        session.set_register_when_refused(no_register_reason.is_none());
+        file.file.rewind().map_err(|e| {
+            Failure::usage(format!(
+                "cannot read {}: {}",
+                file_path.display(),
+                plain(&e)
+            ))
+        })?;
+    };
     if let Some(id) = registered_id {
         summary.client_id = Some(id.to_hex());
         summary.registered = true;
@@ -209,6 +208,7 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
         ))
         .hint("ask the server's operator to remove that client, or register under another name"));
     }
+    let shown = file.name.display();
     let ctx = Context {
         server: &server,
         name: &name,
@@ -241,6 +241,77 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
         )),
         Err(e) => Err(explain(&e, &ctx, &seen)),
     }
+}
+
+/// What one connection's run gave: the outcome, what was seen, a failure to save
+/// me.info, the id registered, and the progress display.
+type Attempt = (
+    Result<Outcome, transport_std::ClientError>,
+    Seen,
+    Option<anyhow::Error>,
+    Option<protocol_core::ClientId>,
+    Progress,
+);
+
+/// Connects and runs the session over one connection.
+fn attempt<R: rand_core::CryptoRngCore>(
+    cli: &Cli,
+    out: &Out,
+    (server, name, reconnecting, first): (&str, &str, bool, bool),
+    session: &mut ClientSession<R>,
+    file: &mut checks::FileToSend,
+    file_path: &std::path::Path,
+) -> Result<Attempt, Failure> {
+    let shown = file.name.display();
+    let mut stream = connect(server, Duration::from_secs(cli.timeout))?;
+    if first {
+        out.say(&format!(
+            "{} {server} as {name:?}; sending {} ({} bytes)",
+            if reconnecting {
+                "reconnecting to"
+            } else {
+                "registering with"
+            },
+            file_path.display(),
+            file.size
+        ));
+        out.note_verbose(&format!(
+            "packets of {} bytes; checksum {}",
+            session.packet_unit(),
+            cli.checksum.name()
+        ));
+    }
+
+    let progress = Progress::new(&shown, file.size, out.verbosity);
+    let seen = RefCell::new(Seen::default());
+    let mut save_error = None;
+    let mut registered_id = None;
+    let options = ClientOptions {
+        response_timeout: Duration::from_secs(cli.timeout),
+        ..ClientOptions::default()
+    };
+    let result = run_client(session, &mut stream, &mut file.file, &options, |ev| {
+        seen.borrow_mut().on_event(ev);
+        on_event(ev, &progress, out, &seen.borrow());
+        match ev {
+            ClientEvent::Registered {
+                client_id,
+                private_key,
+            } => {
+                out.say(&format!("registered: client id {client_id}"));
+                registered_id = Some(*client_id);
+                match info::write_me(&cli.dir, name, client_id, private_key) {
+                    Ok(()) => write_record(&cli.dir, server, &progress),
+                    Err(e) => save_error = Some(e),
+                }
+            }
+            ClientEvent::KeyExchanged { .. } => write_record(&cli.dir, server, &progress),
+            _ => {}
+        }
+    });
+    progress.clear();
+    let seen = seen.into_inner();
+    Ok((result, seen, save_error, registered_id, progress))
 }
 
 /// Records the server `me.info` belongs to (a warning if it cannot).

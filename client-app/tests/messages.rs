@@ -159,8 +159,38 @@ fn a_server_at_its_connection_limit_is_busy() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("s"), &["--max-connections", "1"]);
     // Hold the one connection: registered, so the server surely counts it.
-    let mut held = loop {
-        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut held = hold_the_only_connection(server.port);
+    let c = folder(tmp.path(), "c", "f.bin", &data(1000, 9));
+    // The client tries again within --timeout; 2 s is less than the 5 s of silence
+    // after which the held connection could be shed for it.
+    let run = client(
+        &c,
+        &[
+            "--server",
+            &server.addr(),
+            "--name",
+            "ivy",
+            "--timeout",
+            "2",
+            "-v",
+            "f.bin",
+        ],
+    );
+    run.fails(3, "the server is busy or refused the connection");
+    assert!(!run.stderr.contains("broke the protocol"), "{run:#?}");
+    assert!(
+        !run.stderr.contains("does not follow the protocol"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("trying again in"), "retried: {run:#?}");
+    held.write_all(b"").unwrap();
+}
+
+/// One connection held on a server that takes one: registered, so it is busy, not
+/// idle, and the server refuses newcomers with a 1607.
+fn hold_the_only_connection(port: u16) -> TcpStream {
+    loop {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut req = vec![0u8; 16];
         req.push(3);
         req.extend_from_slice(&825u16.to_le_bytes());
@@ -170,16 +200,48 @@ fn a_server_at_its_connection_limit_is_busy() {
         req.extend_from_slice(&name);
         s.write_all(&req).unwrap();
         let mut head = [0u8; 7];
-        if s.read_exact(&mut head).is_ok() {
-            break s;
+        if s.read_exact(&mut head).is_ok() && u16::from_le_bytes([head[1], head[2]]) == 1600 {
+            return s;
         }
-        // The start-up probe still held the slot: try again.
+        // The start-up probe still held the slot (this one was refused): try again.
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let c = folder(tmp.path(), "c", "f.bin", &data(1000, 9));
-    client(&c, &["--server", &server.addr(), "--name", "ivy", "f.bin"])
-        .fails(3, "the server is busy or refused the connection");
-    held.write_all(b"").unwrap();
+    }
+}
+
+#[test]
+fn a_busy_server_is_waited_out_within_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("s"), &["--max-connections", "1"]);
+    let held = hold_the_only_connection(server.port);
+    // The slot is freed once the server has refused the client's first try (the
+    // server logs refusals, at most once a second, with their count).
+    let log = server.dir.join("server.log");
+    let before = std::fs::read_to_string(&log).unwrap_or_default().len();
+    let release = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let refused = |l: String| l.get(before..).is_some_and(|new| new.contains("refused "));
+        while Instant::now() < deadline && !std::fs::read_to_string(&log).is_ok_and(refused) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(held);
+    });
+    let c = folder(tmp.path(), "c", "f.bin", &data(1000, 11));
+    let run = client(
+        &c,
+        &[
+            "--server",
+            &server.addr(),
+            "--name",
+            "una",
+            "--timeout",
+            "30",
+            "-v",
+            "f.bin",
+        ],
+    );
+    release.join().unwrap();
+    run.ok();
+    assert!(run.stderr.contains("trying again in"), "{run:#?}");
 }
 
 #[test]

@@ -92,6 +92,10 @@ pub enum PeerError {
     /// 1607 either way).
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// The server's [`InputBudget`](crate::InputBudget) for buffered input is spent:
+    /// the connection is refused (1607) rather than let memory grow.
+    #[error("the server is busy: its input budget is spent")]
+    Busy,
     /// Input was given to a connection that had already closed: repeated on every
     /// call after the close (the error that closed it is in `error()`).
     #[error("the connection is closed")]

@@ -113,8 +113,9 @@ pub use dialect::{
 pub use error::{PeerError, UsageError};
 pub use limits::Limits;
 pub use server::{
-    ClientRecord, DecodeError, QuestionKind, ServerConfig, ServerConnection, ServerEvent,
-    SuspendedUpload, Ticket, Verdict,
+    ClientRecord, DecodeError, InputBudget, QuestionKind, ServerConfig, ServerConnection,
+    ServerEvent, SuspendedUpload, Ticket, Verdict, DEFAULT_FREE_PER_CONNECTION,
+    DEFAULT_INPUT_BUDGET,
 };
 
 /// The `rand_core` this crate's API uses (version 0.6): the RNG given to

@@ -12,6 +12,7 @@ use std::time::Duration;
 /// | [`max_packets`](Limits::max_packets) | 65,535 |
 /// | [`max_unwritten`](Limits::max_unwritten) | 8 MiB |
 /// | [`idle_timeout`](Limits::idle_timeout) | 120 s |
+/// | [`first_header_timeout`](Limits::first_header_timeout) | 10 s |
 /// | [`request_timeout`](Limits::request_timeout) | 60 s |
 /// | [`answer_timeout`](Limits::answer_timeout) | 60 s |
 /// | [`key_lifetime`](Limits::key_lifetime) | 24 h |
@@ -40,6 +41,10 @@ pub struct Limits {
     pub max_unwritten: usize,
     /// A connection with no complete request for this long is closed. Default 120 s.
     pub idle_timeout: Duration,
+    /// A new connection that has not sent a whole request header within this time
+    /// is refused (1607) and closed: idle and slow peers cannot hold the server's
+    /// connection slots for the idle timeout. Default 10 s.
+    pub first_header_timeout: Duration,
     /// A request whose header or payload has started but not finished within this
     /// time is abandoned (slow senders). Default 60 s.
     pub request_timeout: Duration,
@@ -66,6 +71,7 @@ impl Default for Limits {
             max_packets: u16::MAX,
             max_unwritten: 8 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),
+            first_header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             answer_timeout: Duration::from_secs(60),
             key_lifetime: Duration::from_secs(24 * 60 * 60),

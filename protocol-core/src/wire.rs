@@ -477,7 +477,11 @@ pub fn decode_request(
 }
 
 /// The payload size a request code must (or, for 828, may) have.
-fn check_request_size(code: RequestCode, size: usize, limits: &Limits) -> Result<(), PeerError> {
+pub(crate) fn check_request_size(
+    code: RequestCode,
+    size: usize,
+    limits: &Limits,
+) -> Result<(), PeerError> {
     let ok = match code {
         RequestCode::Register
         | RequestCode::Reconnect

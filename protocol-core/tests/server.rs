@@ -671,6 +671,7 @@ fn a_slow_header_times_out_and_an_idle_connection_closes() {
     let limits = Limits {
         request_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(30),
+        first_header_timeout: Duration::from_secs(60),
         ..Limits::default()
     };
     let (mut s, now) = fresh(limits.clone());
@@ -689,6 +690,131 @@ fn a_slow_header_times_out_and_an_idle_connection_closes() {
     s.handle_timeout(now + Duration::from_secs(30));
     assert!(s.is_closed());
     assert_eq!(last_code(&mut s), None, "an idle close sends nothing");
+}
+
+#[test]
+fn a_connection_without_a_header_in_time_gets_1607_before_the_idle_timeout() {
+    let (mut s, now) = fresh(Limits::default());
+    let deadline = now + Limits::default().first_header_timeout;
+    assert_eq!(s.poll_timeout(), Some(deadline));
+    s.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!s.is_closed());
+    s.handle_timeout(deadline);
+    assert!(s.is_closed());
+    assert_eq!(last_code(&mut s), Some(1607));
+
+    // Once a whole header is in, that deadline no longer applies.
+    let (mut s, now) = fresh(Limits::default());
+    let mut b = frame(ClientId([5; 16]), &packet(1, 1, 16, 1, &[0u8; 16]));
+    let mut head = b.split_to(25);
+    s.handle_input(&mut head, now).unwrap();
+    let Some(ServerEvent::LookupClient { ticket, .. }) = s.poll_event() else {
+        panic!("an 828 header is looked up at once");
+    };
+    let rec = ClientRecord {
+        aes_key: Some(crypto::AesKey::from_slice(&[1; 32]).unwrap()),
+        key_age: Duration::ZERO,
+        suspended: None,
+    };
+    s.client_lookup(ticket, Some(rec)).unwrap();
+    s.handle_timeout(deadline);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn an_828_header_from_a_client_without_a_key_is_refused_before_its_payload() {
+    let (mut s, now) = fresh(Limits::default());
+    let mut store = MemStore::default();
+    // A 16 MiB packet declared; only the header and a few bytes sent.
+    let content = vec![0u8; 16 << 20];
+    let mut b = frame(ClientId([7; 16]), &packet(1, 1, 16 << 20, 1, &content));
+    let mut head = b.split_to(40);
+    drop(b);
+    s.handle_input(&mut head, now).unwrap();
+    assert_eq!(s.pending_question(), Some(QuestionKind::LookupClient));
+    assert!(!s.wants_read(), "no payload is taken before the lookup");
+    store.serve(&mut s);
+    assert_eq!(last_code(&mut s), Some(1607));
+    assert!(s.is_closed());
+}
+
+#[test]
+fn buffered_input_counts_against_the_budget_shared_by_connections() {
+    let budget = InputBudget::new(100);
+    let now = Instant::now();
+    let conn = |seed| {
+        ServerConnection::new(
+            ServerConfig::default(),
+            ChaCha20Rng::seed_from_u64(seed),
+            now,
+        )
+        .with_budget(budget.clone())
+    };
+    let (mut a, mut b) = (conn(1), conn(2));
+    let name = FieldString::new("alice").unwrap();
+    let mut reg = BytesMut::new();
+    wire::encode_request(
+        &mut reg,
+        ClientId::ZERO,
+        &Request::Register { name },
+        Default::default(),
+    );
+    let whole = reg.clone();
+    let mut part_a = reg.split_to(60);
+    a.handle_input(&mut part_a, now).unwrap();
+    assert_eq!(a.buffered_input(), 60);
+    assert_eq!(budget.used(), 60);
+    let mut part_b = BytesMut::from(&whole[..50]);
+    assert_eq!(b.handle_input(&mut part_b, now), Err(PeerError::Busy));
+    assert_eq!(last_code(&mut b), Some(1607));
+    assert_eq!(budget.used(), 60, "the refused input is not counted");
+    part_a.extend_from_slice(&reg);
+    a.handle_input(&mut part_a, now).unwrap();
+    assert_eq!(budget.used(), 0, "a whole frame is taken: nothing held");
+    let mut rest = BytesMut::from(&[0u8; 30][..]);
+    a.handle_input(&mut rest, now).ok();
+    drop(a);
+    drop(b);
+    assert_eq!(budget.used(), 0, "released when the connections go");
+}
+
+#[test]
+fn input_within_the_free_share_of_a_connection_is_never_refused_for_the_budget() {
+    // A full budget refuses only the input past each connection's free share, so
+    // that clients holding what honest ones do are served however many there are.
+    let budget = InputBudget::new(10).with_free_per_connection(100);
+    let now = Instant::now();
+    let conn = |seed| {
+        ServerConnection::new(
+            ServerConfig::default(),
+            ChaCha20Rng::seed_from_u64(seed),
+            now,
+        )
+        .with_budget(budget.clone())
+    };
+    let mut reg = BytesMut::new();
+    let name = FieldString::new("alice").unwrap();
+    wire::encode_request(
+        &mut reg,
+        ClientId::ZERO,
+        &Request::Register { name },
+        Default::default(),
+    );
+    let mut conns: Vec<_> = (0..50).map(conn).collect();
+    for c in conns.iter_mut() {
+        let mut part = BytesMut::from(&reg[..90]); // a partial registration each
+        c.handle_input(&mut part, now).unwrap();
+    }
+    assert_eq!(budget.used(), 0, "within the free share: nothing counted");
+    let mut big = conn(99);
+    let mut input = BytesMut::from(&reg[..105]);
+    big.handle_input(&mut input, now).unwrap();
+    assert_eq!(budget.used(), 5, "only what passes the free share counts");
+    let mut bigger = conn(100);
+    let mut input = BytesMut::from(&reg[..106]);
+    assert_eq!(bigger.handle_input(&mut input, now), Err(PeerError::Busy));
+    drop(big);
+    assert_eq!(budget.used(), 0);
 }
 
 #[test]

@@ -32,12 +32,19 @@ mod limiter;
 pub mod log;
 pub mod memory;
 mod options;
+mod rate;
 mod sync;
 
 pub use asynch::{AsyncConnectionHandler, AsyncDispatch, AsyncHandlerFactory, Inline};
 pub use client::{end_of_stream, ClientError, ClientOptions};
-pub use limiter::{ConnectionGuard, ConnectionLimiter};
+pub use limiter::{
+    refusal_bytes, AcceptBackoff, ConnectionGuard, ConnectionLimiter, RateLog, Slot,
+    SHED_AFTER_SILENCE,
+};
 pub use options::{ServerOptions, Shutdown};
+pub use rate::{
+    AddressRates, AsyncRateLimited, Buckets, RateLimit, RateLimited, RateLimitedHandler,
+};
 pub use sync::{
     pump, pump_with, BlockingDispatch, ConnectionHandler, Dispatch, HandlerFactory, Offload,
 };

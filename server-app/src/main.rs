@@ -15,7 +15,7 @@ use protocol_core::{
     ByteOrder, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig, ServerDialect,
 };
 use tracing::{info, warn};
-use transport_std::{ServerOptions, Shutdown};
+use transport_std::{RateLimit, ServerOptions, Shutdown};
 
 use server_app::admin::{self, AdminError};
 use server_app::app::{App, Policy, SharedApp};
@@ -55,12 +55,32 @@ struct Cli {
     /// Socket driver.
     #[arg(long, global = true, value_enum, default_value_t = Transport::Tokio)]
     transport: Transport,
-    /// Connections served at once.
+    /// Connections served at once. At the cap, a newcomer sheds a connection that
+    /// has sent no whole request header (oldest first) or has been silent 5 s;
+    /// only if there is none is it refused, with a 1607.
     #[arg(long, global = true, default_value_t = 1024)]
     max_connections: usize,
-    /// Connections from one IP address at once.
-    #[arg(long, global = true, default_value_t = 64)]
+    /// Connections from one IP address at once (shedding as for --max-connections).
+    #[arg(long, global = true, default_value_t = 1024)]
     max_connections_per_ip: usize,
+    /// Bytes of request input all connections together may hold, beyond the first
+    /// 512 KiB of each; a connection that would pass it is closed with a 1607.
+    #[arg(long, global = true, default_value_t = protocol_core::DEFAULT_INPUT_BUDGET)]
+    input_budget_bytes: usize,
+    /// Registrations (825) one IP address may make at once; past it, a registration
+    /// gets a 1607 until the bucket refills (--registrations-per-second).
+    #[arg(long, global = true, default_value_t = 1024)]
+    registrations_burst: u32,
+    /// Registrations one IP address is given back per second.
+    #[arg(long, global = true, default_value_t = 100.0)]
+    registrations_per_second: f64,
+    /// Connections closed for a protocol violation one IP address may have at once;
+    /// past it, its new connections get a 1607 until the bucket refills.
+    #[arg(long, global = true, default_value_t = 1024)]
+    failures_burst: u32,
+    /// Protocol violations one IP address is given back per second.
+    #[arg(long, global = true, default_value_t = 100.0)]
+    failures_per_second: f64,
     /// Largest content of one file packet (828, send file), in bytes.
     #[arg(long, global = true, default_value_t = 16 * 1024 * 1024)]
     max_packet_bytes: usize,
@@ -265,6 +285,16 @@ impl Cli {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            input_budget: self.input_budget_bytes,
+            registrations: RateLimit {
+                burst: self.registrations_burst,
+                per_second: self.registrations_per_second,
+            },
+            failures: RateLimit {
+                burst: self.failures_burst,
+                per_second: self.failures_per_second,
+            },
+            ..ServerOptions::default()
         }
     }
 }

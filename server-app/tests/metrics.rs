@@ -109,8 +109,26 @@ fn every_transport_counts_refusals_and_reports_health() {
             "{transport}"
         );
         let port = server.metrics_port().unwrap();
-        // One connection holds the only place; the next ones are refused.
-        let held = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        // One connection holds the only place, registered so that it is busy (an
+        // idle one would be shed for a newcomer); the next ones are refused.
+        let held = loop {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            let mut req = vec![0u8; 16];
+            req.push(3);
+            req.extend_from_slice(&825u16.to_le_bytes());
+            req.extend_from_slice(&255u32.to_le_bytes());
+            let mut name = format!("holder-{transport}").into_bytes();
+            name.resize(255, 0);
+            req.extend_from_slice(&name);
+            s.write_all(&req).unwrap();
+            let mut head = [0u8; 7];
+            if s.read_exact(&mut head).is_ok() && u16::from_le_bytes([head[1], head[2]]) == 1600 {
+                break s;
+            }
+            // The start-up probe still held the place (this one was refused).
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let _more = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();

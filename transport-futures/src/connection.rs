@@ -117,9 +117,31 @@ where
         let _ = stream.write_all(&out).await;
     }
     let _ = stream.close().await;
+    if dispatch.conn().error().is_some() || !input.is_empty() {
+        // After closing for an error (a 1607 sent, the peer possibly still
+        // sending): read and discard for a moment, so that the close is not a
+        // reset, which would discard the 1607 before the peer reads it.
+        let drain = async {
+            let mut total = 0;
+            while total < LINGER_BYTES {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        };
+        future::or(drain, async {
+            Timer::after(LINGER).await;
+        })
+        .await;
+    }
     dispatch.close().await;
     result
 }
+
+/// How long, and how much, a connection closed for an error reads before closing.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// [`Dispatch::pump`]; an async handler still running `answer_timeout` after the
 /// pump began is dropped (its question then times out in the connection).

@@ -35,6 +35,7 @@
 mod client;
 mod connection;
 mod server;
+mod watched;
 
 use std::future::Future;
 use std::pin::Pin;

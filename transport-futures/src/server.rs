@@ -1,7 +1,7 @@
 //! The accept loop: caps, a task per connection, and the graceful shutdown.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use futures_lite::future;
 use protocol_handler::{
-    AsyncDispatch, AsyncHandlerFactory, BlockingDispatch, Conn, ConnectionLimiter, Dispatch,
-    HandlerFactory, ServerOptions,
+    refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncHandlerFactory,
+    AsyncRateLimited, BlockingDispatch, Conn, ConnectionLimiter, Dispatch, HandlerFactory,
+    RateLimited, RateLog, ServerOptions,
 };
 use rand_core::OsRng;
 use tracing::{debug, info, warn};
@@ -29,16 +30,17 @@ pub async fn serve<F: AsyncHandlerFactory>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
 ) -> io::Result<()> {
+    let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
+    let factory = AsyncRateLimited(RateLimited::new(factory, rates.clone()));
     serve_with(
         listener,
         options,
+        rates,
         shutdown,
         spawn,
-        {
-            let factory = factory.clone();
-            move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer))
-        },
-        move |peer| factory.refused(peer),
+        move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
     )
     .await
 }
@@ -52,16 +54,17 @@ pub async fn serve_blocking<F: HandlerFactory>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
 ) -> io::Result<()> {
+    let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
+    let factory = RateLimited::new(factory, rates.clone());
     serve_with(
         listener,
         options,
+        rates,
         shutdown,
         spawn,
-        {
-            let factory = factory.clone();
-            move |conn, peer| BlockingDispatch::<_, Unblock>::new(conn, factory.connect(peer))
-        },
-        move |peer| factory.refused(peer),
+        move |conn, peer| BlockingDispatch::<_, Unblock>::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
     )
     .await
 }
@@ -74,12 +77,16 @@ enum Accepted {
 async fn serve_with<D: Dispatch>(
     listener: Async<TcpListener>,
     options: ServerOptions,
+    rates: Arc<AddressRates>,
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
     make: impl Fn(Conn, SocketAddr) -> D,
     refused: impl Fn(SocketAddr),
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
+    let budget = options.new_input_budget();
+    let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
+    let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
     // Closing `stop_tx` tells every connection to stop; each connection holds a
     // clone of `done_tx`, so `done_rx` ends when the last one is gone.
@@ -96,32 +103,49 @@ async fn serve_with<D: Dispatch>(
             Accepted::Shutdown => break,
             Accepted::Conn(Ok(x)) => x,
             Accepted::Conn(Err(e)) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                warn!("accept failed: {e}");
-                Timer::after(Duration::from_millis(50)).await;
+                // Out of file descriptors and the like: back off, keep serving the
+                // open connections, log once a second.
+                if let Some(n) = accept_errors.note(Instant::now()) {
+                    warn!("accept failed {n} time(s) in the last second: {e}");
+                }
+                Timer::after(backoff.failed()).await;
                 continue;
             }
         };
-        let Some(guard) = limiter.try_acquire(
-            peer.ip(),
-            options.max_connections,
-            options.max_connections_per_ip,
-        ) else {
-            warn!(%peer, "connection refused: too many connections");
+        backoff.succeeded();
+        let guard = if rates.admits(peer.ip(), Instant::now()) {
+            limiter.try_acquire(
+                peer.ip(),
+                options.max_connections,
+                options.max_connections_per_ip,
+            )
+        } else {
+            None
+        };
+        let Some(guard) = guard else {
+            // A 1607 fits the new socket's send buffer: written without waiting.
+            let _ = stream.get_ref().write(&refusal_bytes());
+            drop(stream);
             refused(peer);
+            if let Some(n) = refusals.note(Instant::now()) {
+                warn!("refused {n} connection(s) in the last second: too many connections or failures");
+            }
             continue;
         };
         let _ = stream.get_ref().set_nodelay(true);
-        let dispatch = make(
-            Conn::new(options.config.clone(), OsRng, Instant::now()),
-            peer,
-        );
+        let conn =
+            Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget.clone());
+        let dispatch = make(conn, peer);
         let options = options.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         spawn.spawn(Box::pin(async move {
             let _guard = guard;
             let _done = done;
+            let stream = crate::watched::Watched {
+                inner: stream,
+                slot: _guard.slot().clone(),
+            };
             debug!(%peer, "connection accepted");
             match drive_connection(stream, peer, dispatch, &options, stop).await {
                 Ok(()) => debug!(%peer, "connection closed"),

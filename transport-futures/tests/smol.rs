@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_io::Async;
 use futures_lite::future;
 use futures_lite::io::AsyncReadExt;
 use protocol_core::{ClientFailure, Limits, Outcome, PeerError, ServerConfig, ServerEvent};
@@ -250,20 +251,50 @@ fn a_silent_server_fails_the_client_at_its_answer_deadline() {
     });
 }
 
+/// Sends a 825 on a new connection and returns the code of the first answer
+/// (or `None` if the connection closed without one).
+async fn register_code(addr: SocketAddr) -> (Async<std::net::TcpStream>, Option<u16>) {
+    use futures_lite::io::AsyncWriteExt;
+    let mut s = Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+    let mut req = bytes::BytesMut::new();
+    protocol_core::wire::encode_request(
+        &mut req,
+        protocol_core::ClientId::ZERO,
+        &protocol_core::Request::Register {
+            name: protocol_core::FieldString::new("probe").unwrap(),
+        },
+        Default::default(),
+    );
+    let _ = s.write_all(&req).await;
+    let mut head = [0u8; 7];
+    let code = match s.read_exact(&mut head).await {
+        Ok(()) => Some(u16::from_le_bytes([head[1], head[2]])),
+        Err(_) => None,
+    };
+    (s, code)
+}
+
 #[test]
-fn connections_over_the_cap_are_closed_at_once() {
+fn at_the_cap_an_idle_connection_is_shed_and_if_none_is_idle_the_newcomer_gets_1607() {
     smol::block_on(async {
         let options = ServerOptions {
             max_connections: 1,
             ..ServerOptions::default()
         };
         let (addr, stop, server) = start_blocking(common::app(), options);
-        let _first = async_io::Async::<std::net::TcpStream>::connect(addr)
-            .await
-            .unwrap();
-        // Give the accept loop the first connection before the second arrives.
-        let (_r, first_ok) = common::upload_probe(addr).await;
-        assert!(!first_ok, "the second connection was served");
+        let mut idle = Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+        let (busy, code) = register_code(addr).await;
+        assert_eq!(code, Some(1600), "the newcomer is served");
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            idle.read(&mut buf).await.unwrap(),
+            0,
+            "the idle one was shed"
+        );
+        // `busy` has just sent a request: it is not shed, so the next one is refused.
+        let (_s, code) = register_code(addr).await;
+        assert_eq!(code, Some(1607), "a refused connection is told");
+        drop(busy);
         stop.close();
         server.await.unwrap();
     });

@@ -20,5 +20,5 @@ pub use handler::{
     pump, pump_with, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown,
 };
 pub use protocol_handler::{log, memory};
-pub use protocol_handler::{ConnectionGuard, ConnectionLimiter};
+pub use protocol_handler::{ConnectionGuard, ConnectionLimiter, RateLimit};
 pub use server::serve;

@@ -10,7 +10,9 @@ use rand_core::OsRng;
 use tracing::{debug, info, warn};
 
 use crate::handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
-use protocol_handler::ConnectionLimiter;
+use protocol_handler::{
+    refusal_bytes, AcceptBackoff, AddressRates, ConnectionLimiter, RateLimited, RateLog, Slot,
+};
 
 /// Serves connections from `listener` until `shutdown` is triggered, then waits for
 /// the connections to finish (at most [`ServerOptions::shutdown_grace`] for uploads).
@@ -23,6 +25,11 @@ pub fn serve<F: HandlerFactory>(
     // Accepting without blocking lets the loop notice a shutdown within a tick.
     listener.set_nonblocking(true)?;
     let limiter = Arc::new(ConnectionLimiter::default());
+    let rates = AddressRates::new(options.registrations, options.failures);
+    let factory = RateLimited::new(factory, rates.clone());
+    let budget = options.new_input_budget();
+    let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
+    let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
     while !shutdown.is_triggered() {
         let (stream, peer) = match listener.accept() {
@@ -33,22 +40,37 @@ pub fn serve<F: HandlerFactory>(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                warn!("accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
+                // Out of file descriptors and the like: back off, keep serving the
+                // open connections, log once a second.
+                if let Some(n) = accept_errors.note(Instant::now()) {
+                    warn!("accept failed {n} time(s) in the last second: {e}");
+                }
+                std::thread::sleep(backoff.failed());
                 continue;
             }
         };
-        let Some(guard) = limiter.try_acquire(
-            peer.ip(),
-            options.max_connections,
-            options.max_connections_per_ip,
-        ) else {
-            warn!(%peer, "connection refused: too many connections");
+        backoff.succeeded();
+        let guard = if rates.admits(peer.ip(), Instant::now()) {
+            limiter.try_acquire(
+                peer.ip(),
+                options.max_connections,
+                options.max_connections_per_ip,
+            )
+        } else {
+            None
+        };
+        let Some(guard) = guard else {
+            // A 1607 fits the new socket's send buffer: written without waiting.
+            let _ = stream.set_nonblocking(true);
+            let _ = (&stream).write(&refusal_bytes());
             factory.refused(peer);
             drop(stream);
+            if let Some(n) = refusals.note(Instant::now()) {
+                warn!("refused {n} connection(s) in the last second: too many connections or failures");
+            }
             continue;
         };
+        let budget = budget.clone();
         let handler = factory.connect(peer);
         let options = options.clone();
         let shutdown = shutdown.clone();
@@ -56,8 +78,13 @@ pub fn serve<F: HandlerFactory>(
             .name(format!("conn {peer}"))
             .stack_size(256 * 1024)
             .spawn(move || {
+                let slot = guard.slot().clone();
                 let _guard = guard;
-                if let Err(e) = run_connection(stream, peer, &options, handler, &shutdown) {
+                let conn =
+                    Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
+                if let Err(e) =
+                    run_connection(stream, peer, &options, handler, &shutdown, conn, &slot)
+                {
                     debug!(%peer, "connection ended: {e}");
                 }
             });
@@ -84,9 +111,10 @@ fn run_connection<H: ConnectionHandler>(
     options: &ServerOptions,
     mut handler: H,
     shutdown: &Shutdown,
+    mut conn: Conn,
+    slot: &Slot,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut conn: Conn = Conn::new(options.config.clone(), OsRng, Instant::now());
     let mut input = BytesMut::with_capacity(16 * 1024);
     // Read into a buffer zeroed once, then copy what arrived: cheaper than zeroing
     // spare capacity of `input` before every read.
@@ -122,6 +150,13 @@ fn run_connection<H: ConnectionHandler>(
                 break Ok(());
             }
         }
+        if slot.is_shed() {
+            // Shed for a newcomer (its slot is already given away): the read
+            // timeout's tick brings the loop here within half a second.
+            conn.handle_eof();
+            drain(&mut conn, &mut handler);
+            break Ok(());
+        }
         if !conn.wants_read() {
             // Only a handler that answers later (or forgets to) can leave the
             // connection waiting; the question's deadline still runs.
@@ -148,7 +183,10 @@ fn run_connection<H: ConnectionHandler>(
                 drain(&mut conn, &mut handler);
                 break Ok(());
             }
-            Ok(n) => input.extend_from_slice(&scratch[..n]),
+            Ok(n) => {
+                slot.note_read(n);
+                input.extend_from_slice(&scratch[..n]);
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -169,6 +207,24 @@ fn run_connection<H: ConnectionHandler>(
     if !out.is_empty() {
         let _ = stream.write_all(&out);
     }
+    if conn.error().is_some() || !input.is_empty() {
+        // After closing for an error (a 1607 sent, the peer possibly still
+        // sending): read and discard for a moment, so that the close is not a
+        // reset, which would discard the 1607 before the peer reads it.
+        let _ = stream.shutdown(NetShutdown::Write);
+        let until = Instant::now() + Duration::from_millis(500);
+        let mut total = 0;
+        while total < (1 << 20) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match stream.read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    }
     let _ = stream.shutdown(NetShutdown::Both);
     handler.on_close(&conn);
     debug!(%peer, "connection closed");
@@ -178,28 +234,5 @@ fn run_connection<H: ConnectionHandler>(
 fn drain<H: ConnectionHandler>(conn: &mut Conn, handler: &mut H) {
     while let Some(ev) = conn.poll_event() {
         handler.on_event(conn, ev);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
-    use std::sync::Arc;
-
-    use super::ConnectionLimiter;
-
-    #[test]
-    fn caps_overall_and_per_address_and_releases_on_drop() {
-        let limiter = Arc::new(ConnectionLimiter::default());
-        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-        let g1 = limiter.try_acquire(a, 3, 2).unwrap();
-        let _g2 = limiter.try_acquire(a, 3, 2).unwrap();
-        assert!(limiter.try_acquire(a, 3, 2).is_none(), "per-address cap");
-        let _g3 = limiter.try_acquire(b, 3, 2).unwrap();
-        assert!(limiter.try_acquire(b, 3, 2).is_none(), "overall cap");
-        assert_eq!(limiter.open(), 3);
-        drop(g1);
-        assert!(limiter.try_acquire(a, 3, 2).is_some(), "released on drop");
     }
 }

@@ -10,6 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant as TokioInstant;
 
 const READ_CHUNK: usize = 256 * 1024;
+/// What a connection that has not yet filled a read is given to read into.
+const SMALL_READ: usize = 4 * 1024;
 
 /// Far enough to mean "no deadline" for the one timer that is reset, never recreated.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -30,7 +32,10 @@ where
     D: Dispatch,
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut input = BytesMut::new();
+    // Reads are small until one fills what was reserved: a peer streaming a file
+    // gets 256 KiB reads, while an idle or slow one costs a few KiB, not 256.
+    let mut fast = false;
     let mut out = BytesMut::new();
     let mut stopping_since: Option<Instant> = None;
     let timer = tokio::time::sleep(NEVER);
@@ -79,12 +84,13 @@ where
             timer.as_mut().reset(TokioInstant::from_std(at));
             armed = deadline;
         }
-        input.reserve(READ_CHUNK);
+        input.reserve(if fast { READ_CHUNK } else { SMALL_READ });
+        let room = input.capacity() - input.len();
         let wants_read = dispatch.conn().wants_read();
         tokio::select! {
             r = stream.read_buf(&mut input), if wants_read => match r {
                 Ok(0) | Err(_) => dispatch.conn().handle_eof(),
-                Ok(_) => {}
+                Ok(n) => fast = n >= room.min(READ_CHUNK),
             },
             _ = timer.as_mut(), if armed.is_some() => {
                 armed = None;
@@ -99,9 +105,33 @@ where
         let _ = stream.write_all(&out).await;
     }
     let _ = stream.shutdown().await;
+    if dispatch.conn().error().is_some() || !input.is_empty() {
+        linger(&mut stream).await;
+    }
     dispatch.close().await;
     result
 }
+
+/// After closing for an error (a 1607 sent, the peer possibly still sending):
+/// reads and discards what the peer sends for a moment, so that the close is not
+/// a reset, which would discard the 1607 before the peer reads it.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    let drain = async {
+        let mut sink = [0u8; 8192];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// How long, and how much, [`linger`] reads.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// [`Dispatch::pump`]; an async handler still running `answer_timeout` after the
 /// pump began is dropped (its question then times out in the connection).

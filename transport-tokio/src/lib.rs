@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod connection;
+mod watched;
 
 use std::future::Future;
 use std::io;
@@ -20,7 +21,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol_core::{ClientEvent, ClientSession, Outcome};
-use protocol_handler::{end_of_stream, AsyncDispatch, BlockingDispatch, Dispatch, Offload};
+use protocol_handler::{
+    end_of_stream, refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncRateLimited,
+    BlockingDispatch, Dispatch, Offload, RateLimited, RateLog,
+};
 pub use protocol_handler::{
     AsyncConnectionHandler, AsyncHandlerFactory, ClientError, ClientOptions, Conn,
     ConnectionHandler, ConnectionLimiter, HandlerFactory, ServerOptions,
@@ -58,15 +62,16 @@ pub async fn serve<F: HandlerFactory>(
     factory: Arc<F>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
+    let factory = RateLimited::new(factory, rates.clone());
     serve_with(
         listener,
         options,
+        rates,
         shutdown,
-        {
-            let factory = factory.clone();
-            move |conn, peer| BlockingDispatch::<_, SpawnBlocking>::new(conn, factory.connect(peer))
-        },
-        move |peer| factory.refused(peer),
+        move |conn, peer| BlockingDispatch::<_, SpawnBlocking>::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
     )
     .await
 }
@@ -79,15 +84,16 @@ pub async fn serve_async<F: AsyncHandlerFactory>(
     factory: Arc<F>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let rates = AddressRates::new(options.registrations, options.failures);
+    let inner = factory.clone();
+    let factory = AsyncRateLimited(RateLimited::new(factory, rates.clone()));
     serve_with(
         listener,
         options,
+        rates,
         shutdown,
-        {
-            let factory = factory.clone();
-            move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer))
-        },
-        move |peer| factory.refused(peer),
+        move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer)),
+        move |peer| inner.refused(peer),
     )
     .await
 }
@@ -95,11 +101,15 @@ pub async fn serve_async<F: AsyncHandlerFactory>(
 async fn serve_with<D: Dispatch>(
     listener: TcpListener,
     options: ServerOptions,
+    rates: Arc<AddressRates>,
     shutdown: impl Future<Output = ()>,
     make: impl Fn(Conn, SocketAddr) -> D,
     refused: impl Fn(SocketAddr),
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
+    let budget = options.new_input_budget();
+    let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
+    let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
     // `stop` tells every connection to stop; each connection holds a clone of
     // `done_tx`, so `done_rx` ends when the last one is gone.
@@ -112,26 +122,39 @@ async fn serve_with<D: Dispatch>(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: back off, keep serving
+                    // the open connections, log once a second.
+                    if let Some(n) = accept_errors.note(Instant::now()) {
+                        warn!("accept failed {n} time(s) in the last second: {e}");
+                    }
+                    tokio::time::sleep(backoff.failed()).await;
                     continue;
                 }
             },
         };
-        let Some(guard) = limiter.try_acquire(
-            peer.ip(),
-            options.max_connections,
-            options.max_connections_per_ip,
-        ) else {
-            warn!(%peer, "connection refused: too many connections");
+        backoff.succeeded();
+        let guard = if rates.admits(peer.ip(), Instant::now()) {
+            limiter.try_acquire(
+                peer.ip(),
+                options.max_connections,
+                options.max_connections_per_ip,
+            )
+        } else {
+            None
+        };
+        let Some(guard) = guard else {
+            // A 1607 fits the new socket's send buffer: written without waiting.
+            let _ = stream.try_write(&refusal_bytes());
+            drop(stream);
             refused(peer);
+            if let Some(n) = refusals.note(Instant::now()) {
+                warn!("refused {n} connection(s) in the last second: too many connections or failures");
+            }
             continue;
         };
-        let dispatch = make(
-            Conn::new(options.config.clone(), OsRng, Instant::now()),
-            peer,
-        );
+        let conn =
+            Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget.clone());
+        let dispatch = make(conn, peer);
         let options = options.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
@@ -139,6 +162,10 @@ async fn serve_with<D: Dispatch>(
             let _guard = guard;
             let _done = done;
             let _ = stream.set_nodelay(true);
+            let stream = watched::Watched {
+                inner: stream,
+                slot: _guard.slot().clone(),
+            };
             debug!(%peer, "connection accepted");
             match drive_connection(stream, peer, dispatch, &options, stop).await {
                 Ok(()) => debug!(%peer, "connection closed"),

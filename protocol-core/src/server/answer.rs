@@ -106,8 +106,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 u.resumed = true;
                 u
             });
-        if let Err(e) = self.on_packet(client_id, packet) {
-            self.fatal(e);
+        // Looked up at the header: the frame is decoded when it is whole.
+        if let Some(packet) = packet {
+            if let Err(e) = self.on_packet(client_id, packet) {
+                self.fatal(e);
+            }
         }
         Ok(())
     }

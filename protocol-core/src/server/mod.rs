@@ -61,6 +61,7 @@
 //! declared original size.
 
 mod answer;
+mod budget;
 mod event;
 pub mod question;
 mod suspended;
@@ -81,6 +82,7 @@ use crate::wire::{
     self, ByteOrder, ClientId, FieldString, FilePacket, Request, RequestCode, RequestFrame,
     Response, ResponseEncoding,
 };
+pub use budget::{InputBudget, DEFAULT_FREE_PER_CONNECTION, DEFAULT_INPUT_BUDGET};
 pub use event::{ClientRecord, ServerConfig, ServerEvent, Verdict};
 use question::Question;
 pub use question::{QuestionKind, Ticket};
@@ -106,9 +108,11 @@ enum Pending {
         aes_key: AesKey,
         encrypted: Bytes,
     },
+    /// Asked at the header of an 828 (before any of its payload is taken); the
+    /// packet is `None` then, `Some` only for a packet decoded before the lookup.
     Lookup {
         client_id: ClientId,
-        packet: FilePacket,
+        packet: Option<FilePacket>,
     },
     UploadFinished {
         client_id: ClientId,
@@ -199,6 +203,25 @@ pub struct ServerConnection<R> {
     last_progress: Instant,
     partial_since: Option<Instant>,
     detected: DetectedDialect,
+    /// When the connection was accepted, and whether a whole request header has
+    /// arrived since (a connection must show one within
+    /// [`Limits::first_header_timeout`](crate::Limits::first_header_timeout)).
+    accepted_at: Instant,
+    header_seen: bool,
+    /// The client an 828 header was looked up for, so that its frame is not looked
+    /// up again once it is whole.
+    looked_up: Option<ClientId>,
+    /// The server-wide input budget and this connection's share of it.
+    budget: Option<InputBudget>,
+    held: usize,
+}
+
+impl<R> Drop for ServerConnection<R> {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.resize(self.held, 0);
+        }
+    }
 }
 
 impl<R: CryptoRngCore> ServerConnection<R> {
@@ -225,8 +248,45 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             error: None,
             last_progress: now,
             partial_since: None,
+            accepted_at: now,
+            header_seen: false,
+            looked_up: None,
+            budget: None,
+            held: 0,
             now,
         }
+    }
+
+    /// Shares `budget` with the other connections of the server: the input this
+    /// connection leaves in the caller's buffer counts against it, and an input
+    /// that would pass the limit is refused (1607, [`PeerError::Busy`]). Without a
+    /// budget, input is bounded per connection only (by
+    /// [`Limits::max_payload`](crate::Limits::max_payload)).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use protocol_core::{InputBudget, ServerConfig, ServerConnection};
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let budget = InputBudget::new(10);
+    /// let now = Instant::now();
+    /// let mut conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), now)
+    ///     .with_budget(budget.clone());
+    /// conn.handle_input(&mut BytesMut::from(&[0u8; 5][..]), now).unwrap();
+    /// assert_eq!(budget.used(), 5);
+    /// assert!(conn.handle_input(&mut BytesMut::from(&[0u8; 11][..]), now).is_err());
+    /// drop(conn);
+    /// assert_eq!(budget.used(), 0);
+    /// ```
+    #[must_use]
+    pub fn with_budget(mut self, budget: InputBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Bytes of input this connection holds against its [`InputBudget`].
+    pub fn buffered_input(&self) -> usize {
+        self.held
     }
 
     // ---- getters ----
@@ -281,10 +341,14 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         if let Some(t) = self.paused_since {
             return Some(t + limits.answer_timeout);
         }
-        Some(match self.partial_since {
+        let deadline = match self.partial_since {
             Some(t) => t + limits.request_timeout,
             None => self.last_progress + limits.idle_timeout,
-        })
+        };
+        if self.header_seen {
+            return Some(deadline);
+        }
+        Some(deadline.min(self.accepted_at + limits.first_header_timeout))
     }
 
     /// What this connection's peer has shown of its dialect so far: byte order,
@@ -340,7 +404,27 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             return Err(self.error.clone().unwrap_or(PeerError::Closed));
         }
         self.now = now;
+        let result = self.take_requests(input, now);
+        let held = if self.closed { 0 } else { input.len() };
+        if let Some(budget) = &self.budget {
+            if !budget.resize(self.held, held) {
+                budget.resize(self.held, 0);
+                self.held = 0;
+                return Err(self.fatal(PeerError::Busy));
+            }
+        }
+        self.held = held;
+        result
+    }
+
+    fn take_requests(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), PeerError> {
         while self.wants_read() {
+            if let Err(e) = self.check_header(input) {
+                return Err(self.fatal(e));
+            }
+            if !self.wants_read() {
+                break; // the header asked who the client is
+            }
             let frame = match wire::decode_request(input, &self.config.limits) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -403,6 +487,10 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             self.fatal(PeerError::Timeout(
                 "the application did not report data_written in time",
             ));
+        } else if !self.header_seen
+            && now >= self.accepted_at + self.config.limits.first_header_timeout
+        {
+            self.fatal(PeerError::Timeout("no request header in time"));
         } else if self.partial_since.is_some() {
             self.fatal(PeerError::Timeout("request not finished in time"));
         } else {
@@ -513,6 +601,42 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         e
     }
 
+    /// Looks at the header at the front of `input` before any payload is taken: its
+    /// size is checked, and an 828 from a client this connection has no key for is
+    /// looked up at once (refused with 1607 if the application has no key for it),
+    /// so an unknown peer cannot make the server hold a large frame.
+    fn check_header(&mut self, input: &BytesMut) -> Result<(), PeerError> {
+        let Some((_, code, size)) = wire::peek_request_header(input)? else {
+            return Ok(());
+        };
+        self.header_seen = true;
+        wire::check_request_size(code, size as usize, &self.config.limits)?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&input[..16]);
+        let client_id = ClientId(id);
+        if code != RequestCode::Register && client_id == ClientId::ZERO {
+            return Err(PeerError::UnexpectedRequest {
+                code: code as u16,
+                why: "a client id is required",
+            });
+        }
+        if code != RequestCode::SendFile {
+            return Ok(());
+        }
+        let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
+        if known || self.looked_up == Some(client_id) {
+            return Ok(());
+        }
+        self.looked_up = Some(client_id);
+        let ticket = self.ask(Pending::Lookup {
+            client_id,
+            packet: None,
+        });
+        self.events
+            .push_back(ServerEvent::LookupClient { ticket, client_id });
+        Ok(())
+    }
+
     fn on_request(&mut self, frame: RequestFrame) -> Result<(), PeerError> {
         self.last_order = frame.byte_order;
         self.detected.byte_order = Some(frame.byte_order);
@@ -569,13 +693,19 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
                 // A packet that continues an upload this connection does not hold was
                 // handed to the application earlier (a connection per packet): ask for it.
+                // (Unless its header was just looked up: the answer carried the upload.)
+                let looked_up = self.looked_up.take() == Some(client_id);
                 let continues_elsewhere = !self.skipping_failed_upload
                     && self.upload.is_none()
+                    && !looked_up
                     && upload::detect_field_order(&packet).is_none();
                 if known && !continues_elsewhere {
                     self.on_packet(client_id, packet)?;
                 } else {
-                    let ticket = self.ask(Pending::Lookup { client_id, packet });
+                    let ticket = self.ask(Pending::Lookup {
+                        client_id,
+                        packet: Some(packet),
+                    });
                     self.events
                         .push_back(ServerEvent::LookupClient { ticket, client_id });
                 }

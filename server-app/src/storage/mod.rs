@@ -16,6 +16,7 @@
 
 pub mod commit;
 pub mod local;
+pub mod s3;
 pub mod lock;
 pub mod sqlite;
 

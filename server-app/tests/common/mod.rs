@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod faulty;
+pub mod s3;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

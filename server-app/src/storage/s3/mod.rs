@@ -237,7 +237,7 @@ impl Shared {
 
     /// The manifest of an upload; `None` when there is none.
     fn read_manifest(&self, dir: &Path) -> io::Result<Option<Manifest>> {
-        match self.get(dir.child("manifest")) {
+        match self.get(dir.clone().join("manifest")) {
             Ok(bytes) => Manifest::decode(&bytes).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -304,7 +304,7 @@ impl Shared {
         }) = manifest
         {
             let store = self.store.clone();
-            let data = dir.child("data");
+            let data = dir.clone().join("data");
             let aborted = self.run(async move { store.abort_multipart(&data, &id).await })?;
             // An upload completed (by a publish) or aborted before is no longer known
             // to the store: that is what was wanted.
@@ -314,7 +314,7 @@ impl Shared {
                 }
             }
         }
-        let manifest = dir.child("manifest");
+        let manifest = dir.clone().join("manifest");
         for path in self.list(dir.clone())? {
             if path != manifest {
                 self.delete(path)?;
@@ -369,7 +369,7 @@ impl Contents for S3Contents {
         }
         let source = match (&m.multipart, &m.tail) {
             (Some(id), _) => {
-                let data = dir.child("data");
+                let data = dir.clone().join("data");
                 if !s.exists(data.clone())? {
                     let parts = m
                         .parts
@@ -384,7 +384,7 @@ impl Contents for S3Contents {
                 }
                 data
             }
-            (None, Some(tail)) => dir.child(tail.as_str()),
+            (None, Some(tail)) => dir.clone().join(tail.as_str()),
             (None, None) => return Err(io::Error::other("a finished upload without a tail")),
         };
         let store = s.store.clone();

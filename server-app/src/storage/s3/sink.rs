@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::multipart::{MultipartStore, PartId};
+use object_store::multipart::PartId;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
@@ -35,7 +35,7 @@ impl S3Sink {
     /// Starts an upload: an empty manifest, so that the upload is listed (and can be
     /// reopened or deleted) from now on.
     pub(super) fn create(shared: Arc<Shared>, dir: Path) -> io::Result<S3Sink> {
-        if shared.exists(dir.child("manifest"))? {
+        if shared.exists(dir.clone().join("manifest"))? {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "the upload exists already",
@@ -58,7 +58,7 @@ impl S3Sink {
         }
         let buf = match &m.tail {
             Some(t) => {
-                let bytes = shared.get(dir.child(t.as_str()))?;
+                let bytes = shared.get(dir.clone().join(t.as_str()))?;
                 if bytes.len() as u64 != m.tail_size {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -136,7 +136,7 @@ impl S3Sink {
             &mut self.buf,
             Vec::with_capacity(self.shared.part_size),
         ));
-        let (store, at) = (self.shared.store.clone(), self.dir.child("data"));
+        let (store, at) = (self.shared.store.clone(), self.dir.clone().join("data"));
         let pending = self.shared.bridge.spawn(async move {
             store.put_part(&at, &id, idx, data.into()).await
         })?;
@@ -167,7 +167,7 @@ impl S3Sink {
         if let Some(id) = &self.m.multipart {
             return Ok(id.clone());
         }
-        let (store, at) = (self.shared.store.clone(), self.dir.child("data"));
+        let (store, at) = (self.shared.store.clone(), self.dir.clone().join("data"));
         let id = self
             .shared
             .run(async move { store.create_multipart(&at).await })?
@@ -179,7 +179,7 @@ impl S3Sink {
 
     fn store_manifest(&self) -> io::Result<()> {
         self.shared
-            .put(self.dir.child("manifest"), self.m.encode())
+            .put(self.dir.clone().join("manifest"), self.m.encode())
     }
 
     /// Stores the gathered bytes as a new tail and then the manifest naming it (the
@@ -194,7 +194,7 @@ impl S3Sink {
             self.m.generation += 1;
             let name = tail_name(self.m.generation);
             self.shared
-                .put(self.dir.child(name.as_str()), Bytes::from(self.buf.clone()))?;
+                .put(self.dir.clone().join(name.as_str()), Bytes::from(self.buf.clone()))?;
             self.m.tail = Some(name);
             self.m.tail_size = self.buf.len() as u64;
         }
@@ -204,7 +204,7 @@ impl S3Sink {
             if self.m.tail.as_deref() != Some(old.as_str()) {
                 // A tail left behind is removed with the upload.
                 let store = self.shared.store.clone();
-                let path = self.dir.child(old.as_str());
+                let path = self.dir.clone().join(old.as_str());
                 let _ = self.shared.bridge.spawn(async move { store.delete(&path).await });
             }
         }

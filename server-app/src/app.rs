@@ -298,8 +298,15 @@ impl ConnectionHandler for Connection {
         let seen = conn.detected();
         if seen.byte_order.is_some() {
             // Client ids are credentials: a prefix only.
-            let client = conn.client_id().map(|c| short_id(&c)).unwrap_or_default();
+            let id = conn.client_id();
+            let client = id.map(|c| short_id(&c)).unwrap_or_default();
             info!(peer = %self.peer, %client, dialect = %seen, "dialect seen");
+            // And for `list-clients`: the last dialect each client was seen using.
+            if let Some(id) = id {
+                if let Err(e) = self.app.storage.meta.set_dialect(&id, &seen.to_string()) {
+                    warn!(peer = %self.peer, %client, "cannot record the dialect seen: {e}");
+                }
+            }
         }
     }
 

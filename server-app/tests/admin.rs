@@ -89,11 +89,21 @@ fn operator_commands_do_what_they_say_on_a_copy_of_a_real_folder() {
     let alice_line = text.lines().find(|l| l.contains("alice")).unwrap();
     let alice_bytes = (70_000 + 21).to_string();
     assert!(alice_line.contains(&alice_bytes), "{alice_line}");
+    // The last dialect seen, as the "dialect seen" log line says it.
+    assert!(text.contains("DIALECT (LAST SEEN)"), "{text}");
+    assert!(
+        alice_line.contains("requests little-endian") && alice_line.contains("cksum"),
+        "{alice_line}"
+    );
 
     let out = admin(&copy, &["list-clients", "--json"]);
     assert_ok(&out, "list-clients --json");
     let json = stdout(&out);
     assert!(json.contains(&format!("\"id\":\"{alice}\"")), "{json}");
+    assert!(
+        json.contains("\"dialect\":\"requests little-endian"),
+        "{json}"
+    );
     assert!(
         json.contains("\"total\":{\"clients\":3,\"files\":4,"),
         "{json}"
@@ -317,4 +327,33 @@ fn operator_commands_in_a_folder_without_a_database_fail_and_create_nothing() {
     assert!(!missing.exists());
     let out = admin(tmp.path(), &["prune", "--unverified-older-than", "soon"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn list_clients_shows_the_dialect_each_client_last_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let server = Server::start(&sdir, 0, &[]);
+    let big = client_dir(tmp.path(), "bigend", server.port, "b.bin", &data(9000, 4));
+    assert_ok(&run_client(&big, &["--big-endian"]), "big-endian client");
+    let little = client_dir(tmp.path(), "little", server.port, "l.bin", &data(9000, 5));
+    assert_ok(&run_client(&little, &[]), "little-endian client");
+    // The same client, now speaking the other byte order: the last one counts.
+    assert_ok(&run_client(&little, &["--big-endian"]), "little, now big");
+    server.stop();
+    let text = stdout(&admin(&sdir, &["list-clients"]));
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .to_string()
+    };
+    assert!(line("bigend").contains("requests big-endian"), "{text}");
+    assert!(line("little").contains("requests big-endian"), "{text}");
+    let json = stdout(&admin(&sdir, &["list-clients", "--json"]));
+    assert_eq!(
+        json.matches("\"dialect\":\"requests big-endian").count(),
+        2,
+        "{json}"
+    );
 }

@@ -2,7 +2,7 @@
 //! `async-io`.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use bytes::BytesMut;
@@ -53,7 +53,7 @@ where
                 }
                 ClientEvent::Finished(outcome) => {
                     session.poll_transmit(&mut out);
-                    wr.write_all(&out).await?;
+                    write_within(&mut wr, &out, options.response_timeout).await?;
                     let _ = wr.close().await;
                     return Ok(outcome);
                 }
@@ -78,7 +78,7 @@ where
                         Ok(taken) => data = &data[taken..],
                         Err(UsageError::SendBufferFull) => {
                             session.poll_transmit(&mut out);
-                            wr.write_all(&out).await?;
+                            write_within(&mut wr, &out, options.response_timeout).await?;
                             out.clear();
                         }
                         Err(e) => return Err(ClientError::File(e)),
@@ -91,12 +91,20 @@ where
             return Err(ClientError::Failure(f.clone()));
         }
         if !out.is_empty() {
-            // Write, but read whatever the server says meanwhile.
+            // Write, but read whatever the server says meanwhile; a write that makes no
+            // progress for the timeout (a server that stopped reading) fails.
             let mut write = std::pin::pin!(wr.write_all(&out));
+            let mut deadline = Instant::now() + options.response_timeout;
             loop {
-                let got = future::or(async { Got::Written(write.as_mut().await) }, async {
-                    Got::Read(rd.read(&mut incoming).await)
-                })
+                let got = future::or(
+                    future::or(async { Got::Written(write.as_mut().await) }, async {
+                        Got::Read(rd.read(&mut incoming).await)
+                    }),
+                    async {
+                        Timer::at(deadline).await;
+                        Got::Timer
+                    },
+                )
                 .await;
                 match got {
                     Got::Written(r) => {
@@ -112,8 +120,10 @@ where
                         session
                             .handle_input(&mut input)
                             .map_err(ClientError::Failure)?;
+                        // The server is alive: the write gets a fresh timeout.
+                        deadline = Instant::now() + options.response_timeout;
                     }
-                    Got::Timer => {}
+                    Got::Timer => return Err(ClientError::Timeout(options.response_timeout)),
                 }
             }
             out.clear();
@@ -155,6 +165,22 @@ where
             Got::Written(_) => {}
         }
     }
+}
+
+/// Writes `bytes` in one `write_all`, failing with [`ClientError::Timeout`] if the
+/// peer does not take them within `timeout`.
+async fn write_within<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    future::or(async { Some(wr.write_all(bytes).await) }, async {
+        Timer::after(timeout).await;
+        None
+    })
+    .await
+    .ok_or(ClientError::Timeout(timeout))??;
+    Ok(())
 }
 
 async fn read_full<F: AsyncRead + Unpin>(file: &mut F, buf: &mut [u8]) -> io::Result<usize> {

@@ -35,7 +35,7 @@ pub fn list_clients(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), A
             .map(|c| {
                 format!(
                     "{{\"id\":{},\"name\":{},\"last_seen\":{},\"public_key\":{},\
-                     \"aes_key_age_secs\":{},\"files\":{},\"bytes\":{}}}",
+                     \"aes_key_age_secs\":{},\"files\":{},\"bytes\":{},\"dialect\":{}}}",
                     json_str(&c.id.to_hex()),
                     json_str(&c.name),
                     json_str(&c.last_seen),
@@ -44,7 +44,8 @@ pub fn list_clients(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), A
                         .map(|a| a.to_string())
                         .unwrap_or_else(|| "null".into()),
                     c.files,
-                    c.bytes
+                    c.bytes,
+                    json_opt(c.dialect.as_deref())
                 )
             })
             .collect();
@@ -64,19 +65,20 @@ pub fn list_clients(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), A
         .max(4);
     writeln!(
         out,
-        "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}",
+        "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}  DIALECT (LAST SEEN)",
         "ID", "NAME", "LAST SEEN (UTC)", "KEY AGE", "FILES", "BYTES"
     )?;
     for c in &clients {
         writeln!(
             out,
-            "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}",
+            "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}  {}",
             short(&c.id),
             c.name,
             c.last_seen,
             key_age(c),
             c.files,
-            c.bytes
+            c.bytes,
+            c.dialect.as_deref().unwrap_or("-")
         )?;
     }
     writeln!(

@@ -19,6 +19,7 @@ pub mod local;
 pub mod s3;
 pub mod lock;
 pub mod sqlite;
+mod sqlite_schema;
 
 use std::collections::HashSet;
 use std::io;
@@ -90,6 +91,9 @@ pub struct ClientRow {
     pub files: u64,
     /// Bytes of those files.
     pub bytes: u64,
+    /// The protocol variants its last connection used, as the server's "dialect seen"
+    /// log line shows them (`None`: not seen since schema 4).
+    pub dialect: Option<String>,
 }
 
 /// What removing a client's records did (one transaction).
@@ -190,6 +194,8 @@ pub trait Metadata: Send + Sync {
     fn revoke_aes_key(&self, id: &ClientId) -> Result<(), MetaError>;
     /// Updates LastSeen of `id`.
     fn touch(&self, id: &ClientId) -> Result<(), MetaError>;
+    /// Records the protocol variants the last connection of `id` used (at its close).
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError>;
     /// Removes registrations that have had no public key for longer than `hold`;
     /// returns the names freed.
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError>;

@@ -15,7 +15,7 @@ use super::{
 };
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Why the database cannot be used; each says what is wrong and what to do.
 #[derive(Debug, Error)]
@@ -176,7 +176,7 @@ impl SqliteMetadata {
             })?;
         db.pragma_update(None, "synchronous", "FULL")
             .map_err(other)?;
-        migrate(&db, version).map_err(|e| OpenError::Other {
+        super::sqlite_schema::migrate(&db, version).map_err(|e| OpenError::Other {
             path: shown.clone(),
             detail: e.to_string(),
         })?;
@@ -271,68 +271,6 @@ impl SqliteMetadata {
         // statement or one transaction), so a poisoned lock is still usable.
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
-    if version < 1 {
-        db.execute_batch(
-            "BEGIN;
-             CREATE TABLE IF NOT EXISTS clients (
-                 ID BLOB PRIMARY KEY CHECK (length(ID) = 16),
-                 Name TEXT NOT NULL UNIQUE CHECK (length(Name) <= 255),
-                 PublicKey BLOB CHECK (PublicKey IS NULL OR length(PublicKey) = 160),
-                 LastSeen TEXT NOT NULL,
-                 AESKey BLOB CHECK (AESKey IS NULL OR length(AESKey) IN (16, 32))
-             );
-             CREATE TABLE IF NOT EXISTS files (
-                 ID BLOB NOT NULL REFERENCES clients(ID),
-                 FileName TEXT NOT NULL,
-                 PathName TEXT NOT NULL,
-                 Verified INTEGER NOT NULL DEFAULT 0,
-                 Size INTEGER NOT NULL DEFAULT 0,
-                 PRIMARY KEY (ID, FileName)
-             );
-             PRAGMA user_version = 1;
-             COMMIT;",
-        )?;
-    }
-    if version < 2 {
-        // Version 2: when the AES key was issued, so that keys can expire.
-        db.execute_batch(
-            "BEGIN;
-             ALTER TABLE clients ADD COLUMN AESKeyIssued TEXT;
-             UPDATE clients SET AESKeyIssued = LastSeen WHERE AESKey IS NOT NULL;
-             PRAGMA user_version = 2;
-             COMMIT;",
-        )?;
-    }
-    if version < 3 {
-        // Version 3: when a client registered (a name without a key is held only so
-        // long), the checksum and time of each file, and commits under way. Rows of
-        // version 2 keep their PathName (files/<id>/<name>): it is their object key.
-        db.execute_batch(
-            "BEGIN;
-             ALTER TABLE clients ADD COLUMN Registered TEXT;
-             UPDATE clients SET Registered = LastSeen;
-             ALTER TABLE files ADD COLUMN Checksum INTEGER;
-             ALTER TABLE files ADD COLUMN Updated TEXT;
-             CREATE TABLE intents (
-                 IntentID TEXT PRIMARY KEY,
-                 ID BLOB NOT NULL,
-                 FileName TEXT NOT NULL,
-                 Upload TEXT NOT NULL,
-                 Object TEXT NOT NULL,
-                 Verified INTEGER NOT NULL,
-                 Size INTEGER NOT NULL,
-                 Checksum INTEGER NOT NULL,
-                 Replaced TEXT,
-                 Switched INTEGER NOT NULL DEFAULT 0
-             );
-             PRAGMA user_version = 3;
-             COMMIT;",
-        )?;
-    }
-    Ok(())
 }
 
 fn client_id(bytes: Vec<u8>) -> ClientId {
@@ -499,6 +437,16 @@ impl Metadata for SqliteMetadata {
         Ok(())
     }
 
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError> {
+        self.db()
+            .execute(
+                "UPDATE clients SET Dialect = ?2 WHERE ID = ?1",
+                params![&id.0[..], dialect],
+            )
+            .ctx("recording the dialect seen")?;
+        Ok(())
+    }
+
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         let mut db = self.db();
         let tx = db.transaction().ctx("starting to expire registrations")?;
@@ -533,8 +481,8 @@ impl Metadata for SqliteMetadata {
                  CASE WHEN c.AESKey IS NULL THEN NULL ELSE CAST((julianday('now') - \
                  julianday(COALESCE(c.AESKeyIssued, c.LastSeen))) * 86400 AS INTEGER) END, \
                  (SELECT COUNT(*) FROM files f WHERE f.ID = c.ID), \
-                 (SELECT COALESCE(SUM(Size), 0) FROM files f WHERE f.ID = c.ID) \
-                 FROM clients c ORDER BY c.Name",
+                 (SELECT COALESCE(SUM(Size), 0) FROM files f WHERE f.ID = c.ID), \
+                 c.Dialect FROM clients c ORDER BY c.Name",
             )
             .ctx("listing clients")?;
         let rows = st
@@ -547,6 +495,7 @@ impl Metadata for SqliteMetadata {
                     aes_key_age: r.get::<_, Option<i64>>(4)?.map(|a| a.max(0) as u64),
                     files: r.get::<_, i64>(5)?.max(0) as u64,
                     bytes: r.get::<_, i64>(6)?.max(0) as u64,
+                    dialect: r.get(7)?,
                 })
             })
             .ctx("listing clients")?;

@@ -199,6 +199,9 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     fn touch(&self, id: &ClientId) -> Result<(), MetaError> {
         read!(self, self.inner.touch(id))
     }
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError> {
+        read!(self, self.inner.set_dialect(id, dialect))
+    }
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         read!(self, self.inner.expire_registrations(hold))
     }

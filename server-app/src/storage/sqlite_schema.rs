@@ -1,0 +1,77 @@
+//! The SQLite schema of `defensive.db` and its upgrades, one step per version.
+
+use rusqlite::Connection;
+
+/// Brings a database of schema `version` up to [`super::sqlite::SCHEMA_VERSION`], each
+/// step in one transaction.
+pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
+    if version < 1 {
+        db.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS clients (
+                 ID BLOB PRIMARY KEY CHECK (length(ID) = 16),
+                 Name TEXT NOT NULL UNIQUE CHECK (length(Name) <= 255),
+                 PublicKey BLOB CHECK (PublicKey IS NULL OR length(PublicKey) = 160),
+                 LastSeen TEXT NOT NULL,
+                 AESKey BLOB CHECK (AESKey IS NULL OR length(AESKey) IN (16, 32))
+             );
+             CREATE TABLE IF NOT EXISTS files (
+                 ID BLOB NOT NULL REFERENCES clients(ID),
+                 FileName TEXT NOT NULL,
+                 PathName TEXT NOT NULL,
+                 Verified INTEGER NOT NULL DEFAULT 0,
+                 Size INTEGER NOT NULL DEFAULT 0,
+                 PRIMARY KEY (ID, FileName)
+             );
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    if version < 2 {
+        // Version 2: when the AES key was issued, so that keys can expire.
+        db.execute_batch(
+            "BEGIN;
+             ALTER TABLE clients ADD COLUMN AESKeyIssued TEXT;
+             UPDATE clients SET AESKeyIssued = LastSeen WHERE AESKey IS NOT NULL;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    }
+    if version < 3 {
+        // Version 3: when a client registered (a name without a key is held only so
+        // long), the checksum and time of each file, and commits under way. Rows of
+        // version 2 keep their PathName (files/<id>/<name>): it is their object key.
+        db.execute_batch(
+            "BEGIN;
+             ALTER TABLE clients ADD COLUMN Registered TEXT;
+             UPDATE clients SET Registered = LastSeen;
+             ALTER TABLE files ADD COLUMN Checksum INTEGER;
+             ALTER TABLE files ADD COLUMN Updated TEXT;
+             CREATE TABLE intents (
+                 IntentID TEXT PRIMARY KEY,
+                 ID BLOB NOT NULL,
+                 FileName TEXT NOT NULL,
+                 Upload TEXT NOT NULL,
+                 Object TEXT NOT NULL,
+                 Verified INTEGER NOT NULL,
+                 Size INTEGER NOT NULL,
+                 Checksum INTEGER NOT NULL,
+                 Replaced TEXT,
+                 Switched INTEGER NOT NULL DEFAULT 0
+             );
+             PRAGMA user_version = 3;
+             COMMIT;",
+        )?;
+    }
+    if version < 4 {
+        // Version 4: the protocol variants each client's last connection used, for
+        // operators serving a mix of peers (`list-clients`).
+        db.execute_batch(
+            "BEGIN;
+             ALTER TABLE clients ADD COLUMN Dialect TEXT;
+             PRAGMA user_version = 4;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}

@@ -16,8 +16,14 @@ use server_app::storage::s3::{S3Contents, S3Options};
 use server_app::storage::{new_upload_key, random_name, Contents};
 
 fn main() -> anyhow::Result<()> {
-    let mib: usize = std::env::args().nth(1).unwrap_or_else(|| "256".into()).parse()?;
-    let part_mib: usize = std::env::args().nth(2).unwrap_or_else(|| "8".into()).parse()?;
+    let mib: usize = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "256".into())
+        .parse()?;
+    let part_mib: usize = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "8".into())
+        .parse()?;
     let bucket = std::env::var("S3_BUCKET").map_err(|_| anyhow::anyhow!("set S3_BUCKET"))?;
     let options = S3Options {
         part_size: part_mib << 20,
@@ -30,7 +36,9 @@ fn main() -> anyhow::Result<()> {
         options,
     )?;
     let total = mib << 20;
-    let piece: Vec<u8> = (0..65_536u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let piece: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     let key = new_upload_key();
     let start = Instant::now();
     let mut sink = c.create_upload(&key)?;

@@ -26,7 +26,11 @@ fn options() -> S3Options {
 }
 
 fn object_key() -> String {
-    format!("objects/{}/{}", "5a".repeat(16), server_app::storage::random_name())
+    format!(
+        "objects/{}/{}",
+        "5a".repeat(16),
+        server_app::storage::random_name()
+    )
 }
 
 /// Everything stored under a prefix, by listing the bucket itself.
@@ -55,7 +59,10 @@ fn twenty_mib_in_uneven_pieces_resumed_by_a_new_instance_reads_back_equal() {
     let total = 20 << 20;
     let body = pattern(total, 5);
     let key = new_upload_key();
-    let mut sink = server.contents(&prefix, options()).create_upload(&key).unwrap();
+    let mut sink = server
+        .contents(&prefix, options())
+        .create_upload(&key)
+        .unwrap();
     let mut done = 0;
     let mut i = 0usize;
     while done < total / 2 + 777 {
@@ -150,7 +157,8 @@ fn publish_survives_a_crash_at_every_call(store: Arc<dyn S3Store>, prefix_of: &d
                 let what = format!("crash at call {at} (after: {after}, retry: {retry})");
                 let c = healthy(&prefix);
                 if retry {
-                    c.publish(&key, &object).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    c.publish(&key, &object)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
                     assert!(c.read_object(&object).unwrap() == body, "{what}: bytes");
                     c.delete_object(&object).unwrap();
                 } else {
@@ -178,7 +186,11 @@ fn publish_survives_a_crash_at_every_call_on_seaweedfs() {
 fn publish_survives_a_crash_at_every_call_in_memory() {
     let memory = Arc::new(MemoryS3::new());
     publish_survives_a_crash_at_every_call(memory.clone(), &|| fresh_prefix("crash"));
-    assert_eq!(memory.open_multipart_uploads(), 0, "every multipart upload ended");
+    assert_eq!(
+        memory.open_multipart_uploads(),
+        0,
+        "every multipart upload ended"
+    );
 }
 
 #[test]
@@ -217,5 +229,9 @@ fn a_crash_while_writing_leaves_an_upload_that_delete_upload_removes() {
     // The one kind of leftover a listing cannot find: a multipart upload created
     // right before the crash, not yet in the manifest (no parts; see STORAGE.md): at
     // most the two runs that die right after creating it or before recording it.
-    assert!(memory.open_multipart_uploads() <= 2, "{}", memory.open_multipart_uploads());
+    assert!(
+        memory.open_multipart_uploads() <= 2,
+        "{}",
+        memory.open_multipart_uploads()
+    );
 }

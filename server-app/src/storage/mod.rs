@@ -16,8 +16,8 @@
 
 pub mod commit;
 pub mod local;
-pub mod s3;
 pub mod lock;
+pub mod s3;
 pub mod sqlite;
 mod sqlite_schema;
 

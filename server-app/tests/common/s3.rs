@@ -21,7 +21,8 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartId, MultipartUpload, ObjectMeta,
-    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    RenameOptions, Result,
 };
 use server_app::storage::s3::{S3Contents, S3Options, S3Store};
 
@@ -238,12 +239,21 @@ impl std::fmt::Display for CrashingStore {
 
 #[async_trait]
 impl ObjectStore for CrashingStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         let die = self.mutate()?;
         Self::then(self.inner.put_opts(location, payload, opts).await, die)
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
         let die = self.mutate()?;
         Self::then(self.inner.put_multipart_opts(location, opts).await, die)
     }
@@ -306,12 +316,23 @@ impl MultipartStore for CrashingStore {
         Self::then(self.inner.create_multipart(path).await, die)
     }
 
-    async fn put_part(&self, path: &Path, id: &MultipartId, part_idx: usize, data: PutPayload) -> Result<PartId> {
+    async fn put_part(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        part_idx: usize,
+        data: PutPayload,
+    ) -> Result<PartId> {
         let die = self.mutate()?;
         Self::then(self.inner.put_part(path, id, part_idx, data).await, die)
     }
 
-    async fn complete_multipart(&self, path: &Path, id: &MultipartId, parts: Vec<PartId>) -> Result<PutResult> {
+    async fn complete_multipart(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        parts: Vec<PartId>,
+    ) -> Result<PutResult> {
         let die = self.mutate()?;
         Self::then(self.inner.complete_multipart(path, id, parts).await, die)
     }

@@ -67,7 +67,10 @@ impl std::fmt::Display for MemoryS3 {
 impl MultipartStore for MemoryS3 {
     async fn create_multipart(&self, path: &Path) -> Result<MultipartId> {
         let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let mut uploads = self.uploads.lock().map_err(|_| generic("poisoned".into()))?;
+        let mut uploads = self
+            .uploads
+            .lock()
+            .map_err(|_| generic("poisoned".into()))?;
         uploads.insert((path.clone(), id.clone()), BTreeMap::new());
         Ok(id)
     }
@@ -80,7 +83,10 @@ impl MultipartStore for MemoryS3 {
         data: PutPayload,
     ) -> Result<PartId> {
         let data: Bytes = data.into();
-        let mut uploads = self.uploads.lock().map_err(|_| generic("poisoned".into()))?;
+        let mut uploads = self
+            .uploads
+            .lock()
+            .map_err(|_| generic("poisoned".into()))?;
         let parts = uploads
             .get_mut(&(path.clone(), id.clone()))
             .ok_or_else(|| no_such_upload(path))?;
@@ -96,7 +102,10 @@ impl MultipartStore for MemoryS3 {
         parts: Vec<PartId>,
     ) -> Result<PutResult> {
         let body = {
-            let mut uploads = self.uploads.lock().map_err(|_| generic("poisoned".into()))?;
+            let mut uploads = self
+                .uploads
+                .lock()
+                .map_err(|_| generic("poisoned".into()))?;
             let stored = uploads
                 .get(&(path.clone(), id.clone()))
                 .ok_or_else(|| no_such_upload(path))?;
@@ -121,7 +130,10 @@ impl MultipartStore for MemoryS3 {
     }
 
     async fn abort_multipart(&self, path: &Path, id: &MultipartId) -> Result<()> {
-        let mut uploads = self.uploads.lock().map_err(|_| generic("poisoned".into()))?;
+        let mut uploads = self
+            .uploads
+            .lock()
+            .map_err(|_| generic("poisoned".into()))?;
         uploads
             .remove(&(path.clone(), id.clone()))
             .map(|_| ())
@@ -131,8 +143,9 @@ impl MultipartStore for MemoryS3 {
 
 /// A cheap content fingerprint, so that a part id names the bytes it was given.
 fn crc(data: &[u8]) -> u64 {
-    data.iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[async_trait]

@@ -156,10 +156,7 @@ impl S3Contents {
         options: S3Options,
     ) -> io::Result<S3Contents> {
         let (bucket, prefix) = parse_url(url)?;
-        let store = builder
-            .with_bucket_name(bucket)
-            .build()
-            .map_err(io_error)?;
+        let store = builder.with_bucket_name(bucket).build().map_err(io_error)?;
         S3Contents::with_store(Arc::new(store), &prefix, options)
     }
 
@@ -176,7 +173,8 @@ impl S3Contents {
                 format!("S3 parts must have at least {MIN_PART_SIZE} bytes"),
             ));
         }
-        let prefix = Path::parse(prefix).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let prefix =
+            Path::parse(prefix).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(S3Contents {
             shared: Arc::new(Shared {
                 store,
@@ -193,9 +191,7 @@ impl Shared {
     fn path(&self, key: &str) -> io::Result<Path> {
         let rel = Path::parse(key).ok().filter(|p| {
             let parts: Vec<_> = p.parts().collect();
-            parts.len() >= 2
-                && TOPS.contains(&parts[0].as_ref())
-                && p.as_ref() == key
+            parts.len() >= 2 && TOPS.contains(&parts[0].as_ref()) && p.as_ref() == key
         });
         let Some(rel) = rel else {
             return Err(io::Error::other(format!(
@@ -325,8 +321,7 @@ impl Shared {
 
     /// Whether an abort failed only because the multipart upload no longer exists.
     fn is_gone_upload(&self, e: &object_store::Error) -> bool {
-        matches!(e, object_store::Error::NotFound { .. })
-            || e.to_string().contains("NoSuchUpload")
+        matches!(e, object_store::Error::NotFound { .. }) || e.to_string().contains("NoSuchUpload")
     }
 }
 
@@ -365,7 +360,9 @@ impl Contents for S3Contents {
             )
         })?;
         if !m.finished {
-            return Err(io::Error::other("publishing an upload that was not finished"));
+            return Err(io::Error::other(
+                "publishing an upload that was not finished",
+            ));
         }
         let source = match (&m.multipart, &m.tail) {
             (Some(id), _) => {
@@ -422,10 +419,7 @@ impl Contents for S3Contents {
     fn objects(&self) -> io::Result<Vec<String>> {
         let s = &self.shared;
         let under = s.join(&Path::from("objects"));
-        Ok(s.list(under)?
-            .iter()
-            .filter_map(|p| s.key_of(p))
-            .collect())
+        Ok(s.list(under)?.iter().filter_map(|p| s.key_of(p)).collect())
     }
 
     fn legacy_leftovers(&self) -> io::Result<Vec<String>> {

@@ -137,9 +137,10 @@ impl S3Sink {
             Vec::with_capacity(self.shared.part_size),
         ));
         let (store, at) = (self.shared.store.clone(), self.dir.clone().join("data"));
-        let pending = self.shared.bridge.spawn(async move {
-            store.put_part(&at, &id, idx, data.into()).await
-        })?;
+        let pending = self
+            .shared
+            .bridge
+            .spawn(async move { store.put_part(&at, &id, idx, data.into()).await })?;
         self.in_flight = Some((pending, size));
         Ok(())
     }
@@ -193,8 +194,10 @@ impl S3Sink {
         } else {
             self.m.generation += 1;
             let name = tail_name(self.m.generation);
-            self.shared
-                .put(self.dir.clone().join(name.as_str()), Bytes::from(self.buf.clone()))?;
+            self.shared.put(
+                self.dir.clone().join(name.as_str()),
+                Bytes::from(self.buf.clone()),
+            )?;
             self.m.tail = Some(name);
             self.m.tail_size = self.buf.len() as u64;
         }
@@ -205,7 +208,10 @@ impl S3Sink {
                 // A tail left behind is removed with the upload.
                 let store = self.shared.store.clone();
                 let path = self.dir.clone().join(old.as_str());
-                let _ = self.shared.bridge.spawn(async move { store.delete(&path).await });
+                let _ = self
+                    .shared
+                    .bridge
+                    .spawn(async move { store.delete(&path).await });
             }
         }
         Ok(())
@@ -266,8 +272,15 @@ mod tests {
         while written < total {
             sink.write(&piece).unwrap();
             written += piece.len();
-            assert!(sink.buf.len() < MIN_PART_SIZE, "a full part is sent at once");
-            assert!(sink.buf.capacity() <= MIN_PART_SIZE, "{}", sink.buf.capacity());
+            assert!(
+                sink.buf.len() < MIN_PART_SIZE,
+                "a full part is sent at once"
+            );
+            assert!(
+                sink.buf.capacity() <= MIN_PART_SIZE,
+                "{}",
+                sink.buf.capacity()
+            );
             // Every part before the one in flight has been uploaded.
             let sent = sink.m.parts.len() * MIN_PART_SIZE;
             let in_flight = sink.in_flight.as_ref().map_or(0, |f| f.1 as usize);

@@ -68,7 +68,10 @@ fn uneven_writes_flushes_and_reopens_in_new_instances_store_the_exact_bytes() {
     }
     sink.finish().unwrap();
     let c = backend(&store);
-    assert!(c.reopen_upload(&key).is_err(), "a finished upload is closed");
+    assert!(
+        c.reopen_upload(&key).is_err(),
+        "a finished upload is closed"
+    );
     let object = format!("objects/{}/x", "cd".repeat(16));
     c.publish(&key, &object).unwrap();
     let got = c.read_object(&object).unwrap();
@@ -110,10 +113,7 @@ fn delete_upload_aborts_the_multipart_upload_and_leaves_nothing() {
     c.delete_upload(&key).unwrap();
     assert_eq!(store.open_multipart_uploads(), 0);
     assert!(c.uploads().unwrap().is_empty());
-    let all = c
-        .shared
-        .list(Path::from("fleet"))
-        .unwrap();
+    let all = c.shared.list(Path::from("fleet")).unwrap();
     assert!(all.is_empty(), "left: {all:?}");
     // Deleting again, or an upload that never was, is fine.
     c.delete_upload(&key).unwrap();
@@ -145,7 +145,15 @@ fn publishing_twice_is_harmless_and_unfinished_uploads_are_not_published() {
 fn keys_outside_our_folders_are_refused() {
     let store = Arc::new(MemoryS3::new());
     let c = backend(&store);
-    for bad in ["", "uploads", "../x", "uploads/../x", "uploads//x", "other/x", "/uploads/x"] {
+    for bad in [
+        "",
+        "uploads",
+        "../x",
+        "uploads/../x",
+        "uploads//x",
+        "other/x",
+        "/uploads/x",
+    ] {
         assert!(c.read_object(bad).is_err(), "{bad}");
         assert!(c.delete_object(bad).is_err(), "{bad}");
     }
@@ -159,7 +167,10 @@ fn addresses_and_part_sizes_are_checked() {
         parse_url("s3://bucket/a/b/").unwrap(),
         ("bucket".into(), "a/b".into())
     );
-    assert_eq!(parse_url("s3://bucket").unwrap(), ("bucket".into(), "".into()));
+    assert_eq!(
+        parse_url("s3://bucket").unwrap(),
+        ("bucket".into(), "".into())
+    );
     for bad in ["bucket/x", "s3:///x", "file:///tmp"] {
         assert!(parse_url(bad).is_err(), "{bad}");
     }
@@ -182,7 +193,10 @@ fn objects_and_uploads_are_listed_without_the_prefix() {
     c.publish(&key, &object).unwrap();
     assert_eq!(c.objects().unwrap(), vec![object.clone()]);
     assert_eq!(c.read_object(&object).unwrap(), b"");
-    assert!(other.objects().unwrap().is_empty(), "another prefix is apart");
+    assert!(
+        other.objects().unwrap().is_empty(),
+        "another prefix is apart"
+    );
     c.delete_object(&object).unwrap();
     c.delete_object(&object).unwrap();
     assert!(c.objects().unwrap().is_empty());

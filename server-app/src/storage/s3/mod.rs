@@ -161,7 +161,9 @@ impl S3Contents {
     }
 
     /// Any [`S3Store`] (an in-memory one, or a wrapper that fails on purpose), under
-    /// `prefix` (empty for the bucket's root).
+    /// `prefix` (empty for the bucket's root). Give each backend a store of its own:
+    /// an HTTP client's pooled connections belong to the runtime of the backend that
+    /// opened them and die with it.
     pub fn with_store(
         store: Arc<dyn S3Store>,
         prefix: &str,

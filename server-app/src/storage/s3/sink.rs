@@ -112,8 +112,11 @@ impl S3Sink {
                 self.send_part()?;
             }
             let n = (part - self.buf.len()).min(data.len());
-            if self.buf.capacity() == 0 && self.m.multipart.is_some() {
-                self.buf.reserve_exact(part);
+            let need = self.buf.len() + n;
+            if need > self.buf.capacity() {
+                // Grow as a Vec would, but never past a part (doubling would).
+                let want = need.max(self.buf.capacity() * 2).min(part);
+                self.buf.reserve_exact(want - self.buf.len());
             }
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];

@@ -54,7 +54,7 @@ fn bad(what: &str) -> io::Error {
 
 impl Manifest {
     /// Bytes stored in all: the parts and the tail.
-    pub fn len(&self) -> u64 {
+    pub fn stored_bytes(&self) -> u64 {
         self.parts.iter().map(|p| p.size).sum::<u64>() + self.tail_size
     }
 
@@ -169,7 +169,7 @@ mod tests {
             finished: false,
         };
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
-        assert_eq!(m.len(), (16 << 20) + 1234);
+        assert_eq!(m.stored_bytes(), (16 << 20) + 1234);
         let empty = Manifest::default();
         assert_eq!(Manifest::decode(&empty.encode()).unwrap(), empty);
     }

@@ -293,6 +293,6 @@ mod tests {
         assert_eq!(sink.len(), written as u64);
         sink.flush().unwrap();
         assert!(sink.in_flight.is_none());
-        assert_eq!(sink.m.len(), written as u64);
+        assert_eq!(sink.m.stored_bytes(), written as u64);
     }
 }

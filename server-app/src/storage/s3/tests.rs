@@ -60,7 +60,7 @@ fn uneven_writes_flushes_and_reopens_in_new_instances_store_the_exact_bytes() {
         sink.write(&body[done..done + n]).unwrap();
         done += n;
         round += 1;
-        if round % 3 == 0 {
+        if round.is_multiple_of(3) {
             sink.flush().unwrap();
             drop(sink);
             sink = backend(&store).reopen_upload(&key).unwrap();

@@ -64,6 +64,9 @@ pub trait AsyncHandlerFactory: Send + Sync + 'static {
     type Handler: AsyncConnectionHandler + 'static;
     /// A connection from `peer` was accepted.
     fn connect(&self, peer: SocketAddr) -> Self::Handler;
+    /// A connection from `peer` was refused at accept (over a connection cap); it
+    /// is closed without a handler. For counting: the default does nothing.
+    fn refused(&self, _peer: SocketAddr) {}
 }
 
 /// A synchronous handler that never blocks (memory only) used as an async one:
@@ -85,6 +88,9 @@ impl<F: crate::HandlerFactory> AsyncHandlerFactory for Inline<F> {
     type Handler = Inline<F::Handler>;
     fn connect(&self, peer: SocketAddr) -> Inline<F::Handler> {
         Inline(self.0.connect(peer))
+    }
+    fn refused(&self, peer: SocketAddr) {
+        self.0.refused(peer)
     }
 }
 

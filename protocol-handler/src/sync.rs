@@ -27,6 +27,9 @@ pub trait HandlerFactory: Send + Sync + 'static {
     type Handler: ConnectionHandler + 'static;
     /// A connection from `peer` was accepted.
     fn connect(&self, peer: SocketAddr) -> Self::Handler;
+    /// A connection from `peer` was refused at accept (over a connection cap); it
+    /// is closed without a handler. For counting: the default does nothing.
+    fn refused(&self, _peer: SocketAddr) {}
 }
 
 /// Feeds `input` to the connection and its events to the handler until neither

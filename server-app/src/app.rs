@@ -12,6 +12,7 @@ use protocol_core::{ClientId, ClientRecord, ServerEvent, Verdict};
 use tracing::{error, info, warn};
 use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
+use crate::metrics::{timed, Metrics, Outcome};
 use crate::storage::commit::Finished;
 use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
@@ -46,6 +47,7 @@ pub struct App {
     uploads: Uploads,
     policy: Policy,
     next_conn: AtomicU64,
+    metrics: Arc<Metrics>,
     _lock: Option<FolderLock>,
 }
 
@@ -69,8 +71,11 @@ impl App {
         })
     }
 
-    /// Serves any storage (tests wrap the backends): reconciles it first.
+    /// Serves any storage (tests wrap the backends): reconciles it first. Every
+    /// call to either store is timed into [`App::metrics`].
     pub fn with_storage(storage: Storage, policy: Policy) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let storage = timed::instrument(storage, metrics.clone());
         let done = storage.reconcile()?;
         if done != Default::default() {
             info!(
@@ -86,6 +91,7 @@ impl App {
             uploads: Uploads::default(),
             policy,
             next_conn: AtomicU64::new(1),
+            metrics,
             _lock: None,
         })
     }
@@ -93,6 +99,11 @@ impl App {
     /// The storage layer.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// What the server counts (`/metrics`), and its phase (`/healthz`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Uploads in progress.
@@ -158,6 +169,7 @@ pub struct SharedApp(pub Arc<App>);
 impl HandlerFactory for SharedApp {
     type Handler = Connection;
     fn connect(&self, peer: SocketAddr) -> Connection {
+        self.0.metrics.connection_accepted();
         Connection {
             id: self.0.next_conn.fetch_add(1, Ordering::Relaxed),
             app: self.0.clone(),
@@ -168,6 +180,10 @@ impl HandlerFactory for SharedApp {
             last_touch: None,
             failed: None,
         }
+    }
+
+    fn refused(&self, _peer: SocketAddr) {
+        self.0.metrics.connection_refused();
     }
 }
 
@@ -255,10 +271,15 @@ impl Connection {
             Ok(k) => k.and_then(|(k, age)| Some((AesKey::from_slice(&k)?, age))),
             Err(e) => {
                 error!(peer = %self.peer, "828 lookup failed: {e}");
-                None
+                self.app.metrics.request(828, Outcome::Error);
+                return None;
             }
         };
-        let (aes_key, age) = key?;
+        let Some((aes_key, age)) = key else {
+            // Unknown, or no usable key: the core answers 1607.
+            self.app.metrics.request(828, Outcome::Refused);
+            return None;
+        };
         let suspended = match self.app.uploads.resume(self.id, &client_id) {
             Some((id, key, upload)) => match self.app.storage.contents.reopen_upload(&key) {
                 Ok(w) => {
@@ -289,6 +310,7 @@ impl Drop for Connection {
         for key in self.app.uploads.release(self.id) {
             self.app.storage.drop_upload(&key);
         }
+        self.app.metrics.connection_closed();
     }
 }
 
@@ -322,6 +344,9 @@ impl Connection {
     }
     pub(crate) fn storage(&self) -> &Storage {
         &self.app.storage
+    }
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.app.metrics
     }
     pub(crate) fn policy(&self) -> Policy {
         self.app.policy

@@ -1,10 +1,11 @@
 //! What the server does for each event of the protocol core.
 
-use protocol_core::{RequestCode, ServerEvent, UsageError};
+use protocol_core::{RequestCode, ServerEvent, UsageError, Verdict};
 use tracing::{error, info, warn};
 use transport_std::Conn;
 
 use crate::app::{Connection, Failed};
+use crate::metrics::{Outcome, UploadResult};
 use crate::storage::{short_id, CommitOutcome, KeyOutcome, Registration};
 
 fn text(name: &protocol_core::FieldString) -> String {
@@ -22,6 +23,8 @@ fn log_usage(r: Result<(), UsageError>) {
 /// when its last packet was in before the failure (the core then has no upload to fail
 /// and has queued its UploadFinished), in the answer to that.
 fn fail_upload(c: &mut Connection, conn: &mut Conn) {
+    c.metrics().request(828, Outcome::Error);
+    c.metrics().upload(UploadResult::Failed);
     match conn.fail_upload() {
         Ok(()) => c.fail(Failed::Told),
         Err(_) => c.fail(Failed::AtFinish),
@@ -53,14 +56,17 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             let answer = match c.storage().meta.register(&client_id, &name, hold) {
                 Ok(Registration::Registered) => {
                     info!(%peer, client = %short_id(&client_id), name, "825 registered");
+                    c.metrics().request(825, Outcome::Ok);
                     conn.accept_registration(ticket)
                 }
                 Ok(Registration::NameTaken) => {
                     info!(%peer, name, "825 refused: name taken (or held for its registration)");
+                    c.metrics().request(825, Outcome::Refused);
                     conn.refuse_registration(ticket)
                 }
                 Err(e) => {
                     error!(%peer, name, "825 failed: {e}");
+                    c.metrics().request(825, Outcome::Error);
                     conn.fail(ticket)
                 }
             };
@@ -83,18 +89,22 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             let answer = match stored {
                 Ok(KeyOutcome::Stored) => {
                     info!(%peer, %client, "826 key stored");
+                    c.metrics().request(826, Outcome::Ok);
                     conn.succeed(ticket)
                 }
                 Ok(KeyOutcome::DifferentKeyOnFile) => {
                     warn!(%peer, %client, "826 refused: this client has a different public key on file");
+                    c.metrics().request(826, Outcome::Refused);
                     conn.fail(ticket)
                 }
                 Ok(KeyOutcome::Unknown) => {
                     info!(%peer, %client, "826 refused: unknown id or name");
+                    c.metrics().request(826, Outcome::Refused);
                     conn.fail(ticket)
                 }
                 Err(e) => {
                     error!(%peer, "826 failed: {e}");
+                    c.metrics().request(826, Outcome::Error);
                     conn.fail(ticket)
                 }
             };
@@ -109,12 +119,14 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
                 Ok(k) => k,
                 Err(e) => {
                     error!(%peer, "827 failed: {e}");
+                    c.metrics().request(827, Outcome::Error);
                     log_usage(conn.fail(ticket));
                     return;
                 }
             };
             if key.is_none() {
                 info!(%peer, client = %short_id(&client_id), "827 refused: unknown, or no key on file");
+                c.metrics().request(827, Outcome::Refused);
             }
             log_usage(conn.reconnect_lookup(ticket, key.as_deref()));
         }
@@ -126,11 +138,16 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             let answer = match c.storage().meta.set_aes_key(&client_id, aes_key.as_bytes()) {
                 Ok(true) => {
                     info!(%peer, client = %short_id(&client_id), "827 reconnected");
+                    c.metrics().request(827, Outcome::Ok);
                     conn.succeed(ticket)
                 }
-                Ok(false) => conn.fail(ticket),
+                Ok(false) => {
+                    c.metrics().request(827, Outcome::Refused);
+                    conn.fail(ticket)
+                }
                 Err(e) => {
                     error!(%peer, "827 failed: {e}");
+                    c.metrics().request(827, Outcome::Error);
                     conn.fail(ticket)
                 }
             };
@@ -163,6 +180,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
                 error!(%peer, client = %short_id(&client_id), "writing an upload failed: {e}");
                 fail_upload(c, conn);
             } else {
+                c.metrics().received(n);
                 log_usage(conn.data_written(n));
             }
         }
@@ -184,10 +202,13 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             Ok(()) => {
                 info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
                       "828 upload received");
+                c.metrics().request(828, Outcome::Ok);
                 log_usage(conn.succeed(ticket));
             }
             Err(e) => {
                 error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
+                c.metrics().request(828, Outcome::Error);
+                c.metrics().upload(UploadResult::Failed);
                 c.fail(Failed::Told);
                 log_usage(conn.fail(ticket));
             }
@@ -208,17 +229,27 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             ..
         } => {
             let client = short_id(&client_id);
+            let (code, result) = match verdict {
+                Verdict::Verified => (900, UploadResult::Verified),
+                Verdict::GaveUp => (902, UploadResult::Unverified),
+            };
             match c.verdict(&client_id, verdict) {
                 Ok(CommitOutcome::Committed) => {
                     info!(%peer, %client, ?verdict, "upload committed");
+                    c.metrics().request(code, Outcome::Ok);
+                    c.metrics().upload(result);
                     log_usage(conn.succeed(ticket));
                 }
                 Ok(CommitOutcome::KeptVerified) => {
                     info!(%peer, %client, ?verdict, "unconfirmed upload dropped: the verified file stays");
+                    c.metrics().request(code, Outcome::Ok);
+                    c.metrics().upload(result);
                     log_usage(conn.succeed(ticket));
                 }
                 Err(e) => {
                     error!(%peer, %client, "confirming an upload failed: {e}");
+                    c.metrics().request(code, Outcome::Error);
+                    c.metrics().upload(UploadResult::Failed);
                     log_usage(conn.fail(ticket));
                 }
             }
@@ -231,6 +262,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
         }
         ServerEvent::RetryAnnounced { client_id, .. } => {
             info!(%peer, client = %short_id(&client_id), "901 checksum mismatch, file follows again");
+            c.metrics().request(901, Outcome::Ok);
             c.retry_announced(&client_id);
         }
     }

@@ -1,12 +1,14 @@
 //! The file-storage server as a library: the application that answers the protocol
-//! core ([`app`]), the storage interfaces and their local backends ([`storage`]), and
-//! the table of uploads in progress ([`uploads`]). The `server` binary is a thin
-//! command line around it; tests drive it with storage wrappers that fail on demand.
+//! core ([`app`]), the storage interfaces and their local backends ([`storage`]), the
+//! table of uploads in progress ([`uploads`]), and what it counts for operators
+//! ([`metrics`]). The `server` binary is a thin command line around it; tests drive it
+//! with storage wrappers that fail on demand.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
 mod events;
+pub mod metrics;
 pub mod storage;
 pub mod upload_writer;
 pub mod uploads;

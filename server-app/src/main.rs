@@ -19,6 +19,8 @@ use transport_std::{ServerOptions, Shutdown};
 
 use server_app::admin::{self, AdminError};
 use server_app::app::{App, Policy, SharedApp};
+use server_app::metrics::http::{MetricsServer, Observed};
+use server_app::metrics::Phase;
 
 /// The port used when port.info is missing or unreadable.
 const DEFAULT_PORT: u16 = 1256;
@@ -103,6 +105,11 @@ struct Cli {
     /// Seconds a stop waits for uploads in progress to reach their verdict.
     #[arg(long, global = true, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Serve `/metrics` (Prometheus) and `/healthz` (load balancer checks) over HTTP on
+    /// this address, e.g. 127.0.0.1:9100. Off when not given. The server does not
+    /// start if the address is taken.
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
     /// Log lines as text or as JSON objects (one a line, for log collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -344,6 +351,24 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cli.bind, port);
     let options = cli.server_options();
     let app = Arc::new(app);
+    let metrics = app.metrics().clone();
+    // Before the protocol listener: `/healthz` says "starting" until clients are served.
+    let metrics_server = match cli.metrics {
+        Some(at) => {
+            let observed = Observed {
+                metrics: metrics.clone(),
+                metadata: app.storage().meta.clone(),
+            };
+            let server = MetricsServer::start(at, observed)
+                .with_context(|| format!("cannot serve metrics on {at}"))?;
+            info!(
+                "metrics listening on {} (/metrics, /healthz)",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
     let factory = Arc::new(SharedApp(app.clone()));
     let housekeeper = Housekeeper::start(app.clone())?;
     match cli.transport {
@@ -353,7 +378,13 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
             info!("listening on {} (std transport)", listener.local_addr()?);
             let shutdown = Shutdown::new();
             let s = shutdown.clone();
-            ctrlc::set_handler(move || s.trigger()).context("installing the signal handler")?;
+            let m = metrics.clone();
+            ctrlc::set_handler(move || {
+                m.set_phase(Phase::Stopping);
+                s.trigger()
+            })
+            .context("installing the signal handler")?;
+            metrics.set_phase(Phase::Serving);
             transport_std::serve(listener, options, factory, shutdown)?;
         }
         Transport::Tokio => {
@@ -366,7 +397,12 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 info!("listening on {} (tokio transport)", listener.local_addr()?);
-                transport_tokio::serve(listener, options, factory, shutdown_signal()).await?;
+                metrics.set_phase(Phase::Serving);
+                let stop = async {
+                    shutdown_signal().await;
+                    metrics.set_phase(Phase::Stopping);
+                };
+                transport_tokio::serve(listener, options, factory, stop).await?;
                 anyhow::Ok(())
             })?;
         }
@@ -378,10 +414,13 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
                 listener.get_ref().local_addr()?
             );
             let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+            let m = metrics.clone();
             ctrlc::set_handler(move || {
+                m.set_phase(Phase::Stopping);
                 stop_tx.close();
             })
             .context("installing the signal handler")?;
+            metrics.set_phase(Phase::Serving);
             let shutdown = async move {
                 let _ = stop_rx.recv().await;
             };
@@ -396,6 +435,9 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
     }
     housekeeper.stop();
     app.discard_uploads();
+    if let Some(server) = metrics_server {
+        server.stop();
+    }
     info!("stopped; database closed");
     Ok(())
 }

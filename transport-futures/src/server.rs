@@ -29,9 +29,17 @@ pub async fn serve<F: AsyncHandlerFactory>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
 ) -> io::Result<()> {
-    serve_with(listener, options, shutdown, spawn, move |conn, peer| {
-        AsyncDispatch::new(conn, factory.connect(peer))
-    })
+    serve_with(
+        listener,
+        options,
+        shutdown,
+        spawn,
+        {
+            let factory = factory.clone();
+            move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer))
+        },
+        move |peer| factory.refused(peer),
+    )
     .await
 }
 
@@ -44,9 +52,17 @@ pub async fn serve_blocking<F: HandlerFactory>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
 ) -> io::Result<()> {
-    serve_with(listener, options, shutdown, spawn, move |conn, peer| {
-        BlockingDispatch::<_, Unblock>::new(conn, factory.connect(peer))
-    })
+    serve_with(
+        listener,
+        options,
+        shutdown,
+        spawn,
+        {
+            let factory = factory.clone();
+            move |conn, peer| BlockingDispatch::<_, Unblock>::new(conn, factory.connect(peer))
+        },
+        move |peer| factory.refused(peer),
+    )
     .await
 }
 
@@ -61,6 +77,7 @@ async fn serve_with<D: Dispatch>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
     make: impl Fn(Conn, SocketAddr) -> D,
+    refused: impl Fn(SocketAddr),
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
     let options = Arc::new(options);
@@ -91,6 +108,7 @@ async fn serve_with<D: Dispatch>(
             options.max_connections_per_ip,
         ) else {
             warn!(%peer, "connection refused: too many connections");
+            refused(peer);
             continue;
         };
         let _ = stream.get_ref().set_nodelay(true);

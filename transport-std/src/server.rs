@@ -45,6 +45,7 @@ pub fn serve<F: HandlerFactory>(
             options.max_connections_per_ip,
         ) else {
             warn!(%peer, "connection refused: too many connections");
+            factory.refused(peer);
             drop(stream);
             continue;
         };

@@ -58,9 +58,16 @@ pub async fn serve<F: HandlerFactory>(
     factory: Arc<F>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_with(listener, options, shutdown, move |conn, peer| {
-        BlockingDispatch::<_, SpawnBlocking>::new(conn, factory.connect(peer))
-    })
+    serve_with(
+        listener,
+        options,
+        shutdown,
+        {
+            let factory = factory.clone();
+            move |conn, peer| BlockingDispatch::<_, SpawnBlocking>::new(conn, factory.connect(peer))
+        },
+        move |peer| factory.refused(peer),
+    )
     .await
 }
 
@@ -72,9 +79,16 @@ pub async fn serve_async<F: AsyncHandlerFactory>(
     factory: Arc<F>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_with(listener, options, shutdown, move |conn, peer| {
-        AsyncDispatch::new(conn, factory.connect(peer))
-    })
+    serve_with(
+        listener,
+        options,
+        shutdown,
+        {
+            let factory = factory.clone();
+            move |conn, peer| AsyncDispatch::new(conn, factory.connect(peer))
+        },
+        move |peer| factory.refused(peer),
+    )
     .await
 }
 
@@ -83,6 +97,7 @@ async fn serve_with<D: Dispatch>(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
     make: impl Fn(Conn, SocketAddr) -> D,
+    refused: impl Fn(SocketAddr),
 ) -> io::Result<()> {
     let limiter = Arc::new(ConnectionLimiter::default());
     let options = Arc::new(options);
@@ -110,6 +125,7 @@ async fn serve_with<D: Dispatch>(
             options.max_connections_per_ip,
         ) else {
             warn!(%peer, "connection refused: too many connections");
+            refused(peer);
             continue;
         };
         let dispatch = make(

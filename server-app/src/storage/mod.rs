@@ -230,6 +230,13 @@ pub trait Metadata: Send + Sync {
     fn clear_intent(&self, id: &str) -> Result<(), MetaError>;
     /// Intents not yet cleared (start-up reconciliation).
     fn intents(&self) -> Result<Vec<Intent>, MetaError>;
+    /// Whether the store answers: a trivial query for a health check (`/healthz`),
+    /// asked about twice a second per load balancer. The default reads the intents,
+    /// a table that is empty but for commits under way; a backend with a cheaper
+    /// query (`SELECT 1`) overrides it.
+    fn health(&self) -> Result<(), MetaError> {
+        self.intents().map(drop)
+    }
 }
 
 /// Appends the bytes of one upload in progress.

@@ -263,6 +263,9 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     fn intents(&self) -> Result<Vec<Intent>, MetaError> {
         read!(self, self.inner.intents())
     }
+    fn health(&self) -> Result<(), MetaError> {
+        step!(self.plan, "health", self.inner.health(), meta_gone())
+    }
 }
 
 /// A [`Contents`] that fails as its [`Plan`] says.

@@ -3,6 +3,8 @@
 
 pub mod faulty;
 pub mod s3;
+pub mod haproxy;
+pub mod scrape;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -118,6 +120,29 @@ impl Server {
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// The port of this server's `/metrics` and `/healthz` (run with `--metrics
+    /// 127.0.0.1:0`), from its "metrics listening on" line; `None` without one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        // The log is appended across restarts in the same folder: the last start.
+        let start = log.rfind(&format!("listening on 127.0.0.1:{} ", self.port))?;
+        let line = log[..start]
+            .lines()
+            .rev()
+            .find(|l| l.contains("metrics listening on "))?;
+        let addr = line
+            .split("metrics listening on ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    }
+
+    /// `GET path` on this server's metrics listener: (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(self.metrics_port().expect("run with --metrics"), path)
     }
 
     /// `server list-files` in the server's folder.
@@ -420,4 +445,29 @@ impl Drop for InProcess {
         }
         self.app.discard_uploads();
     }
+}
+
+/// `GET path` from 127.0.0.1:`port` over HTTP/1.1 (one request, the connection closed
+/// after): the status code and the body.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting for GET");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP header in {response:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, body.to_string())
 }

@@ -1,0 +1,217 @@
+//! Storage that times itself: [`TimedMetadata`] and [`TimedContents`] wrap any
+//! backend of the two storage interfaces and record how long each call took in
+//! `fileserver_storage_duration_seconds{store, op}`. The application wraps whatever
+//! storage it is given ([`instrument`]), so a new backend is timed without a line of
+//! its own.
+//!
+//! A method added to either trait must be forwarded here too: one without a default
+//! body fails to compile until it is; one with a default body (like
+//! [`Metadata::health`]) would otherwise run the default instead of the backend's.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol_core::ClientId;
+
+use super::{Metrics, Store};
+use crate::storage::{
+    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration,
+    Removed, Storage, Switch, UploadSink,
+};
+
+/// `storage` with both interfaces timed into `metrics`.
+pub fn instrument(storage: Storage, metrics: Arc<Metrics>) -> Storage {
+    Storage::new(
+        Arc::new(TimedMetadata {
+            inner: storage.meta,
+            metrics: metrics.clone(),
+        }),
+        Arc::new(TimedContents {
+            inner: storage.contents,
+            metrics,
+        }),
+    )
+}
+
+fn time<T>(metrics: &Metrics, store: Store, op: &'static str, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    metrics.storage_call(store, op, start.elapsed().as_secs_f64());
+    out
+}
+
+/// A [`Metadata`] backend whose calls are timed.
+pub struct TimedMetadata {
+    inner: Arc<dyn Metadata>,
+    metrics: Arc<Metrics>,
+}
+
+impl TimedMetadata {
+    /// Times the calls to `inner`.
+    pub fn new(inner: Arc<dyn Metadata>, metrics: Arc<Metrics>) -> TimedMetadata {
+        TimedMetadata { inner, metrics }
+    }
+
+    fn t<T>(&self, op: &'static str, f: impl FnOnce(&dyn Metadata) -> T) -> T {
+        time(&self.metrics, Store::Metadata, op, || f(&*self.inner))
+    }
+}
+
+impl Metadata for TimedMetadata {
+    fn register(
+        &self,
+        id: &ClientId,
+        name: &str,
+        hold: Duration,
+    ) -> Result<Registration, MetaError> {
+        self.t("register", |m| m.register(id, name, hold))
+    }
+    fn set_keys(
+        &self,
+        id: &ClientId,
+        name: &str,
+        public_key: &[u8],
+        aes_key: &[u8],
+    ) -> Result<KeyOutcome, MetaError> {
+        self.t("set_keys", |m| m.set_keys(id, name, public_key, aes_key))
+    }
+    fn public_key(&self, id: &ClientId, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        self.t("public_key", |m| m.public_key(id, name))
+    }
+    fn set_aes_key(&self, id: &ClientId, aes_key: &[u8]) -> Result<bool, MetaError> {
+        self.t("set_aes_key", |m| m.set_aes_key(id, aes_key))
+    }
+    fn aes_key(&self, id: &ClientId) -> Result<Option<(Vec<u8>, u64)>, MetaError> {
+        self.t("aes_key", |m| m.aes_key(id))
+    }
+    fn revoke_aes_key(&self, id: &ClientId) -> Result<(), MetaError> {
+        self.t("revoke_aes_key", |m| m.revoke_aes_key(id))
+    }
+    fn touch(&self, id: &ClientId) -> Result<(), MetaError> {
+        self.t("touch", |m| m.touch(id))
+    }
+    fn set_dialect(&self, id: &ClientId, dialect: &str) -> Result<(), MetaError> {
+        self.t("set_dialect", |m| m.set_dialect(id, dialect))
+    }
+    fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
+        self.t("expire_registrations", |m| m.expire_registrations(hold))
+    }
+    fn clients(&self) -> Result<Vec<ClientRow>, MetaError> {
+        self.t("clients", |m| m.clients())
+    }
+    fn file(&self, id: &ClientId, file_name: &str) -> Result<Option<FileRecord>, MetaError> {
+        self.t("file", |m| m.file(id, file_name))
+    }
+    fn files(&self, client: Option<&ClientId>) -> Result<Vec<FileRecord>, MetaError> {
+        self.t("files", |m| m.files(client))
+    }
+    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError> {
+        self.t("delete_file", |m| m.delete_file(id, file_name))
+    }
+    fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError> {
+        self.t("remove_client", |m| m.remove_client(id))
+    }
+    fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError> {
+        self.t("prune_unverified", |m| m.prune_unverified(older_than))
+    }
+    fn referenced_objects(&self) -> Result<HashSet<String>, MetaError> {
+        self.t("referenced_objects", |m| m.referenced_objects())
+    }
+    fn record_intent(&self, intent: &Intent) -> Result<(), MetaError> {
+        self.t("record_intent", |m| m.record_intent(intent))
+    }
+    fn switch(&self, intent: &Intent) -> Result<Switch, MetaError> {
+        self.t("switch", |m| m.switch(intent))
+    }
+    fn clear_intent(&self, id: &str) -> Result<(), MetaError> {
+        self.t("clear_intent", |m| m.clear_intent(id))
+    }
+    fn intents(&self) -> Result<Vec<Intent>, MetaError> {
+        self.t("intents", |m| m.intents())
+    }
+    fn health(&self) -> Result<(), MetaError> {
+        self.t("health", |m| m.health())
+    }
+}
+
+/// A [`Contents`] backend whose calls, and those of its upload sinks, are timed.
+pub struct TimedContents {
+    inner: Arc<dyn Contents>,
+    metrics: Arc<Metrics>,
+}
+
+impl TimedContents {
+    /// Times the calls to `inner`.
+    pub fn new(inner: Arc<dyn Contents>, metrics: Arc<Metrics>) -> TimedContents {
+        TimedContents { inner, metrics }
+    }
+
+    fn t<T>(&self, op: &'static str, f: impl FnOnce(&dyn Contents) -> T) -> T {
+        time(&self.metrics, Store::Contents, op, || f(&*self.inner))
+    }
+
+    fn sink(&self, inner: Box<dyn UploadSink>) -> Box<dyn UploadSink> {
+        Box::new(TimedSink {
+            inner,
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+impl Contents for TimedContents {
+    fn create_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>> {
+        let sink = self.t("create_upload", |c| c.create_upload(upload))?;
+        Ok(self.sink(sink))
+    }
+    fn reopen_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>> {
+        let sink = self.t("reopen_upload", |c| c.reopen_upload(upload))?;
+        Ok(self.sink(sink))
+    }
+    fn delete_upload(&self, upload: &str) -> io::Result<()> {
+        self.t("delete_upload", |c| c.delete_upload(upload))
+    }
+    fn publish(&self, upload: &str, object: &str) -> io::Result<()> {
+        self.t("publish", |c| c.publish(upload, object))
+    }
+    fn delete_object(&self, object: &str) -> io::Result<()> {
+        self.t("delete_object", |c| c.delete_object(object))
+    }
+    fn read_object(&self, object: &str) -> io::Result<Vec<u8>> {
+        self.t("read_object", |c| c.read_object(object))
+    }
+    fn uploads(&self) -> io::Result<Vec<String>> {
+        self.t("uploads", |c| c.uploads())
+    }
+    fn objects(&self) -> io::Result<Vec<String>> {
+        self.t("objects", |c| c.objects())
+    }
+    fn legacy_leftovers(&self) -> io::Result<Vec<String>> {
+        self.t("legacy_leftovers", |c| c.legacy_leftovers())
+    }
+}
+
+/// An upload sink whose writes, flushes and finish are timed (`op` `write`,
+/// `flush`, `finish`).
+struct TimedSink {
+    inner: Box<dyn UploadSink>,
+    metrics: Arc<Metrics>,
+}
+
+impl UploadSink for TimedSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let inner = &mut self.inner;
+        time(&self.metrics, Store::Contents, "write", || {
+            inner.write(data)
+        })
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        let inner = &mut self.inner;
+        time(&self.metrics, Store::Contents, "flush", || inner.flush())
+    }
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        let TimedSink { inner, metrics } = *self;
+        time(&metrics, Store::Contents, "finish", || inner.finish())
+    }
+}

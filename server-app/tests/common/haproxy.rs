@@ -1,0 +1,244 @@
+//! A real HAProxy in front of real servers, for end-to-end tests of a fleet.
+//!
+//! ```ignore
+//! // Each server with a metrics listener: its /healthz is the balancer's check.
+//! let a = Server::start(&root.join("a"), 0, &["--metrics", "127.0.0.1:0"]);
+//! let b = Server::start(&root.join("b"), 0, &["--metrics", "127.0.0.1:0"]);
+//! let lb = HaProxy::start(&root.join("lb"), &[Backend::of("a", &a), Backend::of("b", &b)]);
+//! lb.wait_for("a", "UP");
+//! lb.wait_for("b", "UP");
+//! // Clients connect to lb.port: TCP mode, round robin over the servers that are UP.
+//! write_transfer(&client, lb.port, "alice", "f.bin");
+//! a.stop(); // SIGTERM: a's /healthz says 503, then its listeners close
+//! lb.wait_for("a", "DOWN");
+//! ```
+//!
+//! - [`HaProxy::start`] writes `haproxy.cfg` in `dir` (`mode tcp`, `balance
+//!   roundrobin`, `option httpchk GET /healthz` against each backend's check port,
+//!   checks every 100 ms, down after 2 failures, up after 1 success, `option
+//!   redispatch` with 3 retries so that a connection refused by a server going away is
+//!   sent to another), starts `haproxy -f haproxy.cfg -db` in the foreground on a free
+//!   loopback port, and returns once that port accepts connections. Its output is in
+//!   `dir/haproxy.log`. The process is killed on drop (never left running).
+//! - [`HaProxy::states`] / [`HaProxy::wait_for`]: the balancer's own view of each
+//!   server (`UP`, `DOWN`, ...), read from its admin socket (`show stat`).
+//!
+//! `haproxy` is found on `PATH` or in `/usr/sbin` (`.ci/haproxy.sh` installs Debian's).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One server behind the balancer.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Its name in the configuration and in [`HaProxy::states`].
+    pub name: String,
+    /// The protocol port (on 127.0.0.1).
+    pub port: u16,
+    /// The port of its `/healthz` (the server's `--metrics` listener, on 127.0.0.1).
+    pub check_port: u16,
+}
+
+impl Backend {
+    /// `server` as backend `name`: its protocol port, and its metrics port as the
+    /// check port (the server must run with `--metrics 127.0.0.1:0` or a port).
+    pub fn of(name: &str, server: &super::Server) -> Backend {
+        Backend {
+            name: name.to_string(),
+            port: server.port,
+            check_port: server
+                .metrics_port()
+                .expect("the server runs without --metrics: no /healthz to check"),
+        }
+    }
+}
+
+/// A running `haproxy` (killed on drop).
+pub struct HaProxy {
+    child: Child,
+    /// The folder of its configuration, admin socket and log.
+    pub dir: PathBuf,
+    /// Where clients connect (127.0.0.1).
+    pub port: u16,
+}
+
+/// The `haproxy` program: on `PATH`, else Debian's `/usr/sbin/haproxy`.
+pub fn haproxy_bin() -> PathBuf {
+    let on_path = Command::new("haproxy")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if on_path {
+        PathBuf::from("haproxy")
+    } else {
+        PathBuf::from("/usr/sbin/haproxy")
+    }
+}
+
+fn config(dir: &Path, port: u16, backends: &[Backend]) -> String {
+    let mut cfg = format!(
+        "global\n\
+         \x20   maxconn 4096\n\
+         \x20   stats socket {sock} mode 600 level admin\n\
+         defaults\n\
+         \x20   mode tcp\n\
+         \x20   timeout connect 2s\n\
+         \x20   timeout client 5m\n\
+         \x20   timeout server 5m\n\
+         \x20   timeout check 1s\n\
+         \x20   retries 3\n\
+         \x20   option redispatch\n\
+         frontend clients\n\
+         \x20   bind 127.0.0.1:{port}\n\
+         \x20   default_backend servers\n\
+         backend servers\n\
+         \x20   balance roundrobin\n\
+         \x20   option httpchk GET /healthz\n\
+         \x20   http-check expect status 200\n\
+         \x20   default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 1\n",
+        sock = dir.join("haproxy.sock").display(),
+    );
+    for b in backends {
+        cfg.push_str(&format!(
+            "    server {} 127.0.0.1:{} check port {}\n",
+            b.name, b.port, b.check_port
+        ));
+    }
+    cfg
+}
+
+impl HaProxy {
+    /// Writes the configuration for `backends` in `dir`, starts HAProxy on a free
+    /// loopback port and waits until it accepts connections (up to 20 s). Panics
+    /// with HAProxy's output if it cannot start.
+    pub fn start(dir: &Path, backends: &[Backend]) -> HaProxy {
+        std::fs::create_dir_all(dir).unwrap();
+        // A free port can be taken before HAProxy binds it: try again on another.
+        for _ in 0..5 {
+            let port = super::free_port();
+            let cfg = dir.join("haproxy.cfg");
+            std::fs::write(&cfg, config(dir, port, backends)).unwrap();
+            let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
+            let mut child = Command::new(haproxy_bin())
+                .arg("-f")
+                .arg(&cfg)
+                .arg("-db")
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting haproxy (.ci/haproxy.sh installs it)");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && dir.join("haproxy.sock").exists()
+                {
+                    return HaProxy {
+                        child,
+                        dir: dir.to_path_buf(),
+                        port,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("haproxy did not start: {}", self_log(dir));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("haproxy did not start: {}", self_log(dir));
+    }
+
+    /// One command on the admin socket; its answer.
+    pub fn admin(&self, command: &str) -> String {
+        let mut sock = UnixStream::connect(self.dir.join("haproxy.sock"))
+            .expect("connecting to haproxy's admin socket");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.write_all(format!("{command}\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        sock.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// The balancer's view of each server: (name, status), status as HAProxy says
+    /// it (`UP`, `DOWN`, `UP 1/2`, `NOLB`, `MAINT`, ...).
+    pub fn states(&self) -> Vec<(String, String)> {
+        let csv = self.admin("show stat");
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        let col = |name: &str| header.iter().position(|h| *h == name);
+        let (Some(px), Some(sv), Some(st)) = (col("pxname"), col("svname"), col("status")) else {
+            panic!("haproxy's show stat has no pxname/svname/status columns: {csv}");
+        };
+        lines
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f.len() > st && f[px] == "servers" && f[sv] != "BACKEND")
+            .map(|f| (f[sv].to_string(), f[st].to_string()))
+            .collect()
+    }
+
+    /// The status of server `name`.
+    pub fn state(&self, name: &str) -> Option<String> {
+        self.states()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+    }
+
+    /// Waits (up to 30 s) until HAProxy reports server `name` as `status` (`"UP"`
+    /// or `"DOWN"`; a transition such as `UP 1/2` does not count). Panics otherwise.
+    pub fn wait_for(&self, name: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = self.state(name);
+            if now.as_deref() == Some(status) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy reports {name} as {now:?}, not {status}; states: {:?}",
+                self.states()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops HAProxy (SIGKILL) and waits for it.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn self_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default()
+}
+
+impl Drop for HaProxy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,194 @@
+//! `/metrics` and `/healthz`: the series after a real upload, and the health answer
+//! through every phase of a server and a failing store.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::faulty::{Fault, FaultyMeta, Plan};
+use common::scrape::{scrape, Scrape};
+use common::*;
+use server_app::metrics::http::{MetricsServer, Observed};
+use server_app::metrics::{Metrics, Phase};
+use server_app::storage::sqlite::SqliteMetadata;
+
+#[test]
+fn metrics_parse_and_count_an_upload() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::start(&root.path().join("s"), 0, &["--metrics", "127.0.0.1:0"]);
+    let port = server.metrics_port().expect("a metrics listening line");
+    let before = scrape(port);
+    assert_eq!(before.value("fileserver_uploads_total", &[]), None);
+    assert_eq!(
+        before.value("fileserver_received_bytes_total", &[]),
+        Some(0.0)
+    );
+
+    let contents = data(300_000, 7);
+    let client = client_dir(root.path(), "alice", server.port, "f.bin", &contents);
+    assert_ok(&run_client(&client, &[]), "client");
+
+    // The connection's end is counted when the server has closed it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let s = scrape(port);
+        if s.value("fileserver_connections_open", &[]) == Some(0.0) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "a connection stays open: {s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let v = |name: &str, labels: &[(&str, &str)]| after.value(name, labels);
+    assert_eq!(
+        v("fileserver_uploads_total", &[("result", "verified")]),
+        Some(1.0)
+    );
+    assert_eq!(v("fileserver_uploads_total", &[("result", "failed")]), None);
+    assert_eq!(
+        v("fileserver_received_bytes_total", &[]),
+        Some(contents.len() as f64)
+    );
+    for code in ["825", "826", "828", "900"] {
+        assert_eq!(
+            v(
+                "fileserver_requests_total",
+                &[("code", code), ("outcome", "ok")]
+            ),
+            Some(1.0),
+            "request {code}"
+        );
+    }
+    // The client's connection, and the test's own probe when the server started.
+    assert!(v("fileserver_connections_accepted_total", &[]) >= Some(1.0));
+    assert_eq!(v("fileserver_connections_refused_total", &[]), Some(0.0));
+    assert_eq!(
+        after.types["fileserver_storage_duration_seconds"],
+        "histogram"
+    );
+    for (store, op) in [
+        ("metadata", "register"),
+        ("metadata", "switch"),
+        ("contents", "write"),
+        ("contents", "publish"),
+    ] {
+        let count = v(
+            "fileserver_storage_duration_seconds_count",
+            &[("store", store), ("op", op)],
+        )
+        .unwrap_or(0.0);
+        assert!(count > 0.0, "no {store} {op} timed: {after:?}");
+        let inf = v(
+            "fileserver_storage_duration_seconds_bucket",
+            &[("store", store), ("op", op), ("le", "+Inf")],
+        );
+        assert_eq!(inf, Some(count), "{store} {op}: +Inf bucket is the count");
+    }
+    server.stop();
+}
+
+#[test]
+fn every_transport_counts_refusals_and_reports_health() {
+    let root = tempfile::tempdir().unwrap();
+    for transport in ["tokio", "std", "smol"] {
+        let server = Server::start(
+            &root.path().join(transport),
+            0,
+            &[
+                "--metrics",
+                "127.0.0.1:0",
+                "--max-connections",
+                "1",
+                "--transport",
+                transport,
+            ],
+        );
+        assert_eq!(
+            server.http_get("/healthz"),
+            (200, "ok\n".to_string()),
+            "{transport}"
+        );
+        let port = server.metrics_port().unwrap();
+        // One connection holds the only place; the next ones are refused.
+        let held = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let _more = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            let s = scrape(port);
+            if s.value("fileserver_connections_refused_total", &[]) >= Some(1.0) {
+                assert!(s.value("fileserver_connections_accepted_total", &[]) >= Some(1.0));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{transport}: no refusal counted: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(held);
+        server.stop();
+    }
+}
+
+#[test]
+fn a_server_without_the_option_opens_no_metrics_listener() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::start(&root.path().join("s"), 0, &[]);
+    assert_eq!(server.metrics_port(), None);
+    let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap();
+    assert!(!log.contains("metrics"), "{log}");
+    server.stop();
+}
+
+#[test]
+fn a_taken_metrics_port_stops_the_start() {
+    let root = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let dir = root.path().join("s");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(server_bin())
+        .args(["--bind", "127.0.0.1", "--port", "0", "--metrics", &at])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot serve metrics on"), "{err}");
+}
+
+#[test]
+fn healthz_follows_the_phase_and_the_store() {
+    let root = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    // The store's first health query fails; later ones answer.
+    let plan = Plan::at(1, Fault::Fail);
+    let meta = FaultyMeta {
+        inner: SqliteMetadata::open(&root.path().join("defensive.db")).unwrap(),
+        plan: plan.clone(),
+    };
+    let server = MetricsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Observed {
+            metrics: metrics.clone(),
+            metadata: Arc::new(meta),
+        },
+    )
+    .unwrap();
+    let port = server.local_addr().port();
+
+    assert_eq!(http_get(port, "/healthz"), (503, "starting\n".into()));
+    assert_eq!(plan.steps(), 0, "no store query before serving");
+    metrics.set_phase(Phase::Serving);
+    let (status, body) = http_get(port, "/healthz");
+    assert_eq!(status, 503, "a failing store is unhealthy: {body}");
+    assert!(body.contains("fault injected"), "{body}");
+    assert_eq!(http_get(port, "/healthz"), (200, "ok\n".into()));
+    metrics.set_phase(Phase::Stopping);
+    assert_eq!(http_get(port, "/healthz"), (503, "stopping\n".into()));
+    assert_eq!(http_get(port, "/nope").0, 404);
+    let body = http_get(port, "/metrics").1;
+    Scrape::parse(&body).unwrap();
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    server.stop();
+}

@@ -6,6 +6,9 @@
 //! every verified record names an object whose bytes are what its client confirmed, a
 //! commit that returned Ok (1604 sent) has its content stored, and no upload, intent or
 //! unnamed object is left behind.
+//!
+//! The cases run on both contents backends: the local folder, and S3 (a private
+//! SeaweedFS, common/s3.rs) under a prefix of its own for each test folder.
 
 mod common;
 
@@ -17,29 +20,63 @@ use protocol_core::ClientId;
 use server_app::storage::commit::Finished;
 use server_app::storage::local::LocalContents;
 use server_app::storage::sqlite::SqliteMetadata;
-use server_app::storage::{new_upload_key, CommitOutcome, FileRecord, Registration, Storage};
+use server_app::storage::{
+    new_upload_key, CommitOutcome, Contents, FileRecord, Registration, Storage,
+};
 
 const CLIENT: ClientId = ClientId([7; 16]);
 const NAME: &str = "dir/report.txt";
 
-fn plain(dir: &Path) -> Storage {
+/// Where a test keeps file contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Files {
+    /// The folder itself.
+    Local,
+    /// S3, under a prefix named after the folder.
+    S3,
+}
+
+fn contents(files: Files, dir: &Path) -> Arc<dyn Contents> {
+    match files {
+        Files::Local => Arc::new(LocalContents::open(dir).unwrap()),
+        Files::S3 => Arc::new(s3_contents(dir)),
+    }
+}
+
+fn s3_contents(dir: &Path) -> server_app::storage::s3::S3Contents {
+    use std::sync::OnceLock;
+    // Test folders are unique on this machine; the run's own name keeps them apart on
+    // a shared server (FLEET_S3_ENDPOINT).
+    static RUN: OnceLock<String> = OnceLock::new();
+    let run = RUN.get_or_init(server_app::storage::random_name);
+    let name = dir.file_name().unwrap().to_string_lossy();
+    let prefix = format!("commit-steps/{run}/{name}");
+    common::s3::s3_server().contents(&prefix, Default::default())
+}
+
+fn plain(files: Files, dir: &Path) -> Storage {
     Storage::new(
         Arc::new(SqliteMetadata::open(&dir.join("defensive.db")).unwrap()),
-        Arc::new(LocalContents::open(dir).unwrap()),
+        contents(files, dir),
     )
 }
 
-fn wrapped(dir: &Path, plan: Arc<Plan>) -> Storage {
-    Storage::new(
-        Arc::new(FaultyMeta {
-            inner: SqliteMetadata::open(&dir.join("defensive.db")).unwrap(),
-            plan: plan.clone(),
-        }),
-        Arc::new(FaultyContents {
+fn wrapped(files: Files, dir: &Path, plan: Arc<Plan>) -> Storage {
+    let meta = Arc::new(FaultyMeta {
+        inner: SqliteMetadata::open(&dir.join("defensive.db")).unwrap(),
+        plan: plan.clone(),
+    });
+    let contents: Arc<dyn Contents> = match files {
+        Files::Local => Arc::new(FaultyContents {
             inner: LocalContents::open(dir).unwrap(),
             plan,
         }),
-    )
+        Files::S3 => Arc::new(FaultyContents {
+            inner: s3_contents(dir),
+            plan,
+        }),
+    };
+    Storage::new(meta, contents)
 }
 
 fn setup_client(s: &Storage) {
@@ -72,8 +109,8 @@ fn upload_and_commit(s: &Storage, bytes: &[u8], verified: bool) -> Result<Commit
 
 /// After a restart: nothing left over, and the record is one of `allowed`
 /// (bytes, verified); `None` in `allowed` means no record is allowed too.
-fn check_after_restart(dir: &Path, allowed: &[Option<(&[u8], bool)>], what: &str) {
-    let s = plain(dir);
+fn check_after_restart(files: Files, dir: &Path, allowed: &[Option<(&[u8], bool)>], what: &str) {
+    let s = plain(files, dir);
     s.reconcile().unwrap();
     assert!(s.meta.intents().unwrap().is_empty(), "{what}: intents left");
     assert!(
@@ -104,6 +141,7 @@ fn check_after_restart(dir: &Path, allowed: &[Option<(&[u8], bool)>], what: &str
 
 /// Runs one commit under every fault at every step, restarting after each.
 fn every_step(
+    files: Files,
     earlier: Option<(&[u8], bool)>,
     new: &[u8],
     verified: bool,
@@ -112,13 +150,13 @@ fn every_step(
     // How many steps a commit takes (a dry run with no fault).
     let steps = {
         let tmp = tempfile::tempdir().unwrap();
-        let s = plain(tmp.path());
+        let s = plain(files, tmp.path());
         setup_client(&s);
         if let Some((b, v)) = earlier {
             upload_and_commit(&s, b, v).unwrap();
         }
         let plan = Plan::new();
-        upload_and_commit(&wrapped(tmp.path(), plan.clone()), new, verified).unwrap();
+        upload_and_commit(&wrapped(files, tmp.path(), plan.clone()), new, verified).unwrap();
         plan.steps()
     };
     assert!(
@@ -130,14 +168,15 @@ fn every_step(
         for k in 1..=steps {
             let tmp = tempfile::tempdir().unwrap();
             {
-                let s = plain(tmp.path());
+                let s = plain(files, tmp.path());
                 setup_client(&s);
                 if let Some((b, v)) = earlier {
                     upload_and_commit(&s, b, v).unwrap();
                 }
             }
             let plan = Plan::at(k, fault);
-            let result = upload_and_commit(&wrapped(tmp.path(), plan.clone()), new, verified);
+            let result =
+                upload_and_commit(&wrapped(files, tmp.path(), plan.clone()), new, verified);
             let step = plan.log.lock().unwrap().get(k - 1).copied().unwrap_or("?");
             let what = format!("{fault:?} at step {k} ({step}): {result:?}");
             // An unconfirmed upload (902) never replaces a verified file.
@@ -151,7 +190,7 @@ fn every_step(
                 Err(_) if keeps_verified => vec![earlier],
                 Err(_) => vec![earlier, Some((new, verified))],
             };
-            check_after_restart(tmp.path(), &allowed, &what);
+            check_after_restart(files, tmp.path(), &allowed, &what);
             runs += 1;
         }
     }
@@ -160,9 +199,9 @@ fn every_step(
 
 const ALL: [Fault; 3] = [Fault::Fail, Fault::CrashBefore, Fault::CrashAfter];
 
-#[test]
-fn commit_steps_replacing_a_verified_file_keep_old_or_new_never_a_mix() {
+fn replacing_a_verified_file(files: Files) {
     let runs = every_step(
+        files,
         Some((b"first version", true)),
         b"second, longer version",
         true,
@@ -171,24 +210,68 @@ fn commit_steps_replacing_a_verified_file_keep_old_or_new_never_a_mix() {
     assert!(runs >= 12);
 }
 
-#[test]
-fn commit_steps_of_a_first_upload_leave_it_stored_or_absent() {
-    every_step(None, b"only version", true, &ALL);
+fn a_first_upload(files: Files) {
+    every_step(files, None, b"only version", true, &ALL);
 }
 
-#[test]
-fn commit_steps_of_a_gave_up_upload_never_replace_a_verified_file() {
-    every_step(Some((b"confirmed", true)), b"never confirmed", false, &ALL);
-}
-
-#[test]
-fn commit_steps_of_a_gave_up_upload_over_an_unverified_one() {
+fn a_gave_up_upload_over_a_verified_one(files: Files) {
     every_step(
+        files,
+        Some((b"confirmed", true)),
+        b"never confirmed",
+        false,
+        &ALL,
+    );
+}
+
+fn a_gave_up_upload_over_an_unverified_one(files: Files) {
+    every_step(
+        files,
         Some((b"unconfirmed 1", false)),
         b"unconfirmed 2",
         false,
         &ALL,
     );
+}
+
+#[test]
+fn commit_steps_replacing_a_verified_file_keep_old_or_new_never_a_mix() {
+    replacing_a_verified_file(Files::Local);
+}
+
+#[test]
+fn commit_steps_of_a_first_upload_leave_it_stored_or_absent() {
+    a_first_upload(Files::Local);
+}
+
+#[test]
+fn commit_steps_of_a_gave_up_upload_never_replace_a_verified_file() {
+    a_gave_up_upload_over_a_verified_one(Files::Local);
+}
+
+#[test]
+fn commit_steps_of_a_gave_up_upload_over_an_unverified_one() {
+    a_gave_up_upload_over_an_unverified_one(Files::Local);
+}
+
+#[test]
+fn s3_commit_steps_replacing_a_verified_file_keep_old_or_new_never_a_mix() {
+    replacing_a_verified_file(Files::S3);
+}
+
+#[test]
+fn s3_commit_steps_of_a_first_upload_leave_it_stored_or_absent() {
+    a_first_upload(Files::S3);
+}
+
+#[test]
+fn s3_commit_steps_of_a_gave_up_upload_never_replace_a_verified_file() {
+    a_gave_up_upload_over_a_verified_one(Files::S3);
+}
+
+#[test]
+fn s3_commit_steps_of_a_gave_up_upload_over_an_unverified_one() {
+    a_gave_up_upload_over_an_unverified_one(Files::S3);
 }
 
 #[test]
@@ -202,7 +285,7 @@ fn commit_steps_over_an_old_layout_record_shared_by_two_names() {
             let dir = tmp.path();
             let legacy = format!("files/{}/b.txt", CLIENT.to_hex());
             {
-                let s = plain(dir);
+                let s = plain(Files::Local, dir);
                 setup_client(&s);
             }
             std::fs::create_dir_all(dir.join("files").join(CLIENT.to_hex())).unwrap();
@@ -217,14 +300,14 @@ fn commit_steps_over_an_old_layout_record_shared_by_two_names() {
             }
             drop(db);
             let plan = Plan::at(k, fault);
-            let result = upload_and_commit(&wrapped(dir, plan), b"new", true);
+            let result = upload_and_commit(&wrapped(Files::Local, dir, plan), b"new", true);
             let what = format!("{fault:?} at step {k}: {result:?}");
             let allowed: Vec<Option<(&[u8], bool)>> = match result {
                 Ok(_) => vec![Some((b"new", true))],
                 Err(_) => vec![Some((b"shared", true)), Some((b"new", true))],
             };
-            check_after_restart(dir, &allowed, &what);
-            let s = plain(dir);
+            check_after_restart(Files::Local, dir, &allowed, &what);
+            let s = plain(Files::Local, dir);
             let other = s.meta.file(&CLIENT, "b.txt").unwrap().unwrap();
             assert_eq!(
                 s.contents.read_object(&other.object).unwrap(),
@@ -239,7 +322,7 @@ fn commit_steps_over_an_old_layout_record_shared_by_two_names() {
 fn reconciliation_removes_uploads_and_unnamed_objects_but_no_named_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let s = plain(dir);
+    let s = plain(Files::Local, dir);
     setup_client(&s);
     upload_and_commit(&s, b"kept", true).unwrap();
     let stray_upload = new_upload_key();
@@ -249,7 +332,7 @@ fn reconciliation_removes_uploads_and_unnamed_objects_but_no_named_one() {
     let stray_object = format!("objects/{}/0123", CLIENT.to_hex());
     std::fs::write(dir.join(&stray_object), b"unnamed").unwrap();
     drop(s);
-    let s = plain(dir);
+    let s = plain(Files::Local, dir);
     let done = s.reconcile().unwrap();
     assert_eq!((done.uploads_removed, done.objects_removed), (1, 1));
     assert!(!dir.join(&stray_object).exists());

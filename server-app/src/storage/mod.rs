@@ -19,6 +19,7 @@ pub mod commit;
 pub mod local;
 pub mod lock;
 pub mod postgres;
+pub mod s3;
 pub mod sqlite;
 mod sqlite_schema;
 

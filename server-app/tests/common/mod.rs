@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod faulty;
+pub mod s3;
 pub mod haproxy;
 pub mod postgres;
 pub mod scrape;

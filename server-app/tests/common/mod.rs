@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 pub mod faulty;
-pub mod s3;
 pub mod haproxy;
+pub mod s3;
 pub mod scrape;
 
 use std::io::{Read, Write};

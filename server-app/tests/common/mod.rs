@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 pub mod faulty;
-pub mod s3;
 pub mod haproxy;
 pub mod postgres;
+pub mod s3;
 pub mod scrape;
 
 use std::io::{Read, Write};

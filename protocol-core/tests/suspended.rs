@@ -103,9 +103,17 @@ fn feed(
         checksum: None,
     };
     for f in frames {
+        // As a driver does: input left in the buffer (an 828 is looked up at its
+        // header, before its payload is taken) is handed in again after the answers.
         let mut b = f.clone();
-        let _ = s.handle_input(&mut b, now);
-        drain(s, &mut record, &mut fed);
+        loop {
+            let before = b.len();
+            let _ = s.handle_input(&mut b, now);
+            let answered = drain(s, &mut record, &mut fed);
+            if b.is_empty() || (b.len() == before && answered == 0) {
+                break;
+            }
+        }
     }
     if eof {
         s.handle_eof();
@@ -114,8 +122,11 @@ fn feed(
     fed
 }
 
-fn drain(s: &mut Conn, record: &mut Option<ClientRecord>, fed: &mut Fed) {
+/// Answers every event; returns how many there were.
+fn drain(s: &mut Conn, record: &mut Option<ClientRecord>, fed: &mut Fed) -> usize {
+    let mut n = 0;
     while let Some(ev) = s.poll_event() {
+        n += 1;
         match ev {
             ServerEvent::LookupClient { ticket, .. } => {
                 let _ = s.client_lookup(ticket, record.take());
@@ -134,6 +145,7 @@ fn drain(s: &mut Conn, record: &mut Option<ClientRecord>, fed: &mut Fed) {
             _ => {}
         }
     }
+    n
 }
 
 /// A connection whose session already holds the client's key (it registered on it).

@@ -18,6 +18,7 @@ use crate::storage::commit::Finished;
 use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
 use crate::storage::postgres::{Pg, PostgresMetadata};
+use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::{new_upload_key, short_id, CommitOutcome, Storage, UploadSink};
 use crate::storage::{Contents, Metadata};
@@ -125,8 +126,14 @@ impl App {
                     folder.display()
                 )
             })?),
-            Files::S3 { bucket, .. } => {
-                anyhow::bail!("--files s3://{bucket}: S3 contents are not part of this build yet")
+            Files::S3 { bucket, prefix } => {
+                let url = format!("s3://{bucket}/{prefix}");
+                Arc::new(S3Contents::open(&url).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot use the object store at {url} (endpoint and credentials from \
+                         AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION): {e}"
+                    )
+                })?)
             }
         };
         let app = App::with_tables(Storage::new(meta, contents), table, policy)?;

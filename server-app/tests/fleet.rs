@@ -1,7 +1,8 @@
 //! Two real `server` processes sharing one PostgreSQL database (started by
-//! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`) and one contents folder, behind a
-//! round-robin TCP relay: a client with a connection per request (variant 7) has each
-//! packet land on the other server, which continues the upload from the shared table.
+//! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`) and one contents store: a folder behind
+//! a round-robin TCP relay, and SeaweedFS's S3 (started by `.ci/seaweedfs.sh`) behind a
+//! real HAProxy. A client with a connection per request (variant 7) has its packets
+//! land on both servers, which continue the upload from the shared table.
 
 mod common;
 
@@ -12,7 +13,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use common::{assert_ok, client_dir, data, run_client, Server};
+use common::haproxy::{Backend, HaProxy};
+use common::{assert_ok, client_dir, data, run_client, run_clients_at_once, Server};
+use server_app::storage::s3::S3Options;
+use server_app::storage::Contents;
 
 fn admin_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
@@ -139,6 +143,91 @@ fn a_connection_per_request_client_alternating_two_servers_completes() {
             .is_none(),
         "no upload left behind"
     );
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn clients_through_haproxy_to_two_servers_on_postgres_and_s3_are_all_verified() {
+    let s3 = common::s3::s3_server();
+    // The servers read the endpoint and credentials from the usual AWS variables (the
+    // same values for every test of this process).
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", s3.key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ] {
+        std::env::set_var(k, v);
+    }
+    let prefix = common::s3::fresh_prefix("fleet");
+    let files = format!("s3://{}/{prefix}", s3.bucket);
+    let root = tempfile::tempdir().unwrap();
+    let url = database("balanced");
+    let args = [
+        "--database",
+        &url,
+        "--files",
+        &files,
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let a = Server::start(&root.path().join("a"), 0, &args);
+    let b = Server::start(&root.path().join("b"), 0, &args);
+    let lb = HaProxy::start(
+        &root.path().join("lb"),
+        &[Backend::of("a", &a), Backend::of("b", &b)],
+    );
+
+    // Several clients at once through the balancer.
+    let mut expected = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..6u8 {
+        let contents = data(150_000 + 7_000 * i as usize, 40 + i);
+        let name = format!("c{i}");
+        dirs.push(client_dir(root.path(), &name, lb.port, "f.bin", &contents));
+        expected.push(contents);
+    }
+    for (i, out) in run_clients_at_once(&dirs).iter().enumerate() {
+        assert_ok(out, &format!("client {i}"));
+    }
+    // And one with a connection per request: its packets alternate between the servers.
+    let contents = data(24 * 1024 - 50, 9);
+    let dir = client_dir(root.path(), "perreq", lb.port, "g.bin", &contents);
+    let out = run_client(&dir, &["--connection-per-request", "--packet-size", "1024"]);
+    assert_ok(&out, "the connection-per-request client");
+    expected.push(contents);
+
+    for s in [&a, &b] {
+        let log = std::fs::read_to_string(s.dir.join("server.log")).unwrap();
+        assert!(
+            log.contains("dialect seen"),
+            "each server served clients: {log}"
+        );
+        assert!(!log.contains("could not resume"), "{log}");
+    }
+    // The object store holds exactly the clients' bytes, and no upload is left.
+    let store = s3.contents(&prefix, S3Options::default());
+    let mut stored: Vec<Vec<u8>> = store
+        .objects()
+        .unwrap()
+        .iter()
+        .map(|o| store.read_object(o).unwrap())
+        .collect();
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored.len(), expected.len());
+    assert!(
+        stored == expected,
+        "the stored bytes are the clients' bytes"
+    );
+    assert_eq!(
+        store.uploads().unwrap(),
+        Vec::<String>::new(),
+        "no upload left"
+    );
+    drop(lb);
     a.stop();
     b.stop();
 }

@@ -41,23 +41,33 @@ pub fn suspended(client: ClientId, name: &str) -> SuspendedUpload {
     #[allow(clippy::disallowed_methods)] // the test is the caller that owns the clock
     let now = Instant::now();
     let mut s = ServerConnection::new(ServerConfig::default(), OsRng, now);
-    s.handle_input(&mut frame, now).expect("a valid frame");
     let mut found = None;
-    while let Some(ev) = s.poll_event() {
-        match ev {
-            ServerEvent::LookupClient { ticket, .. } => {
-                let record = ClientRecord {
-                    aes_key: Some(key.duplicate()),
-                    key_age: Duration::ZERO,
-                    suspended: None,
-                };
-                s.client_lookup(ticket, Some(record)).expect("answered");
+    // As a driver does: the 828 is looked up at its header, and its payload stays in
+    // the buffer until the answer; then it is handed in again.
+    loop {
+        let before = frame.len();
+        s.handle_input(&mut frame, now).expect("a valid frame");
+        let mut answered = 0;
+        while let Some(ev) = s.poll_event() {
+            answered += 1;
+            match ev {
+                ServerEvent::LookupClient { ticket, .. } => {
+                    let record = ClientRecord {
+                        aes_key: Some(key.duplicate()),
+                        key_age: Duration::ZERO,
+                        suspended: None,
+                    };
+                    s.client_lookup(ticket, Some(record)).expect("answered");
+                }
+                ServerEvent::UploadData { data, .. } => {
+                    s.data_written(data.len()).expect("written");
+                }
+                ServerEvent::UploadSuspended { upload, .. } => found = Some(upload),
+                _ => {}
             }
-            ServerEvent::UploadData { data, .. } => {
-                s.data_written(data.len()).expect("written");
-            }
-            ServerEvent::UploadSuspended { upload, .. } => found = Some(upload),
-            _ => {}
+        }
+        if frame.is_empty() || (frame.len() == before && answered == 0) {
+            break;
         }
     }
     found.expect("a connection per request suspends after each packet")

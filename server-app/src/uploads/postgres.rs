@@ -471,4 +471,8 @@ impl UploadTable for PgUploads {
             })
             .map_or(0, |n| usize::try_from(n).unwrap_or(0))
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
 }

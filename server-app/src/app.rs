@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol_core::crypto::AesKey;
@@ -60,6 +60,7 @@ pub struct App {
     next_conn: AtomicU64,
     metrics: Arc<Metrics>,
     orphans: Orphans,
+    last_slow: Mutex<Option<Instant>>,
     _lock: Option<FolderLock>,
 }
 
@@ -119,10 +120,9 @@ impl App {
                 let pg = Arc::new(Pg::connect(url).map_err(|e| {
                     anyhow::anyhow!("cannot use the database at {}: {e}", without_password(url))
                 })?);
-                let lease = (housekeeping_interval(&policy) * 3).max(Duration::from_secs(10));
                 (
                     Arc::new(PostgresMetadata::new(pg.clone())),
-                    Arc::new(PgUploads::new(pg, lease)),
+                    Arc::new(PgUploads::new(pg, SHARED_LEASE)),
                 )
             }
         };
@@ -186,6 +186,7 @@ impl App {
             next_conn: AtomicU64::new(1),
             metrics,
             orphans: Orphans::default(),
+            last_slow: Mutex::new(None),
             _lock: None,
         })
     }
@@ -209,9 +210,6 @@ impl App {
     /// registration never sent a key; in a fleet, also resolves what servers that
     /// died left (`storage::reconcile`). Logs what it did.
     pub fn housekeeping(&self, now: Instant) {
-        if self.uploads.shared() {
-            self.resolve_interrupted(now);
-        }
         let expired = match self.uploads.expire(self.policy.abandoned_after, now) {
             Ok(gone) => gone,
             Err(e) => {
@@ -226,6 +224,19 @@ impl App {
                 "abandoned upload removed (no connection, no verdict)"
             );
             self.storage.drop_upload(&gone.key);
+        }
+        if self.uploads.shared() {
+            self.resolve_interrupted(now);
+        }
+        // Registrations at the policy's pace, even when a shared table's leases are
+        // renewed (above) more often.
+        {
+            let mut last = self.last_slow.lock().unwrap_or_else(|e| e.into_inner());
+            let due = housekeeping_interval(&self.policy);
+            if matches!(*last, Some(t) if now.saturating_duration_since(t) < due) {
+                return;
+            }
+            *last = Some(now);
         }
         match self
             .storage
@@ -268,9 +279,16 @@ impl App {
         }
     }
 
-    /// How often [`housekeeping`](Self::housekeeping) should run.
+    /// How often [`housekeeping`](Self::housekeeping) should run: with a shared
+    /// table, often enough to renew this server's leases (a server that died holds
+    /// its rows until [`SHARED_LEASE`] runs out).
     pub fn housekeeping_interval(&self) -> Duration {
-        housekeeping_interval(&self.policy)
+        let every = housekeeping_interval(&self.policy);
+        if self.uploads.shared() {
+            every.min(LEASE_RENEWAL)
+        } else {
+            every
+        }
     }
 
     /// The server stops: uploads still in progress are removed.
@@ -285,6 +303,13 @@ impl App {
         }
     }
 }
+
+/// How long the rows of a shared table of uploads stay a server's own without a
+/// renewal: a connection-per-request client whose packet a dying server was receiving
+/// waits this long before another server continues its uploads.
+pub const SHARED_LEASE: Duration = Duration::from_secs(10);
+/// How often a server renews its leases (five times a lease).
+const LEASE_RENEWAL: Duration = Duration::from_secs(2);
 
 fn housekeeping_interval(policy: &Policy) -> Duration {
     (policy.abandoned_after.min(policy.name_hold) / 4)

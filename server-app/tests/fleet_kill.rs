@@ -19,6 +19,7 @@ use common::haproxy::{Backend, HaProxy};
 use common::postgres::TestDatabase;
 use common::{assert_ok, client_bin, client_dir, client_id, data, run_client, Server};
 use protocol_core::ClientId;
+use server_app::app::SHARED_LEASE;
 use server_app::storage::postgres::PostgresMetadata;
 use server_app::storage::s3::{S3Contents, S3Options};
 use server_app::storage::{Contents, Metadata};
@@ -261,6 +262,102 @@ fn a_server_killed_mid_upload_leaves_its_clients_to_finish_on_the_other_and_noth
     drop(lb);
     b.stop();
     drop(db);
+}
+
+/// A client with a connection per request (variant 7) has its packets spread over
+/// both servers; one is killed in the middle. The upload continues on the survivor
+/// (a packet the dead server was receiving fails, and the client run again starts
+/// the file anew); at the end the verified bytes are the client's, and nothing else
+/// is stored.
+#[test]
+fn a_connection_per_request_client_finishes_when_one_of_its_servers_is_killed() {
+    let s3 = common::s3::s3_server();
+    set_s3_environment(s3);
+    let prefix = common::s3::fresh_prefix("kill-per-request");
+    let files = format!("s3://{}/{prefix}", s3.bucket);
+    let db = TestDatabase::new();
+    let root = tempfile::tempdir().unwrap();
+    let args = [
+        "--database",
+        &db.url,
+        "--files",
+        &files,
+        "--metrics",
+        "127.0.0.1:0",
+        "--abandoned-upload-timeout",
+        "4",
+    ];
+    let a = Server::start(&root.path().join("a"), 0, &args);
+    let b = Server::start(&root.path().join("b"), 0, &args);
+    let lb = HaProxy::start(
+        &root.path().join("lb"),
+        &[Backend::of("a", &a), Backend::of("b", &b)],
+    );
+    lb.wait_for("a", "UP");
+    lb.wait_for("b", "UP");
+    let fleet = Fleet {
+        meta: PostgresMetadata::connect(&db.url).unwrap(),
+        store: s3.contents(&prefix, S3Options::default()),
+    };
+    let contents = data(200 * 1024 - 33, 77);
+    let dir = client_dir(root.path(), "perreq", lb.port, "p.bin", &contents);
+    let per_request = ["--connection-per-request", "--packet-size", "1024"];
+    let before = received(&a);
+    let client = spawn_client(&dir, &per_request);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received(&a) < before + 40_000.0 {
+        assert!(Instant::now() < deadline, "server a never received packets");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a.kill9();
+    let out = client.wait_with_output().unwrap();
+    let mut runs = vec![says(&out)];
+    if !out.status.success() {
+        // Its packet was cut on the dead server, whose row of the upload stays its own
+        // until its lease runs out (SHARED_LEASE); then server b removes it and the
+        // client, run again as it says, starts the file anew.
+        assert!(runs[0].contains("run again"), "{}", runs[0]);
+        lb.wait_for("a", "DOWN");
+        let deadline = Instant::now() + SHARED_LEASE + Duration::from_secs(30);
+        while held_rows(&db.url) > 0 {
+            assert!(Instant::now() < deadline, "the dead server's rows stay");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let again = run_client(&dir, &per_request);
+        runs.push(says(&again));
+        if !again.status.success() {
+            let log = std::fs::read_to_string(b.dir.join("server.log")).unwrap_or_default();
+            panic!("run again: {runs:?}\nserver b: {log}");
+        }
+    }
+    let (bytes, verified) = fleet.stored(&dir, "p.bin").unwrap();
+    assert!(verified && bytes == contents, "the stored bytes: {runs:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fleet.store.uploads().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "uploads left");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fleet.objects_match_records();
+    eprintln!("client runs: {}", runs.len());
+    drop(lb);
+    b.stop();
+    drop(db);
+}
+
+/// Rows of the uploads table some server holds (between the client's runs the
+/// survivor holds none: those left are the dead server's).
+fn held_rows(url: &str) -> i64 {
+    let pg = server_app::storage::postgres::Pg::connect(url).unwrap();
+    pg.run("counting held rows", |c| async move {
+        let row = c
+            .query_one(
+                "SELECT count(*) FROM uploads WHERE owner_instance IS NOT NULL",
+                &[],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0))
+    })
+    .unwrap()
 }
 
 fn dir_name(dir: &Path) -> String {

@@ -339,7 +339,12 @@ fn main() {
         LogFormat::Json => logs.json().init(),
     }
     if let Some(command) = &cli.command {
-        if let Some(Err(e)) = run_admin(command, &cli.dir) {
+        let stores = admin::Stores {
+            dir: cli.dir.clone(),
+            database: cli.database.clone(),
+            files: cli.files.clone(),
+        };
+        if let Some(Err(e)) = run_admin(command, &stores) {
             eprintln!("Fatal: {e}");
             std::process::exit(e.exit_code());
         }
@@ -354,7 +359,7 @@ fn main() {
 }
 
 /// Runs an operator command; exits with its code on failure (see `--help`).
-fn run_admin(command: &Command, dir: &Path) -> Option<Result<(), AdminError>> {
+fn run_admin(command: &Command, dir: &admin::Stores) -> Option<Result<(), AdminError>> {
     let out = &mut std::io::stdout().lock();
     Some(match command {
         Command::Serve => return None,

@@ -9,6 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -185,6 +186,34 @@ fn clients_through_haproxy_to_two_servers_on_postgres_and_s3_are_all_verified() 
         Vec::<String>::new(),
         "no upload left"
     );
+
+    // The operator commands work on the fleet's stores, given the same options.
+    let admin = |args: &[&str]| {
+        Command::new(common::server_bin())
+            .args(["--database", &url, "--files", &files])
+            .args(args)
+            .current_dir(root.path())
+            .output()
+            .unwrap()
+    };
+    let out = admin(&["list-files", "--json"]);
+    assert_ok(&out, "list-files");
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(listed.matches("\"verified\":true").count(), 7, "{listed}");
+    assert!(listed.contains("\"client_name\":\"perreq\""), "{listed}");
+    let out = admin(&["delete-file", "perreq", "g.bin", "--yes"]);
+    assert_ok(&out, "delete-file");
+    assert_eq!(
+        store.objects().unwrap().len(),
+        6,
+        "the object went with the record"
+    );
+    let out = admin(&["list-clients"]);
+    assert_ok(&out, "list-clients");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("perreq"));
+    let out = admin(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/metrics"));
     drop(lb);
     a.stop();
     b.stop();

@@ -2,13 +2,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 
 use protocol_core::ClientId;
 
 use super::format::{age, bytes, json_opt, json_str, short};
-use super::{open_read, resolve_client, AdminError};
-use crate::storage::{ClientRow, FileRecord, Metadata};
+use super::{open_read, resolve_client, AdminError, Stores};
+use crate::storage::{ClientRow, FileRecord};
 
 /// What the "KEY AGE" column means, printed under the table.
 pub const KEY_AGE_NOTE: &str = "KEY AGE: time since the client's AES session key was issued \
@@ -24,8 +23,8 @@ fn key_age(c: &ClientRow) -> String {
 }
 
 /// Lists every client: id prefix, name, last seen, key age, files and bytes, totals.
-pub fn list_clients(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), AdminError> {
-    let meta = open_read(dir)?;
+pub fn list_clients(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminError> {
+    let meta = open_read(at)?;
     let clients = meta.clients()?;
     let files: u64 = clients.iter().map(|c| c.files).sum();
     let total: u64 = clients.iter().map(|c| c.bytes).sum();
@@ -94,14 +93,14 @@ pub fn list_clients(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), A
 /// Lists stored files (all, or one client's): client, name, size, verified, checksum,
 /// upload time, with counts and totals.
 pub fn list_files(
-    dir: &Path,
+    at: &Stores,
     client: Option<&str>,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    let meta = open_read(dir)?;
+    let meta = open_read(at)?;
     let filter = match client {
-        Some(what) => Some(resolve_client(&meta, what)?.id),
+        Some(what) => Some(resolve_client(meta.as_ref(), what)?.id),
         None => None,
     };
     let names: HashMap<ClientId, String> = meta

@@ -1,5 +1,6 @@
 //! Operator commands on a data folder: listings, removing a client, deleting a file,
-//! pruning unverified files, and the folder's status.
+//! pruning unverified files, and the folder's status. With `--database` and `--files`
+//! (a fleet's PostgreSQL and object store) every command but `status` works on those.
 //!
 //! They never create anything: a folder without `defensive.db` is an error. They work
 //! while a server runs on the folder: SQLite in WAL mode lets them read beside it, each
@@ -14,16 +15,19 @@ mod remove;
 mod status;
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protocol_core::ClientId;
 use thiserror::Error;
 
 use crate::app::DB_FILE;
+use crate::config::{Database, Files};
 use crate::storage::local::LocalContents;
+use crate::storage::postgres::PostgresMetadata;
+use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::{OpenError, SqliteMetadata};
-use crate::storage::{ClientRow, Metadata, Storage};
+use crate::storage::{ClientRow, Contents, Metadata, Storage};
 
 pub use format::parse_duration;
 pub use listing::{list_clients, list_files};
@@ -83,18 +87,69 @@ impl From<std::io::Error> for AdminError {
     }
 }
 
-/// The database of `dir`, read-only (listings, status).
-fn open_read(dir: &Path) -> Result<SqliteMetadata, AdminError> {
-    Ok(SqliteMetadata::open_read_only(&dir.join(DB_FILE))?)
+/// Where an operator command finds the server's stores: the data folder's, or those
+/// `--database` and `--files` name, exactly as the server opens them.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// The data folder.
+    pub dir: PathBuf,
+    /// `--database`, when given.
+    pub database: Option<Database>,
+    /// `--files`, when given.
+    pub files: Option<Files>,
 }
 
-/// The storage of `dir` for changes, creating nothing.
-fn open_write(dir: &Path) -> Result<Storage, AdminError> {
-    let meta = SqliteMetadata::open_existing(&dir.join(DB_FILE))?;
-    Ok(Storage::new(
-        Arc::new(meta),
-        Arc::new(LocalContents::open_existing(dir)),
-    ))
+impl Stores {
+    /// The data folder's own stores (`defensive.db`, its folders).
+    pub fn folder(dir: &Path) -> Stores {
+        Stores {
+            dir: dir.to_path_buf(),
+            database: None,
+            files: None,
+        }
+    }
+
+    /// The SQLite file, when the metadata is in one.
+    fn sqlite_path(&self) -> Option<PathBuf> {
+        match &self.database {
+            None => Some(self.dir.join(DB_FILE)),
+            Some(Database::Sqlite(path)) => Some(path.clone()),
+            Some(Database::Postgres(_)) => None,
+        }
+    }
+}
+
+/// The metadata, read-only where the backend allows (listings).
+fn open_read(at: &Stores) -> Result<Box<dyn Metadata>, AdminError> {
+    match (&at.database, at.sqlite_path()) {
+        (_, Some(path)) => Ok(Box::new(SqliteMetadata::open_read_only(&path)?)),
+        (Some(Database::Postgres(url)), None) => Ok(Box::new(postgres(url)?)),
+        (_, None) => Err(AdminError::Usage("no database".into())),
+    }
+}
+
+fn postgres(url: &str) -> Result<PostgresMetadata, AdminError> {
+    PostgresMetadata::connect(url).map_err(|e| AdminError::Failed(e.to_string()))
+}
+
+/// The storage for changes, creating nothing.
+fn open_write(at: &Stores) -> Result<Storage, AdminError> {
+    let meta: Arc<dyn Metadata> = match (&at.database, at.sqlite_path()) {
+        (_, Some(path)) => Arc::new(SqliteMetadata::open_existing(&path)?),
+        (Some(Database::Postgres(url)), None) => Arc::new(postgres(url)?),
+        (_, None) => return Err(AdminError::Usage("no database".into())),
+    };
+    let contents: Arc<dyn Contents> = match &at.files {
+        None => Arc::new(LocalContents::open_existing(&at.dir)),
+        Some(Files::Dir(folder)) => Arc::new(LocalContents::open_existing(folder)),
+        Some(Files::S3 { bucket, prefix }) => {
+            let url = format!("s3://{bucket}/{prefix}");
+            Arc::new(S3Contents::open(&url).map_err(|e| {
+                AdminError::Failed(format!("cannot use the object store at {url}: {e}"))
+            })?)
+        }
+    };
+    Ok(Storage::new(meta, contents))
 }
 
 /// The one client that `what` names: a whole id, an id prefix (hex digits), or a name.

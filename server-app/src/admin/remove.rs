@@ -2,21 +2,20 @@
 //! objects no record names (docs/STORAGE.md, "Deleting").
 
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use super::format::{age, bytes, short};
-use super::{confirm, open_write, resolve_client, AdminError};
+use super::{confirm, open_write, resolve_client, AdminError, Stores};
 
 /// Removes a client (by id, id prefix or name): its row, its file records and their
 /// contents. Frees its name. Asks first unless `yes`.
 pub fn remove_client(
-    dir: &Path,
+    at: &Stores,
     what: &str,
     yes: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    let storage = open_write(dir)?;
+    let storage = open_write(at)?;
     let client = resolve_client(storage.meta.as_ref(), what)?;
     confirm(
         &format!(
@@ -49,13 +48,13 @@ pub fn remove_client(
 
 /// Deletes one file record of a client and its contents. Asks first unless `yes`.
 pub fn delete_file(
-    dir: &Path,
+    at: &Stores,
     client: &str,
     file: &str,
     yes: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    let storage = open_write(dir)?;
+    let storage = open_write(at)?;
     let owner = resolve_client(storage.meta.as_ref(), client)?;
     let Some(record) = storage.meta.file(&owner.id, file)? else {
         return Err(AdminError::NotFound(format!(
@@ -99,12 +98,12 @@ pub fn delete_file(
 /// verdict) not written for `older_than`. A file verified meanwhile stays. Asks first
 /// unless `yes`.
 pub fn prune(
-    dir: &Path,
+    at: &Stores,
     older_than: Duration,
     yes: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    let storage = open_write(dir)?;
+    let storage = open_write(at)?;
     confirm(
         &format!(
             "delete every unverified file older than {}",

@@ -6,9 +6,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use super::format::{bytes, json_opt, json_str};
-use super::{open_read, AdminError};
+use super::{AdminError, Stores};
 use crate::app::DB_FILE;
 use crate::storage::lock::LOCK_FILE;
+use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::Metadata;
 
 /// Whether a server holds the folder's lock.
@@ -74,11 +75,20 @@ fn file_len(path: &Path) -> u64 {
 
 /// Prints the folder's status. Fails (after printing what it could) when the database
 /// is missing or damaged.
-pub fn status(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), AdminError> {
+pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminError> {
+    if at.database.is_some() || at.files.is_some() {
+        return Err(AdminError::Usage(
+            "status describes a data folder and its own SQLite database; servers on \
+             --database/--files report through --metrics (/healthz, /metrics), and \
+             list-clients and list-files work on those stores"
+                .into(),
+        ));
+    }
+    let dir = at.dir.as_path();
     let folder = std::fs::canonicalize(dir)
         .map_err(|e| AdminError::Usage(format!("cannot use the folder {}: {e}", dir.display())))?;
     let server = server_on(&folder)?;
-    let meta = open_read(&folder)?;
+    let meta = SqliteMetadata::open_read_only(&folder.join(DB_FILE))?;
     let check = meta.quick_check()?;
     let clients = meta.clients()?;
     let files = meta.files(None)?;

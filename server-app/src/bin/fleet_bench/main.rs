@@ -32,6 +32,7 @@
 #[path = "../shared/mod.rs"]
 mod shared;
 
+mod cpu;
 mod rows;
 mod services;
 
@@ -144,6 +145,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The run whose time is the median.
+fn median_run(runs: &[RunResult]) -> Option<&RunResult> {
+    let m = median(runs.iter().map(|r| r.seconds).collect());
+    runs.iter()
+        .min_by(|x, y| (x.seconds - m).abs().total_cmp(&(y.seconds - m).abs()))
+}
+
 fn print_table(specs: &[RowSpec], results: &[Vec<RunResult>], n: usize, mib: usize, reps: usize) {
     let bytes = (n * mib * MIB) as f64;
     let medians: Vec<f64> = results
@@ -161,10 +169,7 @@ fn print_table(specs: &[RowSpec], results: &[Vec<RunResult>], n: usize, mib: usi
         let all: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.seconds)).collect();
         let mbs = bytes / m / 1e6;
         let ratio = reference.map_or("-".into(), |a| format!("{:.2}x", a / m));
-        let mid = runs
-            .iter()
-            .min_by(|x, y| (x.seconds - m).abs().total_cmp(&(y.seconds - m).abs()));
-        let per_server = match mid {
+        let per_server = match median_run(runs) {
             Some(r) if !r.per_server.is_empty() && spec.balancer => r
                 .per_server
                 .iter()
@@ -179,6 +184,37 @@ fn print_table(specs: &[RowSpec], results: &[Vec<RunResult>], n: usize, mib: usi
             n * runs.len(),
             n * runs.len() - verified,
             all.join(", "),
+        );
+    }
+    println!();
+    println!(
+        "CPU seconds used during the batch (the median run), by process; the last column \
+         is how many cores they kept busy on average:"
+    );
+    println!();
+    println!("| row | clients | servers | HAProxy | PostgreSQL | SeaweedFS | all | cores busy |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (spec, runs) in specs.iter().zip(results) {
+        let Some(r) = median_run(runs) else { continue };
+        let c = &r.cpu;
+        let cell = |v: f64, present: bool| {
+            if present {
+                format!("{v:.1}")
+            } else {
+                "-".into()
+            }
+        };
+        let fleet = spec.backends == Backends::PostgresS3;
+        println!(
+            "| ({}) | {} | {} | {} | {} | {} | {:.1} | {:.2} |",
+            spec.key,
+            cell(c.clients, true),
+            cell(c.servers, true),
+            cell(c.haproxy, spec.balancer),
+            cell(c.postgres, fleet),
+            cell(c.seaweedfs, fleet),
+            c.total(),
+            c.total() / r.seconds
         );
     }
     // What the table cannot show in a cell.

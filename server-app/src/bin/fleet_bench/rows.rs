@@ -17,6 +17,7 @@ use server_app::storage::postgres::PostgresMetadata;
 use server_app::storage::s3::{S3Contents, S3Options};
 use server_app::storage::{Contents, Metadata};
 
+use crate::cpu;
 use crate::services::{free_port, Backend, HaProxy, Postgres, SeaweedFs};
 use crate::shared::{client_folder, run_clients_at_once, Bins};
 
@@ -77,10 +78,38 @@ pub struct RunResult {
     pub objects: usize,
     /// Uploads each server counted verified (`/metrics`), when they serve it.
     pub per_server: Vec<u64>,
+    /// CPU seconds spent during the batch, by process.
+    pub cpu: CpuUse,
     /// One line for each client that failed: its folder and the end of its output.
     pub failures: Vec<String>,
     /// Warning and error lines the servers logged.
     pub server_log_lines: usize,
+}
+
+/// CPU seconds by kind of process (0 where a row has none).
+#[derive(Clone, Copy, Default)]
+pub struct CpuUse {
+    pub clients: f64,
+    pub servers: f64,
+    pub haproxy: f64,
+    pub postgres: f64,
+    pub seaweedfs: f64,
+}
+
+impl CpuUse {
+    fn minus(&self, before: &CpuUse) -> CpuUse {
+        CpuUse {
+            clients: self.clients - before.clients,
+            servers: self.servers - before.servers,
+            haproxy: self.haproxy - before.haproxy,
+            postgres: self.postgres - before.postgres,
+            seaweedfs: self.seaweedfs - before.seaweedfs,
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.clients + self.servers + self.haproxy + self.postgres + self.seaweedfs
+    }
 }
 
 impl RunResult {
@@ -258,7 +287,24 @@ pub fn run_row(
         .map(|i| client_folder(&dir.join("clients"), &format!("c{i}"), port, file))
         .collect::<Result<_, _>>()?;
 
+    let cpu_of = || CpuUse {
+        clients: cpu::reaped_children(),
+        servers: servers.iter().map(|s| cpu::process(s.child.id())).sum(),
+        haproxy: lb.as_ref().map_or(0.0, |lb| cpu::process(lb.pid())),
+        postgres: store
+            .as_ref()
+            .and(shared.pg.as_ref())
+            .and_then(Postgres::pid)
+            .map_or(0.0, cpu::tree),
+        seaweedfs: store
+            .as_ref()
+            .and(shared.s3.as_ref())
+            .and_then(SeaweedFs::pid)
+            .map_or(0.0, cpu::tree),
+    };
+    let before = cpu_of();
     let batch = run_clients_at_once(&bins.client, &folders)?;
+    let cpu = cpu_of().minus(&before);
 
     let per_server: Vec<u64> = servers
         .iter()
@@ -287,6 +333,7 @@ pub fn run_row(
         listed_bytes: stored.bytes,
         objects: stored.objects,
         per_server,
+        cpu,
         failures,
         server_log_lines,
     })

@@ -75,6 +75,17 @@ impl Postgres {
         }
     }
 
+    /// The postmaster's process id (the first line of `postmaster.pid`).
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Creates the empty database `name`; its URL.
     pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
         let pg = server_app::storage::postgres::Pg::connect(&self.admin_url)
@@ -112,6 +123,7 @@ pub struct SeaweedFs {
     pub env: Vec<(String, String)>,
     /// The bucket the script created.
     pub bucket: String,
+    dir: PathBuf,
 }
 
 impl SeaweedFs {
@@ -141,6 +153,7 @@ impl SeaweedFs {
             stdin,
             env: Vec::new(),
             bucket: bucket.to_string(),
+            dir: dir.to_path_buf(),
         };
         // Its output ends with "ready" once S3 answers and the bucket exists.
         for line in BufReader::new(stdout).lines() {
@@ -160,6 +173,17 @@ impl SeaweedFs {
             }
         }
         bail!("SeaweedFS did not start (see the script's messages above; `.ci/seaweedfs.sh install` installs it)")
+    }
+}
+
+impl SeaweedFs {
+    /// The `weed` process id (the script writes it to `weed.pid`).
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("weed.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -283,6 +307,11 @@ impl HaProxy {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The status column of every server line of `show stat` (`UP`, `DOWN`, ...).

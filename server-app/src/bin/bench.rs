@@ -291,7 +291,7 @@ fn many_clients(bins: &Bins, dir: &Path, n: usize) -> anyhow::Result<ManyResult>
     let folders: Vec<PathBuf> = (0..n)
         .map(|i| client_folder(dir, &format!("client{i}"), server.port, &file))
         .collect::<Result<_, _>>()?;
-    let batch = run_clients_at_once(&bins.client, &folders)?;
+    let batch = run_clients_at_once(&bins.client, &folders, &[])?;
     let listed = Command::new(&bins.server)
         .arg("list-files")
         .current_dir(dir.join("server"))

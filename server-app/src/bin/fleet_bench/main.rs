@@ -17,7 +17,9 @@
 //! port where HAProxy checks `/healthz`), then `FLEET_CLIENTS` (200) `client`
 //! processes are started at once, each registering and uploading one file of
 //! `FLEET_UPLOAD_MIB` (1) MiB, and the time from the first start to the last exit is
-//! the row's time. An upload counts as verified when its client exited 0 (it does once
+//! the row's time. With `FLEET_REGISTERED=1` the clients first register and send a
+//! small file, untimed, so that the batch is reconnections and uploads only (without
+//! each client's RSA key generation). An upload counts as verified when its client exited 0 (it does once
 //! the server confirmed the checksum) and `server list-files` reports that many files
 //! verified; every failure is counted and shown. Rows run interleaved, `FLEET_REPEATS`
 //! (3) rounds of a, b, c, d, so that load from elsewhere on the machine falls on all
@@ -41,7 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 
-use rows::{run_row, Backends, RowSpec, RunResult, Shared};
+use rows::{run_row, Backends, Files, RowSpec, RunResult, Shared};
 use services::{Postgres, SeaweedFs};
 use shared::{env_usize, write_pattern_file, Bins, TempDir, MIB};
 
@@ -69,6 +71,7 @@ fn main() -> anyhow::Result<()> {
     let mib = env_usize("FLEET_UPLOAD_MIB", 1).max(1);
     let chosen = std::env::var("FLEET_ROWS").unwrap_or_else(|_| "a,b,c,d".into());
     let fsync = std::env::var("FLEET_PG_FSYNC").map_or(true, |v| v != "off");
+    let registered = env_usize("FLEET_REGISTERED", 0) != 0;
     let specs: Vec<RowSpec> = all_rows()
         .into_iter()
         .filter(|r| chosen.split(',').any(|c| c.trim() == r.key.to_string()))
@@ -83,6 +86,12 @@ fn main() -> anyhow::Result<()> {
     let tmp = TempDir::new("fs-fleet-bench")?;
     let file = tmp.path().join("upload.bin");
     write_pattern_file(&file, mib * MIB)?;
+    let hello = tmp.path().join("hello.txt");
+    std::fs::write(&hello, b"registered before the batch\n")?;
+    let files = Files {
+        upload: &file,
+        hello: registered.then_some(hello.as_path()),
+    };
     let needs_fleet = specs.iter().any(|r| r.backends == Backends::PostgresS3);
     let shared = if needs_fleet {
         eprintln!("starting PostgreSQL and SeaweedFS ...");
@@ -105,7 +114,7 @@ fn main() -> anyhow::Result<()> {
             let _ = Command::new("sync").status();
             let name = format!("run_{}_{round}", spec.key);
             let dir = tmp.path().join(&name);
-            let r = run_row(&bins, &shared, spec, &dir, n, &file, &name)?;
+            let r = run_row(&bins, &shared, spec, &dir, n, &files, &name)?;
             eprintln!(
                 "{} round {}: {:.2} s, {}/{n} verified",
                 spec.label(),
@@ -127,9 +136,15 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!(
         "{} cores; load average (1, 5, 15 min) before: {load_before}, after: {load_after}; \
-         PostgreSQL fsync {}",
+         PostgreSQL fsync {}; {}",
         std::thread::available_parallelism().map_or(0, |p| p.get()),
-        if fsync { "on" } else { "off" }
+        if fsync { "on" } else { "off" },
+        if registered {
+            "clients registered before the batch (FLEET_REGISTERED=1): the batch is \
+             reconnections and uploads"
+        } else {
+            "each client registers in the batch (RSA key generation included)"
+        }
     );
     Ok(())
 }
@@ -223,16 +238,20 @@ fn print_table(specs: &[RowSpec], results: &[Vec<RunResult>], n: usize, mib: usi
             let expected = (r.listed_verified * mib * MIB) as u64;
             let consistent = r.listed_verified == r.succeeded
                 && r.listed_bytes == expected
-                && r.objects == r.listed_verified;
+                && r.objects == r.all_verified
+                && r.all_verified == r.listed_verified + r.registered;
             if !consistent {
                 println!(
-                    "\n({}) run {}: {} clients exited 0; the servers recorded {} files \
-                     verified, {} bytes; the contents store holds {} objects",
+                    "\n({}) run {}: {} clients exited 0 ({} registered before); the \
+                     servers recorded {} files of the batch verified, {} bytes, {} files \
+                     in all; the contents store holds {} objects",
                     spec.key,
                     i + 1,
                     r.succeeded,
+                    r.registered,
                     r.listed_verified,
                     r.listed_bytes,
+                    r.all_verified,
                     r.objects
                 );
             }

@@ -74,8 +74,12 @@ pub struct RunResult {
     pub listed_verified: usize,
     /// Bytes of the verified files it lists.
     pub listed_bytes: u64,
+    /// Files of any name recorded verified (with those sent when registering).
+    pub all_verified: usize,
     /// Objects in the contents store afterwards.
     pub objects: usize,
+    /// Clients that registered (and sent a small file) before the batch.
+    pub registered: usize,
     /// Uploads each server counted verified (`/metrics`), when they serve it.
     pub per_server: Vec<u64>,
     /// CPU seconds spent during the batch, by process.
@@ -230,15 +234,23 @@ fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
         .unwrap_or_default())
 }
 
-/// Runs `spec` once: `n` clients each sending `file`, in `dir`; `run` names its
-/// database and prefix.
+/// The files the clients send.
+pub struct Files<'a> {
+    /// The timed upload.
+    pub upload: &'a Path,
+    /// Sent first, untimed, when the clients register before the batch.
+    pub hello: Option<&'a Path>,
+}
+
+/// Runs `spec` once: `n` clients each sending `files.upload`, in `dir`; `run` names
+/// its database and prefix.
 pub fn run_row(
     bins: &Bins,
     shared: &Shared,
     spec: &RowSpec,
     dir: &Path,
     n: usize,
-    file: &Path,
+    files: &Files,
     run: &str,
 ) -> anyhow::Result<RunResult> {
     let (args, env, store) = match spec.backends {
@@ -284,8 +296,19 @@ pub fn run_row(
     };
     let port = lb.as_ref().map_or(servers[0].port, |lb| lb.port);
     let folders: Vec<PathBuf> = (0..n)
-        .map(|i| client_folder(&dir.join("clients"), &format!("c{i}"), port, file))
+        .map(|i| client_folder(&dir.join("clients"), &format!("c{i}"), port, files.upload))
         .collect::<Result<_, _>>()?;
+    // Registered beforehand (untimed): the batch is then reconnections and uploads,
+    // without the clients' RSA key generation.
+    let registered = match files.hello {
+        Some(hello) => {
+            let path = hello
+                .to_str()
+                .context("a temporary path that is not UTF-8")?;
+            run_clients_at_once(&bins.client, &folders, &[path])?.succeeded
+        }
+        None => 0,
+    };
 
     let cpu_of = || CpuUse {
         clients: cpu::reaped_children(),
@@ -302,17 +325,28 @@ pub fn run_row(
             .and_then(SeaweedFs::pid)
             .map_or(0.0, cpu::tree),
     };
+    let verified_before: Vec<u64> = servers
+        .iter()
+        .map(|s| s.verified_uploads().unwrap_or(0))
+        .collect();
     let before = cpu_of();
-    let batch = run_clients_at_once(&bins.client, &folders)?;
+    let batch = run_clients_at_once(&bins.client, &folders, &[])?;
     let cpu = cpu_of().minus(&before);
 
+    // Counted during the batch (not the registrations before it).
     let per_server: Vec<u64> = servers
         .iter()
-        .filter_map(|s| s.verified_uploads())
+        .zip(&verified_before)
+        .filter_map(|(s, b)| Some(s.verified_uploads()?.saturating_sub(*b)))
         .collect();
+    let name = files
+        .upload
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("an upload file without a name")?;
     let stored = match &store {
-        None => list_files(bins, &servers[0].dir)?,
-        Some((url, files, env)) => stored_in_fleet(url, files, env)?,
+        None => list_files(bins, &servers[0].dir, name)?,
+        Some((url, files_url, env)) => stored_in_fleet(url, files_url, env, name)?,
     };
     let failures = batch
         .failed
@@ -331,7 +365,9 @@ pub fn run_row(
         succeeded: batch.succeeded,
         listed_verified: stored.verified,
         listed_bytes: stored.bytes,
+        all_verified: stored.all_verified,
         objects: stored.objects,
+        registered,
         per_server,
         cpu,
         failures,
@@ -339,16 +375,17 @@ pub fn run_row(
     })
 }
 
-/// What the servers stored: files recorded verified, their bytes, and the objects in
-/// the contents store.
+/// What the servers stored: files of the batch's name recorded verified, their bytes,
+/// verified files of any name, and the objects in the contents store.
 struct Stored {
     verified: usize,
     bytes: u64,
+    all_verified: usize,
     objects: usize,
 }
 
 /// Read from the server's folder: `server list-files --json`, and its `objects/`.
-fn list_files(bins: &Bins, dir: &Path) -> anyhow::Result<Stored> {
+fn list_files(bins: &Bins, dir: &Path, name: &str) -> anyhow::Result<Stored> {
     let out = Command::new(&bins.server)
         .args(["list-files", "--json"])
         .current_dir(dir)
@@ -366,28 +403,39 @@ fn list_files(bins: &Bins, dir: &Path) -> anyhow::Result<Stored> {
     let files = json["files"]
         .as_array()
         .context("list-files --json has no files")?;
-    let verified: Vec<&serde_json::Value> = files
+    let all: Vec<&serde_json::Value> = files
         .iter()
         .filter(|f| f["verified"].as_bool() == Some(true))
+        .collect();
+    let verified: Vec<&&serde_json::Value> = all
+        .iter()
+        .filter(|f| f["file"].as_str() == Some(name))
         .collect();
     let bytes = verified.iter().filter_map(|f| f["size"].as_u64()).sum();
     let objects = LocalContents::open_existing(dir).objects()?.len();
     Ok(Stored {
         verified: verified.len(),
         bytes,
+        all_verified: all.len(),
         objects,
     })
 }
 
 /// Read from PostgreSQL and S3 through the server's own storage code (`server
 /// list-files` reads a folder's SQLite only).
-fn stored_in_fleet(url: &str, files_url: &str, env: &[(String, String)]) -> anyhow::Result<Stored> {
+fn stored_in_fleet(
+    url: &str,
+    files_url: &str,
+    env: &[(String, String)],
+    name: &str,
+) -> anyhow::Result<Stored> {
     let meta = PostgresMetadata::connect(url)?;
     let files = meta.files(None)?;
-    let verified: Vec<_> = files.iter().filter(|f| f.verified).collect();
-    let var = |name: &str| {
+    let all: Vec<_> = files.iter().filter(|f| f.verified).collect();
+    let verified: Vec<_> = all.iter().filter(|f| f.file_name == name).collect();
+    let var = |key: &str| {
         env.iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
@@ -401,6 +449,7 @@ fn stored_in_fleet(url: &str, files_url: &str, env: &[(String, String)]) -> anyh
     Ok(Stored {
         verified: verified.len(),
         bytes: verified.iter().map(|f| f.size).sum(),
+        all_verified: all.len(),
         objects: contents.objects()?.len(),
     })
 }

@@ -112,9 +112,13 @@ pub struct Batch {
     pub failed: Vec<PathBuf>,
 }
 
-/// Starts the `client` in each of `folders` at once and waits for all of them. Each
-/// one's standard error goes to `client.err` in its folder.
-pub fn run_clients_at_once(client: &Path, folders: &[PathBuf]) -> anyhow::Result<Batch> {
+/// Starts the `client` with `args` in each of `folders` at once and waits for all of
+/// them. Each one's standard error goes to `client.err` in its folder.
+pub fn run_clients_at_once(
+    client: &Path,
+    folders: &[PathBuf],
+    args: &[&str],
+) -> anyhow::Result<Batch> {
     let errs: Vec<std::fs::File> = folders
         .iter()
         .map(|f| std::fs::File::create(f.join("client.err")))
@@ -123,6 +127,7 @@ pub fn run_clients_at_once(client: &Path, folders: &[PathBuf]) -> anyhow::Result
     let mut children: Vec<Child> = Vec::with_capacity(folders.len());
     for (f, err) in folders.iter().zip(errs) {
         match Command::new(client)
+            .args(args)
             .current_dir(f)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -17,7 +17,11 @@ fn ticks_per_second() -> f64 {
 /// The numeric fields of `/proc/<pid>/stat` after the command name and the state:
 /// [0] the parent, [10] utime, [11] stime, [12] cutime, [13] cstime.
 fn stat_fields(pid: &str) -> Option<Vec<u64>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The command name may hold spaces and parentheses: the fields start after its last `)`.
+fn parse_stat(text: &str) -> Option<Vec<u64>> {
     let after_name = &text[text.rfind(')')? + 1..];
     Some(
         after_name
@@ -65,4 +69,21 @@ pub fn tree(pid: u32) -> f64 {
         .map(|f| all(&f))
         .sum();
     seconds(own + children)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_read_after_a_command_name_with_spaces_and_parentheses() {
+        let line = "42 (a) b (c)) S 7 42 42 0 -1 4194560 10 0 0 0 250 30 5 6 20 0 1 0";
+        let f = parse_stat(line).unwrap();
+        assert_eq!(f[0], 7, "the parent");
+        assert_eq!(
+            (f[10], f[11], f[12], f[13]),
+            (250, 30, 5, 6),
+            "utime stime cutime cstime"
+        );
+    }
 }

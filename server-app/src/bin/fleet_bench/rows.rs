@@ -353,7 +353,8 @@ pub fn run_row(
         .iter()
         .map(|f| {
             let err = std::fs::read_to_string(f.join("client.err")).unwrap_or_default();
-            let tail: Vec<&str> = err.lines().rev().take(2).collect();
+            let lines: Vec<&str> = err.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(2)..];
             format!("{}: {}", f.display(), tail.join(" / "))
         })
         .collect();

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol_core::crypto::AesKey;
@@ -21,7 +21,7 @@ use crate::storage::postgres::{Pg, PostgresMetadata};
 use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::{new_upload_key, short_id, CommitOutcome, Storage, UploadSink};
-use crate::storage::{Contents, Metadata};
+use crate::storage::{Contents, Metadata, Orphans, Reconciled};
 use crate::uploads::postgres::PgUploads;
 use crate::uploads::{ConnId, MemoryUploads, Resumed, UploadId, UploadTable};
 
@@ -35,6 +35,11 @@ pub struct Policy {
     pub name_hold: Duration,
     /// An upload no connection holds is removed after this long.
     pub abandoned_after: Duration,
+    /// In a fleet, a commit or an upload that no server has finished or named this
+    /// long after it began counts as interrupted (its server died): any server
+    /// resolves it then. Far longer than a commit takes. (One process resolves
+    /// everything at start instead.)
+    pub stale_after: Duration,
 }
 
 impl Default for Policy {
@@ -42,6 +47,7 @@ impl Default for Policy {
         Policy {
             name_hold: Duration::from_secs(10 * 60),
             abandoned_after: Duration::from_secs(5 * 60),
+            stale_after: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -53,6 +59,8 @@ pub struct App {
     policy: Policy,
     next_conn: AtomicU64,
     metrics: Arc<Metrics>,
+    orphans: Orphans,
+    last_slow: Mutex<Option<Instant>>,
     _lock: Option<FolderLock>,
 }
 
@@ -112,10 +120,9 @@ impl App {
                 let pg = Arc::new(Pg::connect(url).map_err(|e| {
                     anyhow::anyhow!("cannot use the database at {}: {e}", without_password(url))
                 })?);
-                let lease = (housekeeping_interval(&policy) * 3).max(Duration::from_secs(10));
                 (
                     Arc::new(PostgresMetadata::new(pg.clone())),
-                    Arc::new(PgUploads::new(pg, lease)),
+                    Arc::new(PgUploads::new(pg, SHARED_LEASE)),
                 )
             }
         };
@@ -148,8 +155,9 @@ impl App {
     }
 
     /// Serves any storage with any table of uploads in progress (a shared one when
-    /// several servers share the storage): reconciles the storage first, keeping the
-    /// uploads the table names (other servers may be sending them).
+    /// several servers share the storage): reconciles the storage first, all of it
+    /// with a table of its own, and with a shared one only what is stale (other
+    /// servers may be committing and uploading; `storage::reconcile`).
     pub fn with_tables(
         storage: Storage,
         uploads: Arc<dyn UploadTable>,
@@ -157,8 +165,11 @@ impl App {
     ) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
         let storage = timed::instrument(storage, metrics.clone());
-        let keep: std::collections::HashSet<String> = uploads.keys()?.into_iter().collect();
-        let done = storage.reconcile_keeping(&keep)?;
+        let done = if uploads.shared() {
+            storage.reconcile_shared(policy.stale_after)?
+        } else {
+            storage.reconcile()?
+        };
         if done != Default::default() {
             info!(
                 forward = done.rolled_forward,
@@ -174,6 +185,8 @@ impl App {
             policy,
             next_conn: AtomicU64::new(1),
             metrics,
+            orphans: Orphans::default(),
+            last_slow: Mutex::new(None),
             _lock: None,
         })
     }
@@ -194,7 +207,8 @@ impl App {
     }
 
     /// Periodic work while serving: removes abandoned uploads and frees names whose
-    /// registration never sent a key. Logs what it did.
+    /// registration never sent a key; in a fleet, also resolves what servers that
+    /// died left (`storage::reconcile`). Logs what it did.
     pub fn housekeeping(&self, now: Instant) {
         let expired = match self.uploads.expire(self.policy.abandoned_after, now) {
             Ok(gone) => gone,
@@ -210,6 +224,19 @@ impl App {
                 "abandoned upload removed (no connection, no verdict)"
             );
             self.storage.drop_upload(&gone.key);
+        }
+        if self.uploads.shared() {
+            self.resolve_interrupted(now);
+        }
+        // Registrations at the policy's pace, even when a shared table's leases are
+        // renewed (above) more often.
+        {
+            let mut last = self.last_slow.lock().unwrap_or_else(|e| e.into_inner());
+            let due = housekeeping_interval(&self.policy);
+            if matches!(*last, Some(t) if now.saturating_duration_since(t) < due) {
+                return;
+            }
+            *last = Some(now);
         }
         match self
             .storage
@@ -228,9 +255,40 @@ impl App {
         }
     }
 
-    /// How often [`housekeeping`](Self::housekeeping) should run.
+    /// A fleet's share of housekeeping: stale intents, and uploads no one names.
+    fn resolve_interrupted(&self, now: Instant) {
+        let stale = self.policy.stale_after;
+        let mut done = Reconciled::default();
+        if let Err(e) = self.storage.resolve_stale_intents(stale, &mut done) {
+            warn!("interrupted commits stay for a later round: {e}");
+        }
+        match self
+            .orphans
+            .sweep(&self.storage, || self.uploads.keys(), stale, now)
+        {
+            Ok(n) => done.uploads_removed = n,
+            Err(e) => warn!("uploads no one writes stay for a later round: {e}"),
+        }
+        if done != Reconciled::default() {
+            info!(
+                forward = done.rolled_forward,
+                back = done.rolled_back,
+                uploads = done.uploads_removed,
+                "resolved what a stopped server left"
+            );
+        }
+    }
+
+    /// How often [`housekeeping`](Self::housekeeping) should run: with a shared
+    /// table, often enough to renew this server's leases (a server that died holds
+    /// its rows until [`SHARED_LEASE`] runs out).
     pub fn housekeeping_interval(&self) -> Duration {
-        housekeeping_interval(&self.policy)
+        let every = housekeeping_interval(&self.policy);
+        if self.uploads.shared() {
+            every.min(LEASE_RENEWAL)
+        } else {
+            every
+        }
     }
 
     /// The server stops: uploads still in progress are removed.
@@ -245,6 +303,13 @@ impl App {
         }
     }
 }
+
+/// How long the rows of a shared table of uploads stay a server's own without a
+/// renewal: a connection-per-request client whose packet a dying server was receiving
+/// waits this long before another server continues its uploads.
+pub const SHARED_LEASE: Duration = Duration::from_secs(10);
+/// How often a server renews its leases (five times a lease).
+const LEASE_RENEWAL: Duration = Duration::from_secs(2);
 
 fn housekeeping_interval(policy: &Policy) -> Duration {
     (policy.abandoned_after.min(policy.name_hold) / 4)

@@ -381,6 +381,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let policy = Policy {
         name_hold: Duration::from_secs(cli.registration_hold),
         abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
+        ..Policy::default()
     };
     let app = App::open_with(&cli.dir, cli.database.as_ref(), cli.files.as_ref(), policy)?;
     serve(&cli, app)

@@ -339,3 +339,62 @@ fn reconciliation_removes_uploads_and_unnamed_objects_but_no_named_one() {
     let r = s.meta.file(&CLIENT, NAME).unwrap().unwrap();
     assert_eq!(s.contents.read_object(&r.object).unwrap(), b"kept");
 }
+
+/// Reconciliation is itself stopped at each of its steps (it claims each intent before
+/// deleting anything), then runs again: the outcome is the same as uninterrupted.
+#[test]
+fn reconciliation_interrupted_at_each_step_is_finished_by_the_next_start() {
+    // A crashed commit after its switch (the old object still there) and one before
+    // its switch (its object published), over a verified file.
+    fn crashed_commits(dir: &Path) {
+        let s = plain(Files::Local, dir);
+        setup_client(&s);
+        upload_and_commit(&s, b"first", true).unwrap();
+        // Stopped right after the switch of "second" (step 4).
+        let plan = Plan::new();
+        let steps = {
+            let t = tempfile::tempdir().unwrap();
+            let p = plain(Files::Local, t.path());
+            setup_client(&p);
+            upload_and_commit(&p, b"x", true).unwrap();
+            upload_and_commit(&wrapped(Files::Local, t.path(), plan.clone()), b"y", true).unwrap();
+            plan.log.lock().unwrap().clone()
+        };
+        let switch = steps.iter().position(|s| *s == "switch").unwrap() + 1;
+        let crashing = Plan::at(switch, Fault::CrashAfter);
+        let _ = upload_and_commit(&wrapped(Files::Local, dir, crashing), b"second", true);
+        // And a 902 stopped before its switch.
+        let crashing = Plan::at(switch, Fault::CrashBefore);
+        let _ = upload_and_commit(&wrapped(Files::Local, dir, crashing), b"third", false);
+        assert_eq!(s.meta.intents().unwrap().len(), 2);
+    }
+    let steps = {
+        let tmp = tempfile::tempdir().unwrap();
+        crashed_commits(tmp.path());
+        let plan = Plan::new();
+        wrapped(Files::Local, tmp.path(), plan.clone())
+            .reconcile()
+            .unwrap();
+        plan.steps()
+    };
+    assert!(
+        steps >= 6,
+        "two claims, their deletions, the sweeps: {steps}"
+    );
+    for fault in ALL {
+        for k in 1..=steps {
+            let tmp = tempfile::tempdir().unwrap();
+            crashed_commits(tmp.path());
+            let plan = Plan::at(k, fault);
+            let first = wrapped(Files::Local, tmp.path(), plan.clone()).reconcile();
+            let step = plan.log.lock().unwrap().get(k - 1).copied().unwrap_or("?");
+            let what = format!("{fault:?} at reconciliation step {k} ({step}): {first:?}");
+            check_after_restart(
+                Files::Local,
+                tmp.path(),
+                &[Some((b"second".as_slice(), true))],
+                &what,
+            );
+        }
+    }
+}

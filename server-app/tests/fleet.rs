@@ -9,58 +9,14 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use common::haproxy::{Backend, HaProxy};
+use common::postgres::TestDatabase;
 use common::{assert_ok, client_dir, data, run_client, run_clients_at_once, Server};
 use server_app::storage::s3::S3Options;
 use server_app::storage::Contents;
-
-fn admin_url() -> String {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("FLEET_DATABASE_URL") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres.sh");
-        let out = Command::new("bash")
-            .args([script, "start", "--no-fsync", "--owner"])
-            .arg(std::process::id().to_string())
-            .output()
-            .unwrap_or_else(|e| panic!("running {script}: {e}"));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        match stdout.lines().find_map(|l| l.strip_prefix("URL=")) {
-            Some(url) if out.status.success() => url.to_string(),
-            _ => panic!(
-                "these tests need PostgreSQL (`.ci/postgres.sh install`, or FLEET_DATABASE_URL): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    })
-    .clone()
-}
-
-/// A fresh database of this test's own; its URL.
-fn database(name: &str) -> String {
-    let admin = admin_url();
-    let db = format!("fleet_{}_{name}", std::process::id());
-    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
-    let pg = server_app::storage::postgres::Pg::connect(&admin).expect("the admin database");
-    for stmt in [
-        format!("DROP DATABASE IF EXISTS {db}"),
-        format!("CREATE DATABASE {db}"),
-    ] {
-        pg.run("creating a test database", move |c| async move {
-            c.batch_execute(&stmt).await
-        })
-        .expect("created");
-    }
-    format!("{base}/{db}")
-}
 
 /// A TCP relay that sends each new connection to the next of `targets` in turn (what
 /// a balancer in round-robin mode does); returns its port.
@@ -115,7 +71,8 @@ fn objects(files: &Path) -> Vec<Vec<u8>> {
 #[test]
 fn a_connection_per_request_client_alternating_two_servers_completes() {
     let root = tempfile::tempdir().unwrap();
-    let url = database("alternating");
+    let db = TestDatabase::new();
+    let url = db.url.clone();
     let files = root.path().join("files");
     std::fs::create_dir_all(&files).unwrap();
     let files_arg = files.to_str().unwrap().to_string();
@@ -164,7 +121,8 @@ fn clients_through_haproxy_to_two_servers_on_postgres_and_s3_are_all_verified() 
     let prefix = common::s3::fresh_prefix("fleet");
     let files = format!("s3://{}/{prefix}", s3.bucket);
     let root = tempfile::tempdir().unwrap();
-    let url = database("balanced");
+    let db = TestDatabase::new();
+    let url = db.url.clone();
     let args = [
         "--database",
         &url,

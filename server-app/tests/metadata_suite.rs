@@ -62,6 +62,9 @@ suite!(
     switch_refuses_a_removed_client,
     switch_refuses_an_unknown_intent,
     intents_round_trip,
+    a_claimed_intent_fails_its_switch,
+    a_switched_intent_is_claimed_only_as_switched,
+    stale_intents,
     delete_file,
     remove_client,
     prune_unverified,
@@ -329,6 +332,67 @@ fn intents_round_trip(m: &dyn Metadata) {
     m.clear_intent(&j.id).unwrap();
     m.clear_intent("no such intent").unwrap();
     assert!(m.intents().unwrap().is_empty());
+}
+
+/// Reconciliation claims an intent before deleting anything: the commit that wrote
+/// it, should it still be running, must then fail at its switch, never point a
+/// record at an object reconciliation is deleting.
+fn a_claimed_intent_fails_its_switch(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    commit(m, &intent(&a, "f", true, 3));
+    let before = m.file(&a, "f").unwrap();
+    let i = intent(&a, "f", true, 5);
+    m.record_intent(&i).unwrap();
+    assert!(m.claim_intent(&i).unwrap());
+    assert!(m.switch(&i).is_err());
+    assert_eq!(m.file(&a, "f").unwrap(), before, "the record is untouched");
+    assert!(m.intents().unwrap().is_empty());
+    // Claimed once only: a second reconciler finds nothing to do.
+    assert!(!m.claim_intent(&i).unwrap());
+}
+
+fn a_switched_intent_is_claimed_only_as_switched(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let mut i = intent(&a, "f", true, 5);
+    m.record_intent(&i).unwrap();
+    let read_before = i.clone();
+    m.switch(&i).unwrap();
+    // A reconciler that read the intent before its switch must not roll it back now.
+    assert!(!m.claim_intent(&read_before).unwrap());
+    assert_eq!(m.intents().unwrap().len(), 1);
+    i.switched = true;
+    assert!(m.claim_intent(&i).unwrap());
+    assert!(m.intents().unwrap().is_empty());
+    assert_eq!(m.file(&a, "f").unwrap().unwrap().object, i.object);
+}
+
+/// A fresh intent is not stale for a fleet (PostgreSQL); SQLite, one process that
+/// reconciles before it serves, calls every intent stale.
+fn stale_intents(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let i = intent(&a, "f", true, 5);
+    m.record_intent(&i).unwrap();
+    assert_eq!(
+        m.stale_intents(Duration::ZERO).unwrap(),
+        std::slice::from_ref(&i)
+    );
+    let fresh = m.stale_intents(HOUR).unwrap();
+    assert!(fresh.is_empty() || fresh == [i.clone()]);
+}
+
+#[test]
+fn postgres_leaves_young_intents_to_their_commits() {
+    let b = postgres();
+    let m = &*b.meta;
+    let a = client(m, 1, "alice");
+    let i = intent(&a, "f", true, 5);
+    m.record_intent(&i).unwrap();
+    assert!(m.stale_intents(HOUR).unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        m.stale_intents(Duration::from_millis(100)).unwrap(),
+        std::slice::from_ref(&i)
+    );
 }
 
 fn delete_file(m: &dyn Metadata) {

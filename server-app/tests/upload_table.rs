@@ -3,67 +3,33 @@
 //! one writer per upload across servers, and the uploads of a server that died taken
 //! back by another.
 
-use std::process::Command;
-use std::sync::{Arc, Barrier, OnceLock};
+mod common;
+
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use common::postgres::TestDatabase;
 use protocol_core::ClientId;
 use server_app::storage::postgres::Pg;
 use server_app::uploads::postgres::PgUploads;
 use server_app::uploads::{suite, UploadTable};
 
-fn admin_url() -> String {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("FLEET_DATABASE_URL") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres.sh");
-        let out = Command::new("bash")
-            .args([script, "start", "--no-fsync", "--owner"])
-            .arg(std::process::id().to_string())
-            .output()
-            .unwrap_or_else(|e| panic!("running {script}: {e}"));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        match stdout.lines().find_map(|l| l.strip_prefix("URL=")) {
-            Some(url) if out.status.success() => url.to_string(),
-            _ => panic!(
-                "these tests need PostgreSQL (`.ci/postgres.sh install`, or FLEET_DATABASE_URL): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    })
-    .clone()
-}
-
-/// A fresh database of this test's own.
-fn database(name: &str) -> Arc<Pg> {
-    let admin = admin_url();
-    let db = format!("uploads_{}_{name}", std::process::id());
-    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
-    let sql = format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}");
-    let pg = Pg::connect(&admin).expect("the admin database");
-    for stmt in sql.split("; ") {
-        let stmt = stmt.to_string();
-        pg.run("creating a test database", move |c| async move {
-            c.batch_execute(&stmt).await
-        })
-        .expect("created");
-    }
-    Arc::new(Pg::connect(&format!("{base}/{db}")).expect("the test database"))
+/// A fresh database of this test's own (dropped with the first value).
+fn database() -> (TestDatabase, Arc<Pg>) {
+    let db = TestDatabase::new();
+    let pg = Arc::new(Pg::connect(&db.url).expect("the test database"));
+    (db, pg)
 }
 
 #[test]
 fn the_postgres_table_keeps_every_rule() {
-    let pg = database("rules");
+    let (_db, pg) = database();
     suite::run(&PgUploads::new(pg, Duration::from_secs(600)), 0);
 }
 
 #[test]
 fn one_server_of_many_takes_a_suspended_upload_over() {
-    let pg = database("takeover");
+    let (_db, pg) = database();
     let c = ClientId([7; 16]);
     let a = PgUploads::new(pg.clone(), Duration::from_secs(600));
     let id = a.start(1, c, "f.bin", "uploads/x").unwrap();
@@ -96,7 +62,7 @@ fn one_server_of_many_takes_a_suspended_upload_over() {
 
 #[test]
 fn the_uploads_of_a_server_that_died_are_taken_back() {
-    let pg = database("died");
+    let (_db, pg) = database();
     let c = ClientId([8; 16]);
     // A server whose lease runs out at once: as if it had stopped renewing it.
     let dead = PgUploads::new(pg.clone(), Duration::ZERO);

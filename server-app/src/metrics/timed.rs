@@ -128,8 +128,14 @@ impl Metadata for TimedMetadata {
     fn clear_intent(&self, id: &str) -> Result<(), MetaError> {
         self.t("clear_intent", |m| m.clear_intent(id))
     }
+    fn claim_intent(&self, intent: &Intent) -> Result<bool, MetaError> {
+        self.t("claim_intent", |m| m.claim_intent(intent))
+    }
     fn intents(&self) -> Result<Vec<Intent>, MetaError> {
         self.t("intents", |m| m.intents())
+    }
+    fn stale_intents(&self, older_than: Duration) -> Result<Vec<Intent>, MetaError> {
+        self.t("stale_intents", |m| m.stale_intents(older_than))
     }
     fn health(&self) -> Result<(), MetaError> {
         self.t("health", |m| m.health())

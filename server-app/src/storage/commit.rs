@@ -11,20 +11,15 @@
 //! 5. the object the record named before is deleted, unless another record names it;
 //! 6. the intent is cleared.
 //!
-//! Reconciliation rolls a switched intent forward (steps 5 and 6) and any other back
-//! (its object and upload deleted), then deletes every upload (none survives a
-//! restart) and every object no record names.
+//! What an interrupted commit leaves is resolved by [`super::reconcile`].
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use protocol_core::ClientId;
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::warn;
 
-use super::{
-    key_for_log, new_object_key, short_id, Contents, Intent, MetaError, Metadata, Removed, Switch,
-};
+use super::{key_for_log, new_object_key, Contents, Intent, MetaError, Metadata, Removed, Switch};
 
 /// A storage failure.
 #[derive(Debug, Error)]
@@ -43,7 +38,7 @@ pub enum StorageError {
     },
 }
 
-fn contents(what: &'static str) -> impl FnOnce(std::io::Error) -> StorageError {
+pub(super) fn contents(what: &'static str) -> impl FnOnce(std::io::Error) -> StorageError {
     move |source| StorageError::Contents { what, source }
 }
 
@@ -54,19 +49,6 @@ pub enum CommitOutcome {
     Committed,
     /// An unconfirmed upload (902) met a verified file, which stays as it was.
     KeptVerified,
-}
-
-/// What start-up reconciliation did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Reconciled {
-    /// Intents whose switch had happened: finished.
-    pub rolled_forward: usize,
-    /// Intents whose switch had not happened: undone.
-    pub rolled_back: usize,
-    /// Uploads of the previous run removed.
-    pub uploads_removed: usize,
-    /// Objects no record named, removed.
-    pub objects_removed: usize,
 }
 
 /// Metadata and contents, joined by the commit protocol.
@@ -241,71 +223,5 @@ impl Storage {
                 .map_err(contents("deleting an object (removed at the next start)"))?;
         }
         Ok(())
-    }
-
-    /// Start-up: resolves every intent, then removes uploads and unnamed objects.
-    /// Must run before any connection is served, with the folder lock held.
-    pub fn reconcile(&self) -> Result<Reconciled, StorageError> {
-        self.reconcile_keeping(&HashSet::new())
-    }
-
-    /// [`reconcile`](Self::reconcile), except that the uploads in `keep` stay: a table
-    /// of uploads shared by several servers still names them.
-    pub fn reconcile_keeping(&self, keep: &HashSet<String>) -> Result<Reconciled, StorageError> {
-        let mut done = Reconciled::default();
-        for intent in self.meta.intents()? {
-            if intent.switched {
-                if let Some(old) = &intent.replaced {
-                    self.contents
-                        .delete_object(old)
-                        .map_err(contents("deleting a replaced object"))?;
-                }
-                done.rolled_forward += 1;
-            } else {
-                self.contents
-                    .delete_object(&intent.object)
-                    .map_err(contents("deleting an uncommitted object"))?;
-                done.rolled_back += 1;
-            }
-            self.contents
-                .delete_upload(&intent.upload)
-                .map_err(contents("deleting an upload"))?;
-            self.meta.clear_intent(&intent.id)?;
-            info!(
-                client = %short_id(&intent.client),
-                switched = intent.switched,
-                "resolved a commit interrupted by the last stop"
-            );
-        }
-        for upload in self
-            .contents
-            .uploads()
-            .map_err(contents("listing uploads"))?
-            .into_iter()
-            .filter(|u| !keep.contains(u))
-        {
-            self.contents
-                .delete_upload(&upload)
-                .map_err(contents("deleting an upload"))?;
-            done.uploads_removed += 1;
-        }
-        let named = self.meta.referenced_objects()?;
-        let listed = self
-            .contents
-            .objects()
-            .map_err(contents("listing objects"))?;
-        let legacy = self
-            .contents
-            .legacy_leftovers()
-            .map_err(contents("listing old temporaries"))?;
-        for object in listed.into_iter().chain(legacy) {
-            if !named.contains(&object) {
-                self.contents
-                    .delete_object(&object)
-                    .map_err(contents("deleting an unnamed object"))?;
-                done.objects_removed += 1;
-            }
-        }
-        Ok(done)
     }
 }

@@ -19,6 +19,7 @@ pub mod commit;
 pub mod local;
 pub mod lock;
 pub mod postgres;
+pub mod reconcile;
 pub mod s3;
 pub mod sqlite;
 mod sqlite_schema;
@@ -31,6 +32,7 @@ use protocol_core::ClientId;
 use thiserror::Error;
 
 pub use commit::{CommitOutcome, Storage};
+pub use reconcile::{Orphans, Reconciled};
 
 /// A metadata failure: what was being done and why.
 #[derive(Debug, Error)]
@@ -230,8 +232,16 @@ pub trait Metadata: Send + Sync {
     fn switch(&self, intent: &Intent) -> Result<Switch, MetaError>;
     /// Step 6: the intent is done.
     fn clear_intent(&self, id: &str) -> Result<(), MetaError>;
-    /// Intents not yet cleared (start-up reconciliation).
+    /// Reconciliation takes an intent over: removes it if it is still as `intent`
+    /// says (switched or not); false if it is gone or was switched meanwhile. A
+    /// commit whose intent was claimed before its switch fails at the switch.
+    fn claim_intent(&self, intent: &Intent) -> Result<bool, MetaError>;
+    /// Intents not yet cleared.
     fn intents(&self) -> Result<Vec<Intent>, MetaError>;
+    /// Intents recorded more than `older_than` ago (a fleet's reconciliation leaves
+    /// younger ones to the commits running them). A backend that serves one process
+    /// only, which reconciles before it serves, may return every intent.
+    fn stale_intents(&self, older_than: Duration) -> Result<Vec<Intent>, MetaError>;
     /// Whether the store answers: a trivial query for a health check (`/healthz`),
     /// asked about twice a second per load balancer. The default reads the intents,
     /// a table that is empty but for commits under way; a backend with a cheaper

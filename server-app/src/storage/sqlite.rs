@@ -705,6 +705,23 @@ impl Metadata for SqliteMetadata {
         Ok(())
     }
 
+    fn claim_intent(&self, i: &Intent) -> Result<bool, MetaError> {
+        let n = self
+            .db()
+            .execute(
+                "DELETE FROM intents WHERE IntentID = ?1 AND Switched = ?2",
+                params![i.id, i.switched],
+            )
+            .ctx("claiming a commit intent")?;
+        Ok(n == 1)
+    }
+
+    /// Every intent: SQLite serves one process (its folder is locked), which
+    /// reconciles before serving, so no commit of another process can be running.
+    fn stale_intents(&self, _older_than: Duration) -> Result<Vec<Intent>, MetaError> {
+        self.intents()
+    }
+
     fn intents(&self) -> Result<Vec<Intent>, MetaError> {
         let db = self.db();
         let mut st = db

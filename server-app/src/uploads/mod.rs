@@ -137,6 +137,11 @@ pub trait UploadTable: Send + Sync {
     fn keys(&self) -> Result<Vec<String>, TableError>;
     /// How many uploads are in progress.
     fn len(&self) -> usize;
+    /// Whether other server processes use this table too (then no server may
+    /// remove what only looks abandoned: `storage::reconcile`).
+    fn shared(&self) -> bool {
+        false
+    }
     /// Whether none is.
     fn is_empty(&self) -> bool {
         self.len() == 0

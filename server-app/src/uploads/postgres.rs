@@ -78,7 +78,7 @@ fn refused(what: &'static str) -> TxError {
 
 impl PgUploads {
     /// The table on `pg`, for a new server instance whose rows stay its own for
-    /// `lease` without renewal (at least three housekeeping intervals).
+    /// `lease` without renewal (several renewal intervals: `app::SHARED_LEASE`).
     pub fn new(pg: Arc<Pg>, lease: Duration) -> PgUploads {
         PgUploads {
             pg,
@@ -470,5 +470,9 @@ impl UploadTable for PgUploads {
                 Ok(row.get::<_, i64>(0))
             })
             .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }

@@ -260,8 +260,19 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
             meta_gone()
         )
     }
+    fn claim_intent(&self, intent: &Intent) -> Result<bool, MetaError> {
+        step!(
+            self.plan,
+            "claim_intent",
+            self.inner.claim_intent(intent),
+            meta_gone()
+        )
+    }
     fn intents(&self) -> Result<Vec<Intent>, MetaError> {
         read!(self, self.inner.intents())
+    }
+    fn stale_intents(&self, older_than: Duration) -> Result<Vec<Intent>, MetaError> {
+        read!(self, self.inner.stale_intents(older_than))
     }
     fn health(&self) -> Result<(), MetaError> {
         step!(self.plan, "health", self.inner.health(), meta_gone())

@@ -495,33 +495,57 @@ impl Metadata for PostgresMetadata {
             })
     }
 
+    fn claim_intent(&self, i: &Intent) -> Result<bool, MetaError> {
+        let (id, switched) = (i.id.clone(), i.switched);
+        self.pg
+            .run("claiming a commit intent", move |c| async move {
+                let st = c
+                    .prepare_cached("DELETE FROM intents WHERE IntentID = $1 AND Switched = $2")
+                    .await?;
+                Ok(c.execute(&st, &[&id, &switched]).await? == 1)
+            })
+    }
+
     fn intents(&self) -> Result<Vec<Intent>, MetaError> {
         self.pg.run("listing commit intents", |c| async move {
-            let rows = c
-                .query(
-                    "SELECT IntentID, ID, FileName, Upload, Object, Verified, Size, Checksum, \
-                     Replaced, Switched FROM intents",
-                    &[],
-                )
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Intent {
-                        id: r.try_get(0)?,
-                        client: client_id(r.try_get(1)?),
-                        file_name: r.try_get(2)?,
-                        upload: r.try_get(3)?,
-                        object: r.try_get(4)?,
-                        verified: r.try_get(5)?,
-                        size: r.try_get::<_, i64>(6)?.max(0) as u64,
-                        checksum: r.try_get::<_, i64>(7)? as u32,
-                        replaced: r.try_get(8)?,
-                        switched: r.try_get(9)?,
-                    })
-                })
-                .collect()
+            let rows = c.query(SELECT_INTENTS, &[]).await?;
+            rows.iter().map(intent).collect()
         })
     }
+
+    fn stale_intents(&self, older_than: Duration) -> Result<Vec<Intent>, MetaError> {
+        let secs = older_than.as_secs_f64();
+        self.pg
+            .run("listing stale commit intents", move |c| async move {
+                let rows = c
+                    .query(
+                        &format!(
+                        "{SELECT_INTENTS} WHERE Recorded < now() - $1::float8 * interval '1 second'"
+                    ),
+                        &[&secs],
+                    )
+                    .await?;
+                rows.iter().map(intent).collect()
+            })
+    }
+}
+
+const SELECT_INTENTS: &str = "SELECT IntentID, ID, FileName, Upload, Object, Verified, Size, \
+                              Checksum, Replaced, Switched FROM intents";
+
+fn intent(r: &Row) -> Result<Intent, PgError> {
+    Ok(Intent {
+        id: r.try_get(0)?,
+        client: client_id(r.try_get(1)?),
+        file_name: r.try_get(2)?,
+        upload: r.try_get(3)?,
+        object: r.try_get(4)?,
+        verified: r.try_get(5)?,
+        size: r.try_get::<_, i64>(6)?.max(0) as u64,
+        checksum: r.try_get::<_, i64>(7)? as u32,
+        replaced: r.try_get(8)?,
+        switched: r.try_get(9)?,
+    })
 }
 
 /// The commit point (step 4) inside its transaction: see [`Metadata::switch`].

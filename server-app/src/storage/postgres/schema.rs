@@ -56,6 +56,10 @@ pub const MIGRATIONS: &[&str] = &[
      );",
     // Version 2: uploads in progress, shared by the servers of a fleet.
     crate::uploads::postgres::SCHEMA,
+    // Version 3: when each intent was recorded. The servers of a fleet resolve only
+    // intents older than any commit takes (others may be running); rows from before
+    // count from the migration.
+    "ALTER TABLE intents ADD COLUMN Recorded timestamptz NOT NULL DEFAULT now();",
 ];
 
 /// The schema version this build writes.

@@ -37,7 +37,7 @@
 //! by reconciliation). See docs/STORAGE.md ("The S3 backend").
 //!
 //! **Threads.** The trait is synchronous; each call runs on the backend's own small
-//! tokio runtime and waits on a channel ([`bridge`]), so it may be called from any
+//! tokio runtime and waits on a channel (the `bridge` module), so it may be called from any
 //! thread, including `spawn_blocking` threads of another runtime.
 
 mod bridge;

@@ -1,0 +1,365 @@
+//! The fleet when a server dies: two real `server` processes on one PostgreSQL
+//! database and SeaweedFS's S3 behind a real HAProxy. One server is SIGKILLed while
+//! clients upload through the balancer; the clients it was serving finish on the
+//! other when run again, and the storage invariants hold across both servers: a
+//! verified file is never replaced by an upload that was not confirmed (cut, or ended
+//! in 902), every record names an object holding exactly the bytes its client sent,
+//! no object is left that no record names, and the uploads the dead server held are
+//! removed by the survivor once its lease runs out.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::haproxy::{Backend, HaProxy};
+use common::postgres::TestDatabase;
+use common::{assert_ok, client_bin, client_dir, client_id, data, run_client, Server};
+use protocol_core::ClientId;
+use server_app::app::SHARED_LEASE;
+use server_app::storage::postgres::PostgresMetadata;
+use server_app::storage::s3::{S3Contents, S3Options};
+use server_app::storage::{Contents, Metadata};
+
+/// A relay in front of the balancer that passes each client's bytes on at about
+/// `bytes_per_sec` (so that an upload is still going when its server is killed),
+/// and the answers at once. Either side closing closes the other.
+fn slow_relay(target: u16, bytes_per_sec: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                continue;
+            };
+            std::thread::spawn(move || relay(client, server, Some(bytes_per_sec)));
+            std::thread::spawn(move || relay(s2, c2, None));
+        }
+    });
+    port
+}
+
+fn relay(mut from: TcpStream, mut to: TcpStream, rate: Option<usize>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                if let Some(rate) = rate {
+                    std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+                }
+            }
+            _ => break,
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+fn spawn_client(dir: &Path, args: &[&str]) -> Child {
+    Command::new(client_bin())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting a client")
+}
+
+/// Bytes a server received so far (its `/metrics`).
+fn received(server: &Server) -> f64 {
+    let port = server.metrics_port().expect("a metrics listener");
+    common::scrape::scrape(port).sum("fileserver_received_bytes_total", &[])
+}
+
+struct Fleet {
+    meta: PostgresMetadata,
+    store: S3Contents,
+}
+
+impl Fleet {
+    /// The bytes the record of `file` of the client in `dir` names, and whether it
+    /// is verified.
+    fn stored(&self, dir: &Path, file: &str) -> Option<(Vec<u8>, bool)> {
+        let id = ClientId::from_hex(&client_id(dir)).expect("a client id in me.info");
+        let record = self.meta.file(&id, file).unwrap()?;
+        let bytes = self.store.read_object(&record.object).unwrap();
+        Some((bytes, record.verified))
+    }
+
+    /// Every object is named by exactly one record (none left over, none shared).
+    fn objects_match_records(&self) {
+        let mut named: Vec<String> = self
+            .meta
+            .files(None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.object)
+            .collect();
+        let mut listed = self.store.objects().unwrap();
+        named.sort();
+        listed.sort();
+        assert_eq!(listed, named, "objects and records");
+    }
+}
+
+fn set_s3_environment(s3: &common::s3::S3Server) {
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", s3.key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ] {
+        std::env::set_var(k, v);
+    }
+}
+
+fn says(out: &Output) -> String {
+    format!(
+        "{}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_server_killed_mid_upload_leaves_its_clients_to_finish_on_the_other_and_nothing_verified_changes(
+) {
+    let s3 = common::s3::s3_server();
+    set_s3_environment(s3);
+    let prefix = common::s3::fresh_prefix("kill");
+    let files = format!("s3://{}/{prefix}", s3.bucket);
+    let db = TestDatabase::new();
+    let root = tempfile::tempdir().unwrap();
+    let args = [
+        "--database",
+        &db.url,
+        "--files",
+        &files,
+        "--metrics",
+        "127.0.0.1:0",
+        // Short, so that the survivor takes back the dead server's uploads soon.
+        "--abandoned-upload-timeout",
+        "4",
+    ];
+    let a = Server::start(&root.path().join("a"), 0, &args);
+    let b = Server::start(&root.path().join("b"), 0, &args);
+    let lb = HaProxy::start(
+        &root.path().join("lb"),
+        &[Backend::of("a", &a), Backend::of("b", &b)],
+    );
+    lb.wait_for("a", "UP");
+    lb.wait_for("b", "UP");
+    let fleet = Fleet {
+        meta: PostgresMetadata::connect(&db.url).unwrap(),
+        store: s3.contents(&prefix, S3Options::default()),
+    };
+
+    // Four clients each store a first version of report.bin, verified.
+    let n = 4u8;
+    let first: Vec<Vec<u8>> = (0..n).map(|i| data(40_000 + i as usize, i)).collect();
+    let dirs: Vec<PathBuf> = (0..n)
+        .map(|i| {
+            let name = format!("c{i}");
+            client_dir(
+                root.path(),
+                &name,
+                lb.port,
+                "report.bin",
+                &first[i as usize],
+            )
+        })
+        .collect();
+    for dir in &dirs {
+        assert_ok(&run_client(dir, &[]), "a first version");
+    }
+
+    // Then a second version, 6 MiB each, slowly through a relay; server a is killed
+    // once it has received 1 MiB of them.
+    let relay = slow_relay(lb.port, 4 << 20);
+    let second: Vec<Vec<u8>> = (0..n).map(|i| data(6 << 20, 100 + i)).collect();
+    for (dir, bytes) in dirs.iter().zip(&second) {
+        std::fs::write(dir.join("report.bin"), bytes).unwrap();
+        common::write_transfer(dir, relay, &dir_name(dir), "report.bin");
+    }
+    let before = received(&a);
+    let clients: Vec<Child> = dirs.iter().map(|d| spawn_client(d, &[])).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received(&a) < before + f64::from(1 << 20) {
+        assert!(
+            Instant::now() < deadline,
+            "server a never received the uploads"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill9();
+    let outs: Vec<Output> = clients
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let cut: Vec<usize> = (0..n as usize)
+        .filter(|&i| !outs[i].status.success())
+        .collect();
+    assert!(!cut.is_empty(), "no client was being served by server a");
+    assert!(cut.len() < n as usize, "server b served some: {outs:?}");
+    for i in 0..n as usize {
+        let (bytes, verified) = fleet.stored(&dirs[i], "report.bin").unwrap();
+        assert!(verified);
+        if cut.contains(&i) {
+            // Cut mid-upload: the verified first version stands, byte for byte.
+            assert!(bytes == first[i], "client {i}: the first version changed");
+            let said = says(&outs[i]);
+            assert!(
+                said.contains("run again"),
+                "client {i} says what to do: {said}"
+            );
+        } else {
+            assert!(bytes == second[i], "client {i}: {}", says(&outs[i]));
+        }
+    }
+
+    // The cut clients run again, straight to the balancer: server b finishes them.
+    lb.wait_for("a", "DOWN");
+    for &i in &cut {
+        common::write_transfer(&dirs[i], lb.port, &dir_name(&dirs[i]), "report.bin");
+        assert_ok(&run_client(&dirs[i], &[]), "a cut client run again");
+        let (bytes, verified) = fleet.stored(&dirs[i], "report.bin").unwrap();
+        assert!(verified && bytes == second[i], "client {i} run again");
+    }
+
+    // An upload that ends unconfirmed (902: the client's checksum never matches the
+    // server's) does not replace the verified file, whichever server gets it.
+    std::fs::write(dirs[0].join("report.bin"), data(70_000, 250)).unwrap();
+    let out = run_client(&dirs[0], &["--checksum", "crc32"]);
+    assert!(!out.status.success(), "{}", says(&out));
+    let (bytes, verified) = fleet.stored(&dirs[0], "report.bin").unwrap();
+    assert!(verified && bytes == second[0], "the verified file stays");
+
+    // The uploads the dead server held go once its lease runs out (server b's
+    // housekeeping); then the store holds exactly what the records name.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fleet.store.uploads().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "uploads of the dead server left: {:?}",
+            fleet.store.uploads().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fleet.objects_match_records();
+    let log = std::fs::read_to_string(b.dir.join("server.log")).unwrap();
+    assert!(log.contains("abandoned upload removed"), "{log}");
+    drop(lb);
+    b.stop();
+    drop(db);
+}
+
+/// A client with a connection per request (variant 7) has its packets spread over
+/// both servers; one is killed in the middle. The upload continues on the survivor
+/// (a packet the dead server was receiving fails, and the client run again starts
+/// the file anew); at the end the verified bytes are the client's, and nothing else
+/// is stored.
+#[test]
+fn a_connection_per_request_client_finishes_when_one_of_its_servers_is_killed() {
+    let s3 = common::s3::s3_server();
+    set_s3_environment(s3);
+    let prefix = common::s3::fresh_prefix("kill-per-request");
+    let files = format!("s3://{}/{prefix}", s3.bucket);
+    let db = TestDatabase::new();
+    let root = tempfile::tempdir().unwrap();
+    let args = [
+        "--database",
+        &db.url,
+        "--files",
+        &files,
+        "--metrics",
+        "127.0.0.1:0",
+        "--abandoned-upload-timeout",
+        "4",
+    ];
+    let a = Server::start(&root.path().join("a"), 0, &args);
+    let b = Server::start(&root.path().join("b"), 0, &args);
+    let lb = HaProxy::start(
+        &root.path().join("lb"),
+        &[Backend::of("a", &a), Backend::of("b", &b)],
+    );
+    lb.wait_for("a", "UP");
+    lb.wait_for("b", "UP");
+    let fleet = Fleet {
+        meta: PostgresMetadata::connect(&db.url).unwrap(),
+        store: s3.contents(&prefix, S3Options::default()),
+    };
+    let contents = data(200 * 1024 - 33, 77);
+    let dir = client_dir(root.path(), "perreq", lb.port, "p.bin", &contents);
+    let per_request = ["--connection-per-request", "--packet-size", "1024"];
+    let before = received(&a);
+    let client = spawn_client(&dir, &per_request);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received(&a) < before + 40_000.0 {
+        assert!(Instant::now() < deadline, "server a never received packets");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a.kill9();
+    let out = client.wait_with_output().unwrap();
+    let mut runs = vec![says(&out)];
+    if !out.status.success() {
+        // Its packet was cut on the dead server, whose row of the upload stays its own
+        // until its lease runs out (SHARED_LEASE); then server b removes it and the
+        // client, run again as it says, starts the file anew.
+        assert!(runs[0].contains("run again"), "{}", runs[0]);
+        lb.wait_for("a", "DOWN");
+        let deadline = Instant::now() + SHARED_LEASE + Duration::from_secs(30);
+        while held_rows(&db.url) > 0 {
+            assert!(Instant::now() < deadline, "the dead server's rows stay");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let again = run_client(&dir, &per_request);
+        runs.push(says(&again));
+        if !again.status.success() {
+            let log = std::fs::read_to_string(b.dir.join("server.log")).unwrap_or_default();
+            panic!("run again: {runs:?}\nserver b: {log}");
+        }
+    }
+    let (bytes, verified) = fleet.stored(&dir, "p.bin").unwrap();
+    assert!(verified && bytes == contents, "the stored bytes: {runs:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fleet.store.uploads().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "uploads left");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fleet.objects_match_records();
+    eprintln!("client runs: {}", runs.len());
+    drop(lb);
+    b.stop();
+    drop(db);
+}
+
+/// Rows of the uploads table some server holds (between the client's runs the
+/// survivor holds none: those left are the dead server's).
+fn held_rows(url: &str) -> i64 {
+    let pg = server_app::storage::postgres::Pg::connect(url).unwrap();
+    pg.run("counting held rows", |c| async move {
+        let row = c
+            .query_one(
+                "SELECT count(*) FROM uploads WHERE owner_instance IS NOT NULL",
+                &[],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0))
+    })
+    .unwrap()
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}

@@ -15,7 +15,7 @@
 //! Nothing here asserts a speed; it prints what it saw.
 #![forbid(unsafe_code)]
 
-mod shared;
+mod bench_common;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,11 +23,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::BytesMut;
-use protocol_core::crypto::{AesKey, CbcDecryptor, CbcEncryptor, Checksum, ChecksumAlgorithm};
-use shared::{
+use bench_common::{
     client_folder, env_usize, run_clients_at_once, write_pattern_file, Bins, TempDir, MIB,
 };
+use bytes::BytesMut;
+use protocol_core::crypto::{AesKey, CbcDecryptor, CbcEncryptor, Checksum, ChecksumAlgorithm};
 
 fn main() -> anyhow::Result<()> {
     let upload_mib = env_usize("BENCH_UPLOAD_MIB", 1024);

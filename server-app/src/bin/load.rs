@@ -24,7 +24,7 @@
 //! running itself again through `sh -c 'ulimit -n ...'`. Nothing here asserts a
 //! figure: it prints what it saw.
 
-mod shared;
+mod bench_common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -35,9 +35,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bench_common::{env_usize, Bins};
 use bytes::BytesMut;
 use protocol_core::wire::{self, ClientId, FieldString, Request};
-use shared::{env_usize, Bins};
 
 struct Server {
     child: Child,

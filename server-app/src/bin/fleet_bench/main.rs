@@ -31,8 +31,8 @@
 //! speed: it prints what it saw.
 #![forbid(unsafe_code)]
 
-#[path = "../shared/mod.rs"]
-mod shared;
+#[path = "../bench_common/mod.rs"]
+mod bench_common;
 
 mod cpu;
 mod rows;
@@ -43,9 +43,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 
+use bench_common::{env_usize, write_pattern_file, Bins, TempDir, MIB};
 use rows::{run_row, Backends, Files, RowSpec, RunResult, Shared};
 use services::{Postgres, SeaweedFs};
-use shared::{env_usize, write_pattern_file, Bins, TempDir, MIB};
 
 /// Set by Ctrl-C or SIGTERM: stop after the current batch, cleaning up.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);

@@ -17,9 +17,9 @@ use server_app::storage::postgres::PostgresMetadata;
 use server_app::storage::s3::{S3Contents, S3Options};
 use server_app::storage::{Contents, Metadata};
 
+use crate::bench_common::{client_folder, run_clients_at_once, Bins};
 use crate::cpu;
 use crate::services::{free_port, Backend, HaProxy, Postgres, SeaweedFs};
-use crate::shared::{client_folder, run_clients_at_once, Bins};
 
 /// Where a row's servers keep their state.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -15,30 +15,26 @@
 //! Nothing here asserts a speed; it prints what it saw.
 #![forbid(unsafe_code)]
 
+mod bench_common;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bench_common::{
+    client_folder, env_usize, run_clients_at_once, write_pattern_file, Bins, TempDir, MIB,
+};
 use bytes::BytesMut;
 use protocol_core::crypto::{AesKey, CbcDecryptor, CbcEncryptor, Checksum, ChecksumAlgorithm};
-
-const MIB: usize = 1 << 20;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     let upload_mib = env_usize("BENCH_UPLOAD_MIB", 1024);
     let n_clients = env_usize("BENCH_CLIENTS", 200);
     let n_idle = env_usize("BENCH_IDLE", 1000);
     let bins = Bins::locate()?;
-    let tmp = TempDir::new()?;
+    let tmp = TempDir::new("fs-bench")?;
     let mut rows: Vec<(String, String)> = Vec::new();
 
     let openssl = openssl_aes_gbs().unwrap_or(f64::NAN);
@@ -203,71 +199,6 @@ fn crypto_gbs() -> (f64, f64, f64) {
     (rate(enc), rate(dec), rate(ck))
 }
 
-struct Bins {
-    server: PathBuf,
-    client: PathBuf,
-}
-
-impl Bins {
-    fn locate() -> anyhow::Result<Bins> {
-        let me = std::env::current_exe()?;
-        let dir = me.parent().context("no folder for the bench binary")?;
-        let (server, client) = (dir.join("server"), dir.join("client"));
-        for (bin, package) in [(&server, "server-app"), (&client, "client-app")] {
-            if !bin.exists() {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = Command::new(cargo)
-                    .args(["build", "--release", "-p", package])
-                    .status()
-                    .context("building the binaries")?;
-                if !status.success() {
-                    bail!("building {package} failed");
-                }
-            }
-        }
-        Ok(Bins { server, client })
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<TempDir> {
-        let p = std::env::temp_dir().join(format!("fs-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write_pattern_file(path: &Path, size: usize) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::with_capacity(4 * MIB, std::fs::File::create(path)?);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut block = vec![0u8; MIB];
-    for _ in 0..size / MIB {
-        for chunk in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-        }
-        f.write_all(&block)?;
-    }
-    // Written back before anything is timed, so the upload does not compete with
-    // writeback of its own input.
-    f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok(())
-}
-
 struct Server {
     child: Child,
     port: u16,
@@ -320,16 +251,6 @@ impl Drop for Server {
     }
 }
 
-fn client_folder(dir: &Path, name: &str, port: u16, file: &Path) -> anyhow::Result<PathBuf> {
-    let c = dir.join(name);
-    std::fs::create_dir_all(&c)?;
-    std::fs::write(
-        c.join("transfer.info"),
-        format!("127.0.0.1:{port}\n{name}\n{}\n", file.display()),
-    )?;
-    Ok(c)
-}
-
 struct UploadResult {
     seconds: f64,
     server_peak_kib: u64,
@@ -370,24 +291,7 @@ fn many_clients(bins: &Bins, dir: &Path, n: usize) -> anyhow::Result<ManyResult>
     let folders: Vec<PathBuf> = (0..n)
         .map(|i| client_folder(dir, &format!("client{i}"), server.port, &file))
         .collect::<Result<_, _>>()?;
-    let t = Instant::now();
-    let children: Vec<Child> = folders
-        .iter()
-        .map(|f| {
-            Command::new(&bins.client)
-                .current_dir(f)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
-    let mut verified = 0;
-    for mut c in children {
-        if c.wait()?.success() {
-            verified += 1;
-        }
-    }
-    let seconds = t.elapsed().as_secs_f64();
+    let batch = run_clients_at_once(&bins.client, &folders, &[])?;
     let listed = Command::new(&bins.server)
         .arg("list-files")
         .current_dir(dir.join("server"))
@@ -396,8 +300,8 @@ fn many_clients(bins: &Bins, dir: &Path, n: usize) -> anyhow::Result<ManyResult>
         .matches(" yes ")
         .count();
     Ok(ManyResult {
-        seconds,
-        verified: verified.min(listed_verified),
+        seconds: batch.seconds,
+        verified: batch.succeeded.min(listed_verified),
         server_peak_kib: server.memory_kib().1,
     })
 }

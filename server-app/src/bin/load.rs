@@ -24,6 +24,8 @@
 //! running itself again through `sh -c 'ulimit -n ...'`. Nothing here asserts a
 //! figure: it prints what it saw.
 
+mod bench_common;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,39 +35,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bench_common::{env_usize, Bins};
 use bytes::BytesMut;
 use protocol_core::wire::{self, ClientId, FieldString, Request};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Bins {
-    server: PathBuf,
-    client: PathBuf,
-}
-
-fn locate() -> anyhow::Result<Bins> {
-    let me = std::env::current_exe()?;
-    let dir = me.parent().context("no folder for the load binary")?;
-    let (server, client) = (dir.join("server"), dir.join("client"));
-    for (bin, package) in [(&server, "server-app"), (&client, "client-app")] {
-        if !bin.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--release", "-p", package])
-                .status()
-                .context("building the binaries")?;
-            if !status.success() {
-                bail!("building {package} failed");
-            }
-        }
-    }
-    Ok(Bins { server, client })
-}
 
 struct Server {
     child: Child,
@@ -414,7 +386,7 @@ fn main() -> anyhow::Result<()> {
     }
     let transport = std::env::var("LOAD_TRANSPORT").unwrap_or_else(|_| "tokio".into());
     let real = env_usize("LOAD_REAL", 5).max(1);
-    let bins = locate()?;
+    let bins = Bins::locate()?;
     let root = std::env::temp_dir().join(format!("fs-load-{}", std::process::id()));
     let mut rows = Vec::new();
     let burst = env_usize("LOAD_BURST", 500);

@@ -80,9 +80,49 @@ fn received(server: &Server) -> f64 {
     common::scrape::scrape(port).sum("fileserver_received_bytes_total", &[])
 }
 
+/// Two servers on one PostgreSQL database and one S3 prefix (SeaweedFS), with
+/// `--metrics` for the balancer's checks, and the stores as a test reads them.
 struct Fleet {
     meta: PostgresMetadata,
     store: S3Contents,
+    db: TestDatabase,
+    root: tempfile::TempDir,
+}
+
+/// Starts the fleet: servers a and b, and HAProxy in front of them, both up.
+fn start_fleet(what: &str) -> (Fleet, Server, Server, HaProxy) {
+    let s3 = common::s3::s3_server();
+    set_s3_environment(s3);
+    let prefix = common::s3::fresh_prefix(what);
+    let files = format!("s3://{}/{prefix}", s3.bucket);
+    let db = TestDatabase::new();
+    let root = tempfile::tempdir().unwrap();
+    let args = [
+        "--database",
+        &db.url,
+        "--files",
+        &files,
+        "--metrics",
+        "127.0.0.1:0",
+        // Short, so that the survivor takes back the dead server's uploads soon.
+        "--abandoned-upload-timeout",
+        "4",
+    ];
+    let a = Server::start(&root.path().join("a"), 0, &args);
+    let b = Server::start(&root.path().join("b"), 0, &args);
+    let lb = HaProxy::start(
+        &root.path().join("lb"),
+        &[Backend::of("a", &a), Backend::of("b", &b)],
+    );
+    lb.wait_for("a", "UP");
+    lb.wait_for("b", "UP");
+    let fleet = Fleet {
+        meta: PostgresMetadata::connect(&db.url).unwrap(),
+        store: s3.contents(&prefix, S3Options::default()),
+        db,
+        root,
+    };
+    (fleet, a, b, lb)
 }
 
 impl Fleet {
@@ -135,35 +175,8 @@ fn says(out: &Output) -> String {
 #[test]
 fn a_server_killed_mid_upload_leaves_its_clients_to_finish_on_the_other_and_nothing_verified_changes(
 ) {
-    let s3 = common::s3::s3_server();
-    set_s3_environment(s3);
-    let prefix = common::s3::fresh_prefix("kill");
-    let files = format!("s3://{}/{prefix}", s3.bucket);
-    let db = TestDatabase::new();
-    let root = tempfile::tempdir().unwrap();
-    let args = [
-        "--database",
-        &db.url,
-        "--files",
-        &files,
-        "--metrics",
-        "127.0.0.1:0",
-        // Short, so that the survivor takes back the dead server's uploads soon.
-        "--abandoned-upload-timeout",
-        "4",
-    ];
-    let a = Server::start(&root.path().join("a"), 0, &args);
-    let b = Server::start(&root.path().join("b"), 0, &args);
-    let lb = HaProxy::start(
-        &root.path().join("lb"),
-        &[Backend::of("a", &a), Backend::of("b", &b)],
-    );
-    lb.wait_for("a", "UP");
-    lb.wait_for("b", "UP");
-    let fleet = Fleet {
-        meta: PostgresMetadata::connect(&db.url).unwrap(),
-        store: s3.contents(&prefix, S3Options::default()),
-    };
+    let (fleet, a, b, lb) = start_fleet("kill");
+    let root = &fleet.root;
 
     // Four clients each store a first version of report.bin, verified.
     let n = 4u8;
@@ -261,7 +274,7 @@ fn a_server_killed_mid_upload_leaves_its_clients_to_finish_on_the_other_and_noth
     assert!(log.contains("abandoned upload removed"), "{log}");
     drop(lb);
     b.stop();
-    drop(db);
+    drop(fleet);
 }
 
 /// A client with a connection per request (variant 7) has its packets spread over
@@ -271,34 +284,8 @@ fn a_server_killed_mid_upload_leaves_its_clients_to_finish_on_the_other_and_noth
 /// is stored.
 #[test]
 fn a_connection_per_request_client_finishes_when_one_of_its_servers_is_killed() {
-    let s3 = common::s3::s3_server();
-    set_s3_environment(s3);
-    let prefix = common::s3::fresh_prefix("kill-per-request");
-    let files = format!("s3://{}/{prefix}", s3.bucket);
-    let db = TestDatabase::new();
-    let root = tempfile::tempdir().unwrap();
-    let args = [
-        "--database",
-        &db.url,
-        "--files",
-        &files,
-        "--metrics",
-        "127.0.0.1:0",
-        "--abandoned-upload-timeout",
-        "4",
-    ];
-    let a = Server::start(&root.path().join("a"), 0, &args);
-    let b = Server::start(&root.path().join("b"), 0, &args);
-    let lb = HaProxy::start(
-        &root.path().join("lb"),
-        &[Backend::of("a", &a), Backend::of("b", &b)],
-    );
-    lb.wait_for("a", "UP");
-    lb.wait_for("b", "UP");
-    let fleet = Fleet {
-        meta: PostgresMetadata::connect(&db.url).unwrap(),
-        store: s3.contents(&prefix, S3Options::default()),
-    };
+    let (fleet, a, b, lb) = start_fleet("kill-per-request");
+    let root = &fleet.root;
     let contents = data(200 * 1024 - 33, 77);
     let dir = client_dir(root.path(), "perreq", lb.port, "p.bin", &contents);
     let per_request = ["--connection-per-request", "--packet-size", "1024"];
@@ -319,7 +306,7 @@ fn a_connection_per_request_client_finishes_when_one_of_its_servers_is_killed() 
         assert!(runs[0].contains("run again"), "{}", runs[0]);
         lb.wait_for("a", "DOWN");
         let deadline = Instant::now() + SHARED_LEASE + Duration::from_secs(30);
-        while held_rows(&db.url) > 0 {
+        while held_rows(&fleet.db.url) > 0 {
             assert!(Instant::now() < deadline, "the dead server's rows stay");
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -341,7 +328,7 @@ fn a_connection_per_request_client_finishes_when_one_of_its_servers_is_killed() 
     eprintln!("client runs: {}", runs.len());
     drop(lb);
     b.stop();
-    drop(db);
+    drop(fleet);
 }
 
 /// Rows of the uploads table some server holds (between the client's runs the

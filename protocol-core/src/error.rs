@@ -120,6 +120,16 @@ pub enum UsageError {
         /// Bytes handed out in `UploadData` and not yet reported written.
         outstanding: usize,
     },
+    /// [`succeed`](crate::ServerConnection::succeed) for
+    /// [`UploadFinished`](crate::ServerEvent::UploadFinished) while bytes of the
+    /// upload handed out in [`UploadData`](crate::ServerEvent::UploadData) were not
+    /// reported written: the checksum (1603) would confirm bytes the application may
+    /// never have stored. The connection answers 1607 instead and drops the upload.
+    #[error("the upload was finished with {outstanding} bytes not reported written")]
+    Unwritten {
+        /// Bytes handed out in `UploadData` and not yet reported written.
+        outstanding: usize,
+    },
     /// [`fail_upload`](crate::ServerConnection::fail_upload) with no upload in progress.
     #[error("no upload in progress")]
     NoUpload,

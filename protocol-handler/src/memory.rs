@@ -162,7 +162,7 @@ impl ConnectionHandler for MemoryApp {
                 st.suspended.insert(client_id, upload);
                 Ok(())
             }
-            ServerEvent::Seen { .. } => Ok(()),
+            ServerEvent::DecryptionFailed { .. } | ServerEvent::Seen { .. } => Ok(()),
         };
     }
 }

@@ -27,16 +27,16 @@ pub struct RateLimit {
 /// (a full bucket is the same as none).
 const MAX_ADDRESSES: usize = 100_000;
 
-/// A token bucket per address.
+/// A token bucket per address (or per any other key: a client id).
 #[derive(Debug)]
-pub struct Buckets {
+pub struct Buckets<K = IpAddr> {
     limit: RateLimit,
-    map: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    map: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl Buckets {
+impl<K: Eq + std::hash::Hash + Copy> Buckets<K> {
     /// Buckets of the shape `limit`, all full.
-    pub fn new(limit: RateLimit) -> Buckets {
+    pub fn new(limit: RateLimit) -> Buckets<K> {
         Buckets {
             limit,
             map: Mutex::default(),
@@ -49,7 +49,7 @@ impl Buckets {
     }
 
     /// Takes a token for `ip` at `now`; false if its bucket is empty.
-    pub fn take(&self, ip: IpAddr, now: Instant) -> bool {
+    pub fn take(&self, ip: K, now: Instant) -> bool {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_ADDRESSES {
             let full = self.limit.burst as f64;
@@ -72,7 +72,7 @@ impl Buckets {
     }
 
     /// Whether `ip` has a token left (taking none).
-    pub fn has_token(&self, ip: IpAddr, now: Instant) -> bool {
+    pub fn has_token(&self, ip: K, now: Instant) -> bool {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&ip).is_none_or(|e| self.level(*e, now) >= 1.0)
     }

@@ -12,6 +12,7 @@ use protocol_core::{ClientId, ClientRecord, ServerEvent, Verdict};
 use tracing::{error, info, warn};
 use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
+use crate::client_limits::{ClientLimitPolicy, ClientLimits, Strain};
 use crate::config::{Database, Files};
 use crate::metrics::{timed, Metrics, Outcome};
 use crate::storage::commit::Finished;
@@ -23,7 +24,8 @@ use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::{new_upload_key, short_id, CommitOutcome, Storage, UploadSink};
 use crate::storage::{Contents, Metadata, Orphans, Reconciled};
 use crate::uploads::postgres::PgUploads;
-use crate::uploads::{ConnId, MemoryUploads, Resumed, UploadId, UploadTable};
+use crate::uploads::VerdictFrom;
+use crate::uploads::{ConnId, Handover, MemoryUploads, Resumed, UploadId, UploadTable};
 
 /// The database's file name inside the data folder.
 pub const DB_FILE: &str = "defensive.db";
@@ -40,6 +42,12 @@ pub struct Policy {
     /// resolves it then. Far longer than a commit takes. (One process resolves
     /// everything at start instead.)
     pub stale_after: Duration,
+    /// How long after its 1603 a connection-per-request client (variant 7) may give
+    /// its verdict on a new connection. Every other verdict belongs to the connection
+    /// that received the 1603.
+    pub verdict_window: Duration,
+    /// Re-keys and decryption failures per client id ([`crate::client_limits`]).
+    pub client_limits: ClientLimitPolicy,
 }
 
 impl Default for Policy {
@@ -48,6 +56,8 @@ impl Default for Policy {
             name_hold: Duration::from_secs(10 * 60),
             abandoned_after: Duration::from_secs(5 * 60),
             stale_after: Duration::from_secs(15 * 60),
+            verdict_window: Duration::from_secs(30),
+            client_limits: ClientLimitPolicy::default(),
         }
     }
 }
@@ -61,6 +71,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     orphans: Orphans,
     last_slow: Mutex<Option<Instant>>,
+    limits: ClientLimits,
     _lock: Option<FolderLock>,
 }
 
@@ -187,6 +198,7 @@ impl App {
             metrics,
             orphans: Orphans::default(),
             last_slow: Mutex::new(None),
+            limits: ClientLimits::new(policy.client_limits),
             _lock: None,
         })
     }
@@ -352,7 +364,6 @@ impl HandlerFactory for SharedApp {
             app: self.0.clone(),
             peer,
             upload: None,
-            requests: 0,
             writer: None,
             last_touch: None,
             failed: None,
@@ -371,8 +382,6 @@ pub struct Connection {
     peer: SocketAddr,
     /// The upload this connection is sending, or whose 1603 it received.
     upload: Option<UploadId>,
-    /// Requests of an identified client seen on this connection.
-    requests: u64,
     /// Where this connection's upload bytes go.
     writer: Option<Box<dyn UploadSink>>,
     /// When LastSeen was last written for this connection's client: at most once a
@@ -381,6 +390,19 @@ pub struct Connection {
     /// This connection's upload failed (logged once): the data and end of it that the
     /// core had already queued are dropped without more lines.
     failed: Option<Failed>,
+}
+
+/// Why a verdict (900, 902) changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VerdictError {
+    /// No upload of this connection awaits a verdict, and no upload of a connection
+    /// per request may be handed over to it: a verdict belongs to the connection that
+    /// received the 1603.
+    #[error("no upload of this connection awaits a verdict")]
+    NothingToDecide,
+    /// The table or the commit failed.
+    #[error(transparent)]
+    Failed(anyhow::Error),
 }
 
 /// How the client learns of a failed upload (1607).
@@ -408,7 +430,12 @@ impl Connection {
         }
     }
 
-    fn finish_upload(&mut self, size: u64, checksum: u32) -> std::io::Result<()> {
+    fn finish_upload(
+        &mut self,
+        size: u64,
+        checksum: u32,
+        handover: Handover,
+    ) -> std::io::Result<()> {
         let writer = self
             .writer
             .take()
@@ -420,7 +447,7 @@ impl Connection {
         if !self
             .app
             .uploads
-            .finish(id, size, checksum)
+            .finish(id, size, checksum, handover)
             .map_err(std::io::Error::other)?
         {
             return Err(std::io::Error::other("upload lost"));
@@ -428,21 +455,40 @@ impl Connection {
         Ok(())
     }
 
-    fn confirm(&mut self, client: &ClientId, verdict: Verdict) -> anyhow::Result<CommitOutcome> {
-        let own = self.upload.take();
+    fn verdict_from(&mut self, fresh: bool) -> VerdictFrom {
+        VerdictFrom {
+            conn: self.id,
+            own: self.upload.take(),
+            fresh,
+            window: self.app.policy.verdict_window,
+        }
+    }
+
+    fn confirm(
+        &mut self,
+        client: &ClientId,
+        verdict: Verdict,
+        fresh: bool,
+    ) -> Result<CommitOutcome, VerdictError> {
+        let from = self.verdict_from(fresh);
         let up = self
             .app
             .uploads
-            .take_for_verdict(self.id, own, client, self.requests <= 1)?
-            .ok_or_else(|| anyhow::anyhow!("no finished upload to confirm"))?;
-        let outcome = self.app.storage.commit(Finished {
-            client,
-            file_name: &up.file_name,
-            upload: &up.key,
-            verified: verdict == Verdict::Verified,
-            size: up.size,
-            checksum: up.checksum,
-        })?;
+            .take_for_verdict(from, client)
+            .map_err(|e| VerdictError::Failed(e.into()))?
+            .ok_or(VerdictError::NothingToDecide)?;
+        let outcome = self
+            .app
+            .storage
+            .commit(Finished {
+                client,
+                file_name: &up.file_name,
+                upload: &up.key,
+                verified: verdict == Verdict::Verified,
+                size: up.size,
+                checksum: up.checksum,
+            })
+            .map_err(|e| VerdictError::Failed(e.into()))?;
         Ok(outcome)
     }
 
@@ -575,7 +621,6 @@ impl Connection {
     }
     /// Whether LastSeen of `client` is due an update (at most once a second).
     pub(crate) fn touch_due(&mut self, client: ClientId, now: Instant) -> bool {
-        self.requests += 1;
         let recent = matches!(self.last_touch, Some((id, t))
             if id == client && now.duration_since(t) < Duration::from_secs(1));
         if !recent {
@@ -616,8 +661,13 @@ impl Connection {
     pub(crate) fn data(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.write_data(data)
     }
-    pub(crate) fn finished(&mut self, size: u64, checksum: u32) -> std::io::Result<()> {
-        self.finish_upload(size, checksum)
+    pub(crate) fn finished(
+        &mut self,
+        size: u64,
+        checksum: u32,
+        handover: Handover,
+    ) -> std::io::Result<()> {
+        self.finish_upload(size, checksum, handover)
     }
     pub(crate) fn abort(&mut self) {
         self.abort_upload()
@@ -661,25 +711,45 @@ impl Connection {
         &mut self,
         client: &ClientId,
         verdict: Verdict,
-    ) -> anyhow::Result<CommitOutcome> {
-        self.confirm(client, verdict)
+        fresh: bool,
+    ) -> Result<CommitOutcome, VerdictError> {
+        self.confirm(client, verdict, fresh)
     }
-    pub(crate) fn retry_announced(&mut self, client: &ClientId) {
-        let own = self.upload.take();
+    /// A 901: the upload it is about is dropped (the file follows again). True when
+    /// there was one for this connection to decide.
+    pub(crate) fn retry_announced(&mut self, client: &ClientId, fresh: bool) -> bool {
+        let from = self.verdict_from(fresh);
+        let own = from.own;
         self.writer = None;
-        let fresh = self.requests <= 1;
-        match self
-            .app
-            .uploads
-            .remove_for_retry(self.id, own, client, fresh)
-        {
-            Ok(Some(key)) => self.app.storage.drop_upload(&key),
+        match self.app.uploads.remove_for_retry(from, client) {
+            Ok(Some(key)) => {
+                self.app.storage.drop_upload(&key);
+                true
+            }
             Ok(None) => {
                 if let Some(id) = own {
                     self.app.remove_upload(id);
                 }
+                own.is_some()
             }
-            Err(e) => warn!("a retried upload stays until it expires: {e}"),
+            Err(e) => {
+                warn!("a retried upload stays until it expires: {e}");
+                true
+            }
+        }
+    }
+    pub(crate) fn limits(&self) -> &ClientLimits {
+        &self.app.limits
+    }
+    /// Logs (at most once a minute per client) and counts a request under `client`
+    /// that was refused or counted against it.
+    pub(crate) fn strain(&self, client: ClientId, strain: Strain, what: &str) {
+        let prefix = short_id(&client);
+        self.app.metrics.client_strain(&prefix, strain.label());
+        if self.app.limits.warn_due(client, Instant::now()) {
+            warn!(peer = %self.peer, client = %prefix, reason = strain.label(),
+                  "{what} (requests under this client id are limited: docs/SECURITY.md; \
+                   further lines for this client within a minute are not logged)");
         }
     }
     pub(crate) fn lookup_client(&mut self, client: ClientId) -> Option<ClientRecord> {

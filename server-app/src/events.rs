@@ -4,9 +4,11 @@ use protocol_core::{RequestCode, ServerEvent, UsageError, Verdict};
 use tracing::{error, info, warn};
 use transport_std::Conn;
 
-use crate::app::{Connection, Failed};
+use crate::app::{Connection, Failed, VerdictError};
+use crate::client_limits::{Strain, MAX_CHECKED_PER_KEY};
 use crate::metrics::{Outcome, UploadResult};
 use crate::storage::{short_id, CommitOutcome, KeyOutcome, Registration};
+use crate::uploads::Handover;
 
 fn text(name: &protocol_core::FieldString) -> String {
     // Names are checked printable ASCII by the core before they get here.
@@ -115,6 +117,16 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             client_id,
             name,
         } => {
+            if !c.limits().rekey(client_id, std::time::Instant::now()) {
+                c.strain(
+                    client_id,
+                    Strain::Rekey,
+                    "827 refused: too many re-keys for this client id",
+                );
+                c.metrics().request(827, Outcome::Refused);
+                log_usage(conn.fail(ticket));
+                return;
+            }
             let key = match c.storage().meta.public_key(&client_id, &text(&name)) {
                 Ok(k) => k,
                 Err(e) => {
@@ -154,6 +166,19 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             log_usage(answer);
         }
         ServerEvent::LookupClient { ticket, client_id } => {
+            if !c
+                .limits()
+                .lookups_allowed(client_id, std::time::Instant::now())
+            {
+                c.strain(
+                    client_id,
+                    Strain::LockedOut,
+                    "828 refused: too many decryption failures under this client id's key",
+                );
+                c.metrics().request(828, Outcome::Refused);
+                log_usage(conn.client_lookup(ticket, None));
+                return;
+            }
             let record = c.lookup_client(client_id);
             log_usage(conn.client_lookup(ticket, record));
         }
@@ -198,21 +223,65 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             file_name,
             size,
             checksum,
-        } => match c.finished(size, checksum) {
-            Ok(()) => {
-                info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
-                      "828 upload received");
-                c.metrics().request(828, Outcome::Ok);
-                log_usage(conn.succeed(ticket));
+        } => {
+            // The checksum is a statement about bytes decrypted under the client's
+            // key: a stranger who sends chosen ciphertext under its id learns 32 bits
+            // of plaintext from each. An issued key gets as many as the protocol's
+            // attempts need, then the client re-keys (827).
+            match c.storage().meta.count_checked_upload(&client_id) {
+                Ok(Some(n)) if n <= MAX_CHECKED_PER_KEY => {}
+                Ok(n) => {
+                    c.strain(
+                        client_id,
+                        Strain::CheckedUploads,
+                        &format!(
+                            "828 refused: {} whole uploads checked under this key (at most \
+                             {MAX_CHECKED_PER_KEY}); the client must reconnect (827) for a new one",
+                            n.unwrap_or(0)
+                        ),
+                    );
+                    c.metrics().request(828, Outcome::Refused);
+                    c.metrics().upload(UploadResult::Failed);
+                    c.fail(Failed::Told);
+                    log_usage(conn.fail(ticket));
+                    return;
+                }
+                Err(e) => {
+                    error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
+                    c.metrics().request(828, Outcome::Error);
+                    c.metrics().upload(UploadResult::Failed);
+                    c.fail(Failed::Told);
+                    log_usage(conn.fail(ticket));
+                    return;
+                }
             }
-            Err(e) => {
-                error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
-                c.metrics().request(828, Outcome::Error);
-                c.metrics().upload(UploadResult::Failed);
-                c.fail(Failed::Told);
-                log_usage(conn.fail(ticket));
+            // A last packet that is the first request of its connection comes from a
+            // client with a connection per request: its verdict will come on another.
+            let handover = if conn.requests_seen() == 1 {
+                Handover::AnyConnection
+            } else {
+                Handover::OwnConnection
+            };
+            match c.finished(size, checksum, handover) {
+                Ok(()) => {
+                    info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
+                          "828 upload received");
+                    c.metrics().request(828, Outcome::Ok);
+                    if let Err(e) = conn.succeed(ticket) {
+                        // The core refuses a checksum for bytes never reported written.
+                        error!(%peer, client = %short_id(&client_id), "internal: {e}");
+                        c.fail(Failed::Told);
+                    }
+                }
+                Err(e) => {
+                    error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
+                    c.metrics().request(828, Outcome::Error);
+                    c.metrics().upload(UploadResult::Failed);
+                    c.fail(Failed::Told);
+                    log_usage(conn.fail(ticket));
+                }
             }
-        },
+        }
         ServerEvent::UploadAborted { client_id, reason } => {
             info!(%peer, client = %short_id(&client_id), "upload abandoned: {reason}");
             c.abort();
@@ -233,7 +302,8 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
                 Verdict::Verified => (900, UploadResult::Verified),
                 Verdict::GaveUp => (902, UploadResult::Unverified),
             };
-            match c.verdict(&client_id, verdict) {
+            let fresh = conn.requests_seen() == 1;
+            match c.verdict(&client_id, verdict, fresh) {
                 Ok(CommitOutcome::Committed) => {
                     info!(%peer, %client, ?verdict, "upload committed");
                     c.metrics().request(code, Outcome::Ok);
@@ -246,7 +316,19 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
                     c.metrics().upload(result);
                     log_usage(conn.succeed(ticket));
                 }
-                Err(e) => {
+                Err(VerdictError::NothingToDecide) => {
+                    c.strain(
+                        client_id,
+                        Strain::VerdictElsewhere,
+                        &format!(
+                            "{code} refused: no upload of this connection awaits a verdict \
+                             (a verdict belongs to the connection that received the 1603)"
+                        ),
+                    );
+                    c.metrics().request(code, Outcome::Refused);
+                    log_usage(conn.fail(ticket));
+                }
+                Err(VerdictError::Failed(e)) => {
                     error!(%peer, %client, "confirming an upload failed: {e}");
                     c.metrics().request(code, Outcome::Error);
                     c.metrics().upload(UploadResult::Failed);
@@ -254,7 +336,19 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
                 }
             }
         }
+        ServerEvent::DecryptionFailed { client_id } => {
+            c.limits()
+                .decryption_failed(client_id, std::time::Instant::now());
+            c.strain(
+                client_id,
+                Strain::DecryptionFailure,
+                "828 failed to decrypt under this client id's key (sent by a connection that \
+                 did not obtain the key: the key stays)",
+            );
+        }
         ServerEvent::RevokeKey { client_id } => {
+            c.limits()
+                .decryption_failed(client_id, std::time::Instant::now());
             warn!(%peer, client = %short_id(&client_id), "AES key revoked after a decryption failure");
             if let Err(e) = c.storage().meta.revoke_aes_key(&client_id) {
                 error!(%peer, "{e}");
@@ -262,8 +356,17 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
         }
         ServerEvent::RetryAnnounced { client_id, .. } => {
             info!(%peer, client = %short_id(&client_id), "901 checksum mismatch, file follows again");
-            c.metrics().request(901, Outcome::Ok);
-            c.retry_announced(&client_id);
+            let fresh = conn.requests_seen() == 1;
+            if c.retry_announced(&client_id, fresh) {
+                c.metrics().request(901, Outcome::Ok);
+            } else {
+                c.strain(
+                    client_id,
+                    Strain::VerdictElsewhere,
+                    "901 ignored: no upload of this connection awaits a verdict",
+                );
+                c.metrics().request(901, Outcome::Refused);
+            }
         }
     }
 }

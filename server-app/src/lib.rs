@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod client_limits;
 pub mod config;
 mod events;
 pub mod metrics;

@@ -12,7 +12,7 @@ use common::postgres::TestDatabase;
 use protocol_core::ClientId;
 use server_app::storage::postgres::Pg;
 use server_app::uploads::postgres::PgUploads;
-use server_app::uploads::{suite, UploadTable};
+use server_app::uploads::{suite, Handover, UploadTable, VerdictFrom};
 
 /// A fresh database of this test's own (dropped with the first value).
 fn database() -> (TestDatabase, Arc<Pg>) {
@@ -68,7 +68,8 @@ fn the_uploads_of_a_server_that_died_are_taken_back() {
     let dead = PgUploads::new(pg.clone(), Duration::ZERO);
     dead.start(1, c, "receiving.bin", "uploads/r").unwrap();
     let done = dead.start(2, c, "done.bin", "uploads/d").unwrap();
-    dead.finish(done, 10, 99).unwrap();
+    // Its last packet came on a connection of its own (a connection per request).
+    dead.finish(done, 10, 99, Handover::AnyConnection).unwrap();
     let alive = PgUploads::new(pg, Duration::from_secs(600));
     let mine = alive
         .start(1, ClientId([9; 16]), "mine.bin", "uploads/m")
@@ -80,7 +81,13 @@ fn the_uploads_of_a_server_that_died_are_taken_back() {
     assert_eq!(gone.len(), 1);
     assert_eq!(gone[0].key, "uploads/r");
     // The finished one waits for its client's verdict, on any server.
-    let v = alive.take_for_verdict(5, None, &c, true).unwrap().unwrap();
+    let from = VerdictFrom {
+        conn: 5,
+        own: None,
+        fresh: true,
+        window: Duration::from_secs(600),
+    };
+    let v = alive.take_for_verdict(from, &c).unwrap().unwrap();
     assert_eq!((v.key.as_str(), v.size, v.checksum), ("uploads/d", 10, 99));
     // The live server's own upload is untouched.
     assert_eq!(alive.remove(mine).unwrap(), Some("uploads/m".to_string()));

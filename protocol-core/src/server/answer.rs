@@ -3,6 +3,7 @@
 use rand_core::CryptoRngCore;
 
 use super::question::{kind, Question, Succeed, Ticket};
+use super::session::{KeySource, Session};
 use super::{ClientRecord, Pending, ServerConnection, ServerEvent};
 use crate::crypto::{AesKey, PublicKey};
 use crate::error::UsageError;
@@ -98,7 +99,12 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             return Ok(());
         };
         let issued = self.now.checked_sub(key_age).unwrap_or(self.now);
-        self.session = Some((client_id, key, issued));
+        self.session = Some(Session {
+            client_id,
+            key,
+            issued,
+            source: KeySource::LookedUp,
+        });
         self.upload = suspended
             .map(|s| *s.0)
             .filter(|u| u.client_id == client_id)
@@ -125,7 +131,12 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 aes_key,
                 encrypted,
             } => {
-                self.session = Some((client_id, aes_key, self.now));
+                self.session = Some(Session {
+                    client_id,
+                    key: aes_key,
+                    issued: self.now,
+                    source: KeySource::IssuedHere,
+                });
                 self.respond(Response::AesKey {
                     client_id,
                     encrypted_key: encrypted,
@@ -136,7 +147,12 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 aes_key,
                 encrypted,
             } => {
-                self.session = Some((client_id, aes_key, self.now));
+                self.session = Some(Session {
+                    client_id,
+                    key: aes_key,
+                    issued: self.now,
+                    source: KeySource::IssuedHere,
+                });
                 self.respond(Response::Reconnected {
                     client_id,
                     encrypted_key: encrypted,
@@ -148,6 +164,19 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 file_name,
                 checksum,
             } => {
+                if self.unwritten > 0 {
+                    // The 1603 would confirm bytes the application never said it
+                    // stored: refused, as if the application had failed it.
+                    let outstanding = self.unwritten;
+                    self.abandon(Pending::UploadFinished {
+                        client_id,
+                        content_size,
+                        file_name,
+                        checksum,
+                    });
+                    self.set_unwritten(0);
+                    return Err(UsageError::Unwritten { outstanding });
+                }
                 self.verdict_due = true;
                 self.respond(Response::FileReceived {
                     client_id,

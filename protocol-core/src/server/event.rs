@@ -188,12 +188,22 @@ pub enum ServerEvent {
         /// Verified or given up.
         verdict: Verdict,
     },
-    /// An upload under the client's AES key failed to decrypt (bad padding or a
-    /// length that does not add up). Forget the key: a captured upload replayed with
-    /// changes must not get a second try at the same key (a padding oracle). The
-    /// client gets a fresh key by reconnecting.
+    /// An upload under a key **issued on this connection** (its 826 or 827) failed to
+    /// decrypt (bad padding or a length that does not add up). Forget the key: a
+    /// captured upload replayed with changes must not get a second try at the same
+    /// key (a padding oracle). The client gets a fresh key by reconnecting.
     RevokeKey {
         /// The client.
+        client_id: ClientId,
+    },
+    /// An upload under the key the application looked up for the client
+    /// ([`ClientRecord`], not issued on this connection) failed to decrypt. The key
+    /// stays: the client id travels in clear, so anyone can send junk under it, and
+    /// a stranger's junk must not cost the client its key. Count it against the
+    /// client id instead (and refuse further lookups for a while past a limit): each
+    /// failure is one guess at the key's padding.
+    DecryptionFailed {
+        /// The client whose id the request carried.
         client_id: ClientId,
     },
     /// Request 901: the checksum did not match; the client sends the file again.

@@ -13,7 +13,8 @@
 //!   any question ── fail ──► 1607 (connection stays open)
 //!   any question unanswered for Limits::answer_timeout ──► 1607, then closed
 //!   a protocol violation ──► 1607, then closed
-//!   a decryption failure ──► RevokeKey, 1607, then closed (one guess per key)
+//!   a decryption failure ──► RevokeKey (key issued on this connection) or
+//!                            DecryptionFailed (key looked up), 1607, then closed
 //! ```
 //!
 //! # Calling order
@@ -64,6 +65,7 @@ mod answer;
 mod budget;
 mod event;
 pub mod question;
+mod session;
 mod suspended;
 mod upload;
 
@@ -86,6 +88,7 @@ pub use budget::{InputBudget, DEFAULT_FREE_PER_CONNECTION, DEFAULT_INPUT_BUDGET}
 pub use event::{ClientRecord, ServerConfig, ServerEvent, Verdict};
 use question::Question;
 pub use question::{QuestionKind, Ticket};
+use session::{KeySource, Session};
 pub use suspended::DecodeError;
 pub use upload::SuspendedUpload;
 use upload::Upload;
@@ -181,9 +184,8 @@ pub struct ServerConnection<R> {
     plain: BytesMut,
     events: VecDeque<ServerEvent>,
     pending: Option<Asked>,
-    /// The client this connection speaks for, its current key, and when that key was
-    /// issued (by the clock of `handle_input`).
-    session: Option<(ClientId, AesKey, Instant)>,
+    /// The client this connection speaks for, and its key.
+    session: Option<Session>,
     /// The `now` of the latest `handle_input`.
     now: Instant,
     upload: Option<Upload>,
@@ -386,9 +388,24 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         self.verdict_due && !self.closed
     }
 
+    /// Whole requests this connection has received. A verdict (900-902) or an
+    /// upload's last packet that is request 1 of its connection comes from a client
+    /// that opens a connection per request (variant 7).
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use protocol_core::{ServerConfig, ServerConnection};
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), Instant::now());
+    /// assert_eq!(conn.requests_seen(), 0);
+    /// ```
+    pub fn requests_seen(&self) -> u64 {
+        self.requests_seen
+    }
+
     /// The client this connection has identified, if any.
     pub fn client_id(&self) -> Option<ClientId> {
-        self.session.as_ref().map(|s| s.0)
+        self.session.as_ref().map(|s| s.client_id)
     }
 
     // ---- handle_* ----
@@ -582,8 +599,12 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             e,
             PeerError::DecryptionFailed | PeerError::SizeMismatch { .. }
         ) {
-            if let Some((client_id, ..)) = self.session.take() {
-                self.events.push_back(ServerEvent::RevokeKey { client_id });
+            if let Some(session) = self.session.take() {
+                let client_id = session.client_id;
+                self.events.push_back(match session.source {
+                    KeySource::IssuedHere => ServerEvent::RevokeKey { client_id },
+                    KeySource::LookedUp => ServerEvent::DecryptionFailed { client_id },
+                });
             }
         }
         if let Some(up) = self.upload.take() {
@@ -623,7 +644,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         if code != RequestCode::SendFile {
             return Ok(());
         }
-        let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
+        let known = self.session.as_ref().is_some_and(|s| s.is(client_id));
         if known || self.looked_up == Some(client_id) {
             return Ok(());
         }
@@ -690,7 +711,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 });
             }
             Request::SendFile(packet) => {
-                let known = matches!(&self.session, Some((id, ..)) if *id == client_id);
+                let known = self.session.as_ref().is_some_and(|s| s.is(client_id));
                 // A packet that continues an upload this connection does not hold was
                 // handed to the application earlier (a connection per packet): ask for it.
                 // (Unless its header was just looked up: the answer carried the upload.)
@@ -758,7 +779,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     }
 
     fn on_packet(&mut self, client_id: ClientId, packet: FilePacket) -> Result<(), PeerError> {
-        let Some((_, key, issued)) = &self.session else {
+        let Some(Session { key, issued, .. }) = &self.session else {
             return Err(PeerError::UnexpectedRequest {
                 code: RequestCode::SendFile as u16,
                 why: "no key exchanged",
@@ -852,11 +873,16 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 checksum,
             });
         } else if up.ack_every {
+            // The checksum of a part is worth nothing to the client (it compares
+            // the whole file's) and, to a stranger who sends chosen ciphertext under
+            // the client's id, it is 32 bits of the plaintext per packet: a part's
+            // answer carries 0. Only the last packet's answer, counted by the
+            // application per key, carries a checksum.
             let response = Response::FileReceived {
                 client_id,
                 content_size,
                 file_name: up.file_name.clone(),
-                checksum: up.checksum.value(),
+                checksum: 0,
             };
             self.respond(response);
             // The next packet will come on another connection, which may be looked up

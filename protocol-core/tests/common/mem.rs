@@ -231,6 +231,9 @@ impl MemStore {
             ServerEvent::RetryAnnounced { client_id, .. } => {
                 self.finished.remove(&client_id);
             }
+            ServerEvent::DecryptionFailed { client_id } => {
+                self.log.push(format!("decryption failed {client_id}"));
+            }
         }
     }
 }

@@ -14,11 +14,14 @@
 //! | `fileserver_received_bytes_total` | counter | |
 //! | `fileserver_uploads_total` | counter | `result` (`verified`, `unverified`, `failed`) |
 //! | `fileserver_storage_duration_seconds` | histogram | `store` (`metadata`, `contents`), `op` |
+//! | `fileserver_client_strain_total` | counter | `client` (the id's first 8 hex digits; `other` past 1,000 clients), `reason` ([`crate::client_limits::Strain`]) |
 
 pub mod http;
 pub mod timed;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -77,6 +80,15 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StrainLabels {
+    client: String,
+    reason: &'static str,
+}
+
+/// Client ids (prefixes) labelled one by one in `client_strain`; past it, `other`.
+const MAX_STRAINED_CLIENTS: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct UploadLabels {
     result: &'static str,
 }
@@ -125,6 +137,8 @@ pub struct Metrics {
     received_bytes: Counter,
     uploads: Family<UploadLabels, Counter>,
     storage: Family<StorageLabels, Histogram, fn() -> Histogram>,
+    strain: Family<StrainLabels, Counter>,
+    strained: Mutex<HashSet<String>>,
     phase: AtomicU8,
 }
 
@@ -186,6 +200,12 @@ impl Metrics {
             "Uploads ended: verified (900), unverified (902), failed (the server could not store it)",
             uploads.clone(),
         );
+        let strain = Family::<StrainLabels, Counter>::default();
+        registry.register(
+            "client_strain",
+            "Requests under a client id refused or counted against it (re-keys, decryption failures, checked uploads per key, verdicts from another connection), by the id's prefix",
+            strain.clone(),
+        );
         registry.register_with_unit(
             "storage_duration",
             "Time of each call to the metadata and contents stores, by operation",
@@ -201,6 +221,8 @@ impl Metrics {
             received_bytes,
             uploads,
             storage,
+            strain,
+            strained: Mutex::default(),
             phase: AtomicU8::new(Phase::Starting as u8),
         }
     }
@@ -253,6 +275,23 @@ impl Metrics {
             .inc();
     }
 
+    /// A request under the client id whose log prefix is `client` was refused or
+    /// counted against it, for `reason`.
+    pub fn client_strain(&self, client: &str, reason: &'static str) {
+        let client = {
+            let mut seen = self.strained.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.contains(client) || seen.len() < MAX_STRAINED_CLIENTS {
+                seen.insert(client.to_string());
+                client.to_string()
+            } else {
+                "other".to_string()
+            }
+        };
+        self.strain
+            .get_or_create(&StrainLabels { client, reason })
+            .inc();
+    }
+
     /// A storage call `op` to `store` took `seconds`.
     pub fn storage_call(&self, store: Store, op: &'static str, seconds: f64) {
         let store = match store {
@@ -296,6 +335,7 @@ mod tests {
         m.received(10);
         m.upload(UploadResult::Verified);
         m.storage_call(Store::Metadata, "register", 0.001);
+        m.client_strain("c13303e7", "rekeys");
         let text = m.encode();
         for line in [
             "fileserver_connections_open 1",
@@ -305,6 +345,7 @@ mod tests {
             "fileserver_received_bytes_total 10",
             "fileserver_uploads_total{result=\"verified\"} 1",
             "fileserver_storage_duration_seconds_count{store=\"metadata\",op=\"register\"} 1",
+            "fileserver_client_strain_total{client=\"c13303e7\",reason=\"rekeys\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

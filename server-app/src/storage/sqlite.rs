@@ -15,7 +15,7 @@ use super::{
 };
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Why the database cannot be used; each says what is wrong and what to do.
 #[derive(Debug, Error)]
@@ -368,7 +368,7 @@ impl Metadata for SqliteMetadata {
             Some(_) => {}
         }
         tx.execute(
-            "UPDATE clients SET PublicKey = ?3, AESKey = ?4, AESKeyIssued = datetime('now'), \
+            "UPDATE clients SET PublicKey = ?3, AESKey = ?4, AESKeyIssued = datetime('now'), KeyUses = 0, \
              LastSeen = datetime('now') WHERE ID = ?1 AND Name = ?2",
             params![&id.0[..], name, public_key, aes_key],
         )
@@ -393,7 +393,8 @@ impl Metadata for SqliteMetadata {
         let n = self
             .db()
             .execute(
-                "UPDATE clients SET AESKey = ?2, AESKeyIssued = datetime('now') WHERE ID = ?1",
+                "UPDATE clients SET AESKey = ?2, AESKeyIssued = datetime('now'), KeyUses = 0 \
+                 WHERE ID = ?1",
                 params![&id.0[..], aes_key],
             )
             .ctx("storing the AES key")?;
@@ -425,6 +426,19 @@ impl Metadata for SqliteMetadata {
             )
             .ctx("revoking the AES key")?;
         Ok(())
+    }
+
+    fn count_checked_upload(&self, id: &ClientId) -> Result<Option<u32>, MetaError> {
+        self.db()
+            .query_row(
+                "UPDATE clients SET KeyUses = KeyUses + 1 \
+                 WHERE ID = ?1 AND AESKey IS NOT NULL RETURNING KeyUses",
+                [&id.0[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|n| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+            .ctx("counting a checked upload")
     }
 
     fn touch(&self, id: &ClientId) -> Result<(), MetaError> {

@@ -73,5 +73,16 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 5 {
+        // Version 5: whole uploads checked (1603 with a whole file's checksum) under
+        // each issued AES key: at most 1 + 3, so that a stranger who knows a client
+        // id gets no more checksums than the client itself needs (docs/SECURITY.md).
+        db.execute_batch(
+            "BEGIN;
+             ALTER TABLE clients ADD COLUMN KeyUses INTEGER NOT NULL DEFAULT 0;
+             PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
+    }
     Ok(())
 }

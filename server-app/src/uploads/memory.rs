@@ -7,15 +7,23 @@ use std::time::{Duration, Instant};
 use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
-use super::{Abandoned, ConnId, Resumed, TableError, UploadId, UploadTable, Verdictable};
+use super::{
+    Abandoned, ConnId, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
+    Verdictable,
+};
 
 enum State {
     /// Packets are arriving on the owning connection.
     Receiving,
     /// Between packets, no connection holds it (a connection per request).
     Suspended(SuspendedUpload),
-    /// 1603 sent; waiting for 900/901/902.
-    Finished { size: u64, checksum: u32 },
+    /// 1603 sent at `at`; waiting for 900/901/902.
+    Finished {
+        size: u64,
+        checksum: u32,
+        handover: Handover,
+        at: Instant,
+    },
 }
 
 struct Slot {
@@ -84,10 +92,21 @@ impl UploadTable for MemoryUploads {
         Ok(gone)
     }
 
-    fn finish(&self, id: UploadId, size: u64, checksum: u32) -> Result<bool, TableError> {
+    fn finish(
+        &self,
+        id: UploadId,
+        size: u64,
+        checksum: u32,
+        handover: Handover,
+    ) -> Result<bool, TableError> {
         Ok(match self.slots().get_mut(&id) {
             Some(s) => {
-                s.state = State::Finished { size, checksum };
+                s.state = State::Finished {
+                    size,
+                    checksum,
+                    handover,
+                    at: Instant::now(),
+                };
                 true
             }
             None => false,
@@ -139,18 +158,15 @@ impl UploadTable for MemoryUploads {
 
     fn take_for_verdict(
         &self,
-        conn: ConnId,
-        own: Option<UploadId>,
+        from: VerdictFrom,
         client: &ClientId,
-        fresh: bool,
     ) -> Result<Option<Verdictable>, TableError> {
         let mut slots = self.slots();
-        let Some(slot) =
-            pick_finished(&slots, conn, own, client, fresh).and_then(|id| slots.remove(&id))
+        let Some(slot) = pick_finished(&slots, from, client).and_then(|id| slots.remove(&id))
         else {
             return Ok(None);
         };
-        let State::Finished { size, checksum } = slot.state else {
+        let State::Finished { size, checksum, .. } = slot.state else {
             return Ok(None);
         };
         Ok(Some(Verdictable {
@@ -167,13 +183,11 @@ impl UploadTable for MemoryUploads {
 
     fn remove_for_retry(
         &self,
-        conn: ConnId,
-        own: Option<UploadId>,
+        from: VerdictFrom,
         client: &ClientId,
-        fresh: bool,
     ) -> Result<Option<String>, TableError> {
         let mut slots = self.slots();
-        Ok(pick_finished(&slots, conn, own, client, fresh)
+        Ok(pick_finished(&slots, from, client)
             .and_then(|id| slots.remove(&id))
             .map(|s| s.key))
     }
@@ -227,33 +241,35 @@ impl UploadTable for MemoryUploads {
     }
 }
 
+/// The rules of [`UploadTable::take_for_verdict`].
 fn pick_finished(
     slots: &HashMap<UploadId, Slot>,
-    conn: ConnId,
-    own: Option<UploadId>,
+    from: VerdictFrom,
     client: &ClientId,
-    fresh: bool,
 ) -> Option<UploadId> {
-    let finished = |s: &Slot| s.client == *client && matches!(s.state, State::Finished { .. });
-    if let Some(id) = own {
-        if slots
-            .get(&id)
-            .is_some_and(|s| finished(s) && s.owner == Some(conn))
-        {
+    if let Some(id) = from.own {
+        let own = slots.get(&id).is_some_and(|s| {
+            s.client == *client
+                && matches!(s.state, State::Finished { .. })
+                && s.owner == Some(from.conn)
+        });
+        if own {
             return Some(id);
         }
     }
-    let only = |keep: &dyn Fn(&Slot) -> bool| {
-        let mut ids = slots
-            .iter()
-            .filter(|(_, s)| finished(s) && keep(s))
-            .map(|(id, _)| *id);
-        match (ids.next(), ids.next()) {
-            (Some(id), None) => Some(id),
+    if !from.fresh {
+        return None;
+    }
+    let (id, handover, at) = slots
+        .iter()
+        .filter(|(_, s)| s.client == *client)
+        .filter_map(|(id, s)| match s.state {
+            State::Finished { handover, at, .. } => Some((*id, handover, at)),
             _ => None,
-        }
-    };
-    only(&|s| s.owner.is_none()).or_else(|| if fresh { only(&|_| true) } else { None })
+        })
+        .max_by_key(|(id, _, at)| (*at, *id))?;
+    let recent = Instant::now().saturating_duration_since(at) < from.window;
+    (handover == Handover::AnyConnection && recent).then_some(id)
 }
 
 #[cfg(test)]

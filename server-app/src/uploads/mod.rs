@@ -3,8 +3,13 @@
 //! A 900, 901 or 902 affects exactly the upload whose 1603 its connection received. A
 //! client with a connection per request (protocol variant 7) leaves its upload between
 //! connections: suspended between packets, or finished and awaiting its verdict. A later
-//! connection of the same client takes it over only when it is the client's one such
-//! upload and no other connection of the client is sending one.
+//! connection of the same client takes a suspended upload over only when it is the
+//! client's one such upload and no other connection of the client is sending one; a
+//! finished one only when its 1603 went out on a connection whose first request was
+//! that last packet ([`Handover::AnyConnection`]), it is the client's latest, and the
+//! verdict is the first request of its own connection, within a short window. The
+//! client id travels in clear: any other rule would let a stranger who saw one packet
+//! give the verdict on a client's upload.
 //!
 //! [`UploadTable`] is that table; [`memory::MemoryUploads`] keeps it in the process (one
 //! server, the default), [`postgres::PgUploads`] in PostgreSQL, shared by a fleet of
@@ -31,6 +36,31 @@ pub use memory::MemoryUploads;
 pub type UploadId = u64;
 /// Identifies one connection of this server process.
 pub type ConnId = u64;
+
+/// Where the verdict on a finished upload may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// Only the connection that received the 1603.
+    OwnConnection,
+    /// Also a new connection of the client, as its first request, within the
+    /// verdict window: the 1603 went out on a connection whose first request was the
+    /// last packet (a connection per request, variant 7).
+    AnyConnection,
+}
+
+/// Who sends a verdict (900, 901, 902), for the rules of
+/// [`UploadTable::take_for_verdict`].
+#[derive(Debug, Clone, Copy)]
+pub struct VerdictFrom {
+    /// The connection it arrived on.
+    pub conn: ConnId,
+    /// The upload that connection holds, if any.
+    pub own: Option<UploadId>,
+    /// The verdict is the first request of its connection.
+    pub fresh: bool,
+    /// How long after its 1603 a finished upload may be handed over.
+    pub window: Duration,
+}
 
 /// An upload whose verdict came: what the commit needs.
 #[derive(Debug)]
@@ -84,9 +114,16 @@ pub trait UploadTable: Send + Sync {
     /// holds: the client started that file again from its first packet. Their keys,
     /// to delete.
     fn supersede(&self, client: &ClientId, file_name: &str) -> Result<Vec<String>, TableError>;
-    /// The last packet arrived and the bytes are durable: 1603 goes out. False if the
-    /// upload is no longer in the table.
-    fn finish(&self, id: UploadId, size: u64, checksum: u32) -> Result<bool, TableError>;
+    /// The last packet arrived and the bytes are durable: 1603 goes out, and the
+    /// verdict may come from where `handover` says. False if the upload is no longer
+    /// in the table.
+    fn finish(
+        &self,
+        id: UploadId,
+        size: u64,
+        checksum: u32,
+        handover: Handover,
+    ) -> Result<bool, TableError>;
     /// The connection left between packets: another may continue. The caller has
     /// flushed the contents first, so the state never claims bytes they lack.
     fn suspend(&self, id: UploadId, upload: SuspendedUpload) -> Result<(), TableError>;
@@ -99,28 +136,25 @@ pub trait UploadTable: Send + Sync {
         client: &ClientId,
         key: &AesKey,
     ) -> Result<Option<Resumed>, TableError>;
-    /// The upload a verdict of `client` on `conn` is about: the connection's own
-    /// finished upload; else the client's one finished upload that no connection
-    /// holds; else, when the verdict is the first request of its connection (a
-    /// connection per request, whose previous connection may not have closed yet),
-    /// the client's one finished upload. Removed from the table.
+    /// The upload a verdict of `client` is about: the sending connection's own
+    /// finished upload; else, only when the verdict is the first request of its
+    /// connection, the client's most recently finished upload, if it was finished
+    /// with [`Handover::AnyConnection`] less than `from.window` ago (its connection
+    /// may not have closed yet). Nothing else: a verdict on another connection is
+    /// refused. Removed from the table.
     fn take_for_verdict(
         &self,
-        conn: ConnId,
-        own: Option<UploadId>,
+        from: VerdictFrom,
         client: &ClientId,
-        fresh: bool,
     ) -> Result<Option<Verdictable>, TableError>;
     /// Removes an upload; its contents key, to delete.
     fn remove(&self, id: UploadId) -> Result<Option<String>, TableError>;
-    /// Removes the finished upload a 901 of `client` on `conn` is about (found as
+    /// Removes the finished upload a 901 of `client` is about (found as
     /// [`take_for_verdict`](Self::take_for_verdict) finds it); its key, to delete.
     fn remove_for_retry(
         &self,
-        conn: ConnId,
-        own: Option<UploadId>,
+        from: VerdictFrom,
         client: &ClientId,
-        fresh: bool,
     ) -> Result<Option<String>, TableError>;
     /// `conn` closed: an upload it was receiving is dead (its key returned, to delete);
     /// one awaiting its verdict waits for another connection of its client.

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
-use super::{Abandoned, ConnId, Resumed, TableError, UploadId, UploadTable, Verdictable};
+use super::{
+    Abandoned, ConnId, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
+    Verdictable,
+};
 use crate::storage::postgres::{Pg, TxError};
 use crate::storage::{random_name, MetaError};
 
@@ -57,11 +60,12 @@ pub struct PgUploads {
     lease: Duration,
 }
 
-/// One row, as the rules need it.
+/// One finished row, as the verdict rules need it.
 struct Row {
     id: i64,
-    state: i16,
     owner: Option<(String, i64)>,
+    /// Finished with [`Handover::AnyConnection`] within the verdict window.
+    handed_over: bool,
 }
 
 fn id_of(id: UploadId) -> i64 {
@@ -101,37 +105,37 @@ impl PgUploads {
     fn take_finished(
         &self,
         what: &'static str,
-        conn: ConnId,
-        own: Option<UploadId>,
+        from: VerdictFrom,
         client: &ClientId,
-        fresh: bool,
     ) -> Result<Option<Verdictable>, TableError> {
         let me = self.instance.clone();
         let client = client.0.to_vec();
-        let conn = conn_of(conn);
-        let own = own.map(id_of);
+        let window = from.window.as_secs_f64();
         self.pg.transact(what, move |tx| {
             let me = me.clone();
             let client = client.clone();
             Box::pin(async move {
+                // Latest first: only the client's most recent 1603 may be handed over.
                 let rows = tx
                     .query(
-                        "SELECT id, state, owner_instance, owner_conn FROM uploads
-                         WHERE client = $1 AND state = $2",
-                        &[&client, &FINISHED],
+                        "SELECT id, owner_instance, owner_conn,
+                             handover AND finished_at > now() - make_interval(secs => $3)
+                         FROM uploads WHERE client = $1 AND state = $2
+                         ORDER BY finished_at DESC NULLS LAST, id DESC",
+                        &[&client, &FINISHED, &window],
                     )
                     .await?;
                 let rows: Vec<Row> = rows
                     .iter()
                     .map(|r| Row {
                         id: r.get(0),
-                        state: r.get(1),
                         owner: r
-                            .get::<_, Option<String>>(2)
-                            .zip(r.get::<_, Option<i64>>(3)),
+                            .get::<_, Option<String>>(1)
+                            .zip(r.get::<_, Option<i64>>(2)),
+                        handed_over: r.get::<_, Option<bool>>(3).unwrap_or(false),
                     })
                     .collect();
-                let Some(id) = pick_finished(&rows, &me, conn, own, fresh) else {
+                let Some(id) = pick_finished(&rows, &me, from) else {
                     return Ok(None);
                 };
                 let row = tx
@@ -152,26 +156,22 @@ impl PgUploads {
     }
 }
 
-/// The rules of [`UploadTable::take_for_verdict`] over the client's finished rows.
-fn pick_finished(rows: &[Row], me: &str, conn: i64, own: Option<i64>, fresh: bool) -> Option<i64> {
-    if let Some(id) = own {
-        let mine = rows.iter().any(|r| {
-            r.id == id
-                && r.state == FINISHED
-                && r.owner.as_ref().is_some_and(|(i, c)| i == me && *c == conn)
-        });
+/// The rules of [`UploadTable::take_for_verdict`] over the client's finished rows,
+/// latest first.
+fn pick_finished(rows: &[Row], me: &str, from: VerdictFrom) -> Option<i64> {
+    let conn = conn_of(from.conn);
+    if let Some(id) = from.own.map(id_of) {
+        let mine = rows
+            .iter()
+            .any(|r| r.id == id && r.owner.as_ref().is_some_and(|(i, c)| i == me && *c == conn));
         if mine {
             return Some(id);
         }
     }
-    let only = |keep: &dyn Fn(&Row) -> bool| {
-        let mut ids = rows.iter().filter(|r| keep(r)).map(|r| r.id);
-        match (ids.next(), ids.next()) {
-            (Some(id), None) => Some(id),
-            _ => None,
-        }
-    };
-    only(&|r| r.owner.is_none()).or_else(|| if fresh { only(&|_| true) } else { None })
+    if !from.fresh {
+        return None;
+    }
+    rows.first().filter(|r| r.handed_over).map(|r| r.id)
 }
 
 impl UploadTable for PgUploads {
@@ -215,16 +215,24 @@ impl UploadTable for PgUploads {
         })
     }
 
-    fn finish(&self, id: UploadId, size: u64, checksum: u32) -> Result<bool, TableError> {
+    fn finish(
+        &self,
+        id: UploadId,
+        size: u64,
+        checksum: u32,
+        handover: Handover,
+    ) -> Result<bool, TableError> {
         let id = id_of(id);
         let size = i64::try_from(size).unwrap_or(i64::MAX);
         let checksum = i64::from(checksum);
+        let handover = handover == Handover::AnyConnection;
         self.pg.run("finishing an upload", move |c| async move {
             let n = c
                 .execute(
-                    "UPDATE uploads SET state = $2, size = $3, checksum = $4, suspended = NULL
+                    "UPDATE uploads SET state = $2, size = $3, checksum = $4, suspended = NULL,
+                         handover = $5, finished_at = clock_timestamp()
                      WHERE id = $1",
-                    &[&id, &FINISHED, &size, &checksum],
+                    &[&id, &FINISHED, &size, &checksum, &handover],
                 )
                 .await?;
             Ok(n == 1)
@@ -325,12 +333,10 @@ impl UploadTable for PgUploads {
 
     fn take_for_verdict(
         &self,
-        conn: ConnId,
-        own: Option<UploadId>,
+        from: VerdictFrom,
         client: &ClientId,
-        fresh: bool,
     ) -> Result<Option<Verdictable>, TableError> {
-        self.take_finished("taking an upload for its verdict", conn, own, client, fresh)
+        self.take_finished("taking an upload for its verdict", from, client)
     }
 
     fn remove(&self, id: UploadId) -> Result<Option<String>, TableError> {
@@ -345,13 +351,11 @@ impl UploadTable for PgUploads {
 
     fn remove_for_retry(
         &self,
-        conn: ConnId,
-        own: Option<UploadId>,
+        from: VerdictFrom,
         client: &ClientId,
-        fresh: bool,
     ) -> Result<Option<String>, TableError> {
         Ok(self
-            .take_finished("removing a retried upload", conn, own, client, fresh)?
+            .take_finished("removing a retried upload", from, client)?
             .map(|v| v.key))
     }
 

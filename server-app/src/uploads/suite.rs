@@ -12,7 +12,7 @@ use protocol_core::{
     SuspendedUpload,
 };
 
-use super::{ConnId, UploadTable};
+use super::{ConnId, Handover, UploadId, UploadTable, VerdictFrom};
 
 /// The AES key of the suite's uploads.
 pub fn key() -> AesKey {
@@ -81,24 +81,41 @@ const D: ClientId = ClientId([2; 16]);
 pub fn run(t: &dyn UploadTable, base: ConnId) {
     verdicts_take_the_upload_of_their_own_connection(t, base);
     verdicts_without_an_upload_of_their_own_take_nothing_held_elsewhere(t, base + 10);
+    a_connection_per_request_gives_its_verdict_on_the_next_connection(t, base + 60);
     a_suspended_upload_is_taken_over_by_one_connection_only(t, base + 20);
     a_new_first_packet_supersedes_a_suspended_upload(t, base + 30);
     closing_kills_a_receiving_upload_and_keeps_a_finished_one(t, base + 40);
     abandoned_uploads_expire(t, base + 50);
 }
 
+/// A verdict from `conn`, holding `own`; `fresh` when it is its connection's first
+/// request.
+fn from(conn: ConnId, own: Option<UploadId>, fresh: bool) -> VerdictFrom {
+    VerdictFrom {
+        conn,
+        own,
+        fresh,
+        window: Duration::from_secs(600),
+    }
+}
+
 fn verdicts_take_the_upload_of_their_own_connection(t: &dyn UploadTable, b: ConnId) {
     let one = t.start(b + 1, C, "f.txt", "uploads/one").unwrap();
     let two = t.start(b + 2, C, "f.txt", "uploads/two").unwrap();
-    assert!(t.finish(two, 20, 2).unwrap());
-    assert!(t.finish(one, 10, 1).unwrap());
+    assert!(t.finish(two, 20, 2, Handover::OwnConnection).unwrap());
+    assert!(t.finish(one, 10, 1, Handover::OwnConnection).unwrap());
     let v = t
-        .take_for_verdict(b + 1, Some(one), &C, false)
+        .take_for_verdict(from(b + 1, Some(one), false), &C)
         .unwrap()
         .unwrap();
     assert_eq!((v.key.as_str(), v.size, v.checksum), ("uploads/one", 10, 1));
+    // Another connection's upload id is not this connection's own.
+    assert!(t
+        .take_for_verdict(from(b + 1, Some(two), false), &C)
+        .unwrap()
+        .is_none());
     let v = t
-        .take_for_verdict(b + 2, Some(two), &C, false)
+        .take_for_verdict(from(b + 2, Some(two), false), &C)
         .unwrap()
         .unwrap();
     assert_eq!(v.key, "uploads/two");
@@ -111,24 +128,78 @@ fn verdicts_without_an_upload_of_their_own_take_nothing_held_elsewhere(
     b: ConnId,
 ) {
     let one = t.start(b + 1, C, "f.txt", "uploads/one").unwrap();
-    t.finish(one, 10, 1).unwrap();
-    // A connection that sent other requests before its 900: never another's upload.
+    t.finish(one, 10, 1, Handover::OwnConnection).unwrap();
+    // A stranger's fresh connection with the client's id: never another's upload,
+    // while its connection is open...
     assert!(t
-        .take_for_verdict(b + 2, None, &C, false)
+        .take_for_verdict(from(b + 2, None, true), &C)
         .unwrap()
         .is_none());
-    // Two finished uploads: a fresh connection cannot tell which.
-    let two = t.start(b + 3, C, "g.txt", "uploads/two").unwrap();
-    t.finish(two, 5, 5).unwrap();
-    assert!(t.take_for_verdict(b + 4, None, &C, true).unwrap().is_none());
-    // Its connection gone, the one orphan is the client's (connection per request).
+    // ...nor once it has gone (a verdict hijack after the client's connection died).
     t.release(b + 1).unwrap();
-    let v = t.take_for_verdict(b + 4, None, &C, true).unwrap().unwrap();
-    assert_eq!(v.key, "uploads/one");
-    // A 901 drops the other.
+    assert!(t
+        .take_for_verdict(from(b + 2, None, true), &C)
+        .unwrap()
+        .is_none());
     assert_eq!(
-        t.remove_for_retry(b + 3, Some(two), &C, false).unwrap(),
-        Some("uploads/two".to_string())
+        t.remove_for_retry(from(b + 2, None, true), &C).unwrap(),
+        None
+    );
+    assert_eq!(
+        t.len(),
+        1,
+        "the upload waits for its own connection or expiry"
+    );
+    assert_eq!(t.remove(one).unwrap(), Some("uploads/one".to_string()));
+    assert!(t.is_empty());
+}
+
+fn a_connection_per_request_gives_its_verdict_on_the_next_connection(
+    t: &dyn UploadTable,
+    b: ConnId,
+) {
+    // The last packet was the first request of its connection (variant 7).
+    let one = t.start(b + 1, C, "f.txt", "uploads/one").unwrap();
+    t.finish(one, 10, 1, Handover::AnyConnection).unwrap();
+    // Not to a connection that sent other requests first, nor to another client.
+    assert!(t
+        .take_for_verdict(from(b + 2, None, false), &C)
+        .unwrap()
+        .is_none());
+    assert!(t
+        .take_for_verdict(from(b + 2, None, true), &D)
+        .unwrap()
+        .is_none());
+    // A fresh connection takes it, although the first has not closed yet.
+    let v = t
+        .take_for_verdict(from(b + 3, None, true), &C)
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.key, "uploads/one");
+    // Only the client's latest 1603 is handed over.
+    let old = t.start(b + 4, C, "g.txt", "uploads/old").unwrap();
+    t.finish(old, 5, 5, Handover::AnyConnection).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let new = t.start(b + 5, C, "h.txt", "uploads/new").unwrap();
+    t.finish(new, 6, 6, Handover::OwnConnection).unwrap();
+    assert!(t
+        .take_for_verdict(from(b + 6, None, true), &C)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        t.remove_for_retry(from(b + 5, Some(new), false), &C)
+            .unwrap(),
+        Some("uploads/new".to_string())
+    );
+    // Past the window, nothing.
+    let late = VerdictFrom {
+        window: Duration::ZERO,
+        ..from(b + 7, None, true)
+    };
+    assert!(t.take_for_verdict(late, &C).unwrap().is_none());
+    assert_eq!(
+        t.remove_for_retry(from(b + 7, None, true), &C).unwrap(),
+        Some("uploads/old".to_string())
     );
     assert!(t.is_empty());
 }
@@ -177,7 +248,7 @@ fn a_new_first_packet_supersedes_a_suspended_upload(t: &dyn UploadTable, b: Conn
 fn closing_kills_a_receiving_upload_and_keeps_a_finished_one(t: &dyn UploadTable, b: ConnId) {
     let dead = t.start(b + 1, C, "f.txt", "uploads/dead").unwrap();
     let done = t.start(b + 1, C, "g.txt", "uploads/done").unwrap();
-    t.finish(done, 3, 3).unwrap();
+    t.finish(done, 3, 3, Handover::OwnConnection).unwrap();
     assert_eq!(t.release(b + 1).unwrap(), vec!["uploads/dead".to_string()]);
     assert_eq!(t.remove(dead).unwrap(), None);
     assert_eq!(t.len(), 1);
@@ -191,7 +262,7 @@ fn closing_kills_a_receiving_upload_and_keeps_a_finished_one(t: &dyn UploadTable
 fn abandoned_uploads_expire(t: &dyn UploadTable, b: ConnId) {
     let held = t.start(b + 1, C, "f.txt", "uploads/held").unwrap();
     let left = t.start(b + 2, C, "g.txt", "uploads/left").unwrap();
-    t.finish(left, 1, 1).unwrap();
+    t.finish(left, 1, 1, Handover::OwnConnection).unwrap();
     t.release(b + 2).unwrap();
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();

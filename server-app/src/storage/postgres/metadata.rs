@@ -186,7 +186,7 @@ impl Metadata for PostgresMetadata {
                 }
                 let st = tx
                     .prepare_cached(
-                        "UPDATE clients SET PublicKey = $3, AESKey = $4, AESKeyIssued = now(), \
+                        "UPDATE clients SET PublicKey = $3, AESKey = $4, AESKeyIssued = now(), KeyUses = 0, \
                          LastSeen = now() WHERE ID = $1 AND Name = $2",
                     )
                     .await?;
@@ -215,7 +215,7 @@ impl Metadata for PostgresMetadata {
         self.pg.run("storing the AES key", move |c| async move {
             let st = c
                 .prepare_cached(
-                    "UPDATE clients SET AESKey = $2, AESKeyIssued = now() WHERE ID = $1",
+                    "UPDATE clients SET AESKey = $2, AESKeyIssued = now(), KeyUses = 0 WHERE ID = $1",
                 )
                 .await?;
             Ok(c.execute(&st, &[&id, &aes_key]).await? == 1)
@@ -249,6 +249,22 @@ impl Metadata for PostgresMetadata {
                 .await?;
             Ok(())
         })
+    }
+
+    fn count_checked_upload(&self, id: &ClientId) -> Result<Option<u32>, MetaError> {
+        let id = id.0.to_vec();
+        self.pg
+            .run("counting a checked upload", move |c| async move {
+                let st = c
+                    .prepare_cached(
+                        "UPDATE clients SET KeyUses = KeyUses + 1
+                     WHERE ID = $1 AND AESKey IS NOT NULL RETURNING KeyUses",
+                    )
+                    .await?;
+                Ok(c.query_opt(&st, &[&id])
+                    .await?
+                    .map(|r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX)))
+            })
     }
 
     fn touch(&self, id: &ClientId) -> Result<(), MetaError> {

@@ -231,13 +231,17 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             match c.storage().meta.count_checked_upload(&client_id) {
                 Ok(Some(n)) if n <= MAX_CHECKED_PER_KEY => {}
                 Ok(n) => {
+                    let why = match n {
+                        Some(n) => format!(
+                            "{n} whole uploads checked under this key (at most {MAX_CHECKED_PER_KEY})"
+                        ),
+                        None => "no key on file for this client (revoked or client removed)".into(),
+                    };
                     c.strain(
                         client_id,
                         Strain::CheckedUploads,
                         &format!(
-                            "828 refused: {} whole uploads checked under this key (at most \
-                             {MAX_CHECKED_PER_KEY}); the client must reconnect (827) for a new one",
-                            n.unwrap_or(0)
+                            "828 refused: {why}; the client must reconnect (827) for a new key"
                         ),
                     );
                     c.metrics().request(828, Outcome::Refused);

@@ -632,13 +632,14 @@ impl Connection {
         &mut self,
         client: ClientId,
         file_name: String,
+        per_request: bool,
     ) -> std::io::Result<()> {
         self.abort_upload();
         self.failed = None;
         let stale = self
             .app
             .uploads
-            .supersede(&client, &file_name)
+            .supersede(&client, &file_name, per_request)
             .map_err(std::io::Error::other)?;
         for stale in stale {
             self.app.storage.drop_upload(&stale);

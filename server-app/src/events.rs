@@ -187,7 +187,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             file_name,
             original_size,
             total_packets,
-        } => match c.start_upload(client_id, text(&file_name)) {
+        } => match c.start_upload(client_id, text(&file_name), conn.requests_seen() == 1) {
             Ok(()) => {
                 info!(%peer, client = %short_id(&client_id), file = %file_name.display(),
                       size = original_size, packets = total_packets, "828 upload started");

@@ -28,6 +28,13 @@ impl SuspendedUpload {
     pub fn bytes_so_far(&self) -> u64 {
         self.0.plaintext_len
     }
+    /// Whether every packet of this upload is answered: its client opens a
+    /// connection per request (variant 7). An upload started anew by a client of the
+    /// other kind is not this client's restart (the id travels in clear: it may be a
+    /// stranger's), so it must not replace this one.
+    pub fn every_packet_answered(&self) -> bool {
+        self.0.ack_every
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -76,14 +76,20 @@ impl UploadTable for MemoryUploads {
         Ok(id)
     }
 
-    fn supersede(&self, client: &ClientId, file_name: &str) -> Result<Vec<String>, TableError> {
+    fn supersede(
+        &self,
+        client: &ClientId,
+        file_name: &str,
+        per_request: bool,
+    ) -> Result<Vec<String>, TableError> {
         let mut slots = self.slots();
         let mut gone = Vec::new();
         slots.retain(|_, s| {
             let stale = s.client == *client
                 && s.file_name == file_name
                 && s.owner.is_none()
-                && matches!(s.state, State::Suspended(_));
+                && matches!(&s.state, State::Suspended(u)
+                    if u.every_packet_answered() == per_request);
             if stale {
                 gone.push(s.key.clone());
             }

@@ -111,9 +111,17 @@ pub trait UploadTable: Send + Sync {
         key: &str,
     ) -> Result<UploadId, TableError>;
     /// Removes the suspended uploads of `client` for `file_name` that no connection
-    /// holds: the client started that file again from its first packet. Their keys,
-    /// to delete.
-    fn supersede(&self, client: &ClientId, file_name: &str) -> Result<Vec<String>, TableError>;
+    /// holds and whose packets were each answered exactly when `per_request` (the new
+    /// upload's first packet was the first request of its connection): the client
+    /// started that file again from its first packet. An upload of the other kind is
+    /// another sender's under the same id, and leaves this one alone. Their keys, to
+    /// delete.
+    fn supersede(
+        &self,
+        client: &ClientId,
+        file_name: &str,
+        per_request: bool,
+    ) -> Result<Vec<String>, TableError>;
     /// The last packet arrived and the bytes are durable: 1603 goes out, and the
     /// verdict may come from where `handover` says. False if the upload is no longer
     /// in the table.

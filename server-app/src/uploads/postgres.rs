@@ -200,15 +200,20 @@ impl UploadTable for PgUploads {
         Ok(u64::try_from(id).unwrap_or(0))
     }
 
-    fn supersede(&self, client: &ClientId, file_name: &str) -> Result<Vec<String>, TableError> {
+    fn supersede(
+        &self,
+        client: &ClientId,
+        file_name: &str,
+        per_request: bool,
+    ) -> Result<Vec<String>, TableError> {
         let (client, name) = (client.0.to_vec(), file_name.to_string());
         self.pg.run("superseding uploads", move |c| async move {
             let rows = c
                 .query(
                     "DELETE FROM uploads WHERE client = $1 AND file_name = $2
-                         AND owner_instance IS NULL AND state = $3
+                         AND owner_instance IS NULL AND state = $3 AND per_request = $4
                      RETURNING key",
-                    &[&client, &name, &SUSPENDED],
+                    &[&client, &name, &SUSPENDED, &per_request],
                 )
                 .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -243,13 +248,14 @@ impl UploadTable for PgUploads {
         let id = id_of(id);
         let me = self.instance.clone();
         let bytes = upload.to_bytes();
+        let per_request = upload.every_packet_answered();
         self.pg.run("suspending an upload", move |c| async move {
             // Only the owner saves its state: a row taken over meanwhile is not ours.
             c.execute(
                 "UPDATE uploads SET state = $2, suspended = $3, owner_instance = NULL,
-                     owner_conn = NULL, lease_until = NULL, since = now()
+                     owner_conn = NULL, lease_until = NULL, since = now(), per_request = $5
                  WHERE id = $1 AND owner_instance = $4",
-                &[&id, &SUSPENDED, &bytes, &me],
+                &[&id, &SUSPENDED, &bytes, &me, &per_request],
             )
             .await?;
             Ok(())

@@ -236,11 +236,14 @@ fn a_new_first_packet_supersedes_a_suspended_upload(t: &dyn UploadTable, b: Conn
     t.suspend(id, suspended(C, "f.txt")).unwrap();
     let other = t.start(b + 2, C, "g.txt", "uploads/g").unwrap();
     t.suspend(other, suspended(C, "g.txt")).unwrap();
+    // A first packet that was not its connection's first request is another kind of
+    // client under the same id (a stranger's, perhaps): the suspended one stays.
+    assert!(t.supersede(&C, "f.txt", false).unwrap().is_empty());
     assert_eq!(
-        t.supersede(&C, "f.txt").unwrap(),
+        t.supersede(&C, "f.txt", true).unwrap(),
         vec!["uploads/old".to_string()]
     );
-    assert!(t.supersede(&C, "f.txt").unwrap().is_empty());
+    assert!(t.supersede(&C, "f.txt", true).unwrap().is_empty());
     assert_eq!(t.remove(other).unwrap(), Some("uploads/g".to_string()));
     assert!(t.is_empty());
 }

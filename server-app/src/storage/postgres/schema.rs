@@ -60,12 +60,14 @@ pub const MIGRATIONS: &[&str] = &[
     // intents older than any commit takes (others may be running); rows from before
     // count from the migration.
     "ALTER TABLE intents ADD COLUMN Recorded timestamptz NOT NULL DEFAULT now();",
-    // Version 4: whole uploads checked under each issued AES key (at most 1 + 3), and
-    // where a finished upload's verdict may come from (docs/SECURITY.md).
+    // Version 4: whole uploads checked under each issued AES key (at most 1 + 3),
+    // where a finished upload's verdict may come from, and which suspended uploads a
+    // restart replaces (docs/SECURITY.md).
     concat!(
         "ALTER TABLE clients ADD COLUMN KeyUses integer NOT NULL DEFAULT 0;",
         "ALTER TABLE uploads ADD COLUMN handover boolean NOT NULL DEFAULT false;",
-        "ALTER TABLE uploads ADD COLUMN finished_at timestamptz;"
+        "ALTER TABLE uploads ADD COLUMN finished_at timestamptz;",
+        "ALTER TABLE uploads ADD COLUMN per_request boolean NOT NULL DEFAULT false;"
     ),
 ];
 

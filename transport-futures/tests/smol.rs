@@ -219,6 +219,38 @@ fn a_question_left_unanswered_ends_the_connection_at_its_deadline() {
     });
 }
 
+/// A file smaller than `max_unwritten` never pauses reading: the connection reaches
+/// the last packet with bytes the application never stored, and must not send their
+/// checksum (1603) as though it had.
+#[test]
+fn no_checksum_is_sent_for_bytes_the_application_never_stored() {
+    smol::block_on(async {
+        let app = Faulty(MemoryApp::new(), Mistake::NoDataWritten);
+        let (addr, stop, server) = start_blocking(Arc::new(app), short_answers());
+        let data = vec![5u8; 1_000];
+        let mut s = common::session(1, data.len());
+        let stream = Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+        let options = transport_futures::ClientOptions {
+            response_timeout: Duration::from_secs(600),
+            ..transport_futures::ClientOptions::default()
+        };
+        let r = transport_futures::run_client(
+            &mut s,
+            stream,
+            &mut futures_lite::io::Cursor::new(data),
+            &options,
+            |_| {},
+        )
+        .await;
+        match r {
+            Err(ClientError::Failure(ClientFailure::ServerRefused { .. })) => {}
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        stop.close();
+        server.await.unwrap();
+    });
+}
+
 #[test]
 fn an_async_handler_that_never_returns_is_cut_off_at_the_deadline() {
     smol::block_on(async {

@@ -55,27 +55,62 @@ impl Out {
     }
 }
 
-/// Server, name and file: options first, `transfer.info` for what they leave out.
+/// Server, name and file: options first, then `transfer.info`; a registered folder
+/// (`me.info` and `me.server`) supplies the name and the server it was made with, so
+/// that it can be run again with `--dir` and a file alone.
 fn target(cli: &Cli) -> Result<(String, String, PathBuf), Failure> {
     let file_opt = cli.file_option().cloned();
-    // me.info names the client when there is one.
-    let name_known = cli.name.is_some() || cli.dir.join("me.info").exists();
-    let transfer = if cli.server.is_some() && name_known && file_opt.is_some() {
+    let registered = cli.dir.join("me.info").exists();
+    let recorded = if registered && cli.server.is_none() {
+        server_record::read(&cli.dir).map_err(|e| {
+            Failure::from(e).hint(format!(
+                "delete {} (it holds only host:port of the server; the next run writes it \
+                 again) or give the server with --server HOST:PORT",
+                server_record::path(&cli.dir).display()
+            ))
+        })?
+    } else {
+        None
+    };
+    let transfer_path = cli.dir.join("transfer.info");
+    let name_known = cli.name.is_some() || registered;
+    let server_known = cli.server.is_some() || recorded.is_some();
+    // transfer.info says which server to use when it exists (the folder's me.server
+    // only says which one me.info was made with); it is needed only for what nothing
+    // else says.
+    let complete = server_known && name_known && file_opt.is_some();
+    let transfer = if complete && (cli.server.is_some() || !transfer_path.exists()) {
         None
     } else {
-        Some(
-            info::read_transfer(&cli.dir.join("transfer.info")).map_err(|e| {
-                Failure::from(e).hint(
-                    "or give what it would say on the command line: --server HOST:PORT --name NAME FILE",
+        Some(info::read_transfer(&transfer_path).map_err(|e| {
+            let mut missing = Vec::new();
+            if !server_known {
+                missing.push("--server HOST:PORT");
+            }
+            if !name_known {
+                missing.push("--name NAME");
+            }
+            if file_opt.is_none() {
+                missing.push("FILE");
+            }
+            let hint = if complete || missing.is_empty() {
+                "fix the line it names, or move the file away".to_string()
+            } else {
+                format!(
+                    "or give what it would say on the command line: {}",
+                    missing.join(" ")
                 )
-            })?,
-        )
+            };
+            Failure::from(e).hint(hint)
+        })?)
     };
     let server = cli
         .server
         .clone()
         .or_else(|| transfer.as_ref().map(|t| t.server.clone()))
+        .or(recorded)
         .unwrap_or_default();
+    check_server_address(&server)?;
     let name = cli
         .name
         .clone()
@@ -92,12 +127,41 @@ fn target(cli: &Cli) -> Result<(String, String, PathBuf), Failure> {
     Ok((server, name, file))
 }
 
+/// A server address must be `host:port` with a port number: without one, the run
+/// would fail later as "cannot reach", which sends the user looking at the network.
+fn check_server_address(server: &str) -> Result<(), Failure> {
+    let why = match server.rsplit_once(':') {
+        None => Some("has no port".to_string()),
+        Some(("", _)) => Some("has no host".to_string()),
+        Some((_, port)) => match port.parse::<u16>() {
+            Ok(p) if p > 0 => None,
+            _ => Some(format!("has no valid port ({port:?} is not 1 to 65535)")),
+        },
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Failure::usage(format!(
+            "the server address {server:?} {why}; it must be host:port"
+        ))
+        .hint(
+            "for example 127.0.0.1:1256 (the port is in the server's port.info): give it with \
+             --server, or on line 1 of transfer.info",
+        )),
+    }
+}
+
 pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     let (server, mut name, file_path) = target(cli)?;
     summary.server = Some(server.clone());
     let me_path = cli.dir.join("me.info");
     let identity = if me_path.exists() {
-        let (me_name, identity) = info::read_me(&me_path)?;
+        let (me_name, identity) = info::read_me(&me_path).map_err(|e| {
+            Failure::from(e).hint(format!(
+                "if you have a copy of this folder's me.info (and priv.key), put it back; \
+                 otherwise move me.info, priv.key and me.server away and run again to \
+                 register anew (under another name if the server still holds {name:?})"
+            ))
+        })?;
         if me_name != name {
             if !name.is_empty() {
                 out.note(&format!(
@@ -140,7 +204,12 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     // another server is replaced only when asked.
     let mut no_register_reason = None;
     if reconnecting {
-        let recorded = server_record::read(&cli.dir);
+        let recorded = server_record::read(&cli.dir).map_err(|e| {
+            Failure::from(e).hint(format!(
+                "delete {} (the next run writes it again)",
+                server_record::path(&cli.dir).display()
+            ))
+        })?;
         if let Some(r) = recorded.filter(|r| *r != server && !cli.new_server) {
             no_register_reason = Some(format!(
                 "me.info was made with the server {r}, and registering anew would replace it"
@@ -320,7 +389,7 @@ fn write_record(dir: &std::path::Path, server: &str, progress: &Progress) {
         progress.note(&format!(
             "warning: cannot write {}: {}",
             server_record::path(dir).display(),
-            plain(&e)
+            plain(format!("{e:#}"))
         ));
     }
 }

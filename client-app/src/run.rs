@@ -9,14 +9,18 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+use protocol_core::wire::{RequestCode, ResponseCode};
 use protocol_core::{ClientConfig, ClientEvent, ClientSession, Outcome};
 use transport_std::{run_client, ClientOptions};
 
 use crate::checks;
 use crate::cli::Cli;
 use crate::exit::{plain, Exit, Failure};
-use crate::explain::{explain, refused_as_busy, request_name, response_name, Context, Seen};
+use crate::explain::{
+    explain, key_probably_expired, refused_as_busy, request_name, response_name, Context, Seen,
+};
 use crate::info;
+use crate::probe;
 use crate::progress::{summary_line, Progress, Verbosity};
 use crate::server_record;
 use crate::summary::Summary;
@@ -227,7 +231,8 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     let busy_until = Instant::now() + Duration::from_secs(cli.timeout);
     let mut pause = Duration::from_millis(100);
     let mut tries = 0u32;
-    let (result, seen, save_error, registered_id, progress) = loop {
+    let mut renewed = false;
+    let (result, seen, save_error, registered_id, progress, removed) = loop {
         tries += 1;
         let attempt = attempt(
             cli,
@@ -241,17 +246,35 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
             Err(e) => refused_as_busy(e, &attempt.1),
             Ok(_) => false,
         };
+        let expired = match &attempt.0 {
+            Err(e) => !renewed && !attempt.5 && key_probably_expired(e, &attempt.1),
+            Ok(_) => false,
+        };
         let wait =
             pause.mul_f64(0.5 + 0.5 * (rand_core::OsRng.next_u32() as f64 / u32::MAX as f64));
-        if !busy || Instant::now() + wait >= busy_until {
+        if expired {
+            // A key that expired between 827 and 828 is renewed by a new 827, once:
+            // a second refusal is the file's, and is reported as such.
+            renewed = true;
+            out.note(&format!(
+                "the server refused the file {:.1} s after it issued the key: key expired, \
+                 most likely; reconnecting for a new key",
+                attempt
+                    .1
+                    .file_refused_after_key
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            ));
+        } else if !busy || Instant::now() + wait >= busy_until {
             break attempt;
+        } else {
+            out.note_verbose(&format!(
+                "the server is busy (refused the connection); trying again in {} ms",
+                wait.as_millis()
+            ));
+            std::thread::sleep(wait);
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
-        out.note_verbose(&format!(
-            "the server is busy (refused the connection); trying again in {} ms",
-            wait.as_millis()
-        ));
-        std::thread::sleep(wait);
-        pause = (pause * 2).min(Duration::from_secs(2));
         session = new_session()?;
         session.set_register_when_refused(no_register_reason.is_none());
         file.file.rewind().map_err(|e| {
@@ -265,6 +288,21 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     if let Some(id) = registered_id {
         summary.client_id = Some(id.to_hex());
         summary.registered = true;
+    }
+    if removed {
+        return Err(Failure::new(
+            Exit::Refused,
+            format!(
+                "the server {server} no longer knows the client {name:?} (reconnect refused, \
+                 1606, when asked after it refused to confirm the upload of {}): its operator \
+                 removed it during the upload, or its database was reset; the file is not stored",
+                file.name.display()
+            ),
+        )
+        .hint(
+            "ask the server's operator; to register anew, move me.info, priv.key and me.server \
+             out of the folder and run again (with --name if the old name stays taken)",
+        ));
     }
     summary.sends = seen_sends(&seen);
     summary.seconds = Some(progress.elapsed().as_secs_f64());
@@ -313,13 +351,15 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
 }
 
 /// What one connection's run gave: the outcome, what was seen, a failure to save
-/// me.info, the id registered, and the progress display.
+/// me.info, the id registered, the progress display, and whether the server turned
+/// out not to know the client any more (removed mid-upload).
 type Attempt = (
     Result<Outcome, transport_std::ClientError>,
     Seen,
     Option<anyhow::Error>,
     Option<protocol_core::ClientId>,
     Progress,
+    bool,
 );
 
 /// Connects and runs the session over one connection.
@@ -359,16 +399,41 @@ fn attempt<R: rand_core::CryptoRngCore>(
         response_timeout: Duration::from_secs(cli.timeout),
         ..ClientOptions::default()
     };
+    // Ends the run from the callback when retrying cannot help (a removed client).
+    let control = stream.try_clone().ok();
+    let mut current_id = session.client_id();
+    let mut removed = false;
+    let dialect = cli.dialect();
     let result = run_client(session, &mut stream, &mut file.file, &options, |ev| {
         seen.borrow_mut().on_event(ev);
         on_event(ev, &progress, out, &seen.borrow());
         match ev {
+            ClientEvent::ServerError {
+                code: ResponseCode::GeneralError,
+                request: RequestCode::CrcOk,
+                attempt: 1,
+            } => {
+                // A store that failed may succeed when asked again; a removed client
+                // never will: ask the server which (see `probe`).
+                let field = protocol_core::FieldString::new(name);
+                let gone = field.is_some_and(|f| {
+                    probe::still_known(server, current_id, &f, &dialect, options.response_timeout)
+                        == Some(false)
+                });
+                if gone {
+                    removed = true;
+                    if let Some(c) = &control {
+                        let _ = c.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+            }
             ClientEvent::Registered {
                 client_id,
                 private_key,
             } => {
                 out.say(&format!("registered: client id {client_id}"));
                 registered_id = Some(*client_id);
+                current_id = *client_id;
                 match info::write_me(&cli.dir, name, client_id, private_key) {
                     Ok(()) => write_record(&cli.dir, server, &progress),
                     Err(e) => save_error = Some(e),
@@ -380,7 +445,7 @@ fn attempt<R: rand_core::CryptoRngCore>(
     });
     progress.clear();
     let seen = seen.into_inner();
-    Ok((result, seen, save_error, registered_id, progress))
+    Ok((result, seen, save_error, registered_id, progress, removed))
 }
 
 /// Records the server `me.info` belongs to (a warning if it cannot).

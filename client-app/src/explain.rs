@@ -227,6 +227,22 @@ pub fn explain(err: &ClientError, ctx: &Context, seen: &Seen) -> Failure {
             };
             lost(ctx, seen, &why)
         }
+        ClientError::Timeout(d) if seen.uploading && seen.sent < ctx.size => Failure::new(
+            Exit::Unreachable,
+            format!(
+                "the server {} stopped taking the upload of {} ({} of {} bytes sent) and did \
+                 not answer within {} s",
+                ctx.server,
+                ctx.file,
+                seen.sent,
+                ctx.size,
+                d.as_secs()
+            ),
+        )
+        .hint(
+            "the server or the network is overloaded or stalled; run again later, or wait \
+             longer with --timeout SECONDS",
+        ),
         ClientError::Timeout(d) => Failure::new(
             Exit::Unreachable,
             format!(

@@ -107,3 +107,60 @@ fn a_client_removed_mid_upload_is_told_so_and_not_retried() {
     assert!(!run.stderr.contains("attempt 2"), "not retried: {run:#?}");
     assert!(!run.stderr.contains("run again later"), "{run:#?}");
 }
+
+#[test]
+fn a_refusal_followed_by_a_reset_is_a_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The server refuses the file at its first packet (1607) and closes while the
+    // client is still writing: the close resets the connection.
+    let server = Server::start(&tmp.path().join("s"), &["--max-file-bytes", "1000"]);
+    let c = folder(tmp.path(), "c", "big.bin", &data(8_000_000, 1));
+    let run = client(
+        &c,
+        &["--server", &server.addr(), "--name", "ann", "big.bin"],
+    );
+    run.fails(4, "the server refused the file big.bin");
+    assert!(
+        !run.stderr.contains("connection to the server was lost"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn bytes_sent_are_those_written_to_the_socket_not_those_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("s"), &[]);
+    let c = folder(tmp.path(), "c", "f.bin", &data(16_000_000, 5));
+    client(
+        &c,
+        &[
+            "--server",
+            &server.addr(),
+            "--name",
+            "eve",
+            "--json",
+            "f.bin",
+        ],
+    );
+    // The proxy stops taking the upload after 1 MB; the client's writes then block
+    // and the run times out. What it says was sent must be near what left, not what
+    // the client had encrypted and queued behind it.
+    let at = RECONNECT_BYTES + 1_000_000;
+    let (port, _reached, _release) = gate_proxy(server.port, at);
+    let via = format!("127.0.0.1:{port}");
+    let run = client(
+        &c,
+        &["--server", &via, "--new-server", "--timeout", "3", "f.bin"],
+    );
+    run.fails(3, "bytes sent");
+    let sent: u64 = run
+        .stderr
+        .split(" of 16000000 bytes sent")
+        .next()
+        .and_then(|s| s.rsplit(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {run:#?}"));
+    // Kernel buffers on both sides of the loopback hold some; the bound is generous
+    // but far below what was queued (several MB).
+    assert!(sent <= 1_000_000 + 1_500_000, "{sent}: {run:#?}");
+}

@@ -255,8 +255,17 @@ pub fn proxy(target: u16, tamper: Tamper) -> (u16, Arc<AtomicBool>) {
 /// Forwards every connection to `target`. On the first, the client's bytes stop
 /// after `at` of them (`reached` is raised) until `release` is raised; later
 /// connections pass straight through.
+///
+/// Its receive buffers are small (64 KiB asked), so that what the client counts as
+/// sent is close to what passed the gate.
 pub fn gate_proxy(target: u16, at: usize) -> (u16, Arc<AtomicBool>, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(16).unwrap();
+    let listener: TcpListener = socket.into();
     let port = listener.local_addr().unwrap().port();
     let reached = Arc::new(AtomicBool::new(false));
     let release = Arc::new(AtomicBool::new(false));

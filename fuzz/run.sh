@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs one cargo-fuzz target on stable for a while, seeded from the shared vectors.
+# Runs one cargo-fuzz target on stable for a while, seeded from the repository's
+# vectors (protocol-core/tests/vectors).
 #   fuzz/run.sh TARGET [SECONDS]     (targets: decode_frames server_stream client_responses)
 set -euo pipefail
 cd "$(dirname "$0")"
 target=${1:?target}
 secs=${2:-60}
-vectors=../../shared/vectors
-[ -d "$vectors" ] || vectors=../protocol-core/tests/vectors
+vectors=../protocol-core/tests/vectors
 mkdir -p "corpus/$target"
 # Seeds: the transcripts' client frames (for the decoder and the server) or server
 # frames (for the client), one file per transcript.

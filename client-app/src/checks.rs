@@ -31,7 +31,8 @@ pub fn file_to_send(path: &Path) -> Result<FileToSend, Failure> {
         _ => Failure::usage(format!(
             "cannot look at the file to send, {shown}: {}",
             plain(&e)
-        )),
+        ))
+        .hint("check the path and the permissions of the folders on it"),
     })?;
     if meta.is_dir() {
         return Err(
@@ -42,7 +43,8 @@ pub fn file_to_send(path: &Path) -> Result<FileToSend, Failure> {
     if !meta.is_file() {
         return Err(Failure::usage(format!(
             "{shown} is not a regular file (a device, socket or pipe); the client sends regular files only"
-        )));
+        ))
+        .hint("copy what it holds into a regular file and send that"));
     }
     let base = path
         .file_name()
@@ -61,7 +63,8 @@ pub fn file_to_send(path: &Path) -> Result<FileToSend, Failure> {
             Failure::usage(format!("cannot read {shown}: permission denied"))
                 .hint("make it readable by this user (chmod u+r)")
         }
-        _ => Failure::usage(format!("cannot open {shown}: {}", plain(&e))),
+        _ => Failure::usage(format!("cannot open {shown}: {}", plain(&e)))
+            .hint("check that the file is readable by this user"),
     })?;
     Ok(FileToSend { file, size, name })
 }

@@ -11,6 +11,8 @@ use crate::exit::EXIT_CODE_HELP;
 
 #[derive(Parser, Debug)]
 #[command(
+    // `client --version` names the program, not the crate.
+    name = "client",
     version,
     about = "Secure file-storage client (protocol version 3): sends one file to a server",
     long_about = "Secure file-storage client (protocol version 3): sends one file to a server.\n\n\

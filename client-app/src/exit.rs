@@ -28,6 +28,23 @@ impl Exit {
         self as i32
     }
 
+    /// What to do when the message has no more precise advice: every failure ends
+    /// with a line saying what to do.
+    pub fn default_hint(self) -> &'static str {
+        match self {
+            Exit::Internal => "run again with -v; if it happens again, report it with that output",
+            Exit::Usage => {
+                "fix what the message names (client --help lists the options), then run again"
+            }
+            Exit::Unreachable => "check the address and that the server runs, then run again",
+            Exit::Refused => "the server's log says why; ask its operator, then run again",
+            Exit::Checksum => "check the network and the --checksum option, then run again",
+            Exit::ConnectionLost => "run again to send the file again",
+            Exit::Protocol => "check the address and the dialect options (client --help)",
+            Exit::Interrupted => "run again to send the file",
+        }
+    }
+
     /// A short name for the JSON summary.
     pub fn kind(self) -> &'static str {
         match self {
@@ -88,10 +105,8 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)?;
-        if let Some(h) = &self.hint {
-            write!(f, "\n  {h}")?;
-        }
-        Ok(())
+        let hint = self.hint.as_deref().unwrap_or(self.exit.default_hint());
+        write!(f, "\n  {hint}")
     }
 }
 
@@ -114,6 +129,27 @@ impl From<anyhow::Error> for Failure {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_failure_says_what_to_do() {
+        use super::{Exit, Failure};
+        for exit in [
+            Exit::Internal,
+            Exit::Usage,
+            Exit::Unreachable,
+            Exit::Refused,
+            Exit::Checksum,
+            Exit::ConnectionLost,
+            Exit::Protocol,
+            Exit::Interrupted,
+        ] {
+            let shown = Failure::new(exit, "it failed").to_string();
+            let hint = shown.lines().nth(1).unwrap_or_default();
+            assert!(hint.starts_with("  ") && hint.len() > 10, "{shown:?}");
+        }
+        let shown = Failure::usage("x").hint("do this").to_string();
+        assert_eq!(shown, "x\n  do this");
+    }
+
     #[test]
     fn plain_drops_os_error_numbers() {
         assert_eq!(

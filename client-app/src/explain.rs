@@ -3,6 +3,7 @@
 
 use std::io::ErrorKind;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use protocol_core::wire::{RequestCode, ResponseCode};
 use protocol_core::{ClientEvent, ClientFailure, PeerError};
@@ -27,6 +28,10 @@ pub struct Seen {
     pub last_error: Option<(ResponseCode, RequestCode)>,
     /// Checksum mismatches.
     pub mismatches: u32,
+    /// When the AES key arrived (1602 or 1605).
+    pub key_at: Option<Instant>,
+    /// How long after the key the first error answer to the file (828) came.
+    pub file_refused_after_key: Option<Duration>,
 }
 
 impl Seen {
@@ -42,15 +47,22 @@ impl Seen {
                 self.refusals += (*code == ResponseCode::GeneralError) as u32;
                 self.last_error = Some((*code, *request));
                 self.upload_error_last = *request == RequestCode::SendFile;
+                if self.upload_error_last && self.file_refused_after_key.is_none() {
+                    self.file_refused_after_key = self.key_at.map(|t| t.elapsed());
+                }
             }
             ClientEvent::ChecksumMismatch { .. } => {
                 self.answers += 1;
                 self.mismatches += 1;
                 self.upload_error_last = false;
             }
+            ClientEvent::KeyExchanged { .. } => {
+                self.answers += 1;
+                self.upload_error_last = false;
+                self.key_at = Some(Instant::now());
+            }
             ClientEvent::Registered { .. }
             | ClientEvent::ReconnectRefused
-            | ClientEvent::KeyExchanged { .. }
             | ClientEvent::Finished(_) => {
                 self.answers += 1;
                 self.upload_error_last = false;
@@ -58,6 +70,29 @@ impl Seen {
             _ => {}
         }
     }
+}
+
+/// The shortest key lifetime a server can be given (its option counts seconds).
+const SHORTEST_KEY_LIFETIME: Duration = Duration::from_secs(1);
+
+/// Whether the run ended with the file refused (1607 to 828) at least a key
+/// lifetime after the key arrived: the answer a server gives to a key that expired
+/// between 827 and 828, which a new 827 renews. A refusal sooner cannot be that.
+pub fn key_probably_expired(err: &ClientError, seen: &Seen) -> bool {
+    let refused_file = match err {
+        ClientError::Failure(ClientFailure::ServerRefused { request, .. }) => {
+            *request == RequestCode::SendFile
+        }
+        ClientError::Io(_)
+        | ClientError::Failure(ClientFailure::Peer(PeerError::UnexpectedEof)) => {
+            seen.upload_error_last
+        }
+        _ => false,
+    };
+    refused_file
+        && seen
+            .file_refused_after_key
+            .is_some_and(|after| after >= SHORTEST_KEY_LIFETIME)
 }
 
 /// What the run was about, for the messages.
@@ -192,6 +227,22 @@ pub fn explain(err: &ClientError, ctx: &Context, seen: &Seen) -> Failure {
             };
             lost(ctx, seen, &why)
         }
+        ClientError::Timeout(d) if seen.uploading && seen.sent < ctx.size => Failure::new(
+            Exit::Unreachable,
+            format!(
+                "the server {} stopped taking the upload of {} ({} of {} bytes sent) and did \
+                 not answer within {} s",
+                ctx.server,
+                ctx.file,
+                seen.sent,
+                ctx.size,
+                d.as_secs()
+            ),
+        )
+        .hint(
+            "the server or the network is overloaded or stalled; run again later, or wait \
+             longer with --timeout SECONDS",
+        ),
         ClientError::Timeout(d) => Failure::new(
             Exit::Unreachable,
             format!(
@@ -305,6 +356,19 @@ fn explain_failure(f: &ClientFailure, ctx: &Context, seen: &Seen) -> Failure {
             format!("no answer from the server: {why}"),
         )
         .hint("run again later, or wait longer with --timeout SECONDS"),
+        ClientFailure::Peer(e) if seen.answers == 0 => Failure::new(
+            Exit::Protocol,
+            format!(
+                "the first answer from {} is not this protocol ({e}): another kind of server \
+                 (a web server, for example) listens on that port",
+                ctx.server
+            ),
+        )
+        .hint(
+            "check the port (the server's port.info; transfer.info line 1 or --server); if \
+             it is a file-storage server of another implementation, see the dialect options \
+             (client --help)",
+        ),
         ClientFailure::Peer(e) => Failure::new(
             Exit::Protocol,
             format!(

@@ -2,13 +2,42 @@
 
 mod key_files;
 
-use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use protocol_core::crypto::PrivateKey;
 use protocol_core::{ClientId, Identity};
+use rustix::fs::OFlags;
 use zeroize::Zeroizing;
+
+pub use key_files::write_secret;
+
+/// The most `transfer.info` and `me.server` may hold. Each is a few short lines; a
+/// bigger one is not one of ours (a link to `/dev/zero` must fail at once, not grow
+/// memory for as long as it is read).
+pub const MAX_INFO_BYTES: u64 = 64 * 1024;
+
+/// Reads a small text file whole, refusing one over `limit` bytes without reading
+/// further than one byte past it.
+pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO planted under the name must not block the open.
+        .custom_flags((OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it holds more than {limit} bytes, far more than such a file ever needs"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not text"))
+}
 
 /// What `transfer.info` says.
 #[derive(Debug, Clone)]
@@ -23,7 +52,7 @@ pub struct Transfer {
 
 /// Reads `transfer.info`: line 1 `host:port`, line 2 the name, line 3 the file path.
 pub fn read_transfer(path: &Path) -> anyhow::Result<Transfer> {
-    let text = fs::read_to_string(path).with_context(|| {
+    let text = read_limited(path, MAX_INFO_BYTES).with_context(|| {
         format!(
             "cannot read {} (it should hold three lines: host:port, client name, file path)",
             path.display()

@@ -10,6 +10,7 @@ mod dialect_presets;
 mod exit;
 mod explain;
 mod info;
+mod probe;
 mod progress;
 mod run;
 mod server_record;

@@ -9,14 +9,18 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+use protocol_core::wire::{RequestCode, ResponseCode};
 use protocol_core::{ClientConfig, ClientEvent, ClientSession, Outcome};
 use transport_std::{run_client, ClientOptions};
 
 use crate::checks;
 use crate::cli::Cli;
 use crate::exit::{plain, Exit, Failure};
-use crate::explain::{explain, refused_as_busy, request_name, response_name, Context, Seen};
+use crate::explain::{
+    explain, key_probably_expired, refused_as_busy, request_name, response_name, Context, Seen,
+};
 use crate::info;
+use crate::probe;
 use crate::progress::{summary_line, Progress, Verbosity};
 use crate::server_record;
 use crate::summary::Summary;
@@ -55,27 +59,62 @@ impl Out {
     }
 }
 
-/// Server, name and file: options first, `transfer.info` for what they leave out.
+/// Server, name and file: options first, then `transfer.info`; a registered folder
+/// (`me.info` and `me.server`) supplies the name and the server it was made with, so
+/// that it can be run again with `--dir` and a file alone.
 fn target(cli: &Cli) -> Result<(String, String, PathBuf), Failure> {
     let file_opt = cli.file_option().cloned();
-    // me.info names the client when there is one.
-    let name_known = cli.name.is_some() || cli.dir.join("me.info").exists();
-    let transfer = if cli.server.is_some() && name_known && file_opt.is_some() {
+    let registered = cli.dir.join("me.info").exists();
+    let recorded = if registered && cli.server.is_none() {
+        server_record::read(&cli.dir).map_err(|e| {
+            Failure::from(e).hint(format!(
+                "delete {} (it holds only host:port of the server; the next run writes it \
+                 again) or give the server with --server HOST:PORT",
+                server_record::path(&cli.dir).display()
+            ))
+        })?
+    } else {
+        None
+    };
+    let transfer_path = cli.dir.join("transfer.info");
+    let name_known = cli.name.is_some() || registered;
+    let server_known = cli.server.is_some() || recorded.is_some();
+    // transfer.info says which server to use when it exists (the folder's me.server
+    // only says which one me.info was made with); it is needed only for what nothing
+    // else says.
+    let complete = server_known && name_known && file_opt.is_some();
+    let transfer = if complete && (cli.server.is_some() || !transfer_path.exists()) {
         None
     } else {
-        Some(
-            info::read_transfer(&cli.dir.join("transfer.info")).map_err(|e| {
-                Failure::from(e).hint(
-                    "or give what it would say on the command line: --server HOST:PORT --name NAME FILE",
+        Some(info::read_transfer(&transfer_path).map_err(|e| {
+            let mut missing = Vec::new();
+            if !server_known {
+                missing.push("--server HOST:PORT");
+            }
+            if !name_known {
+                missing.push("--name NAME");
+            }
+            if file_opt.is_none() {
+                missing.push("FILE");
+            }
+            let hint = if complete || missing.is_empty() {
+                "fix the line it names, or move the file away".to_string()
+            } else {
+                format!(
+                    "or give what it would say on the command line: {}",
+                    missing.join(" ")
                 )
-            })?,
-        )
+            };
+            Failure::from(e).hint(hint)
+        })?)
     };
     let server = cli
         .server
         .clone()
         .or_else(|| transfer.as_ref().map(|t| t.server.clone()))
+        .or(recorded)
         .unwrap_or_default();
+    check_server_address(&server)?;
     let name = cli
         .name
         .clone()
@@ -92,12 +131,41 @@ fn target(cli: &Cli) -> Result<(String, String, PathBuf), Failure> {
     Ok((server, name, file))
 }
 
+/// A server address must be `host:port` with a port number: without one, the run
+/// would fail later as "cannot reach", which sends the user looking at the network.
+fn check_server_address(server: &str) -> Result<(), Failure> {
+    let why = match server.rsplit_once(':') {
+        None => Some("has no port".to_string()),
+        Some(("", _)) => Some("has no host".to_string()),
+        Some((_, port)) => match port.parse::<u16>() {
+            Ok(p) if p > 0 => None,
+            _ => Some(format!("has no valid port ({port:?} is not 1 to 65535)")),
+        },
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Failure::usage(format!(
+            "the server address {server:?} {why}; it must be host:port"
+        ))
+        .hint(
+            "for example 127.0.0.1:1256 (the port is in the server's port.info): give it with \
+             --server, or on line 1 of transfer.info",
+        )),
+    }
+}
+
 pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     let (server, mut name, file_path) = target(cli)?;
     summary.server = Some(server.clone());
     let me_path = cli.dir.join("me.info");
     let identity = if me_path.exists() {
-        let (me_name, identity) = info::read_me(&me_path)?;
+        let (me_name, identity) = info::read_me(&me_path).map_err(|e| {
+            Failure::from(e).hint(format!(
+                "if you have a copy of this folder's me.info (and priv.key), put it back; \
+                 otherwise move me.info, priv.key and me.server away and run again to \
+                 register anew (under another name if the server still holds {name:?})"
+            ))
+        })?;
         if me_name != name {
             if !name.is_empty() {
                 out.note(&format!(
@@ -140,7 +208,12 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     // another server is replaced only when asked.
     let mut no_register_reason = None;
     if reconnecting {
-        let recorded = server_record::read(&cli.dir);
+        let recorded = server_record::read(&cli.dir).map_err(|e| {
+            Failure::from(e).hint(format!(
+                "delete {} (the next run writes it again)",
+                server_record::path(&cli.dir).display()
+            ))
+        })?;
         if let Some(r) = recorded.filter(|r| *r != server && !cli.new_server) {
             no_register_reason = Some(format!(
                 "me.info was made with the server {r}, and registering anew would replace it"
@@ -158,7 +231,8 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     let busy_until = Instant::now() + Duration::from_secs(cli.timeout);
     let mut pause = Duration::from_millis(100);
     let mut tries = 0u32;
-    let (result, seen, save_error, registered_id, progress) = loop {
+    let mut renewed = false;
+    let (result, seen, save_error, registered_id, progress, removed) = loop {
         tries += 1;
         let attempt = attempt(
             cli,
@@ -172,17 +246,35 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
             Err(e) => refused_as_busy(e, &attempt.1),
             Ok(_) => false,
         };
+        let expired = match &attempt.0 {
+            Err(e) => !renewed && !attempt.5 && key_probably_expired(e, &attempt.1),
+            Ok(_) => false,
+        };
         let wait =
             pause.mul_f64(0.5 + 0.5 * (rand_core::OsRng.next_u32() as f64 / u32::MAX as f64));
-        if !busy || Instant::now() + wait >= busy_until {
+        if expired {
+            // A key that expired between 827 and 828 is renewed by a new 827, once:
+            // a second refusal is the file's, and is reported as such.
+            renewed = true;
+            out.note(&format!(
+                "the server refused the file {:.1} s after it issued the key: key expired, \
+                 most likely; reconnecting for a new key",
+                attempt
+                    .1
+                    .file_refused_after_key
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            ));
+        } else if !busy || Instant::now() + wait >= busy_until {
             break attempt;
+        } else {
+            out.note_verbose(&format!(
+                "the server is busy (refused the connection); trying again in {} ms",
+                wait.as_millis()
+            ));
+            std::thread::sleep(wait);
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
-        out.note_verbose(&format!(
-            "the server is busy (refused the connection); trying again in {} ms",
-            wait.as_millis()
-        ));
-        std::thread::sleep(wait);
-        pause = (pause * 2).min(Duration::from_secs(2));
         session = new_session()?;
         session.set_register_when_refused(no_register_reason.is_none());
         file.file.rewind().map_err(|e| {
@@ -196,6 +288,21 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     if let Some(id) = registered_id {
         summary.client_id = Some(id.to_hex());
         summary.registered = true;
+    }
+    if removed {
+        return Err(Failure::new(
+            Exit::Refused,
+            format!(
+                "the server {server} no longer knows the client {name:?} (reconnect refused, \
+                 1606, when asked after it refused to confirm the upload of {}): its operator \
+                 removed it during the upload, or its database was reset; the file is not stored",
+                file.name.display()
+            ),
+        )
+        .hint(
+            "ask the server's operator; to register anew, move me.info, priv.key and me.server \
+             out of the folder and run again (with --name if the old name stays taken)",
+        ));
     }
     summary.sends = seen_sends(&seen);
     summary.seconds = Some(progress.elapsed().as_secs_f64());
@@ -244,13 +351,15 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
 }
 
 /// What one connection's run gave: the outcome, what was seen, a failure to save
-/// me.info, the id registered, and the progress display.
+/// me.info, the id registered, the progress display, and whether the server turned
+/// out not to know the client any more (removed mid-upload).
 type Attempt = (
     Result<Outcome, transport_std::ClientError>,
     Seen,
     Option<anyhow::Error>,
     Option<protocol_core::ClientId>,
     Progress,
+    bool,
 );
 
 /// Connects and runs the session over one connection.
@@ -290,16 +399,41 @@ fn attempt<R: rand_core::CryptoRngCore>(
         response_timeout: Duration::from_secs(cli.timeout),
         ..ClientOptions::default()
     };
+    // Ends the run from the callback when retrying cannot help (a removed client).
+    let control = stream.try_clone().ok();
+    let mut current_id = session.client_id();
+    let mut removed = false;
+    let dialect = cli.dialect();
     let result = run_client(session, &mut stream, &mut file.file, &options, |ev| {
         seen.borrow_mut().on_event(ev);
         on_event(ev, &progress, out, &seen.borrow());
         match ev {
+            ClientEvent::ServerError {
+                code: ResponseCode::GeneralError,
+                request: RequestCode::CrcOk,
+                attempt: 1,
+            } => {
+                // A store that failed may succeed when asked again; a removed client
+                // never will: ask the server which (see `probe`).
+                let field = protocol_core::FieldString::new(name);
+                let gone = field.is_some_and(|f| {
+                    probe::still_known(server, current_id, &f, &dialect, options.response_timeout)
+                        == Some(false)
+                });
+                if gone {
+                    removed = true;
+                    if let Some(c) = &control {
+                        let _ = c.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+            }
             ClientEvent::Registered {
                 client_id,
                 private_key,
             } => {
                 out.say(&format!("registered: client id {client_id}"));
                 registered_id = Some(*client_id);
+                current_id = *client_id;
                 match info::write_me(&cli.dir, name, client_id, private_key) {
                     Ok(()) => write_record(&cli.dir, server, &progress),
                     Err(e) => save_error = Some(e),
@@ -311,7 +445,7 @@ fn attempt<R: rand_core::CryptoRngCore>(
     });
     progress.clear();
     let seen = seen.into_inner();
-    Ok((result, seen, save_error, registered_id, progress))
+    Ok((result, seen, save_error, registered_id, progress, removed))
 }
 
 /// Records the server `me.info` belongs to (a warning if it cannot).
@@ -320,7 +454,7 @@ fn write_record(dir: &std::path::Path, server: &str, progress: &Progress) {
         progress.note(&format!(
             "warning: cannot write {}: {}",
             server_record::path(dir).display(),
-            plain(&e)
+            plain(format!("{e:#}"))
         ));
     }
 }

@@ -68,7 +68,14 @@ impl Summary {
         for (key, value) in [
             ("error", failure.map(|f| f.exit.kind().to_string())),
             ("message", failure.map(|f| f.message.clone())),
-            ("hint", failure.and_then(|f| f.hint.clone())),
+            (
+                "hint",
+                failure.map(|f| {
+                    f.hint
+                        .clone()
+                        .unwrap_or_else(|| f.exit.default_hint().into())
+                }),
+            ),
             ("server", text(&self.server)),
             ("client_name", text(&self.client_name)),
             ("client_id", text(&self.client_id)),

@@ -1,4 +1,4 @@
-//! The two whole-session transcripts of `../shared/vectors/`, byte for byte, for
+//! The two whole-session transcripts of `tests/vectors/`, byte for byte, for
 //! both roles; every frame fed whole, split at every offset, and a byte at a time.
 
 // Tests are the caller: they own the clock that the core is handed.

@@ -1,5 +1,5 @@
 //! The project checked against vectors made by independent tools (GNU cksum,
-//! openssl, Python's cryptography), from `../shared/vectors/`.
+//! openssl, Python's cryptography), from `tests/vectors/`.
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

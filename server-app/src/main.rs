@@ -31,7 +31,7 @@ const DEFAULT_PORT: u16 = 1256;
     version,
     about = "Secure file-storage server (protocol version 3)",
     long_about = "Secure file-storage server (protocol version 3). With no arguments it serves \
-        clients from the current folder: port.info, defensive.db and files/ there. Options go \
+        clients from the current folder (--dir): port.info, defensive.db, objects/ (stored files) and uploads/ (uploads in progress) there. Options go \
         before or after the subcommand. Request and response codes in this help (825 register, \
         828 send file, 1603 file received, ...) are those of docs/PROTOCOL.md in the source \
         repository.",
@@ -43,7 +43,7 @@ const DEFAULT_PORT: u16 = 1256;
         --yes, or the answer was not yes)."
 )]
 struct Cli {
-    /// Folder holding port.info, defensive.db and files/.
+    /// Folder holding port.info, defensive.db, objects/ and uploads/.
     #[arg(long, global = true, default_value = ".")]
     dir: PathBuf,
     /// Port to listen on (overrides port.info).

@@ -52,6 +52,12 @@ fn help_names_every_code_it_mentions() {
     }
     assert!(help.contains("docs/PROTOCOL.md"), "{help}");
     assert!(!help.contains("../shared"), "{help}");
+    // The layout that exists: objects/ and uploads/ (files/ is only the old one).
+    assert!(
+        help.contains("objects/") && help.contains("uploads/"),
+        "{help}"
+    );
+    assert!(!help.contains("and files/"), "{help}");
 }
 
 /// Starts a server with `args` and RUST_LOG=debug, sends `bytes` on one connection,

@@ -3,9 +3,11 @@
 
 use std::io::{self, Read, Seek, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol_core::{ClientEvent, ClientSession, Outcome, UsageError};
@@ -23,6 +25,10 @@ pub use protocol_handler::{end_of_stream, ClientError, ClientOptions};
 /// [`ClientSession::poll_transmit`] fills is written with one write, so a request
 /// is never split and, with [`protocol_core::Dialect::one_request_per_write`], never
 /// shares a write with another. [`ClientOptions::response_timeout`] bounds every wait.
+///
+/// [`ClientEvent::Progress`] counts the file bytes written to the socket (not those
+/// the session has packed and queued), and on Linux the kernel is asked to hold at
+/// most [`UNSENT_LIMIT`] bytes not yet sent: so the count is close to what has left.
 pub fn run_client<R: CryptoRngCore, F: Read + Seek + Send>(
     session: &mut ClientSession<R>,
     stream: &mut TcpStream,
@@ -55,6 +61,11 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
         stream.set_nodelay(true)?;
         // A server that stops reading must not hold a write forever.
         stream.set_write_timeout(Some(timeout))?;
+        #[cfg(target_os = "linux")]
+        {
+            // Best effort: without it the count only includes more kernel buffer.
+            let _ = socket2::SockRef::from(&*stream).set_tcp_notsent_lowat(UNSENT_LIMIT);
+        }
         let mut writer = Writer::new(stream, timeout)?;
         let reader = Reader::new(stream)?;
         let step = drive(
@@ -91,6 +102,18 @@ fn run_connections<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     }
 }
 
+/// The most bytes the kernel is asked to hold unsent for the client (Linux): enough
+/// to keep the link busy, small enough that what was written has nearly left.
+pub const UNSENT_LIMIT: u32 = 128 * 1024;
+
+/// How long answers are still read after a write failed: a server that refuses a
+/// request and closes resets the connection, and its refusal, already on its way,
+/// says more than the reset.
+const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(2);
+
+/// How often the written count is looked at while waiting for an answer.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How one connection's part of a run ended.
 enum Step {
     Finished(Outcome),
@@ -110,15 +133,110 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
     on_event: &mut impl FnMut(&ClientEvent),
 ) -> Result<Step, ClientError> {
     let mut input = BytesMut::with_capacity(4096);
+    let mut progress = Reported::default();
+    let step = drive_inner(
+        session,
+        writer,
+        reader,
+        file,
+        scope,
+        options,
+        sending,
+        leftover,
+        &mut input,
+        &mut progress,
+        on_event,
+    );
+    if let Err(ClientError::Io(_)) = &step {
+        // The answers that arrived before the failure come first (see
+        // DRAIN_AFTER_WRITE_ERROR); a failure they end the run with replaces it.
+        drain_answers(session, reader, &mut input, on_event);
+        if let Some(f) = session.failure() {
+            return Err(ClientError::Failure(f.clone()));
+        }
+    }
+    step
+}
+
+/// The written count last reported, and the file's size for the events.
+#[derive(Default)]
+struct Reported {
+    sent: u64,
+    total: u64,
+}
+
+impl Reported {
+    /// Reports the file bytes written so far, if that moved.
+    fn update(&mut self, writer: &Writer, on_event: &mut impl FnMut(&ClientEvent)) {
+        let written = writer.written();
+        if written != self.sent && written <= self.total {
+            self.sent = written;
+            on_event(&ClientEvent::Progress {
+                sent: written,
+                total: self.total,
+            });
+        }
+    }
+}
+
+/// Feeds the session what the server sent before the connection failed.
+fn drain_answers<R: CryptoRngCore>(
+    session: &mut ClientSession<R>,
+    reader: &Reader,
+    input: &mut BytesMut,
+    on_event: &mut impl FnMut(&ClientEvent),
+) {
+    let deadline = Instant::now() + DRAIN_AFTER_WRITE_ERROR;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match reader.rx.recv_timeout(left) {
+            Ok(Incoming::Data(bytes)) => {
+                input.extend_from_slice(&bytes);
+                let failed = session.handle_input(input).is_err();
+                while let Some(ev) = session.poll_event() {
+                    if !matches!(ev, ClientEvent::Progress { .. }) {
+                        on_event(&ev);
+                    }
+                }
+                if failed {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive_inner<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
+    session: &mut ClientSession<R>,
+    writer: &mut Writer,
+    reader: &Reader,
+    file: &mut ReadAhead<'scope, F>,
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    options: &ClientOptions,
+    sending: &mut bool,
+    leftover: &mut Option<(Vec<u8>, usize)>,
+    input: &mut BytesMut,
+    progress: &mut Reported,
+    on_event: &mut impl FnMut(&ClientEvent),
+) -> Result<Step, ClientError> {
     let mut out = BytesMut::new();
     loop {
+        progress.update(writer, on_event);
         while let Some(ev) = session.poll_event() {
+            if let ClientEvent::Progress { total, .. } = ev {
+                // Packed and queued only: the written count is reported instead.
+                progress.total = total;
+                continue;
+            }
             on_event(&ev);
             match ev {
                 ClientEvent::SendFile { .. } => {
                     *leftover = None;
                     file.restart(scope)?;
                     *sending = true;
+                    writer.restart();
+                    progress.sent = 0;
                 }
                 ClientEvent::Finished(outcome) => {
                     transmit(session, writer, &mut out)?;
@@ -154,7 +272,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                         if out.is_empty() {
                             break;
                         }
-                        writer.send(&mut out)?;
+                        writer.send(&mut out, session.file_bytes_transmitted())?;
                     }
                     Err(e) => return Err(ClientError::File(e)),
                 }
@@ -166,6 +284,7 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
             }
         }
         transmit(session, writer, &mut out)?;
+        progress.update(writer, on_event);
         if let Some(f) = session.failure() {
             return Err(ClientError::Failure(f.clone()));
         }
@@ -178,23 +297,28 @@ fn drive<'scope, R: CryptoRngCore, F: Read + Seek + Send>(
                 Err(TryRecvError::Disconnected) => Incoming::Eof,
             }
         } else {
-            match reader.rx.recv_timeout(options.response_timeout) {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(ClientError::Timeout(options.response_timeout))
+            // Waiting for an answer while the writer drains: the count moves on.
+            let deadline = Instant::now() + options.response_timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ClientError::Timeout(options.response_timeout));
                 }
-                Err(RecvTimeoutError::Disconnected) => Incoming::Eof,
+                match reader.rx.recv_timeout(left.min(PROGRESS_INTERVAL)) {
+                    Ok(m) => break m,
+                    Err(RecvTimeoutError::Timeout) => progress.update(writer, on_event),
+                    Err(RecvTimeoutError::Disconnected) => break Incoming::Eof,
+                }
             }
         };
         match message {
             Incoming::Data(bytes) => {
                 input.extend_from_slice(&bytes);
-                session
-                    .handle_input(&mut input)
-                    .map_err(ClientError::Failure)?;
+                session.handle_input(input).map_err(ClientError::Failure)?;
             }
             Incoming::Eof => {
-                return end_of_stream(session, &mut input, on_event).map(Step::Finished)
+                progress.update(writer, on_event);
+                return end_of_stream(session, input, on_event).map(Step::Finished);
             }
             Incoming::Error(e) => return Err(e.into()),
         }
@@ -213,7 +337,7 @@ fn transmit<R: CryptoRngCore>(
         if out.is_empty() {
             return Ok(());
         }
-        writer.send(out)?;
+        writer.send(out, session.file_bytes_transmitted())?;
     }
 }
 
@@ -265,7 +389,9 @@ impl Reader {
 /// the file overlaps with sending the last (encryption is the serial bottleneck).
 /// At most [`WRITE_QUEUE`] buffers wait; buffers come back for reuse.
 struct Writer {
-    tx: Option<SyncSender<BytesMut>>,
+    tx: Option<SyncSender<(BytesMut, u64)>>,
+    /// File bytes of the current send in the buffers written so far.
+    written: Arc<AtomicU64>,
     spare: Receiver<BytesMut>,
     thread: Option<JoinHandle<io::Result<()>>>,
     /// The socket's write timeout, to name in the error when a write times out.
@@ -277,13 +403,16 @@ const WRITE_QUEUE: usize = 2;
 impl Writer {
     fn new(stream: &TcpStream, timeout: Duration) -> io::Result<Writer> {
         let mut socket = stream.try_clone()?;
-        let (tx, rx) = sync_channel::<BytesMut>(WRITE_QUEUE);
+        let (tx, rx) = sync_channel::<(BytesMut, u64)>(WRITE_QUEUE);
         let (back_tx, spare) = sync_channel::<BytesMut>(WRITE_QUEUE + 1);
+        let written = Arc::new(AtomicU64::new(0));
+        let count = written.clone();
         let thread = std::thread::Builder::new()
             .name("socket writer".into())
             .spawn(move || {
-                for mut buf in rx {
+                for (mut buf, file_bytes) in rx {
                     write_record(&socket, &buf)?;
+                    count.fetch_max(file_bytes, Ordering::Relaxed);
                     buf.clear();
                     let _ = back_tx.try_send(buf);
                 }
@@ -291,6 +420,7 @@ impl Writer {
             })?;
         Ok(Writer {
             tx: Some(tx),
+            written,
             spare,
             thread: Some(thread),
             timeout,
@@ -300,7 +430,8 @@ impl Writer {
     /// Queues what `out` holds, leaving `out` empty (a recycled buffer). Waits while
     /// the queue is full, at most as long as the socket's write timeout (the thread
     /// then fails and the queue closes).
-    fn send(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
+    /// `file_bytes`: those of the current send once this buffer is written.
+    fn send(&mut self, out: &mut BytesMut, file_bytes: u64) -> Result<(), ClientError> {
         if out.is_empty() {
             return Ok(());
         }
@@ -308,7 +439,7 @@ impl Writer {
         let sent = self
             .tx
             .as_ref()
-            .map(|tx| tx.send(buf).is_ok())
+            .map(|tx| tx.send((buf, file_bytes)).is_ok())
             .unwrap_or(false);
         if sent {
             Ok(())
@@ -320,6 +451,17 @@ impl Writer {
                 .unwrap_or_else(|| io::Error::other("socket writer stopped"));
             Err(timed_out(e, self.timeout))
         }
+    }
+
+    /// File bytes of the current send written to the socket.
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// A new send of the file starts from its first byte. What an earlier send
+    /// queued was written before the answer that asked for this one arrived.
+    fn restart(&self) {
+        self.written.store(0, Ordering::Relaxed);
     }
 
     /// Waits until everything queued is written.

@@ -26,6 +26,9 @@ const PRIVATE_MODE: u32 = 0o600;
 /// How many fresh names to try before giving up (a collision of 64 random bits
 /// means someone is creating names in the folder on purpose).
 const NAME_ATTEMPTS: usize = 8;
+/// The most a key file may hold: a base64 RSA key is a few KiB; anything far bigger
+/// is not a key file, and is refused without being read whole.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 /// Writes `contents` to `path` (mode 0600) through a fresh temporary file and a rename.
 pub fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -106,9 +109,26 @@ pub fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
         .metadata()
         .with_context(|| format!("cannot read {}", path.display()))?;
     check_private(path, meta.is_file(), meta.uid(), meta.mode())?;
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        bail!(
+            "{} holds {} bytes; a key file holds a few thousand (at most {MAX_KEY_FILE_BYTES} \
+             are read): it is not one this client wrote",
+            path.display(),
+            meta.len()
+        );
+    }
     let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize + 1));
-    file.read_to_string(&mut text)
+    // The size checked above may grow while reading: never read past the limit.
+    (&mut file)
+        .take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    if text.len() as u64 > MAX_KEY_FILE_BYTES {
+        bail!(
+            "{} grew past {MAX_KEY_FILE_BYTES} bytes while it was read",
+            path.display()
+        );
+    }
     Ok(text)
 }
 

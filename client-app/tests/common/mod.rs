@@ -156,6 +156,15 @@ impl Run {
             "stderr should say {expect:?}: {self:#?}"
         );
         assert!(!self.stderr.contains("panicked"), "{self:#?}");
+        // Every failure says what to do, on the line after the message.
+        let fatal = &self.stderr[self.stderr.find("Fatal: ").unwrap_or(0)..];
+        assert!(
+            fatal
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("  ") && l.trim().len() > 10),
+            "no 'what to do' line after the Fatal: message: {self:#?}"
+        );
         for internal in ["Register", "SendFile", "CrcOk", "GeneralError", "os error"] {
             assert!(
                 !self.stderr.contains(internal),
@@ -241,4 +250,83 @@ pub fn proxy(target: u16, tamper: Tamper) -> (u16, Arc<AtomicBool>) {
         }
     });
     (port, reached)
+}
+
+/// Forwards every connection to `target`. On the first, the client's bytes stop
+/// after `at` of them (`reached` is raised) until `release` is raised; later
+/// connections pass straight through.
+///
+/// Its receive buffers are small (64 KiB asked), so that what the client counts as
+/// sent is close to what passed the gate.
+pub fn gate_proxy(target: u16, at: usize) -> (u16, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(16).unwrap();
+    let listener: TcpListener = socket.into();
+    let port = listener.local_addr().unwrap().port();
+    let reached = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
+    let (reached2, release2) = (reached.clone(), release.clone());
+    std::thread::spawn(move || {
+        let mut first = true;
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                return;
+            };
+            let gate = first.then(|| (at, reached2.clone(), release2.clone()));
+            first = false;
+            let (c_rd, s_wr) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || pipe(server, client, None));
+            std::thread::spawn(move || pipe(c_rd, s_wr, gate));
+        }
+    });
+    (port, reached, release)
+}
+
+/// Copies `from` to `to` until either side ends, holding at the gate if there is one.
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    gate: Option<(usize, Arc<AtomicBool>, Arc<AtomicBool>)>,
+) {
+    let mut seen = 0usize;
+    let mut buf = [0u8; 65536];
+    loop {
+        let limit = match &gate {
+            Some((at, _, _)) if seen < *at => (*at - seen).min(buf.len()),
+            _ => buf.len(),
+        };
+        let n = match from.read(&mut buf[..limit]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        seen += n;
+        if let Some((at, reached, release)) = &gate {
+            if seen == *at {
+                reached.store(true, Ordering::SeqCst);
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !release.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+/// Waits for `flag` (at most a minute).
+pub fn wait_for(flag: &AtomicBool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !flag.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

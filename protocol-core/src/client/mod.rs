@@ -263,6 +263,14 @@ impl<R: CryptoRngCore> ClientSession<R> {
         }
     }
 
+    /// File bytes of this send in the requests [`poll_transmit`](Self::poll_transmit)
+    /// has handed out so far: what has left the session, as opposed to the bytes
+    /// packed and queued that [`ClientEvent::Progress`] counts. A driver that knows
+    /// when its writes complete reports progress from this.
+    pub fn file_bytes_transmitted(&self) -> u64 {
+        self.out.handed
+    }
+
     /// Bytes per packet actually used (after rounding and growing for large files).
     pub fn packet_unit(&self) -> u64 {
         Layout::new(self.config.file_size, &self.config.dialect)
@@ -335,7 +343,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                     send.chunk_fed = 0;
                     let content = send.pending.split().freeze();
                     Self::emit_packet(&self.config, client_id, enc, send, content, &mut self.out);
-                    self.out.mark_whole();
+                    self.out.mark_whole_file(send.fed);
                     self.events.push_back(ClientEvent::Progress {
                         sent: send.fed,
                         total: file_size,
@@ -363,7 +371,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
                 data = &data[take..];
                 if send.room == 0 && !last {
                     // A packet before the last is whole; the last waits for `end_of_file`.
-                    self.out.mark_whole();
+                    self.out.mark_whole_file(send.fed);
                     self.events.push_back(ClientEvent::Progress {
                         sent: send.fed,
                         total: file_size,
@@ -403,7 +411,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
             self.out.buf.resize(padded, 0);
         }
         // The last packet is whole only now: its last cipher block came from `finish`.
-        self.out.mark_whole();
+        self.out.mark_whole_file(send.fed);
         self.events.push_back(ClientEvent::Progress {
             sent: send.fed,
             total: file_size,
@@ -578,6 +586,7 @@ impl<R: CryptoRngCore> ClientSession<R> {
             .map_err(|e| ClientFailure::Key(e.to_string()))?;
         // A packet of an earlier send that was still being built never left.
         self.out.drop_unfinished();
+        self.out.handed = 0;
         self.send = Some(FileSend {
             encryptor: CbcEncryptor::new(key),
             checksum: Checksum::new(self.config.dialect.checksum),

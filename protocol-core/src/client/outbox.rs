@@ -14,18 +14,31 @@ use bytes::BytesMut;
 pub(super) struct Outbox {
     /// Whole requests, then at most one request still being built.
     pub buf: BytesMut,
-    /// Lengths of the whole requests at the front of `buf`, in order.
-    whole: VecDeque<usize>,
+    /// Lengths of the whole requests at the front of `buf`, in order, each with the
+    /// file bytes sent once it has gone (file packets only).
+    whole: VecDeque<(usize, Option<u64>)>,
     /// Bytes of `buf` that are whole requests (the sum of `whole`).
     ready: usize,
+    /// File bytes in the packets handed out so far in this send.
+    pub handed: u64,
 }
 
 impl Outbox {
     /// Everything appended since the last mark is one whole request.
     pub fn mark_whole(&mut self) {
+        self.mark(None);
+    }
+
+    /// As [`mark_whole`](Self::mark_whole), for a file packet after which `sent`
+    /// bytes of the file have been packed.
+    pub fn mark_whole_file(&mut self, sent: u64) {
+        self.mark(Some(sent));
+    }
+
+    fn mark(&mut self, sent: Option<u64>) {
         let len = self.buf.len() - self.ready;
         if len > 0 {
-            self.whole.push_back(len);
+            self.whole.push_back((len, sent));
             self.ready = self.buf.len();
         }
     }
@@ -43,9 +56,12 @@ impl Outbox {
 
     /// Appends the first whole request to `out`; returns its length (0: none).
     pub fn take_one(&mut self, out: &mut BytesMut) -> usize {
-        let Some(len) = self.whole.pop_front() else {
+        let Some((len, sent)) = self.whole.pop_front() else {
             return 0;
         };
+        if let Some(sent) = sent {
+            self.handed = sent;
+        }
         self.ready -= len;
         out.extend_from_slice(&self.buf.split_to(len));
         len
@@ -55,6 +71,9 @@ impl Outbox {
     pub fn take_all(&mut self, out: &mut BytesMut) {
         if self.ready == 0 {
             return;
+        }
+        if let Some(sent) = self.whole.iter().rev().find_map(|w| w.1) {
+            self.handed = sent;
         }
         self.whole.clear();
         let whole = self.buf.split_to(self.ready);
@@ -92,5 +111,22 @@ mod tests {
         assert_eq!(o.take_one(&mut out), 2);
         assert_eq!(o.take_one(&mut out), 0);
         assert_eq!(o.len(), 0);
+    }
+
+    #[test]
+    fn file_bytes_count_once_their_packet_is_handed_out() {
+        let mut o = Outbox::default();
+        o.buf.extend_from_slice(b"p1");
+        o.mark_whole_file(10);
+        o.buf.extend_from_slice(b"p2");
+        o.mark_whole_file(20);
+        o.buf.extend_from_slice(b"crc");
+        o.mark_whole();
+        assert_eq!(o.handed, 0, "queued is not handed out");
+        let mut out = BytesMut::new();
+        o.take_one(&mut out);
+        assert_eq!(o.handed, 10);
+        o.take_all(&mut out);
+        assert_eq!(o.handed, 20);
     }
 }

@@ -228,14 +228,25 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             // key: a stranger who sends chosen ciphertext under its id learns 32 bits
             // of plaintext from each. An issued key gets as many as the protocol's
             // attempts need, then the client re-keys (827).
-            match c.storage().meta.count_checked_upload(&client_id) {
+            let key = conn.session_key().map(|k| k.as_bytes().to_vec());
+            let counted = key.map_or(Ok(None), |key| {
+                c.storage().meta.count_checked_upload(&client_id, &key)
+            });
+            match counted {
                 Ok(Some(n)) if n <= MAX_CHECKED_PER_KEY => {}
+                // The key was replaced or revoked on file (or the client removed)
+                // since this connection got it. A key issued on this connection is
+                // its client's own: the upload goes on (a removed client learns so at
+                // its verdict). A looked-up one may be a stranger's session: refused.
+                Ok(None) if conn.key_issued_here() => {}
                 Ok(n) => {
                     let why = match n {
                         Some(n) => format!(
                             "{n} whole uploads checked under this key (at most {MAX_CHECKED_PER_KEY})"
                         ),
-                        None => "no key on file for this client (revoked or client removed)".into(),
+                        None => "this connection's key is no longer the client's key on file \
+                                 (re-keyed or revoked since)"
+                            .into(),
                     };
                     c.strain(
                         client_id,

@@ -261,6 +261,25 @@ fn one_issued_key_gets_at_most_four_whole_file_checksums() {
     }
     // The victim's own upload had the first of the key's four.
     assert_eq!(checksums, 3, "the oracle answers at most 4 times per key");
+    // A re-key (the stranger's own 827) starts a new count for the new key only: a
+    // connection that still holds the old key gets no more checksums under it.
+    let mut holder = Peer::connect(server.port);
+    let mut forged = vec![0xee; 16];
+    forged.extend_from_slice(&ct[16..]);
+    let answer = holder.ask(victim.id, &packet("secret.txt", &forged, 40));
+    assert_eq!(answer, Some(Response::GeneralError), "the fifth is refused");
+    let mut rekey = Peer::connect(server.port);
+    assert!(matches!(
+        rekey.ask(
+            victim.id,
+            &Request::Reconnect {
+                name: name("victim")
+            }
+        ),
+        Some(Response::Reconnected { .. })
+    ));
+    let answer = holder.ask(victim.id, &packet("secret.txt", &forged, 40));
+    assert_eq!(answer, Some(Response::GeneralError), "the old key is spent");
     assert!(strain(&server, victim.id, "checked_uploads") >= 1);
     // The victim's file is untouched, and a re-key (827) opens a new allowance.
     assert_eq!(

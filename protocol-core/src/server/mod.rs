@@ -403,6 +403,29 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         self.requests_seen
     }
 
+    /// The AES key this connection decrypts uploads with, if it has one: issued on it
+    /// (826, 827) or looked up ([`ServerEvent::LookupClient`]).
+    pub fn session_key(&self) -> Option<&AesKey> {
+        self.session.as_ref().map(|s| &s.key)
+    }
+
+    /// Whether this connection's key was issued on it (its own 826 or 827): only the
+    /// holder of the client's private key can use such a connection. A key looked up
+    /// by client id can be used by anyone who knows the id and captured traffic.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use protocol_core::{ServerConfig, ServerConnection};
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), Instant::now());
+    /// assert!(!conn.key_issued_here());
+    /// ```
+    pub fn key_issued_here(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.source == KeySource::IssuedHere)
+    }
+
     /// The client this connection has identified, if any.
     pub fn client_id(&self) -> Option<ClientId> {
         self.session.as_ref().map(|s| s.client_id)

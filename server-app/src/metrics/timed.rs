@@ -89,8 +89,14 @@ impl Metadata for TimedMetadata {
     fn revoke_aes_key(&self, id: &ClientId) -> Result<(), MetaError> {
         self.t("revoke_aes_key", |m| m.revoke_aes_key(id))
     }
-    fn count_checked_upload(&self, id: &ClientId) -> Result<Option<u32>, MetaError> {
-        self.t("count_checked_upload", |m| m.count_checked_upload(id))
+    fn count_checked_upload(
+        &self,
+        id: &ClientId,
+        aes_key: &[u8],
+    ) -> Result<Option<u32>, MetaError> {
+        self.t("count_checked_upload", |m| {
+            m.count_checked_upload(id, aes_key)
+        })
     }
     fn touch(&self, id: &ClientId) -> Result<(), MetaError> {
         self.t("touch", |m| m.touch(id))

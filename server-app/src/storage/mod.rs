@@ -197,12 +197,14 @@ pub trait Metadata: Send + Sync {
     /// Forgets the AES key of `id`.
     fn revoke_aes_key(&self, id: &ClientId) -> Result<(), MetaError>;
     /// Counts one more whole upload checked (a 1603 carrying a whole file's
-    /// checksum) under the AES key `id` holds now, in one atomic step; the count
-    /// since that key was issued ([`set_keys`](Self::set_keys) and
+    /// checksum) under `aes_key`, if it is the key `id` holds now, in one atomic step;
+    /// the count since that key was issued ([`set_keys`](Self::set_keys) and
     /// [`set_aes_key`](Self::set_aes_key) start it at 0). `None`: an unknown client,
-    /// or no key on file. Across every connection and server, so that a stranger who
-    /// sends ciphertext under a client's id gets only so many checksums per key.
-    fn count_checked_upload(&self, id: &ClientId) -> Result<Option<u32>, MetaError>;
+    /// or another key (or none) on file. Across every connection and server, so that a
+    /// stranger who sends ciphertext under a client's id gets only so many checksums
+    /// per key.
+    fn count_checked_upload(&self, id: &ClientId, aes_key: &[u8])
+        -> Result<Option<u32>, MetaError>;
     /// Updates LastSeen of `id`.
     fn touch(&self, id: &ClientId) -> Result<(), MetaError>;
     /// Records the protocol variants the last connection of `id` used (at its close).

@@ -428,12 +428,16 @@ impl Metadata for SqliteMetadata {
         Ok(())
     }
 
-    fn count_checked_upload(&self, id: &ClientId) -> Result<Option<u32>, MetaError> {
+    fn count_checked_upload(
+        &self,
+        id: &ClientId,
+        aes_key: &[u8],
+    ) -> Result<Option<u32>, MetaError> {
         self.db()
             .query_row(
                 "UPDATE clients SET KeyUses = KeyUses + 1 \
-                 WHERE ID = ?1 AND AESKey IS NOT NULL RETURNING KeyUses",
-                [&id.0[..]],
+                 WHERE ID = ?1 AND AESKey = ?2 RETURNING KeyUses",
+                params![&id.0[..], aes_key],
                 |r| r.get::<_, i64>(0),
             )
             .optional()

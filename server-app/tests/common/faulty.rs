@@ -196,8 +196,12 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     fn revoke_aes_key(&self, id: &ClientId) -> Result<(), MetaError> {
         read!(self, self.inner.revoke_aes_key(id))
     }
-    fn count_checked_upload(&self, id: &ClientId) -> Result<Option<u32>, MetaError> {
-        read!(self, self.inner.count_checked_upload(id))
+    fn count_checked_upload(
+        &self,
+        id: &ClientId,
+        aes_key: &[u8],
+    ) -> Result<Option<u32>, MetaError> {
+        read!(self, self.inner.count_checked_upload(id, aes_key))
     }
     fn touch(&self, id: &ClientId) -> Result<(), MetaError> {
         read!(self, self.inner.touch(id))

@@ -251,17 +251,21 @@ impl Metadata for PostgresMetadata {
         })
     }
 
-    fn count_checked_upload(&self, id: &ClientId) -> Result<Option<u32>, MetaError> {
-        let id = id.0.to_vec();
+    fn count_checked_upload(
+        &self,
+        id: &ClientId,
+        aes_key: &[u8],
+    ) -> Result<Option<u32>, MetaError> {
+        let (id, aes_key) = (id.0.to_vec(), aes_key.to_vec());
         self.pg
             .run("counting a checked upload", move |c| async move {
                 let st = c
                     .prepare_cached(
                         "UPDATE clients SET KeyUses = KeyUses + 1
-                     WHERE ID = $1 AND AESKey IS NOT NULL RETURNING KeyUses",
+                     WHERE ID = $1 AND AESKey = $2 RETURNING KeyUses",
                     )
                     .await?;
-                Ok(c.query_opt(&st, &[&id])
+                Ok(c.query_opt(&st, &[&id, &aes_key])
                     .await?
                     .map(|r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX)))
             })

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol_core::crypto::AesKey;
-use protocol_core::{ClientId, ClientRecord, ServerEvent, Verdict};
+use protocol_core::rand_core::CryptoRngCore;
+use protocol_core::{ClientId, ClientRecord, ServerConnection, ServerEvent, Verdict};
 use tracing::{error, info, warn};
 use transport_std::{Conn, ConnectionHandler, HandlerFactory};
 
@@ -584,6 +585,29 @@ impl Drop for Connection {
 
 impl ConnectionHandler for Connection {
     fn on_close(&mut self, conn: &Conn) {
+        self.closed(conn);
+    }
+
+    fn on_event(&mut self, conn: &mut Conn, event: ServerEvent) {
+        self.handle_event(conn, event);
+    }
+}
+
+/// The handler over a connection with any random generator: the transports drive it
+/// through [`ConnectionHandler`] (with the OS generator); a seeded simulation of the
+/// whole server calls these directly, so that its runs replay.
+impl Connection {
+    /// Answers one event of `conn` (every question before returning).
+    pub fn handle_event<R: CryptoRngCore>(
+        &mut self,
+        conn: &mut ServerConnection<R>,
+        event: ServerEvent,
+    ) {
+        crate::events::handle(self, conn, event);
+    }
+
+    /// The connection ended: records the dialect its client was seen using.
+    pub fn closed<R: CryptoRngCore>(&mut self, conn: &ServerConnection<R>) {
         // Once per connection: which variants this peer speaks (docs/PROTOCOL.md).
         let seen = conn.detected();
         if seen.byte_order.is_some() {
@@ -598,10 +622,6 @@ impl ConnectionHandler for Connection {
                 }
             }
         }
-    }
-
-    fn on_event(&mut self, conn: &mut Conn, event: ServerEvent) {
-        crate::events::handle(self, conn, event);
     }
 }
 

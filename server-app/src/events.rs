@@ -1,8 +1,9 @@
 //! What the server does for each event of the protocol core.
 
+use protocol_core::rand_core::CryptoRngCore;
+use protocol_core::ServerConnection;
 use protocol_core::{RequestCode, ServerEvent, UsageError, Verdict};
 use tracing::{error, info, warn};
-use transport_std::Conn;
 
 use crate::app::{Connection, Failed, VerdictError};
 use crate::client_limits::{Strain, MAX_CHECKED_PER_KEY};
@@ -24,7 +25,7 @@ fn log_usage(r: Result<(), UsageError>) {
 /// Drops a failed upload (already logged) and has the client told, once: at once, or,
 /// when its last packet was in before the failure (the core then has no upload to fail
 /// and has queued its UploadFinished), in the answer to that.
-fn fail_upload(c: &mut Connection, conn: &mut Conn) {
+fn fail_upload<R: CryptoRngCore>(c: &mut Connection, conn: &mut ServerConnection<R>) {
     c.metrics().request(828, Outcome::Error);
     c.metrics().upload(UploadResult::Failed);
     match conn.fail_upload() {
@@ -34,7 +35,11 @@ fn fail_upload(c: &mut Connection, conn: &mut Conn) {
 }
 
 /// Acts on one event; every question is answered before returning.
-pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
+pub(crate) fn handle<R: CryptoRngCore>(
+    c: &mut Connection,
+    conn: &mut ServerConnection<R>,
+    event: ServerEvent,
+) {
     let peer = c.peer();
     match event {
         ServerEvent::Seen { client_id, code } => {

@@ -377,8 +377,10 @@ fn reconciliation_interrupted_at_each_step_is_finished_by_the_next_start() {
             .unwrap();
         plan.steps()
     };
+    // The switched commit replaced a verified file, kept as a version: it has no
+    // object to delete, only its upload.
     assert!(
-        steps >= 6,
+        steps >= 5,
         "two claims, their deletions, the sweeps: {steps}"
     );
     for fault in ALL {

@@ -73,5 +73,28 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 5 {
+        // Version 5: versions, the verified content a commit replaced (kept so that
+        // nothing verified is lost, not even to a stranger's verified upload). The
+        // id is never reused (AUTOINCREMENT): operators name versions by it.
+        db.execute_batch(
+            "BEGIN;
+             CREATE TABLE versions (
+                 VersionID INTEGER PRIMARY KEY AUTOINCREMENT,
+                 ID BLOB NOT NULL REFERENCES clients(ID),
+                 FileName TEXT NOT NULL,
+                 PathName TEXT NOT NULL,
+                 Verified INTEGER NOT NULL,
+                 Size INTEGER NOT NULL,
+                 Checksum INTEGER,
+                 Updated TEXT,
+                 Superseded TEXT NOT NULL
+             );
+             CREATE INDEX versions_file ON versions (ID, FileName);
+             CREATE INDEX versions_pathname ON versions (PathName);
+             PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
+    }
     Ok(())
 }

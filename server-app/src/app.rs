@@ -40,6 +40,12 @@ pub struct Policy {
     /// resolves it then. Far longer than a commit takes. (One process resolves
     /// everything at start instead.)
     pub stale_after: Duration,
+    /// Versions of each file kept whatever their age (`--keep-versions`).
+    pub keep_versions: usize,
+    /// Every version is kept this long after it was replaced, however many newer
+    /// ones there are (`--version-retention`): a version goes only once it is both
+    /// beyond the newest [`keep_versions`](Self::keep_versions) and older than this.
+    pub version_retention: Duration,
 }
 
 impl Default for Policy {
@@ -48,6 +54,8 @@ impl Default for Policy {
             name_hold: Duration::from_secs(10 * 60),
             abandoned_after: Duration::from_secs(5 * 60),
             stale_after: Duration::from_secs(15 * 60),
+            keep_versions: 10,
+            version_retention: Duration::from_secs(30 * 24 * 60 * 60),
         }
     }
 }
@@ -179,7 +187,7 @@ impl App {
                 "start-up: resolved what the last run left"
             );
         }
-        Ok(App {
+        let app = App {
             storage,
             uploads,
             policy,
@@ -188,7 +196,9 @@ impl App {
             orphans: Orphans::default(),
             last_slow: Mutex::new(None),
             _lock: None,
-        })
+        };
+        app.count_versions();
+        Ok(app)
     }
 
     /// The storage layer.
@@ -206,8 +216,8 @@ impl App {
         self.uploads.len()
     }
 
-    /// Periodic work while serving: removes abandoned uploads and frees names whose
-    /// registration never sent a key; in a fleet, also resolves what servers that
+    /// Periodic work while serving: removes abandoned uploads, frees names whose
+    /// registration never sent a key and removes versions past the retention policy; in a fleet, also resolves what servers that
     /// died left (`storage::reconcile`). Logs what it did.
     pub fn housekeeping(&self, now: Instant) {
         let expired = match self.uploads.expire(self.policy.abandoned_after, now) {
@@ -252,6 +262,34 @@ impl App {
                 }
             }
             Err(e) => warn!("{e}"),
+        }
+        self.prune_versions();
+    }
+
+    /// Removes the versions the retention policy lets go, then counts those left for
+    /// `/metrics`. Here rather than after each commit: the rule is about age, so a
+    /// round every housekeeping interval is soon enough, and commits stay short.
+    fn prune_versions(&self) {
+        match self
+            .storage
+            .prune_versions(self.policy.keep_versions, self.policy.version_retention)
+        {
+            Ok(removed) if !removed.versions.is_empty() => info!(
+                versions = removed.versions.len(),
+                bytes = removed.versions.iter().map(|v| v.size).sum::<u64>(),
+                "versions past the retention policy removed"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!("versions past the retention policy stay for a later round: {e}"),
+        }
+        self.count_versions();
+    }
+
+    /// Sets the version gauges of `/metrics` from the metadata.
+    fn count_versions(&self) {
+        match self.storage.meta.version_totals() {
+            Ok(t) => self.metrics.set_versions(t.versions, t.bytes),
+            Err(e) => warn!("cannot count versions: {e}"),
         }
     }
 

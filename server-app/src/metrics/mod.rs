@@ -14,6 +14,8 @@
 //! | `fileserver_received_bytes_total` | counter | |
 //! | `fileserver_uploads_total` | counter | `result` (`verified`, `unverified`, `failed`) |
 //! | `fileserver_storage_duration_seconds` | histogram | `store` (`metadata`, `contents`), `op` |
+//! | `fileserver_versions` | gauge | |
+//! | `fileserver_version_bytes` | gauge | |
 
 pub mod http;
 pub mod timed;
@@ -125,6 +127,8 @@ pub struct Metrics {
     received_bytes: Counter,
     uploads: Family<UploadLabels, Counter>,
     storage: Family<StorageLabels, Histogram, fn() -> Histogram>,
+    versions: Gauge,
+    version_bytes: Gauge,
     phase: AtomicU8,
 }
 
@@ -192,8 +196,25 @@ impl Metrics {
             Unit::Seconds,
             storage.clone(),
         );
+        // Counted from the metadata at start and at each housekeeping round: in a
+        // fleet every server reports the same shared totals.
+        let versions = Gauge::default();
+        let version_bytes = Gauge::default();
+        registry.register(
+            "versions",
+            "Versions kept (verified content a newer upload replaced), at the last count",
+            versions.clone(),
+        );
+        registry.register_with_unit(
+            "version",
+            "Bytes of the versions kept, at the last count",
+            Unit::Bytes,
+            version_bytes.clone(),
+        );
         Metrics {
             registry,
+            versions,
+            version_bytes,
             connections_open,
             connections_accepted,
             connections_refused,
@@ -262,6 +283,14 @@ impl Metrics {
         self.storage
             .get_or_create(&StorageLabels { store, op })
             .observe(seconds);
+    }
+
+    /// The versions kept and their bytes, as last counted.
+    pub fn set_versions(&self, versions: u64, bytes: u64) {
+        self.versions
+            .set(i64::try_from(versions).unwrap_or(i64::MAX));
+        self.version_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Moves to `phase` (never back from [`Phase::Stopping`]).

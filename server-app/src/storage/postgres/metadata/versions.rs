@@ -90,9 +90,12 @@ pub(super) async fn totals(c: &tokio_postgres::Client) -> Result<VersionTotals, 
     })
 }
 
-async fn one(tx: &Transaction<'_>, version: i64) -> Result<Option<Version>, PgError> {
+/// One version; with `lock`, its row locked until the transaction ends (a concurrent
+/// prune of it waits, then finds it gone).
+async fn one(tx: &Transaction<'_>, version: i64, lock: bool) -> Result<Option<Version>, PgError> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
     tx.query_opt(
-        &format!("SELECT {VERSION_COLUMNS} FROM versions WHERE VersionID = $1"),
+        &format!("SELECT {VERSION_COLUMNS} FROM versions WHERE VersionID = $1{lock}"),
         &[&version],
     )
     .await?
@@ -121,12 +124,12 @@ pub(super) async fn restore(
         return Ok(None);
     }
     let version = big(version);
-    let restored = match one(tx, version).await? {
+    let restored = match one(tx, version, true).await? {
         Some(v) if v.client.0[..] == *client && v.file_name == file_name => v,
         _ => return Ok(None),
     };
     let kept = match keep_current(tx, client, file_name).await? {
-        Some(k) => one(tx, big(k)).await?,
+        Some(k) => one(tx, big(k), false).await?,
         None => None,
     };
     // The record takes the version's columns as stored (its time too).

@@ -49,6 +49,12 @@ pub struct Policy {
     pub verdict_window: Duration,
     /// Re-keys and decryption failures per client id ([`crate::client_limits`]).
     pub client_limits: ClientLimitPolicy,
+    /// Versions of each file kept whatever their age (`--keep-versions`).
+    pub keep_versions: usize,
+    /// Every version is kept this long after it was replaced, however many newer
+    /// ones there are (`--version-retention`): a version goes only once it is both
+    /// beyond the newest [`keep_versions`](Self::keep_versions) and older than this.
+    pub version_retention: Duration,
 }
 
 impl Default for Policy {
@@ -59,6 +65,8 @@ impl Default for Policy {
             stale_after: Duration::from_secs(15 * 60),
             verdict_window: Duration::from_secs(30),
             client_limits: ClientLimitPolicy::default(),
+            keep_versions: 10,
+            version_retention: Duration::from_secs(30 * 24 * 60 * 60),
         }
     }
 }
@@ -191,7 +199,7 @@ impl App {
                 "start-up: resolved what the last run left"
             );
         }
-        Ok(App {
+        let app = App {
             storage,
             uploads,
             policy,
@@ -201,7 +209,9 @@ impl App {
             last_slow: Mutex::new(None),
             limits: ClientLimits::new(policy.client_limits),
             _lock: None,
-        })
+        };
+        app.count_versions();
+        Ok(app)
     }
 
     /// The storage layer.
@@ -219,8 +229,8 @@ impl App {
         self.uploads.len()
     }
 
-    /// Periodic work while serving: removes abandoned uploads and frees names whose
-    /// registration never sent a key; in a fleet, also resolves what servers that
+    /// Periodic work while serving: removes abandoned uploads, frees names whose
+    /// registration never sent a key and removes versions past the retention policy; in a fleet, also resolves what servers that
     /// died left (`storage::reconcile`). Logs what it did.
     pub fn housekeeping(&self, now: Instant) {
         let expired = match self.uploads.expire(self.policy.abandoned_after, now) {
@@ -265,6 +275,34 @@ impl App {
                 }
             }
             Err(e) => warn!("{e}"),
+        }
+        self.prune_versions();
+    }
+
+    /// Removes the versions the retention policy lets go, then counts those left for
+    /// `/metrics`. Here rather than after each commit: the rule is about age, so a
+    /// round every housekeeping interval is soon enough, and commits stay short.
+    fn prune_versions(&self) {
+        match self
+            .storage
+            .prune_versions(self.policy.keep_versions, self.policy.version_retention)
+        {
+            Ok(removed) if !removed.versions.is_empty() => info!(
+                versions = removed.versions.len(),
+                bytes = removed.versions.iter().map(|v| v.size).sum::<u64>(),
+                "versions past the retention policy removed"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!("versions past the retention policy stay for a later round: {e}"),
+        }
+        self.count_versions();
+    }
+
+    /// Sets the version gauges of `/metrics` from the metadata.
+    fn count_versions(&self) {
+        match self.storage.meta.version_totals() {
+            Ok(t) => self.metrics.set_versions(t.versions, t.bytes),
+            Err(e) => warn!("cannot count versions: {e}"),
         }
     }
 

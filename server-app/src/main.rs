@@ -35,8 +35,8 @@ const DEFAULT_PORT: u16 = 1256;
         before or after the subcommand. Request and response codes in this help (825 register, \
         828 send file, 1603 file received, ...) are those of docs/PROTOCOL.md in the source \
         repository.",
-    after_help = "Operator commands (list-clients, list-files, remove-client, delete-file, prune, \
-        status) never create anything and may run while a server serves the folder. Their exit \
+    after_help = "Operator commands (list-clients, list-files, list-versions, remove-client, \
+        delete-file, restore, prune, status) never create anything and may run while a server serves the folder. Their exit \
         codes: 0 done; 1 the database or the contents failed; 2 not a server folder (no \
         defensive.db), a damaged or newer database, or a bad argument; 3 no such client or file, \
         or an ambiguous id prefix; 4 a change not confirmed (stdin is not a terminal and no \
@@ -126,6 +126,16 @@ struct Cli {
     /// Seconds a stop waits for uploads in progress to reach their verdict.
     #[arg(long, global = true, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Versions (verified content a newer upload replaced) kept of each file whatever
+    /// their age. Older ones go once they are also older than --version-retention.
+    #[arg(long, global = true, default_value_t = 10, value_name = "N")]
+    keep_versions: usize,
+    /// How long every version is kept after it was replaced, however many newer ones
+    /// there are (45s, 90m, 12h, 30d, 2w): a file replaced over and over loses no
+    /// version before this.
+    #[arg(long, global = true, default_value = "30d", value_name = "DURATION",
+          value_parser = duration)]
+    version_retention: Duration,
     /// Where clients, keys and file records are kept: sqlite:PATH, or a PostgreSQL URL
     /// (postgres://user@host:port/database) shared by several servers, which then also
     /// keeps the uploads in progress. Default: defensive.db in --dir.
@@ -166,7 +176,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a client: its registration, its files and their contents; frees its name.
+    /// Remove a client: its registration, its files, their versions and their contents;
+    /// frees its name.
     RemoveClient {
         /// The client's id, an unambiguous id prefix, or its name.
         client: String,
@@ -174,12 +185,36 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Delete one stored file of a client.
+    /// Delete one stored file of a client, with its versions.
     DeleteFile {
         /// The client's id, an unambiguous id prefix, or its name.
         client: String,
         /// The file's name as listed by list-files.
         file: String,
+        /// Do it without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// List the versions of a file: verified content a newer upload replaced, newest
+    /// first (version, size, verified, checksum, upload time, when replaced).
+    ListVersions {
+        /// The client's id, an unambiguous id prefix, or its name.
+        client: String,
+        /// The file's name as listed by list-files.
+        file: String,
+        /// One JSON object on stdout (with each version's object key).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version of a file its current content again; the current content becomes
+    /// a version (nothing is deleted: restoring that one undoes it).
+    Restore {
+        /// The client's id, an unambiguous id prefix, or its name.
+        client: String,
+        /// The file's name as listed by list-files.
+        file: String,
+        /// The version, as list-versions shows it.
+        version: u64,
         /// Do it without asking (needed when stdin is not a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
@@ -299,6 +334,11 @@ impl Cli {
     }
 }
 
+/// A duration option (`30d`, `12h`, ...), refused by clap as a bad argument (exit 2).
+fn duration(text: &str) -> Result<Duration, String> {
+    admin::parse_duration(text).map_err(|e| e.to_string())
+}
+
 /// The port from `port.info`, or 1256 with a one-line warning.
 fn read_port(dir: &Path) -> u16 {
     let path = dir.join("port.info");
@@ -371,6 +411,15 @@ fn run_admin(command: &Command, dir: &admin::Stores) -> Option<Result<(), AdminE
         Command::DeleteFile { client, file, yes } => {
             admin::delete_file(dir, client, file, *yes, out)
         }
+        Command::ListVersions { client, file, json } => {
+            admin::list_versions(dir, client, file, *json, out)
+        }
+        Command::Restore {
+            client,
+            file,
+            version,
+            yes,
+        } => admin::restore(dir, client, file, *version, *yes, out),
         Command::Prune {
             unverified_older_than,
             yes,
@@ -386,6 +435,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let policy = Policy {
         name_hold: Duration::from_secs(cli.registration_hold),
         abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
+        keep_versions: cli.keep_versions,
+        version_retention: cli.version_retention,
         ..Policy::default()
     };
     let app = App::open_with(&cli.dir, cli.database.as_ref(), cli.files.as_ref(), policy)?;

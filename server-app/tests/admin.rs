@@ -357,3 +357,128 @@ fn list_clients_shows_the_dialect_each_client_last_used() {
         "{json}"
     );
 }
+
+/// A file sent twice by its client: the first content is kept as a version, listed
+/// with its object, restored (the second becoming a version), and survives restarts.
+#[test]
+fn list_versions_and_restore_on_the_real_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let server = Server::start(&sdir, 0, &[]);
+    let first = data(20_000, 6);
+    let second = data(30_000, 7);
+    let a = client_dir(tmp.path(), "alice", server.port, "f.bin", &first);
+    assert_ok(&run_client(&a, &[]), "alice, first");
+    std::fs::write(a.join("f.bin"), &second).unwrap();
+    assert_ok(&run_client(&a, &[]), "alice, second");
+    server.stop();
+    let alice = client_id(&a);
+
+    let out = admin(&sdir, &["list-versions", "alice", "f.bin"]);
+    assert_ok(&out, "list-versions");
+    let text = stdout(&out);
+    assert!(text.contains("current 30000 bytes, verified"), "{text}");
+    assert!(text.contains("REPLACED (UTC)"), "{text}");
+    assert!(text.contains("1 versions"), "{text}");
+    let kept = versions(&sdir);
+    assert_eq!(kept.len(), 1);
+    let old = &kept[0];
+    assert_eq!((old.size, old.verified), (20_000, true));
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&old.id.to_string()))
+        .unwrap_or_else(|| panic!("version {} in {text}", old.id));
+    assert!(line.contains("20000") && line.contains("yes"), "{line}");
+
+    // --json gives each version's object, which holds the first content.
+    let out = admin(&sdir, &["list-versions", &alice[..8], "f.bin", "--json"]);
+    assert_ok(&out, "list-versions --json");
+    let json = stdout(&out);
+    assert!(
+        json.contains(&format!("\"object\":\"{}\"", old.object)),
+        "{json}"
+    );
+    assert_eq!(json_field(&json, "version"), old.id.to_string(), "{json}");
+    assert!(
+        json.contains("\"total\":{\"versions\":1,\"bytes\":20000}"),
+        "{json}"
+    );
+    assert_eq!(std::fs::read(sdir.join(&old.object)).unwrap(), first);
+
+    // status counts them.
+    let text = stdout(&admin(&sdir, &["status"]));
+    assert!(text.contains("versions:  1 kept"), "{text}");
+    let json = stdout(&admin(&sdir, &["status", "--json"]));
+    assert_eq!(json_field(&json, "versions"), "1", "{json}");
+    assert_eq!(json_field(&json, "version_bytes"), "20000", "{json}");
+
+    // Without --yes and no terminal: refused, nothing changed. Unknown: exit 3.
+    let id = old.id.to_string();
+    let out = admin(&sdir, &["restore", "alice", "f.bin", &id]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pass --yes"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(stored_path(&sdir, &alice, "f.bin")).unwrap(),
+        second
+    );
+    let out = admin(&sdir, &["restore", "alice", "f.bin", "999999", "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = admin(&sdir, &["list-versions", "alice", "nothing.bin"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+
+    // Restore: the first content is current, the second a version; no object moved.
+    let out = admin(&sdir, &["restore", "alice", "f.bin", &id, "--yes"]);
+    assert_ok(&out, "restore");
+    assert!(
+        stdout(&out).contains("restored version"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read(stored_path(&sdir, &alice, "f.bin")).unwrap(),
+        first
+    );
+    let kept = versions(&sdir);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(std::fs::read(sdir.join(&kept[0].object)).unwrap(), second);
+    assert!(kept[0].id > old.id);
+
+    // A server start (reconciliation) removes no version object; the client then
+    // gets its restored file back as stored.
+    let server = Server::start(
+        &sdir,
+        0,
+        &["--keep-versions", "0", "--version-retention", "30d"],
+    );
+    server.stop();
+    assert!(part_files(&sdir).is_empty(), "{:?}", part_files(&sdir));
+    assert_eq!(std::fs::read(sdir.join(&kept[0].object)).unwrap(), second);
+    // Both limits passed (none kept, no retention): housekeeping removes it.
+    let server = Server::start(
+        &sdir,
+        0,
+        &[
+            "--keep-versions",
+            "0",
+            "--version-retention",
+            "0s",
+            "--registration-hold",
+            "1",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !versions(&sdir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.stop();
+    assert!(versions(&sdir).is_empty());
+    assert!(!sdir.join(&kept[0].object).exists());
+    assert_eq!(
+        std::fs::read(stored_path(&sdir, &alice, "f.bin")).unwrap(),
+        first
+    );
+
+    // A bad retention is a bad argument.
+    let out = admin(&sdir, &["--version-retention", "soon", "list-files"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -4,7 +4,8 @@
 //! then on nothing more reaches storage, as when the process is killed. The folder is
 //! then reopened as a restart would (start-up reconciliation) and the invariant checked:
 //! every verified record names an object whose bytes are what its client confirmed, a
-//! commit that returned Ok (1604 sent) has its content stored, and no upload, intent or
+//! commit that returned Ok (1604 sent) has its content stored, verified content it
+//! replaced is current or kept as a version (never neither), and no upload, intent or
 //! unnamed object is left behind.
 //!
 //! The cases run on both contents backends: the local folder, and S3 (a private
@@ -107,9 +108,35 @@ fn upload_and_commit(s: &Storage, bytes: &[u8], verified: bool) -> Result<Commit
     .map_err(|e| e.to_string())
 }
 
+/// The contents of the file's versions, newest first.
+fn version_contents(s: &Storage) -> Vec<Vec<u8>> {
+    s.meta
+        .versions(Some(&CLIENT), Some(NAME))
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let bytes = s.contents.read_object(&v.object).unwrap();
+            assert_eq!(bytes.len() as u64, v.size, "size of a version");
+            bytes
+        })
+        .collect()
+}
+
 /// After a restart: nothing left over, and the record is one of `allowed`
 /// (bytes, verified); `None` in `allowed` means no record is allowed too.
 fn check_after_restart(files: Files, dir: &Path, allowed: &[Option<(&[u8], bool)>], what: &str) {
+    check_keeping(files, dir, allowed, None, what)
+}
+
+/// As [`check_after_restart`], and `kept` (verified content before the commit) is
+/// the record's content or a version's.
+fn check_keeping(
+    files: Files,
+    dir: &Path,
+    allowed: &[Option<(&[u8], bool)>],
+    kept: Option<&[u8]>,
+    what: &str,
+) {
     let s = plain(files, dir);
     s.reconcile().unwrap();
     assert!(s.meta.intents().unwrap().is_empty(), "{what}: intents left");
@@ -132,6 +159,15 @@ fn check_after_restart(files: Files, dir: &Path, allowed: &[Option<(&[u8], bool)
         (Some((b, v)), Some((fb, fv))) => b == &fb.as_slice() && v == fv,
         _ => false,
     });
+    if let Some(kept) = kept {
+        let current = found.as_ref().is_some_and(|(b, _)| b == kept);
+        let versions = version_contents(&s);
+        assert!(
+            current || versions.iter().any(|v| v == kept),
+            "{what}: the verified content before the commit is lost (versions: {:?})",
+            versions.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+    }
     assert!(
         ok,
         "{what}: record {:?} is none of the allowed outcomes",
@@ -190,7 +226,13 @@ fn every_step(
                 Err(_) if keeps_verified => vec![earlier],
                 Err(_) => vec![earlier, Some((new, verified))],
             };
-            check_after_restart(files, tmp.path(), &allowed, &what);
+            // Verified content is never lost: current, or kept as a version.
+            let kept = earlier.filter(|(_, v)| *v).map(|(b, _)| b);
+            check_keeping(files, tmp.path(), &allowed, kept, &what);
+            if let (Ok(CommitOutcome::Committed), Some(kept)) = (&result, kept) {
+                let versions = version_contents(&plain(files, tmp.path()));
+                assert_eq!(versions, [kept.to_vec()], "{what}: kept as the one version");
+            }
             runs += 1;
         }
     }
@@ -306,7 +348,7 @@ fn commit_steps_over_an_old_layout_record_shared_by_two_names() {
                 Ok(_) => vec![Some((b"new", true))],
                 Err(_) => vec![Some((b"shared", true)), Some((b"new", true))],
             };
-            check_after_restart(Files::Local, dir, &allowed, &what);
+            check_keeping(Files::Local, dir, &allowed, Some(b"shared"), &what);
             let s = plain(Files::Local, dir);
             let other = s.meta.file(&CLIENT, "b.txt").unwrap().unwrap();
             assert_eq!(
@@ -377,8 +419,10 @@ fn reconciliation_interrupted_at_each_step_is_finished_by_the_next_start() {
             .unwrap();
         plan.steps()
     };
+    // The switched commit replaced a verified file, kept as a version: it has no
+    // object to delete, only its upload.
     assert!(
-        steps >= 6,
+        steps >= 5,
         "two claims, their deletions, the sweeps: {steps}"
     );
     for fault in ALL {
@@ -394,6 +438,92 @@ fn reconciliation_interrupted_at_each_step_is_finished_by_the_next_start() {
                 tmp.path(),
                 &[Some((b"second".as_slice(), true))],
                 &what,
+            );
+        }
+    }
+}
+
+/// A file with two verified contents: the second current, the first a version.
+fn two_contents(dir: &Path) -> u64 {
+    let s = plain(Files::Local, dir);
+    setup_client(&s);
+    upload_and_commit(&s, b"first", true).unwrap();
+    upload_and_commit(&s, b"second", true).unwrap();
+    s.meta.versions(Some(&CLIENT), Some(NAME)).unwrap()[0].id
+}
+
+/// Every content of the file, current or version, sorted; and nothing unnamed left.
+fn all_contents(dir: &Path, what: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let s = plain(Files::Local, dir);
+    s.reconcile().unwrap();
+    let named = s.meta.referenced_objects().unwrap();
+    for o in s.contents.objects().unwrap() {
+        assert!(named.contains(&o), "{what}: unnamed object {o} left");
+    }
+    let record = s.meta.file(&CLIENT, NAME).unwrap().unwrap();
+    let current = s.contents.read_object(&record.object).unwrap();
+    (current, version_contents(&s))
+}
+
+/// A restore is one metadata transaction: stopped at any point, the file has its old
+/// state or its new one, both contents still there.
+#[test]
+fn restore_interrupted_keeps_both_contents() {
+    for fault in ALL {
+        let tmp = tempfile::tempdir().unwrap();
+        let version = two_contents(tmp.path());
+        let plan = Plan::at(1, fault);
+        let result =
+            wrapped(Files::Local, tmp.path(), plan.clone()).restore_version(&CLIENT, NAME, version);
+        assert_eq!(plan.log.lock().unwrap().as_slice(), ["restore_version"]);
+        let what = format!("{fault:?} at the restore: {result:?}");
+        let (current, versions) = all_contents(tmp.path(), &what);
+        match fault {
+            Fault::CrashAfter => {
+                assert_eq!(
+                    (current.as_slice(), versions),
+                    (&b"first"[..], vec![b"second".to_vec()]),
+                    "{what}"
+                )
+            }
+            _ => assert_eq!(
+                (current.as_slice(), versions),
+                (&b"second"[..], vec![b"first".to_vec()]),
+                "{what}"
+            ),
+        }
+    }
+}
+
+/// Pruning removes the rows in one transaction, then the objects: stopped at any
+/// step, the version is either whole or gone, and no object is left unnamed after the
+/// next start.
+#[test]
+fn version_pruning_interrupted_leaves_whole_versions_or_none() {
+    let steps = {
+        let tmp = tempfile::tempdir().unwrap();
+        two_contents(tmp.path());
+        let plan = Plan::new();
+        let removed = wrapped(Files::Local, tmp.path(), plan.clone())
+            .prune_versions(0, std::time::Duration::ZERO)
+            .unwrap();
+        assert_eq!(removed.versions.len(), 1);
+        plan.steps()
+    };
+    assert_eq!(steps, 2, "the rows, then the object");
+    for fault in ALL {
+        for k in 1..=steps {
+            let tmp = tempfile::tempdir().unwrap();
+            two_contents(tmp.path());
+            let plan = Plan::at(k, fault);
+            let result = wrapped(Files::Local, tmp.path(), plan.clone())
+                .prune_versions(0, std::time::Duration::ZERO);
+            let what = format!("{fault:?} at prune step {k}: {result:?}");
+            let (current, versions) = all_contents(tmp.path(), &what);
+            assert_eq!(current, b"second", "{what}");
+            assert!(
+                versions.is_empty() || versions == [b"first".to_vec()],
+                "{what}: {versions:?}"
             );
         }
     }

@@ -135,7 +135,8 @@ impl Fleet {
         Some((bytes, record.verified))
     }
 
-    /// Every object is named by exactly one record (none left over, none shared).
+    /// Every object is named by exactly one record or version (none left over, none
+    /// shared).
     fn objects_match_records(&self) {
         let mut named: Vec<String> = self
             .meta
@@ -143,6 +144,13 @@ impl Fleet {
             .unwrap()
             .into_iter()
             .map(|r| r.object)
+            .chain(
+                self.meta
+                    .versions(None, None)
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| v.object),
+            )
             .collect();
         let mut listed = self.store.objects().unwrap();
         named.sort();

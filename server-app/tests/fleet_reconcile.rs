@@ -81,13 +81,17 @@ fn commit_up_to_switch(storage: &Storage, client: &ClientId, name: &str, bytes: 
 }
 
 fn commit(storage: &Storage, client: &ClientId, name: &str, bytes: &[u8]) {
+    commit_as(storage, client, name, bytes, true)
+}
+
+fn commit_as(storage: &Storage, client: &ClientId, name: &str, bytes: &[u8], verified: bool) {
     let key = upload(&*storage.contents, bytes);
     storage
         .commit(Finished {
             client,
             file_name: name,
             upload: &key,
-            verified: true,
+            verified,
             size: bytes.len() as u64,
             checksum: 7,
         })
@@ -133,6 +137,16 @@ fn a_starting_server_leaves_the_commits_and_uploads_of_running_servers_alone() {
         Switch::Switched { .. }
     ));
     assert_eq!(stored(&storage, &client, "report.pdf"), b"version two");
+    // The verified content it replaced is kept as a version, object and all.
+    let kept = storage
+        .meta
+        .versions(Some(&client), Some("report.pdf"))
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        storage.contents.read_object(&kept[0].object).unwrap(),
+        b"version one"
+    );
     let mut left = storage.contents.uploads().unwrap();
     left.sort();
     let mut expected = uploads_before;
@@ -154,7 +168,9 @@ fn what_a_dead_server_left_is_resolved_by_another_once_stale() {
     let storage = a.storage().clone();
     let client = alice(&*storage.meta);
     commit(&storage, &client, "report.pdf", b"verified");
-    commit(&storage, &client, "second.bin", b"second, old");
+    // Unverified: its object is the one the next switch names for deletion (verified
+    // content would be kept as a version instead).
+    commit_as(&storage, &client, "second.bin", b"second, old", false);
     // Server a dies: between publishing and switching another version of the
     // verified file; after switching a new version of a second file but before
     // deleting the object it replaced; with an upload whose row it had removed (its

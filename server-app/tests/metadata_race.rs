@@ -118,18 +118,37 @@ fn two_servers_racing_switches_on_one_record_keep_the_invariants() {
                     // Each version is replaced by exactly one later commit...
                     assert!(!replaced.contains(&r), "{r} was replaced twice");
                     assert!(switched.iter().any(|w| &w.object == r));
-                    // ...and never a verified one by an unverified one.
+                    // ...and never a verified one by an unverified one, nor
+                    // deleted at all: verified content is kept as a version.
                     assert!(
                         i.verified || !verified_object(r),
                         "an unverified upload replaced a verified file"
                     );
+                    assert!(!verified_object(r), "verified content to be deleted");
                     replaced.push(r);
                 }
             }
             Switch::KeptVerified => assert!(!i.verified),
         }
     }
-    // The versions form one chain: the first replaced nothing, the last is stored.
+    // Each verified content replaced is a version, kept once.
+    let versions = servers[0].versions(Some(&a), Some("f")).unwrap();
+    for v in &versions {
+        assert!(verified_object(&v.object), "only verified content is kept");
+        assert!(
+            !replaced.contains(&&v.object),
+            "{} deleted and kept",
+            v.object
+        );
+        assert!(switched.iter().any(|w| w.object == v.object));
+        replaced.push(&v.object);
+    }
+    let mut kept: Vec<&str> = versions.iter().map(|v| v.object.as_str()).collect();
+    kept.sort();
+    kept.dedup();
+    assert_eq!(kept.len(), versions.len(), "a version kept twice");
+    // The contents form one chain: the first replaced nothing, the last is stored,
+    // every other was deleted (unverified) or kept (verified).
     assert_eq!(replaced.len() + 1, switched.len());
     let last: Vec<&&Intent> = switched
         .iter()

@@ -11,7 +11,9 @@ use std::time::Duration;
 use protocol_core::ClientId;
 use server_app::storage::postgres::PostgresMetadata;
 use server_app::storage::sqlite::SqliteMetadata;
-use server_app::storage::{Intent, KeyOutcome, Metadata, Registration, Switch};
+use server_app::storage::{
+    Intent, KeyOutcome, Metadata, Registration, Switch, Version, VersionTotals,
+};
 
 use common::postgres::TestDatabase;
 
@@ -70,6 +72,13 @@ suite!(
     prune_unverified,
     referenced_objects,
     expire_registrations,
+    a_verified_replacement_keeps_a_version,
+    an_unverified_replacement_keeps_no_version,
+    a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version,
+    versions_go_only_past_both_retention_limits,
+    restore_swaps_the_record_and_a_version,
+    remove_client_removes_its_versions,
+    delete_file_removes_its_versions,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -234,14 +243,10 @@ fn files_and_switches(m: &dyn Metadata) {
         (first.object.as_str(), true, 100, Some(0xdead_beef))
     );
     assert_eq!(rec.updated.len(), 19, "{}", rec.updated);
-    // A new version replaces it, and names the object to delete.
+    // A new upload replaces it; the verified content it replaced is kept as a
+    // version, so no object is to be deleted.
     let second = intent(&a, "f", true, 200);
-    assert_eq!(
-        commit(m, &second),
-        Switch::Switched {
-            replaced: Some(first.object.clone())
-        }
-    );
+    assert_eq!(commit(m, &second), Switch::Switched { replaced: None });
     assert_eq!(m.file(&a, "f").unwrap().unwrap().size, 200);
     // Names are exact (no folding), and per client.
     commit(m, &intent(&a, "F", true, 1));
@@ -315,7 +320,7 @@ fn intents_round_trip(m: &dyn Metadata) {
     assert_eq!(m.intents().unwrap(), [i.clone()]);
     let mut j = intent(&a, "g", true, 5);
     m.record_intent(&j).unwrap();
-    commit(m, &intent(&a, "g", true, 9));
+    commit(m, &intent(&a, "g", false, 9));
     let replaced = m.file(&a, "g").unwrap().unwrap().object;
     assert_eq!(
         m.switch(&j).unwrap(),
@@ -399,7 +404,10 @@ fn delete_file(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let i = intent(&a, "f", true, 1);
     commit(m, &i);
-    assert_eq!(m.delete_file(&a, "f").unwrap(), Some(i.object));
+    let removed = m.delete_file(&a, "f").unwrap().unwrap();
+    assert_eq!(removed.objects, [i.object]);
+    assert_eq!(removed.files.len(), 1);
+    assert!(removed.versions.is_empty());
     assert_eq!(m.delete_file(&a, "f").unwrap(), None);
     assert_eq!(m.file(&a, "f").unwrap(), None);
 }
@@ -477,4 +485,251 @@ fn expire_registrations(m: &dyn Metadata) {
     assert_eq!(m.expire_registrations(Duration::ZERO).unwrap(), ["waiting"]);
     let names: Vec<String> = m.clients().unwrap().into_iter().map(|c| c.name).collect();
     assert_eq!(names, ["keyed"]);
+}
+
+/// The versions of one file, newest first.
+fn versions_of(m: &dyn Metadata, c: &ClientId, file: &str) -> Vec<Version> {
+    m.versions(Some(c), Some(file)).unwrap()
+}
+
+fn objects_of(versions: &[Version]) -> Vec<&str> {
+    versions.iter().map(|v| v.object.as_str()).collect()
+}
+
+/// A verified file replaced by a verified upload (its owner's, or a stranger's who
+/// got garbage verified) is kept as a version, written by the switch itself.
+fn a_verified_replacement_keeps_a_version(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let mut first = intent(&a, "f", true, 100);
+    first.checksum = 0x1234;
+    commit(m, &first);
+    let written = m.file(&a, "f").unwrap().unwrap().updated;
+    assert!(versions_of(m, &a, "f").is_empty());
+    let second = intent(&a, "f", true, 200);
+    m.record_intent(&second).unwrap();
+    assert_eq!(
+        m.switch(&second).unwrap(),
+        Switch::Switched { replaced: None }
+    );
+    // Switched, not yet cleared: the version is there already (same transaction).
+    let kept = versions_of(m, &a, "f");
+    assert_eq!(kept.len(), 1);
+    let v = &kept[0];
+    assert_eq!(
+        (&v.client, v.file_name.as_str(), v.object.as_str()),
+        (&a, "f", first.object.as_str())
+    );
+    assert_eq!((v.verified, v.size, v.checksum), (true, 100, Some(0x1234)));
+    assert_eq!(v.updated, written);
+    assert_eq!(v.superseded.len(), 19, "{}", v.superseded);
+    m.clear_intent(&second.id).unwrap();
+    // The version's object is named: reconciliation never takes it for an orphan.
+    assert!(m.referenced_objects().unwrap().contains(&first.object));
+    // A third: two versions, newest first, ids growing.
+    let third = intent(&a, "f", true, 300);
+    commit(m, &third);
+    let kept = versions_of(m, &a, "f");
+    assert_eq!(
+        objects_of(&kept),
+        [second.object.as_str(), first.object.as_str()]
+    );
+    assert!(kept[0].id > kept[1].id);
+    assert_eq!(m.file(&a, "f").unwrap().unwrap().object, third.object);
+    assert_eq!(
+        m.version_totals().unwrap(),
+        VersionTotals {
+            versions: 2,
+            bytes: 300
+        }
+    );
+    // Listed per client and all at once too.
+    assert_eq!(m.versions(Some(&a), None).unwrap(), kept);
+    assert_eq!(m.versions(None, None).unwrap(), kept);
+}
+
+/// Only verified content is kept: an unverified record replaced (by a 902 or a 900)
+/// goes as before, its object to be deleted.
+fn an_unverified_replacement_keeps_no_version(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let first = intent(&a, "f", false, 1);
+    commit(m, &first);
+    let second = intent(&a, "f", false, 2);
+    assert_eq!(
+        commit(m, &second),
+        Switch::Switched {
+            replaced: Some(first.object.clone())
+        }
+    );
+    let third = intent(&a, "f", true, 3);
+    assert_eq!(
+        commit(m, &third),
+        Switch::Switched {
+            replaced: Some(second.object.clone())
+        }
+    );
+    assert!(versions_of(m, &a, "f").is_empty());
+    assert_eq!(m.version_totals().unwrap(), VersionTotals::default());
+}
+
+/// A 902 over a verified file changes nothing: no version either.
+fn a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let good = intent(&a, "f", true, 3);
+    commit(m, &good);
+    let before = m.file(&a, "f").unwrap();
+    let late = intent(&a, "f", false, 4);
+    m.record_intent(&late).unwrap();
+    assert_eq!(m.switch(&late).unwrap(), Switch::KeptVerified);
+    assert_eq!(m.file(&a, "f").unwrap(), before);
+    assert!(versions_of(m, &a, "f").is_empty());
+}
+
+/// A version goes only when it is both beyond the newest `keep` of its file and
+/// superseded at least `older_than` ago: a stranger replacing a file again and again
+/// never pushes the owner's content out before the retention time.
+fn versions_go_only_past_both_retention_limits(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let objects: Vec<String> = (0..5u64)
+        .map(|n| {
+            let i = intent(&a, "f", true, n + 1);
+            commit(m, &i);
+            i.object
+        })
+        .collect();
+    // Another file with one version, which no prune below may touch.
+    commit(m, &intent(&a, "g", true, 1));
+    commit(m, &intent(&a, "g", true, 2));
+    assert_eq!(versions_of(m, &a, "f").len(), 4);
+    // Beyond the newest 1, but young: kept.
+    assert!(m.prune_versions(1, HOUR).unwrap().versions.is_empty());
+    // Old enough, but within the newest 10: kept.
+    assert!(m
+        .prune_versions(10, Duration::ZERO)
+        .unwrap()
+        .versions
+        .is_empty());
+    assert_eq!(versions_of(m, &a, "f").len(), 4);
+    // Both: the two oldest of "f" go, their objects to be deleted.
+    let removed = m.prune_versions(2, Duration::ZERO).unwrap();
+    let mut gone = objects_of(&removed.versions);
+    gone.sort();
+    let mut expected = vec![objects[0].as_str(), objects[1].as_str()];
+    expected.sort();
+    assert_eq!(gone, expected);
+    let mut deleted: Vec<&str> = removed.objects.iter().map(String::as_str).collect();
+    deleted.sort();
+    assert_eq!(deleted, expected);
+    assert!(removed.files.is_empty());
+    assert_eq!(
+        objects_of(&versions_of(m, &a, "f")),
+        [objects[3].as_str(), objects[2].as_str()]
+    );
+    assert_eq!(versions_of(m, &a, "g").len(), 1);
+    // Keeping none: every old version goes, the current records stay.
+    assert_eq!(
+        m.prune_versions(0, Duration::ZERO).unwrap().versions.len(),
+        3
+    );
+    assert_eq!(m.version_totals().unwrap(), VersionTotals::default());
+    assert_eq!(m.file(&a, "f").unwrap().unwrap().object, objects[4]);
+}
+
+/// A restore swaps, in one transaction, the record with one of its versions: the
+/// restored version's row goes, the record that was current becomes a new version,
+/// no object is to be deleted.
+fn restore_swaps_the_record_and_a_version(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let b = client(m, 2, "bob");
+    let mut first = intent(&a, "f", true, 1);
+    first.checksum = 11;
+    commit(m, &first);
+    let second = intent(&a, "f", true, 2);
+    commit(m, &second);
+    let third = intent(&a, "f", true, 3);
+    commit(m, &third);
+    commit(m, &intent(&a, "other", true, 9));
+    commit(m, &intent(&a, "other", true, 8));
+    let before = versions_of(m, &a, "f");
+    let oldest = before[1].clone();
+    assert_eq!(oldest.object, first.object);
+    // Not a version of this file, or of this client: nothing happens.
+    let other = versions_of(m, &a, "other")[0].id;
+    assert_eq!(m.restore_version(&a, "f", other).unwrap(), None);
+    assert_eq!(m.restore_version(&b, "f", oldest.id).unwrap(), None);
+    assert_eq!(m.restore_version(&a, "f", oldest.id + 1000).unwrap(), None);
+    assert_eq!(versions_of(m, &a, "f"), before);
+    let current = m.file(&a, "f").unwrap().unwrap();
+    let done = m.restore_version(&a, "f", oldest.id).unwrap().unwrap();
+    assert_eq!(done.restored, oldest);
+    let kept = done.kept.expect("the current record became a version");
+    assert_eq!(
+        (
+            kept.object.as_str(),
+            kept.size,
+            kept.verified,
+            &kept.updated
+        ),
+        (third.object.as_str(), 3, true, &current.updated)
+    );
+    let rec = m.file(&a, "f").unwrap().unwrap();
+    assert_eq!(
+        (rec.object.as_str(), rec.size, rec.verified, rec.checksum),
+        (first.object.as_str(), 1, true, Some(11))
+    );
+    assert_eq!(rec.updated, oldest.updated);
+    assert_eq!(
+        objects_of(&versions_of(m, &a, "f")),
+        [third.object.as_str(), second.object.as_str()]
+    );
+    assert_eq!(versions_of(m, &a, "f")[0], kept);
+    // Restored once only; restoring the kept one undoes it.
+    assert_eq!(m.restore_version(&a, "f", oldest.id).unwrap(), None);
+    m.restore_version(&a, "f", kept.id).unwrap().unwrap();
+    assert_eq!(m.file(&a, "f").unwrap().unwrap().object, third.object);
+    let refs = m.referenced_objects().unwrap();
+    for o in [&first.object, &second.object, &third.object] {
+        assert!(refs.contains(o));
+    }
+}
+
+fn remove_client_removes_its_versions(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let b = client(m, 2, "bob");
+    let old = intent(&a, "f", true, 1);
+    commit(m, &old);
+    let new = intent(&a, "f", true, 2);
+    commit(m, &new);
+    commit(m, &intent(&b, "f", true, 3));
+    commit(m, &intent(&b, "f", true, 4));
+    let removed = m.remove_client(&a).unwrap().unwrap();
+    assert_eq!(objects_of(&removed.versions), [old.object.as_str()]);
+    let mut objects = removed.objects.clone();
+    objects.sort();
+    let mut expected = vec![old.object.clone(), new.object.clone()];
+    expected.sort();
+    assert_eq!(objects, expected);
+    assert!(m.versions(Some(&a), None).unwrap().is_empty());
+    assert_eq!(m.versions(None, None).unwrap().len(), 1, "bob's stays");
+    assert!(!m.referenced_objects().unwrap().contains(&old.object));
+}
+
+/// An operator's delete-file removes the record and every version of the file.
+fn delete_file_removes_its_versions(m: &dyn Metadata) {
+    let a = client(m, 1, "alice");
+    let old = intent(&a, "f", true, 1);
+    commit(m, &old);
+    let new = intent(&a, "f", true, 2);
+    commit(m, &new);
+    commit(m, &intent(&a, "g", true, 3));
+    commit(m, &intent(&a, "g", true, 4));
+    let removed = m.delete_file(&a, "f").unwrap().unwrap();
+    assert_eq!(removed.files.len(), 1);
+    assert_eq!(objects_of(&removed.versions), [old.object.as_str()]);
+    let mut objects = removed.objects.clone();
+    objects.sort();
+    let mut expected = vec![old.object.clone(), new.object.clone()];
+    expected.sort();
+    assert_eq!(objects, expected);
+    assert!(versions_of(m, &a, "f").is_empty());
+    assert_eq!(versions_of(m, &a, "g").len(), 1);
 }

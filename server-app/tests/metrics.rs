@@ -210,3 +210,31 @@ fn healthz_follows_the_phase_and_the_store() {
     assert!(body.ends_with("# EOF\n"), "{body}");
     server.stop();
 }
+
+/// The versions kept and their bytes, counted from the metadata at start and at each
+/// housekeeping round.
+#[test]
+fn metrics_count_the_versions_kept() {
+    let root = tempfile::tempdir().unwrap();
+    // A short registration hold: housekeeping runs every quarter of a second.
+    let args = ["--metrics", "127.0.0.1:0", "--registration-hold", "1"];
+    let server = Server::start(&root.path().join("s"), 0, &args);
+    let port = server.metrics_port().expect("a metrics listening line");
+    assert_eq!(scrape(port).value("fileserver_versions", &[]), Some(0.0));
+    let first = data(12_345, 8);
+    let client = client_dir(root.path(), "alice", server.port, "f.bin", &first);
+    assert_ok(&run_client(&client, &[]), "first");
+    std::fs::write(client.join("f.bin"), data(999, 9)).unwrap();
+    assert_ok(&run_client(&client, &[]), "second");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = scrape(port);
+        if s.value("fileserver_versions", &[]) == Some(1.0) {
+            assert_eq!(s.value("fileserver_version_bytes", &[]), Some(12_345.0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no version counted: {s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+}

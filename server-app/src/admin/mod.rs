@@ -1,5 +1,5 @@
 //! Operator commands on a data folder: listings, removing a client, deleting a file,
-//! pruning unverified files, and the folder's status. With `--database` and `--files`
+//! pruning unverified files, listing and restoring versions, and the folder's status. With `--database` and `--files`
 //! (a fleet's PostgreSQL and object store) every command but `status` works on those.
 //!
 //! They never create anything: a folder without `defensive.db` is an error. They work
@@ -13,6 +13,7 @@ mod format;
 mod listing;
 mod remove;
 mod status;
+mod versions;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub use format::parse_duration;
 pub use listing::{list_clients, list_files};
 pub use remove::{delete_file, prune, remove_client};
 pub use status::status;
+pub use versions::{list_versions, restore};
 
 /// Why an operator command did not do its work; each kind has its own exit code.
 #[derive(Debug, Error)]

@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
+use protocol_core::ClientId;
+
 use super::format::{age, bytes, short};
 use super::{confirm, open_write, resolve_client, AdminError, Stores};
 
@@ -19,7 +21,7 @@ pub fn remove_client(
     let client = resolve_client(storage.meta.as_ref(), what)?;
     confirm(
         &format!(
-            "remove client {} ({}) and its {} files ({})",
+            "remove client {} ({}) and its {} files ({}) with their versions",
             short(&client.id),
             client.name,
             client.files,
@@ -35,18 +37,23 @@ pub fn remove_client(
         )));
     };
     let total: u64 = removed.files.iter().map(|f| f.size).sum();
+    let version_bytes: u64 = removed.versions.iter().map(|v| v.size).sum();
     writeln!(
         out,
-        "removed client {} ({}): {} files, {} ({total} bytes); the name is free",
+        "removed client {} ({}): {} files, {} ({total} bytes), {} versions ({version_bytes} \
+         bytes); the name is free",
         short(&client.id),
         client.name,
         removed.files.len(),
-        bytes(total)
+        bytes(total),
+        removed.versions.len()
     )?;
     Ok(())
 }
 
-/// Deletes one file record of a client and its contents. Asks first unless `yes`.
+/// Deletes one file of a client: its record, its versions and their contents (an
+/// operator deletes to free the content, all of it; `restore` is the way back to an
+/// earlier version). Asks first unless `yes`.
 pub fn delete_file(
     at: &Stores,
     client: &str,
@@ -56,42 +63,55 @@ pub fn delete_file(
 ) -> Result<(), AdminError> {
     let storage = open_write(at)?;
     let owner = resolve_client(storage.meta.as_ref(), client)?;
-    let Some(record) = storage.meta.file(&owner.id, file)? else {
-        return Err(AdminError::NotFound(format!(
-            "client {} ({}) has no file named {file:?} (list-files --client {} shows its files)",
-            short(&owner.id),
-            owner.name,
-            short(&owner.id)
-        )));
+    let record = storage.meta.file(&owner.id, file)?;
+    let versions = storage.meta.versions(Some(&owner.id), Some(file))?;
+    let current = match &record {
+        Some(r) => format!(
+            "{} bytes, {}",
+            r.size,
+            if r.verified { "verified" } else { "unverified" }
+        ),
+        None if !versions.is_empty() => "no current content".into(),
+        None => return Err(no_such_file(&owner.id, &owner.name, file)),
+    };
+    let version_bytes: u64 = versions.iter().map(|v| v.size).sum();
+    let and_versions = match versions.len() {
+        0 => String::new(),
+        n => format!(" and its {n} earlier versions ({})", bytes(version_bytes)),
     };
     confirm(
         &format!(
-            "delete {file:?} ({} bytes, {}) of client {} ({})",
-            record.size,
-            if record.verified {
-                "verified"
-            } else {
-                "unverified"
-            },
+            "delete {file:?} ({current}){and_versions} of client {} ({})",
             short(&owner.id),
             owner.name
         ),
         yes,
     )?;
-    if !storage.delete_file(&owner.id, file)? {
+    let Some(removed) = storage.delete_file(&owner.id, file)? else {
         return Err(AdminError::NotFound(format!(
             "{file:?} of client {} was deleted meanwhile",
             short(&owner.id)
         )));
-    }
+    };
+    let total: u64 = removed.files.iter().map(|f| f.size).sum::<u64>()
+        + removed.versions.iter().map(|v| v.size).sum::<u64>();
     writeln!(
         out,
-        "deleted {file:?} of client {} ({}): {} bytes",
+        "deleted {file:?} of client {} ({}): {} bytes, {} versions; {total} bytes in all",
         short(&owner.id),
         owner.name,
-        record.size
+        removed.files.iter().map(|f| f.size).sum::<u64>(),
+        removed.versions.len(),
     )?;
     Ok(())
+}
+
+fn no_such_file(id: &ClientId, name: &str, file: &str) -> AdminError {
+    AdminError::NotFound(format!(
+        "client {} ({name}) has no file named {file:?} (list-files --client {} shows its files)",
+        short(id),
+        short(id)
+    ))
 }
 
 /// Deletes every unverified file (a 902, or a record of an upload that never got its

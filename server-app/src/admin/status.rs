@@ -93,6 +93,7 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
     let clients = meta.clients()?;
     let files = meta.files(None)?;
     let pending = meta.pending_intents()?;
+    let kept = meta.version_totals()?;
     let verified = files.iter().filter(|f| f.verified).count();
     let recorded: u64 = files.iter().map(|f| f.size).sum();
     let db_bytes = file_len(&folder.join(DB_FILE))
@@ -123,7 +124,8 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
             "{{\"folder\":{},\"server_running\":{},\"server_pid\":{},\
              \"database\":{{\"path\":{},\"bytes\":{db_bytes},\"check\":{},\"healthy\":{healthy},\
              \"commits_under_way\":{pending}}},\"clients\":{},\"files\":{},\"verified\":{verified},\
-             \"unverified\":{},\"bytes_recorded\":{recorded},\"objects\":{},\"object_bytes\":{},\
+             \"unverified\":{},\"bytes_recorded\":{recorded},\"versions\":{},\
+             \"version_bytes\":{},\"objects\":{},\"object_bytes\":{},\
              \"uploads_in_progress\":{uploads},\"upload_bytes\":{upload_bytes},\
              \"disk_free\":{free},\"disk_size\":{size}}}",
             json_str(&folder.display().to_string()),
@@ -134,6 +136,8 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
             clients.len(),
             files.len(),
             files.len() - verified,
+            kept.versions,
+            kept.bytes,
             objects + legacy,
             object_bytes + legacy_bytes,
         )?;
@@ -167,6 +171,13 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
             files.len(),
             files.len() - verified,
             bytes(recorded)
+        )?;
+        writeln!(
+            out,
+            "versions:  {} kept (replaced verified content), {} ({} bytes)",
+            kept.versions,
+            bytes(kept.bytes),
+            kept.bytes
         )?;
         writeln!(
             out,

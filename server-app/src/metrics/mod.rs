@@ -15,6 +15,8 @@
 //! | `fileserver_uploads_total` | counter | `result` (`verified`, `unverified`, `failed`) |
 //! | `fileserver_storage_duration_seconds` | histogram | `store` (`metadata`, `contents`), `op` |
 //! | `fileserver_client_strain_total` | counter | `client` (the id's first 8 hex digits; `other` past 1,000 clients), `reason` ([`crate::client_limits::Strain`]) |
+//! | `fileserver_versions` | gauge | |
+//! | `fileserver_version_bytes` | gauge | |
 
 pub mod http;
 pub mod timed;
@@ -139,6 +141,8 @@ pub struct Metrics {
     storage: Family<StorageLabels, Histogram, fn() -> Histogram>,
     strain: Family<StrainLabels, Counter>,
     strained: Mutex<HashSet<String>>,
+    versions: Gauge,
+    version_bytes: Gauge,
     phase: AtomicU8,
 }
 
@@ -212,8 +216,25 @@ impl Metrics {
             Unit::Seconds,
             storage.clone(),
         );
+        // Counted from the metadata at start and at each housekeeping round: in a
+        // fleet every server reports the same shared totals.
+        let versions = Gauge::default();
+        let version_bytes = Gauge::default();
+        registry.register(
+            "versions",
+            "Versions kept (verified content a newer upload replaced), at the last count",
+            versions.clone(),
+        );
+        registry.register_with_unit(
+            "version",
+            "Bytes of the versions kept, at the last count",
+            Unit::Bytes,
+            version_bytes.clone(),
+        );
         Metrics {
             registry,
+            versions,
+            version_bytes,
             connections_open,
             connections_accepted,
             connections_refused,
@@ -301,6 +322,14 @@ impl Metrics {
         self.storage
             .get_or_create(&StorageLabels { store, op })
             .observe(seconds);
+    }
+
+    /// The versions kept and their bytes, as last counted.
+    pub fn set_versions(&self, versions: u64, bytes: u64) {
+        self.versions
+            .set(i64::try_from(versions).unwrap_or(i64::MAX));
+        self.version_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Moves to `phase` (never back from [`Phase::Stopping`]).

@@ -18,7 +18,7 @@ use protocol_core::ClientId;
 use super::{Metrics, Store};
 use crate::storage::{
     ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration,
-    Removed, Storage, Switch, UploadSink,
+    Removed, Restored, Storage, Switch, UploadSink, Version, VersionTotals,
 };
 
 /// `storage` with both interfaces timed into `metrics`.
@@ -116,7 +116,7 @@ impl Metadata for TimedMetadata {
     fn files(&self, client: Option<&ClientId>) -> Result<Vec<FileRecord>, MetaError> {
         self.t("files", |m| m.files(client))
     }
-    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError> {
+    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Removed>, MetaError> {
         self.t("delete_file", |m| m.delete_file(id, file_name))
     }
     fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError> {
@@ -127,6 +127,29 @@ impl Metadata for TimedMetadata {
     }
     fn referenced_objects(&self) -> Result<HashSet<String>, MetaError> {
         self.t("referenced_objects", |m| m.referenced_objects())
+    }
+    fn versions(
+        &self,
+        client: Option<&ClientId>,
+        file_name: Option<&str>,
+    ) -> Result<Vec<Version>, MetaError> {
+        self.t("versions", |m| m.versions(client, file_name))
+    }
+    fn version_totals(&self) -> Result<VersionTotals, MetaError> {
+        self.t("version_totals", |m| m.version_totals())
+    }
+    fn restore_version(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        version: u64,
+    ) -> Result<Option<Restored>, MetaError> {
+        self.t("restore_version", |m| {
+            m.restore_version(id, file_name, version)
+        })
+    }
+    fn prune_versions(&self, keep: usize, older_than: Duration) -> Result<Removed, MetaError> {
+        self.t("prune_versions", |m| m.prune_versions(keep, older_than))
     }
     fn record_intent(&self, intent: &Intent) -> Result<(), MetaError> {
         self.t("record_intent", |m| m.record_intent(intent))

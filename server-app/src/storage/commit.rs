@@ -7,8 +7,11 @@
 //! 2. an [`Intent`] is recorded: upload key, fresh object key, verdict, size, checksum;
 //! 3. the upload is published under the fresh object key (never an existing one);
 //! 4. one metadata transaction points the file record at the new object and marks the
-//!    intent switched: the commit point; 1604 is sent only after it;
-//! 5. the object the record named before is deleted, unless another record names it;
+//!    intent switched: the commit point; 1604 is sent only after it. A verified record
+//!    it replaces becomes a version in that same transaction (its object stays), so a
+//!    crash at any step leaves the old content current or kept, never neither;
+//! 5. the object an unverified record named before is deleted, unless another record
+//!    or a version names it;
 //! 6. the intent is cleared.
 //!
 //! What an interrupted commit leaves is resolved by [`super::reconcile`].
@@ -19,7 +22,9 @@ use protocol_core::ClientId;
 use thiserror::Error;
 use tracing::warn;
 
-use super::{key_for_log, new_object_key, Contents, Intent, MetaError, Metadata, Removed, Switch};
+use super::{
+    key_for_log, new_object_key, Contents, Intent, MetaError, Metadata, Removed, Restored, Switch,
+};
 
 /// A storage failure.
 #[derive(Debug, Error)]
@@ -183,15 +188,45 @@ impl Storage {
         }
     }
 
-    /// Deletes a file: its record, then its object. For operator commands.
-    pub fn delete_file(&self, client: &ClientId, file_name: &str) -> Result<bool, StorageError> {
-        let exists = self.meta.file(client, file_name)?.is_some();
-        if let Some(object) = self.meta.delete_file(client, file_name)? {
-            self.contents
-                .delete_object(&object)
-                .map_err(contents("deleting the object"))?;
-        }
-        Ok(exists)
+    /// Deletes a file: its record and its versions in one transaction, then the
+    /// objects nothing else names (as [`remove_client`](Self::remove_client)). For
+    /// operator commands. `None` when the file had neither a record nor a version.
+    pub fn delete_file(
+        &self,
+        client: &ClientId,
+        file_name: &str,
+    ) -> Result<Option<Removed>, StorageError> {
+        let Some(removed) = self.meta.delete_file(client, file_name)? else {
+            return Ok(None);
+        };
+        self.delete_objects(&removed.objects)?;
+        Ok(Some(removed))
+    }
+
+    /// Makes a version of a file current again, the current content becoming a
+    /// version: one metadata transaction, no object copied or deleted, so a crash
+    /// leaves either the state before or the state after. `None`: no such version.
+    pub fn restore_version(
+        &self,
+        client: &ClientId,
+        file_name: &str,
+        version: u64,
+    ) -> Result<Option<Restored>, StorageError> {
+        Ok(self.meta.restore_version(client, file_name, version)?)
+    }
+
+    /// Removes the versions the retention policy lets go (beyond the newest `keep` of
+    /// their file and superseded at least `older_than` ago): the rows in one
+    /// transaction, then the objects nothing names any more. A crash in between leaves
+    /// only unnamed objects, which reconciliation removes.
+    pub fn prune_versions(
+        &self,
+        keep: usize,
+        older_than: std::time::Duration,
+    ) -> Result<Removed, StorageError> {
+        let removed = self.meta.prune_versions(keep, older_than)?;
+        self.delete_objects(&removed.objects)?;
+        Ok(removed)
     }
 
     /// Removes a client: its rows in one transaction (the commit point), then the objects

@@ -100,13 +100,60 @@ pub struct ClientRow {
     pub dialect: Option<String>,
 }
 
-/// What removing a client's records did (one transaction).
+/// What removing records did (one transaction): a client's, a file's, unverified
+/// files, or versions past the retention policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Removed {
     /// The file records removed.
     pub files: Vec<FileRecord>,
-    /// Objects no record names any more: the caller deletes them.
+    /// The versions removed.
+    pub versions: Vec<Version>,
+    /// Objects no record or version names any more: the caller deletes them.
     pub objects: Vec<String>,
+}
+
+/// Content a file record named before a commit replaced it: kept so that verified
+/// content is never lost, not even to a stranger who gets an upload verified in the
+/// owner's name (docs/STORAGE.md, "Versions"). It keeps the object key the record
+/// had; the object is simply not deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Unique among all versions of the store, never reused; larger is newer.
+    pub id: u64,
+    /// Owner.
+    pub client: ClientId,
+    /// Name exactly as the client sent it.
+    pub file_name: String,
+    /// Where the contents are ([`Contents`] key).
+    pub object: String,
+    /// The client had confirmed the checksum (900).
+    pub verified: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// The checksum sent in 1603, when known.
+    pub checksum: Option<u32>,
+    /// When the content was written, UTC (empty for rows from before schema 3).
+    pub updated: String,
+    /// When it stopped being the current content, UTC: retention counts from here.
+    pub superseded: String,
+}
+
+/// How many versions are kept and their bytes (`status`, `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VersionTotals {
+    /// Versions kept.
+    pub versions: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What a restore did (one transaction; no object copied or deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The version that is the file's current content now (its row is gone).
+    pub restored: Version,
+    /// The version the record that was current became (`None`: there was none).
+    pub kept: Option<Version>,
 }
 
 /// One stored file.
@@ -149,7 +196,8 @@ pub struct Intent {
     pub size: u64,
     /// Checksum sent in 1603.
     pub checksum: u32,
-    /// Set by the switch: the object the record named before, to delete.
+    /// Set by the switch: the object the record named before, to delete (never
+    /// one kept as a version).
     pub replaced: Option<String>,
     /// Set by the switch: the record now names [`object`](Self::object).
     pub switched: bool,
@@ -218,26 +266,57 @@ pub trait Metadata: Send + Sync {
     fn file(&self, id: &ClientId, file_name: &str) -> Result<Option<FileRecord>, MetaError>;
     /// Every file, or those of one client.
     fn files(&self, client: Option<&ClientId>) -> Result<Vec<FileRecord>, MetaError>;
-    /// Removes a file record; returns its object key when no other record names it
-    /// (the caller deletes the object).
-    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError>;
-    /// Removes a client and all its file records in one transaction; `None` for an
-    /// unknown client. Commits of that client still under way fail at their switch
-    /// (the switch refuses a client that is gone). The caller deletes the objects.
+    /// Removes a file record and every version of the file in one transaction (an
+    /// operator's deletion is meant to free the content, all of it); `None` when
+    /// there was neither. The caller deletes [`Removed::objects`], those no other
+    /// record or version names.
+    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Removed>, MetaError>;
+    /// Removes a client, all its file records and all its versions in one
+    /// transaction; `None` for an unknown client. Commits of that client still under
+    /// way fail at their switch (the switch refuses a client that is gone). The caller
+    /// deletes the objects.
     fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError>;
     /// Removes, in one transaction, every unverified file record not written for
     /// `older_than` (records from before schema 3, which have no time, count as old).
-    /// A record verified meanwhile is never touched. The caller deletes the objects.
+    /// A record verified meanwhile is never touched, nor is any version. The caller
+    /// deletes the objects.
     fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError>;
-    /// Every object key a file record or an intent names.
+    /// Every object key a file record, a version or an intent names.
     fn referenced_objects(&self) -> Result<HashSet<String>, MetaError>;
+    /// The versions of one client's files (or of one file), or every version: by
+    /// client and file name, newest first within a file.
+    fn versions(
+        &self,
+        client: Option<&ClientId>,
+        file_name: Option<&str>,
+    ) -> Result<Vec<Version>, MetaError>;
+    /// How many versions are kept, and their bytes.
+    fn version_totals(&self) -> Result<VersionTotals, MetaError>;
+    /// Makes version `version` of the file the current content, in one transaction:
+    /// the record takes the version's object, verdict, size, checksum and time, the
+    /// version row goes, and the record that was current (if any) becomes a new
+    /// version. No object is copied or deleted. `None` when the file has no such
+    /// version.
+    fn restore_version(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        version: u64,
+    ) -> Result<Option<Restored>, MetaError>;
+    /// Removes, in one transaction, every version that is both beyond the newest
+    /// `keep` versions of its file and superseded at least `older_than` ago: however
+    /// often a file is replaced, no version goes before `older_than`. The caller
+    /// deletes the objects.
+    fn prune_versions(&self, keep: usize, older_than: Duration) -> Result<Removed, MetaError>;
     /// Step 2 of a commit: records the intent durably.
     fn record_intent(&self, intent: &Intent) -> Result<(), MetaError>;
     /// Step 4, the commit point: in one transaction, points the file record at the
-    /// intent's object (verified, size, checksum) and marks the intent switched,
-    /// noting the object it replaced when no other record still names it. An
-    /// unverified intent over a verified record changes no record and removes the
-    /// intent instead ([`Switch::KeptVerified`]).
+    /// intent's object (verified, size, checksum) and marks the intent switched. A
+    /// verified record it replaces becomes a [`Version`] in that same transaction
+    /// (its object stays); an unverified one is noted as the object to delete when
+    /// no other record or version still names it. An unverified intent over a
+    /// verified record changes no record and removes the intent instead
+    /// ([`Switch::KeptVerified`]).
     fn switch(&self, intent: &Intent) -> Result<Switch, MetaError>;
     /// Step 6: the intent is done.
     fn clear_intent(&self, id: &str) -> Result<(), MetaError>;

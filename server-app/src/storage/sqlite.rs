@@ -1,5 +1,8 @@
 //! [`Metadata`] in SQLite: `defensive.db` with the `clients` and `files` tables of the
-//! protocol, plus `intents` (commits under way).
+//! protocol, plus `intents` (commits under way) and `versions` (replaced verified
+//! content, [`versions`]).
+
+mod versions;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -11,11 +14,13 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use thiserror::Error;
 
 use super::{
-    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Removed, Switch,
+    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Removed,
+    Restored, Switch, Version, VersionTotals,
 };
+use versions::{still_named, unnamed_objects};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Why the database cannot be used; each says what is wrong and what to do.
 #[derive(Debug, Error)]
@@ -320,7 +325,8 @@ impl Metadata for SqliteMetadata {
             Some((false, _)) => {
                 tx.execute(
                     "DELETE FROM clients WHERE Name = ?1 AND PublicKey IS NULL \
-                     AND ID NOT IN (SELECT ID FROM files)",
+                     AND ID NOT IN (SELECT ID FROM files) \
+                     AND ID NOT IN (SELECT ID FROM versions)",
                     [name],
                 )
                 .ctx("freeing an expired registration")?;
@@ -469,6 +475,7 @@ impl Metadata for SqliteMetadata {
         let mut db = self.db();
         let tx = db.transaction().ctx("starting to expire registrations")?;
         let cond = "PublicKey IS NULL AND ID NOT IN (SELECT ID FROM files) AND \
+                    ID NOT IN (SELECT ID FROM versions) AND \
                     (julianday('now') - julianday(COALESCE(Registered, LastSeen))) * 86400 >= ?1";
         let names = {
             let mut st = tx
@@ -543,23 +550,12 @@ impl Metadata for SqliteMetadata {
         rows.collect::<Result<_, _>>().ctx("listing files")
     }
 
-    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError> {
+    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Removed>, MetaError> {
         let mut db = self.db();
         let tx = db.transaction().ctx("starting to delete a file")?;
-        let object: Option<String> = tx
-            .query_row(
-                "DELETE FROM files WHERE ID = ?1 AND FileName = ?2 RETURNING PathName",
-                params![&id.0[..], file_name],
-                |r| r.get(0),
-            )
-            .optional()
-            .ctx("deleting a file")?;
-        let unreferenced = match object {
-            Some(o) if !still_named(&tx, &o)? => Some(o),
-            _ => None,
-        };
+        let removed = versions::delete_file(&tx, &id.0[..], file_name)?;
         tx.commit().ctx("committing the deletion")?;
-        Ok(unreferenced)
+        Ok(removed)
     }
 
     fn remove_client(&self, id: &ClientId) -> Result<Option<Removed>, MetaError> {
@@ -577,15 +573,20 @@ impl Metadata for SqliteMetadata {
         };
         tx.execute("DELETE FROM files WHERE ID = ?1", [&id.0[..]])
             .ctx("removing the client's files")?;
+        let versions = versions::remove(&tx, &id.0[..], None)?;
         let n = tx
             .execute("DELETE FROM clients WHERE ID = ?1", [&id.0[..]])
             .ctx("removing the client")?;
         if n == 0 {
             return Ok(None);
         }
-        let objects = unnamed_objects(&tx, &files)?;
+        let objects = unnamed_objects(&tx, &files, &versions)?;
         tx.commit().ctx("committing the removal")?;
-        Ok(Some(Removed { files, objects }))
+        Ok(Some(Removed {
+            files,
+            versions,
+            objects,
+        }))
     }
 
     fn prune_unverified(&self, older_than: Duration) -> Result<Removed, MetaError> {
@@ -606,16 +607,21 @@ impl Metadata for SqliteMetadata {
         };
         tx.execute(&format!("DELETE FROM files WHERE {cond}"), [secs])
             .ctx("removing unverified files")?;
-        let objects = unnamed_objects(&tx, &files)?;
+        let objects = unnamed_objects(&tx, &files, &[])?;
         tx.commit().ctx("committing the prune")?;
-        Ok(Removed { files, objects })
+        Ok(Removed {
+            files,
+            versions: Vec::new(),
+            objects,
+        })
     }
 
     fn referenced_objects(&self) -> Result<HashSet<String>, MetaError> {
         let db = self.db();
         let mut st = db
             .prepare(
-                "SELECT PathName FROM files UNION SELECT Object FROM intents \
+                "SELECT PathName FROM files UNION SELECT PathName FROM versions \
+                 UNION SELECT Object FROM intents \
                  UNION SELECT Replaced FROM intents WHERE Replaced IS NOT NULL",
             )
             .ctx("listing referenced objects")?;
@@ -624,6 +630,31 @@ impl Metadata for SqliteMetadata {
             .ctx("listing referenced objects")?;
         rows.collect::<Result<_, _>>()
             .ctx("listing referenced objects")
+    }
+
+    fn versions(
+        &self,
+        client: Option<&ClientId>,
+        file_name: Option<&str>,
+    ) -> Result<Vec<Version>, MetaError> {
+        versions::list(&self.db(), client.map(|c| &c.0[..]), file_name)
+    }
+
+    fn version_totals(&self) -> Result<VersionTotals, MetaError> {
+        versions::totals(&self.db())
+    }
+
+    fn restore_version(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        version: u64,
+    ) -> Result<Option<Restored>, MetaError> {
+        versions::restore(&mut self.db(), &id.0[..], file_name, version)
+    }
+
+    fn prune_versions(&self, keep: usize, older_than: Duration) -> Result<Removed, MetaError> {
+        versions::prune(&mut self.db(), keep, older_than)
     }
 
     fn record_intent(&self, i: &Intent) -> Result<(), MetaError> {
@@ -680,7 +711,16 @@ impl Metadata for SqliteMetadata {
             tx.commit().ctx("committing the file")?;
             return Ok(Switch::KeptVerified);
         }
-        let previous = previous.map(|(p, _)| p);
+        // Verified content is never lost: the record it replaces becomes a version in
+        // this transaction, and its object stays (nothing to delete).
+        let previous = match previous {
+            Some((_, true)) => {
+                versions::keep_current(&tx, &i.client.0[..], &i.file_name)?;
+                None
+            }
+            Some((p, false)) => Some(p),
+            None => None,
+        };
         tx.execute(
             "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, datetime('now')) \
@@ -698,7 +738,7 @@ impl Metadata for SqliteMetadata {
         )
         .ctx("recording the file")?;
         // Rows of the old layout could share one path (names that sanitised alike):
-        // the replaced object goes only when no record names it any more.
+        // the replaced object goes only when no record or version names it any more.
         let replaced = match previous {
             Some(p) if p != i.object && !still_named(&tx, &p)? => Some(p),
             _ => None,
@@ -766,27 +806,4 @@ impl Metadata for SqliteMetadata {
             .ctx("listing commit intents")?;
         rows.collect::<Result<_, _>>().ctx("listing commit intents")
     }
-}
-
-/// The objects of `removed` that no remaining record names, each once.
-fn unnamed_objects(
-    tx: &rusqlite::Transaction<'_>,
-    removed: &[FileRecord],
-) -> Result<Vec<String>, MetaError> {
-    let mut out: Vec<String> = Vec::new();
-    for f in removed {
-        if !out.contains(&f.object) && !still_named(tx, &f.object)? {
-            out.push(f.object.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn still_named(tx: &rusqlite::Transaction<'_>, object: &str) -> Result<bool, MetaError> {
-    tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM files WHERE PathName = ?1)",
-        [object],
-        |r| r.get(0),
-    )
-    .ctx("looking up an object's records")
 }

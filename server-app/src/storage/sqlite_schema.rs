@@ -74,13 +74,36 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
         )?;
     }
     if version < 5 {
-        // Version 5: whole uploads checked (1603 with a whole file's checksum) under
+        // Version 5: versions, the verified content a commit replaced (kept so that
+        // nothing verified is lost, not even to a stranger's verified upload). The
+        // id is never reused (AUTOINCREMENT): operators name versions by it.
+        db.execute_batch(
+            "BEGIN;
+             CREATE TABLE versions (
+                 VersionID INTEGER PRIMARY KEY AUTOINCREMENT,
+                 ID BLOB NOT NULL REFERENCES clients(ID),
+                 FileName TEXT NOT NULL,
+                 PathName TEXT NOT NULL,
+                 Verified INTEGER NOT NULL,
+                 Size INTEGER NOT NULL,
+                 Checksum INTEGER,
+                 Updated TEXT,
+                 Superseded TEXT NOT NULL
+             );
+             CREATE INDEX versions_file ON versions (ID, FileName);
+             CREATE INDEX versions_pathname ON versions (PathName);
+             PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
+    }
+    if version < 6 {
+        // Version 6: whole uploads checked (1603 with a whole file's checksum) under
         // each issued AES key: at most 1 + 3, so that a stranger who knows a client
         // id gets no more checksums than the client itself needs (docs/SECURITY.md).
         db.execute_batch(
             "BEGIN;
              ALTER TABLE clients ADD COLUMN KeyUses INTEGER NOT NULL DEFAULT 0;
-             PRAGMA user_version = 5;
+             PRAGMA user_version = 6;
              COMMIT;",
         )?;
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use protocol_core::ClientId;
 use server_app::storage::{
     ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration,
-    Removed, Switch, UploadSink,
+    Removed, Restored, Switch, UploadSink, Version, VersionTotals,
 };
 
 /// What happens at the chosen step.
@@ -221,7 +221,7 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     fn files(&self, client: Option<&ClientId>) -> Result<Vec<FileRecord>, MetaError> {
         read!(self, self.inner.files(client))
     }
-    fn delete_file(&self, id: &ClientId, name: &str) -> Result<Option<String>, MetaError> {
+    fn delete_file(&self, id: &ClientId, name: &str) -> Result<Option<Removed>, MetaError> {
         step!(
             self.plan,
             "delete_file",
@@ -247,6 +247,37 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     }
     fn referenced_objects(&self) -> Result<HashSet<String>, MetaError> {
         read!(self, self.inner.referenced_objects())
+    }
+    fn versions(
+        &self,
+        client: Option<&ClientId>,
+        name: Option<&str>,
+    ) -> Result<Vec<Version>, MetaError> {
+        read!(self, self.inner.versions(client, name))
+    }
+    fn version_totals(&self) -> Result<VersionTotals, MetaError> {
+        read!(self, self.inner.version_totals())
+    }
+    fn restore_version(
+        &self,
+        id: &ClientId,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Restored>, MetaError> {
+        step!(
+            self.plan,
+            "restore_version",
+            self.inner.restore_version(id, name, version),
+            meta_gone()
+        )
+    }
+    fn prune_versions(&self, keep: usize, older_than: Duration) -> Result<Removed, MetaError> {
+        step!(
+            self.plan,
+            "prune_versions",
+            self.inner.prune_versions(keep, older_than),
+            meta_gone()
+        )
     }
     fn record_intent(&self, intent: &Intent) -> Result<(), MetaError> {
         step!(

@@ -265,6 +265,15 @@ pub fn records(server: &Path) -> Vec<server_app::storage::FileRecord> {
         .expect("listing files")
 }
 
+/// Every version (replaced verified content) kept by the server in `server`.
+pub fn versions(server: &Path) -> Vec<server_app::storage::Version> {
+    use server_app::storage::Metadata;
+    server_app::storage::sqlite::SqliteMetadata::open_read_only(&server.join("defensive.db"))
+        .expect("opening the database read-only")
+        .versions(None, None)
+        .expect("listing versions")
+}
+
 /// The client id from the folder's me.info.
 pub fn client_id(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("me.info"))
@@ -275,7 +284,8 @@ pub fn client_id(dir: &Path) -> String {
         .to_string()
 }
 
-/// Uploads in progress left in the server's folder, and objects no record names.
+/// Uploads in progress left in the server's folder, and objects no record or version
+/// names.
 pub fn part_files(server: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(server.join("uploads"))
         .into_iter()
@@ -287,6 +297,7 @@ pub fn part_files(server: &Path) -> Vec<PathBuf> {
         let named: Vec<PathBuf> = records(server)
             .into_iter()
             .map(|r| server.join(r.object))
+            .chain(versions(server).into_iter().map(|v| server.join(v.object)))
             .collect();
         for d in std::fs::read_dir(server.join("objects"))
             .into_iter()

@@ -18,7 +18,8 @@ use tokio_postgres::Row;
 
 use super::{Pg, PgError, Transaction, TxError};
 use crate::storage::{
-    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Removed, Switch,
+    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Removed,
+    Restored, Switch, Version, VersionTotals,
 };
 
 /// Clients, keys, file records and commit intents in PostgreSQL.
@@ -86,6 +87,10 @@ macro_rules! utc {
     };
 }
 
+// After the macros, which it uses.
+mod versions;
+use versions::{still_named, unnamed_objects};
+
 const FILE_COLUMNS: &str = concat!(
     "ID, FileName, PathName, Verified, Size, Checksum, ",
     utc!("Updated")
@@ -136,7 +141,8 @@ impl Metadata for PostgresMetadata {
                     Some((false, _)) => {
                         tx.execute(
                             "DELETE FROM clients c WHERE Name = $1 AND PublicKey IS NULL \
-                             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.ID = c.ID)",
+                             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.ID = c.ID) \
+                             AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.ID = c.ID)",
                             &[&name],
                         )
                         .await?;
@@ -301,7 +307,8 @@ impl Metadata for PostgresMetadata {
                 .query(
                     concat!(
                         "DELETE FROM clients c WHERE PublicKey IS NULL \
-                         AND NOT EXISTS (SELECT 1 FROM files f WHERE f.ID = c.ID) AND ",
+                         AND NOT EXISTS (SELECT 1 FROM files f WHERE f.ID = c.ID) \
+                         AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.ID = c.ID) AND ",
                         age!("Registered"),
                         " >= $1 RETURNING Name"
                     ),
@@ -378,23 +385,11 @@ impl Metadata for PostgresMetadata {
         })
     }
 
-    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<String>, MetaError> {
+    fn delete_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Removed>, MetaError> {
         let (id, file_name) = (id.0.to_vec(), file_name.to_string());
         self.pg.transact_locked("deleting a file", move |tx| {
             let (id, file_name) = (id.clone(), file_name.clone());
-            Box::pin(async move {
-                let object: Option<String> = tx
-                    .query_opt(
-                        "DELETE FROM files WHERE ID = $1 AND FileName = $2 RETURNING PathName",
-                        &[&id, &file_name],
-                    )
-                    .await?
-                    .map(|r| r.get(0));
-                Ok(match object {
-                    Some(o) if !still_named(tx, &o).await? => Some(o),
-                    _ => None,
-                })
-            })
+            Box::pin(async move { Ok(versions::delete_file(tx, &id, &file_name).await?) })
         })
     }
 
@@ -419,6 +414,7 @@ impl Metadata for PostgresMetadata {
                     )
                     .await?;
                 let files = file_rows(rows)?;
+                let versions = versions::remove(tx, &id, None).await?;
                 if tx
                     .execute("DELETE FROM clients WHERE ID = $1", &[&id])
                     .await?
@@ -426,8 +422,12 @@ impl Metadata for PostgresMetadata {
                 {
                     return Ok(None);
                 }
-                let objects = unnamed_objects(tx, &files).await?;
-                Ok(Some(Removed { files, objects }))
+                let objects = unnamed_objects(tx, &files, &versions).await?;
+                Ok(Some(Removed {
+                    files,
+                    versions,
+                    objects,
+                }))
             })
         })
     }
@@ -447,8 +447,12 @@ impl Metadata for PostgresMetadata {
                     )
                     .await?;
                 let files = file_rows(rows)?;
-                let objects = unnamed_objects(tx, &files).await?;
-                Ok(Removed { files, objects })
+                let objects = unnamed_objects(tx, &files, &[]).await?;
+                Ok(Removed {
+                    files,
+                    versions: Vec::new(),
+                    objects,
+                })
             })
         })
     }
@@ -457,12 +461,49 @@ impl Metadata for PostgresMetadata {
         self.pg.run("listing referenced objects", |c| async move {
             let rows = c
                 .query(
-                    "SELECT PathName FROM files UNION SELECT Object FROM intents \
+                    "SELECT PathName FROM files UNION SELECT PathName FROM versions \
+                     UNION SELECT Object FROM intents \
                      UNION SELECT Replaced FROM intents WHERE Replaced IS NOT NULL",
                     &[],
                 )
                 .await?;
             rows.iter().map(|r| r.try_get(0)).collect()
+        })
+    }
+
+    fn versions(
+        &self,
+        client: Option<&ClientId>,
+        file_name: Option<&str>,
+    ) -> Result<Vec<Version>, MetaError> {
+        let (client, file_name) = (client.map(|c| c.0.to_vec()), file_name.map(str::to_string));
+        self.pg.run("listing versions", move |c| async move {
+            versions::list(&c, client, file_name).await
+        })
+    }
+
+    fn version_totals(&self) -> Result<VersionTotals, MetaError> {
+        self.pg.run("counting versions", |c| async move {
+            versions::totals(&c).await
+        })
+    }
+
+    fn restore_version(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        version: u64,
+    ) -> Result<Option<Restored>, MetaError> {
+        let (id, file_name) = (id.0.to_vec(), file_name.to_string());
+        self.pg.transact_locked("restoring a version", move |tx| {
+            let (id, file_name) = (id.clone(), file_name.clone());
+            Box::pin(async move { Ok(versions::restore(tx, &id, &file_name, version).await?) })
+        })
+    }
+
+    fn prune_versions(&self, keep: usize, older_than: Duration) -> Result<Removed, MetaError> {
+        self.pg.transact_locked("pruning versions", move |tx| {
+            Box::pin(async move { Ok(versions::prune(tx, keep, older_than).await?) })
         })
     }
 
@@ -601,7 +642,16 @@ async fn switch_in(tx: &Transaction<'_>, i: &Intent) -> Result<Switch, TxError> 
         tx.execute(&st, &[&i.id]).await?;
         return Ok(Switch::KeptVerified);
     }
-    let previous = previous.map(|(p, _)| p);
+    // Verified content is never lost: the record it replaces becomes a version in
+    // this transaction, and its object stays (nothing to delete).
+    let previous = match previous {
+        Some((_, true)) => {
+            versions::keep_current(tx, client, &i.file_name).await?;
+            None
+        }
+        Some((p, false)) => Some(p),
+        None => None,
+    };
     let st = tx
         .prepare_cached(
             "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated) \
@@ -624,7 +674,7 @@ async fn switch_in(tx: &Transaction<'_>, i: &Intent) -> Result<Switch, TxError> 
     )
     .await?;
     // Rows of the old layout could share one path: the replaced object goes only
-    // when no record names it any more.
+    // when no record or version names it any more.
     let replaced = match previous {
         Some(p) if p != i.object && !still_named(tx, &p).await? => Some(p),
         _ => None,
@@ -639,25 +689,4 @@ async fn switch_in(tx: &Transaction<'_>, i: &Intent) -> Result<Switch, TxError> 
         )));
     }
     Ok(Switch::Switched { replaced })
-}
-
-/// The objects of `removed` that no remaining record names, each once.
-async fn unnamed_objects(
-    tx: &Transaction<'_>,
-    removed: &[FileRecord],
-) -> Result<Vec<String>, PgError> {
-    let mut out: Vec<String> = Vec::new();
-    for f in removed {
-        if !out.contains(&f.object) && !still_named(tx, &f.object).await? {
-            out.push(f.object.clone());
-        }
-    }
-    Ok(out)
-}
-
-async fn still_named(tx: &Transaction<'_>, object: &str) -> Result<bool, PgError> {
-    let st = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM files WHERE PathName = $1)")
-        .await?;
-    Ok(tx.query_one(&st, &[&object]).await?.get(0))
 }

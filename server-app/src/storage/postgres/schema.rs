@@ -1,7 +1,7 @@
 //! The PostgreSQL schema and its migrations.
 //!
 //! The tables and columns mean what they mean in SQLite (`clients`, `files`,
-//! `intents`; docs/STORAGE.md), with PostgreSQL's types: ids and keys `bytea`, names
+//! `intents`, `versions`; docs/STORAGE.md), with PostgreSQL's types: ids and keys `bytea`, names
 //! `text`, times `timestamptz`, flags `boolean`, sizes and checksums `bigint`.
 //! Unquoted, the column names fold to lower case (`PublicKey` is `publickey`).
 //!
@@ -60,7 +60,22 @@ pub const MIGRATIONS: &[&str] = &[
     // intents older than any commit takes (others may be running); rows from before
     // count from the migration.
     "ALTER TABLE intents ADD COLUMN Recorded timestamptz NOT NULL DEFAULT now();",
-    // Version 4: whole uploads checked under each issued AES key (at most 1 + 3),
+    // Version 4: versions, the verified content a commit replaced (SQLite's schema
+    // 5). Ids come from an identity, never reused: operators name versions by them.
+    "CREATE TABLE versions (
+         VersionID bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         ID bytea NOT NULL REFERENCES clients(ID),
+         FileName text NOT NULL,
+         PathName text NOT NULL,
+         Verified boolean NOT NULL,
+         Size bigint NOT NULL,
+         Checksum bigint,
+         Updated timestamptz,
+         Superseded timestamptz NOT NULL
+     );
+     CREATE INDEX versions_file ON versions (ID, FileName);
+     CREATE INDEX versions_pathname ON versions (PathName);",
+    // Version 5: whole uploads checked under each issued AES key (at most 1 + 3),
     // where a finished upload's verdict may come from, and which suspended uploads a
     // restart replaces (docs/SECURITY.md).
     concat!(

@@ -369,6 +369,8 @@ pub(crate) fn handle<R: CryptoRngCore>(
         ServerEvent::RevokeKey { client_id } => {
             c.limits()
                 .decryption_failed(client_id, std::time::Instant::now());
+            c.metrics()
+                .client_strain(&short_id(&client_id), Strain::DecryptionFailure.label());
             warn!(%peer, client = %short_id(&client_id), "AES key revoked after a decryption failure");
             if let Err(e) = c.storage().meta.revoke_aes_key(&client_id) {
                 error!(%peer, "{e}");

@@ -364,3 +364,84 @@ fn re_keys_and_decryption_failures_under_one_client_id_are_limited() {
     );
     server.stop();
 }
+
+#[test]
+fn a_blind_replacement_loop_leaves_the_victims_bytes_current_or_a_version() {
+    use server_app::storage::Metadata;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let mut victim = register(server.port, "victim");
+    let original = b"%PDF-1.7 the thesis\n".repeat(50);
+    victim.upload("thesis.pdf", &original);
+    assert!(matches!(
+        victim.verdict(true, "thesis.pdf"),
+        Some(Response::Ack { .. })
+    ));
+    drop(victim.peer);
+    // The loop of the attack, bounded: a re-key when the server allows one, then 16
+    // random bytes declaring 15 under the victim's file name, and a 900 whenever a
+    // 1603 comes back (about one try in 256).
+    let (mut tries, mut replaced) = (0, 0);
+    for i in 0..300u32 {
+        let mut stranger = Peer::connect(server.port);
+        let rekeyed = matches!(
+            stranger.ask(
+                victim.id,
+                &Request::Reconnect {
+                    name: name("victim")
+                }
+            ),
+            Some(Response::Reconnected { .. })
+        );
+        if !rekeyed {
+            stranger = Peer::connect(server.port);
+        }
+        let mut junk = [0u8; 16];
+        junk[..4].copy_from_slice(&i.to_le_bytes());
+        junk[4..].copy_from_slice(&[0x77; 12]);
+        match stranger.ask(victim.id, &packet("thesis.pdf", &junk, 15)) {
+            Some(Response::FileReceived { .. }) => {
+                tries += 1;
+                if let Some(Response::Ack { .. }) = stranger.ask(
+                    victim.id,
+                    &Request::CrcOk {
+                        file_name: name("thesis.pdf"),
+                    },
+                ) {
+                    replaced += 1;
+                }
+            }
+            Some(Response::GeneralError) | None => tries += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    let rejected_early = strain(&server, victim.id, "decryption_failures_locked")
+        + strain(&server, victim.id, "rekeys");
+    let decrypted = strain(&server, victim.id, "decryption_failure");
+    // 20 re-keys and 10 failures at once, and the refills of a loop that ran a few
+    // seconds: the rest never reached a decryption.
+    assert!(decrypted <= 35, "{decrypted} tries decrypted of {tries}");
+    assert!(rejected_early >= 250, "{rejected_early} refused early");
+    // Whatever luck the stranger had, the victim's bytes are current or kept.
+    let meta = server_app::storage::sqlite::SqliteMetadata::open_read_only(
+        &server.dir.join("defensive.db"),
+    )
+    .unwrap();
+    let current = stored(&server.dir, victim.id, "thesis.pdf");
+    let versions: Vec<Vec<u8>> = meta
+        .versions(Some(&victim.id), Some("thesis.pdf"))
+        .unwrap()
+        .iter()
+        .filter(|v| v.verified)
+        .map(|v| std::fs::read(server.dir.join(&v.object)).unwrap())
+        .collect();
+    assert!(
+        current == Some((original.clone(), true)) || versions.contains(&original),
+        "replaced {replaced} times; the victim's bytes are lost"
+    );
+    eprintln!(
+        "blind replacement: {tries} tries, {decrypted} decrypted, {rejected_early} refused \
+         before decryption, {replaced} replacements"
+    );
+    server.stop();
+}

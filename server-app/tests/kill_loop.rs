@@ -1,7 +1,8 @@
 //! A seeded random kill loop against the real binaries: a client uploads and replaces
 //! files while the server is killed with SIGKILL at random instants and restarted;
 //! after every restart each verified record must hold bytes its client sent and
-//! confirmed, and a client that was told "verified" (1604) must find its bytes stored.
+//! confirmed, a client that was told "verified" (1604) must find its bytes stored, and
+//! every content ever told verified must be the current content or a version.
 //!
 //! `KILL_LOOP_ITERATIONS` (default 6) and `KILL_LOOP_SEED` (default 1) make it longer
 //! or different; it prints its figures on stderr (`--nocapture` shows them).
@@ -61,6 +62,14 @@ fn a_server_killed_at_random_instants_keeps_every_verified_file_exact() {
     // Restarts that found a version stored whose client never heard 1604 (killed
     // between the commit point and the answer, or before the client read it).
     let mut unanswered_commits = 0u64;
+    // Every content a client was told verified, per name: each stays the current
+    // content or a version (the defaults keep every version for 30 days).
+    let mut ever_confirmed: HashMap<&str, Vec<Vec<u8>>> = HashMap::new();
+    ever_confirmed
+        .entry("a.bin")
+        .or_default()
+        .push(data(100, 0));
+    let mut most_versions = 0usize;
     for i in 0..iterations {
         let name = names[rng.below(3) as usize];
         let last_name = name;
@@ -88,6 +97,7 @@ fn a_server_killed_at_random_instants_keeps_every_verified_file_exact() {
         let e = expect.entry(name).or_default();
         if ok {
             confirmed += 1;
+            ever_confirmed.entry(name).or_default().push(body.clone());
             e.confirmed = Some(body);
             e.maybe.clear();
         } else {
@@ -100,6 +110,29 @@ fn a_server_killed_at_random_instants_keeps_every_verified_file_exact() {
             violations.push(format!("iteration {i}: left behind {left:?}"));
         }
         let rows = records(&sdir);
+        let meta =
+            server_app::storage::sqlite::SqliteMetadata::open_read_only(&sdir.join("defensive.db"))
+                .unwrap();
+        for (name, contents) in &ever_confirmed {
+            use server_app::storage::Metadata;
+            let versions = meta.versions(None, Some(name)).unwrap();
+            most_versions = most_versions.max(versions.len());
+            let mut kept: Vec<Vec<u8>> = versions
+                .iter()
+                .filter(|v| v.verified)
+                .map(|v| std::fs::read(sdir.join(&v.object)).unwrap_or_default())
+                .collect();
+            if let Some(r) = rows.iter().find(|r| r.file_name == *name && r.verified) {
+                kept.push(std::fs::read(sdir.join(&r.object)).unwrap_or_default());
+            }
+            for (k, c) in contents.iter().enumerate() {
+                if !kept.contains(c) {
+                    violations.push(format!(
+                        "iteration {i}: {name}: confirmed content #{k} is neither current nor a version"
+                    ));
+                }
+            }
+        }
         for (name, e) in &expect {
             let row = rows.iter().find(|r| r.file_name == *name);
             match row {
@@ -131,7 +164,8 @@ fn a_server_killed_at_random_instants_keeps_every_verified_file_exact() {
     }
     eprintln!(
         "kill loop: seed {seed}, iterations {iterations}, kills {kills}, \
-         uploads confirmed {confirmed}, stored without 1604 {unanswered_commits}, violations {}",
+         uploads confirmed {confirmed}, stored without 1604 {unanswered_commits}, \
+         most versions of one name {most_versions}, violations {}",
         violations.len()
     );
     assert!(violations.is_empty(), "{violations:#?}");

@@ -299,28 +299,32 @@ impl Cli {
     }
 }
 
-/// The port from `port.info`, or 1256 with a one-line warning.
-fn read_port(dir: &Path) -> u16 {
+/// The port from `port.info`; 1256 with a one-line warning when the file is missing or
+/// unreadable (docs/PROTOCOL.md). A file that holds anything but a port number is a
+/// mistake to report, not a reason to listen somewhere the operator did not mean.
+fn read_port(dir: &Path) -> Result<u16, String> {
+    use std::io::Read;
     let path = dir.join("port.info");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => match text.trim().parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => {
-                warn!(
-                    "{} does not hold a port number ({:?}); using port {DEFAULT_PORT}",
-                    path.display(),
-                    text.trim()
-                );
-                DEFAULT_PORT
-            }
-        },
-        Err(e) => {
-            warn!(
-                "cannot read {} ({e}); using port {DEFAULT_PORT}",
-                path.display()
-            );
-            DEFAULT_PORT
-        }
+    // A port is at most 5 digits: a little more than that is read, so that a huge or
+    // endless file (a link to /dev/zero) is refused instead of read whole.
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&path).and_then(|f| f.take(64).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        warn!(
+            "cannot read {} ({e}); using port {DEFAULT_PORT}",
+            path.display()
+        );
+        return Ok(DEFAULT_PORT);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    match text.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!(
+            "{} holds {:?}, not a port number (1 to 65535): correct it, remove it to use \
+             port {DEFAULT_PORT}, or give --port",
+            path.display(),
+            text.trim()
+        )),
     }
 }
 
@@ -352,7 +356,15 @@ fn main() {
             return;
         }
     }
-    if let Err(e) = run(cli) {
+    let port = match cli.port.map_or_else(|| read_port(&cli.dir), Ok) {
+        Ok(port) => port,
+        Err(e) => {
+            // A usage error, as a bad option would be (exit 2).
+            eprintln!("Fatal: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(cli, port) {
         eprintln!("Fatal: {e:#}");
         std::process::exit(1);
     }
@@ -380,7 +392,7 @@ fn run_admin(command: &Command, dir: &admin::Stores) -> Option<Result<(), AdminE
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, port: u16) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.dir)
         .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
     let policy = Policy {
@@ -389,11 +401,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ..Policy::default()
     };
     let app = App::open_with(&cli.dir, cli.database.as_ref(), cli.files.as_ref(), policy)?;
-    serve(&cli, app)
+    serve(&cli, app, port)
 }
 
-fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
-    let port = cli.port.unwrap_or_else(|| read_port(&cli.dir));
+fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cli.bind, port);
     let options = cli.server_options();
     let app = Arc::new(app);

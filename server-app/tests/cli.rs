@@ -156,3 +156,22 @@ fn log_format_json_writes_one_object_per_line() {
     }
     assert!(log.contains("\"level\":\"WARN\""), "{log}");
 }
+
+#[test]
+fn a_typo_in_port_info_is_a_usage_error_quoting_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("port.info"), "12S6\n").unwrap();
+    let out = Command::new(server_bin())
+        .args(["--bind", "127.0.0.1"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"12S6\"") && err.contains("port.info"),
+        "{err}"
+    );
+    // Refused before anything is made in the folder.
+    assert!(!tmp.path().join("defensive.db").exists());
+}

@@ -38,7 +38,8 @@ const DEFAULT_PORT: u16 = 1256;
     after_help = "Operator commands (list-clients, list-files, remove-client, delete-file, prune, \
         status) never create anything and may run while a server serves the folder. Their exit \
         codes: 0 done; 1 the database or the contents failed; 2 not a server folder (no \
-        defensive.db), a damaged or newer database, or a bad argument; 3 no such client or file, \
+        defensive.db) or not a server's database, a damaged, older or newer database, or a \
+        bad argument; 3 no such client or file, \
         or an ambiguous id prefix; 4 a change not confirmed (stdin is not a terminal and no \
         --yes, or the answer was not yes)."
 )]

@@ -2,7 +2,8 @@
 //! pruning unverified files, and the folder's status. With `--database` and `--files`
 //! (a fleet's PostgreSQL and object store) every command but `status` works on those.
 //!
-//! They never create anything: a folder without `defensive.db` is an error. They work
+//! They never create or migrate anything: a folder without `defensive.db`, or a
+//! PostgreSQL database without the servers' tables, is an error. They work
 //! while a server runs on the folder: SQLite in WAL mode lets them read beside it, each
 //! change is one short transaction (waiting up to 5 s for the server's), and deletions
 //! follow the storage's rules (docs/STORAGE.md): the records go in one transaction, then
@@ -24,7 +25,7 @@ use thiserror::Error;
 use crate::app::DB_FILE;
 use crate::config::{Database, Files};
 use crate::storage::local::LocalContents;
-use crate::storage::postgres::PostgresMetadata;
+use crate::storage::postgres::{schema, Pg, PostgresMetadata};
 use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::{OpenError, SqliteMetadata};
 use crate::storage::{ClientRow, Contents, Metadata, Storage};
@@ -128,8 +129,28 @@ fn open_read(at: &Stores) -> Result<Box<dyn Metadata>, AdminError> {
     }
 }
 
+/// The fleet's database as it is: a database no server has set up, or one at another
+/// schema version, is refused (exit 2), never created or migrated.
 fn postgres(url: &str) -> Result<PostgresMetadata, AdminError> {
-    PostgresMetadata::connect(url).map_err(|e| AdminError::Failed(e.to_string()))
+    let failed = |e: crate::storage::MetaError| AdminError::Failed(e.to_string());
+    let pg = Pg::open(url).map_err(failed)?;
+    let known = schema::current_version();
+    match pg.schema_version().map_err(failed)? {
+        None => Err(AdminError::Usage(
+            "the --database has no server tables (no schema_version): not a server's \
+             database, or no server has started on it yet (operator commands create nothing)"
+                .into(),
+        )),
+        Some(v) if v > known => Err(AdminError::Usage(format!(
+            "the --database has schema version {v}, newer than this server's {known}: \
+             use the newer server's operator commands"
+        ))),
+        Some(v) if v < known => Err(AdminError::Usage(format!(
+            "the --database has schema version {v}, older than {known}: start the server \
+             once to upgrade it"
+        ))),
+        Some(_) => Ok(PostgresMetadata::new(Arc::new(pg))),
+    }
 }
 
 /// The storage for changes, creating nothing.

@@ -11,6 +11,7 @@ pub mod client_limits;
 pub mod config;
 mod events;
 pub mod metrics;
+pub mod options;
 pub mod storage;
 pub mod upload_writer;
 pub mod uploads;

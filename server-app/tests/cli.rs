@@ -175,3 +175,40 @@ fn a_typo_in_port_info_is_a_usage_error_quoting_it() {
     // Refused before anything is made in the folder.
     assert!(!tmp.path().join("defensive.db").exists());
 }
+
+#[test]
+fn each_subcommand_help_lists_only_its_own_options() {
+    let help = |args: &[&str]| {
+        let out = Command::new(server_bin()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in [&["help", "status"][..], &["status", "--help"]] {
+        let text = help(args);
+        assert!(text.contains("--json") && text.contains("--dir"), "{text}");
+        for serving in [
+            "--idle-timeout",
+            "--transport",
+            "--max-connections",
+            "--port",
+        ] {
+            assert!(!text.contains(serving), "{args:?} lists {serving}: {text}");
+        }
+    }
+    let text = help(&["help", "list-files"]);
+    assert!(
+        text.contains("--client") && !text.contains("--aes-bits"),
+        "{text}"
+    );
+    // Serving has its options, before `serve` and after it.
+    for args in [&["help", "serve"][..], &["--help"]] {
+        let text = help(args);
+        assert!(text.contains("--idle-timeout"), "{args:?}: {text}");
+    }
+    // Given on both sides, they would have to be merged: refused instead.
+    let out = Command::new(server_bin())
+        .args(["--port", "5", "serve", "--port", "6"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

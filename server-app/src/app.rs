@@ -307,6 +307,13 @@ impl App {
     pub fn discard_uploads(&self) {
         match self.uploads.drain() {
             Ok(keys) => {
+                if !keys.is_empty() {
+                    info!(
+                        "stopping: {} upload(s) without a connection dropped (between packets \
+                         or awaiting a verdict); their clients send them again",
+                        keys.len()
+                    );
+                }
                 for key in keys {
                     self.storage.drop_upload(&key);
                 }
@@ -315,6 +322,9 @@ impl App {
         }
     }
 }
+
+/// How often a connection's upload progress is logged at INFO (at DEBUG: each second).
+pub const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How long the rows of a shared table of uploads stay a server's own without a
 /// renewal: a connection-per-request client whose packet a dying server was receiving
@@ -366,6 +376,7 @@ impl HandlerFactory for SharedApp {
             upload: None,
             writer: None,
             last_touch: None,
+            progress_log: crate::throttle::Throttle::new(PROGRESS_LOG_EVERY),
             failed: None,
         }
     }
@@ -387,6 +398,9 @@ pub struct Connection {
     /// When LastSeen was last written for this connection's client: at most once a
     /// second, not once per packet.
     last_touch: Option<(ClientId, Instant)>,
+    /// Upload progress (828 packets) is logged at INFO at most this often, so that a
+    /// long upload is visible without a line per second per connection.
+    pub(crate) progress_log: crate::throttle::Throttle,
     /// This connection's upload failed (logged once): the data and end of it that the
     /// core had already queued are dropped without more lines.
     failed: Option<Failed>,
@@ -576,7 +590,16 @@ impl App {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.writer = None;
+        // An upload still receiving when its connection goes without the core having
+        // ended it (a shutdown past its grace closes connections): said, not silent.
+        if let Some(writer) = self.writer.take() {
+            let client = self
+                .last_touch
+                .map(|(id, _)| short_id(&id))
+                .unwrap_or_default();
+            let bytes = writer.bytes_written();
+            info!(peer = %self.peer, %client, bytes_so_far = ?bytes, "upload in progress dropped with its connection");
+        }
         self.app.release(self.id);
         self.app.metrics.connection_closed();
     }

@@ -1,7 +1,7 @@
 //! What the server does for each event of the protocol core.
 
 use protocol_core::{RequestCode, ServerEvent, UsageError, Verdict};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use transport_std::Conn;
 
 use crate::app::{Connection, Failed, VerdictError};
@@ -38,9 +38,17 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
     let peer = c.peer();
     match event {
         ServerEvent::Seen { client_id, code } => {
-            let due = c.touch_due(client_id, std::time::Instant::now());
-            if code != RequestCode::SendFile || due {
+            let now = std::time::Instant::now();
+            let due = c.touch_due(client_id, now);
+            if code != RequestCode::SendFile {
                 info!(%peer, client = %short_id(&client_id), code = code as u16, "request");
+            } else if due {
+                // Upload progress: each second at DEBUG, every 10 s at INFO.
+                if c.progress_log.due(now) {
+                    info!(%peer, client = %short_id(&client_id), code = code as u16, "request");
+                } else {
+                    debug!(%peer, client = %short_id(&client_id), code = code as u16, "request");
+                }
             }
             if due {
                 if let Err(e) = c.storage().meta.touch(&client_id) {

@@ -13,5 +13,6 @@ mod events;
 pub mod metrics;
 pub mod options;
 pub mod storage;
+mod throttle;
 pub mod upload_writer;
 pub mod uploads;

@@ -174,7 +174,8 @@ fn open_write(at: &Stores) -> Result<Storage, AdminError> {
 }
 
 /// The one client that `what` names: a whole id, an id prefix (hex digits), or a name.
-/// A prefix or name that matches several clients is refused with the candidates.
+/// A prefix or name that matches several clients (a name that is also the start of
+/// another client's id included) is refused with the candidates.
 fn resolve_client(meta: &dyn Metadata, what: &str) -> Result<ClientRow, AdminError> {
     let clients = meta.clients()?;
     if let Some(id) = ClientId::from_hex(what) {
@@ -189,10 +190,21 @@ fn resolve_client(meta: &dyn Metadata, what: &str) -> Result<ClientRow, AdminErr
         .into_iter()
         .filter(|c| c.name == what || (is_hex && c.id.to_hex().starts_with(&prefix)))
         .collect();
-    // A name names exactly one client: prefer it over id prefixes it also matches.
+    // A name that is also the start of other clients' ids is ambiguous: picking either
+    // would act on a client the operator may not have meant (removal is for good).
     if found.len() > 1 {
-        if let Some(i) = found.iter().position(|c| c.name == what) {
-            return Ok(found.swap_remove(i));
+        if let Some(named) = found.iter().find(|c| c.name == what) {
+            let ids: Vec<String> = found
+                .iter()
+                .filter(|c| c.id != named.id)
+                .map(|c| format!("{} ({})", format::short(&c.id), c.name))
+                .collect();
+            return Err(AdminError::NotFound(format!(
+                "{what:?} is ambiguous: the client named {what:?} (id {}) and the id of {}; \
+                 give a longer id prefix or the whole id (list-clients --json shows them)",
+                format::short(&named.id),
+                ids.join(", ")
+            )));
         }
     }
     match found.len() {

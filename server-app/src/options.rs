@@ -14,6 +14,17 @@ use transport_std::{RateLimit, ServerOptions};
 
 use crate::app::Policy;
 
+/// The longest any duration option may be, in seconds (a year of 365 days). Beyond
+/// some such bound an instant plus the duration overflows, which panics on every
+/// connection; no timeout, hold or lifetime has a use past a year.
+pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+
+/// A parser of a number of seconds from `min` to [`MAX_SECONDS`]: anything else is a
+/// usage error at parse time, naming the option and the range.
+fn seconds(min: u64) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(min..=MAX_SECONDS)
+}
+
 /// Every option of serving clients.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -58,14 +69,14 @@ pub struct ServeArgs {
     /// Largest file accepted, in bytes.
     #[arg(long, default_value_t = u32::MAX as u64)]
     pub max_file_bytes: u64,
-    /// Seconds a connection may stay silent.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds a connection may stay silent (1 to 31536000, a year).
+    #[arg(long, default_value_t = 120, value_parser = seconds(1))]
     pub idle_timeout: u64,
-    /// Seconds a started request may take to arrive in full.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds a started request may take to arrive in full (1 to 31536000, a year).
+    #[arg(long, default_value_t = 60, value_parser = seconds(1))]
     pub request_timeout: u64,
-    /// Seconds an issued AES key may be used for new uploads.
-    #[arg(long, default_value_t = 24 * 60 * 60)]
+    /// Seconds an issued AES key may be used for new uploads (1 to 31536000, a year).
+    #[arg(long, default_value_t = 24 * 60 * 60, value_parser = seconds(1))]
     pub key_lifetime: u64,
     /// Checksum sent back after an upload (1603, file received).
     #[arg(long, value_enum, default_value_t = Checksum::Cksum)]
@@ -88,14 +99,16 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = AckPackets::Detect)]
     pub ack_packets: AckPackets,
     /// Seconds an upload may stay without a connection (left between packets, or
-    /// awaiting its verdict) before it is removed.
-    #[arg(long, default_value_t = 300)]
+    /// awaiting its verdict) before it is removed (1 to 31536000, a year).
+    #[arg(long, default_value_t = 300, value_parser = seconds(1))]
     pub abandoned_upload_timeout: u64,
-    /// Seconds a registration without a public key holds its name.
-    #[arg(long, default_value_t = 600)]
+    /// Seconds a registration without a public key holds its name (1 to 31536000, a
+    /// year).
+    #[arg(long, default_value_t = 600, value_parser = seconds(1))]
     pub registration_hold: u64,
-    /// Seconds a stop waits for uploads in progress to reach their verdict.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds a stop waits for uploads in progress to reach their verdict (0 to
+    /// 31536000, a year).
+    #[arg(long, default_value_t = 30, value_parser = seconds(0))]
     pub shutdown_grace: u64,
     /// Serve `/metrics` (Prometheus) and `/healthz` (load balancer checks) over HTTP on
     /// this address, e.g. 127.0.0.1:9100. Off when not given. The server does not
@@ -198,7 +211,9 @@ impl ServeArgs {
             },
         };
         let limits = Limits {
-            max_payload: self.max_packet_bytes + protocol_core::wire::FILE_PACKET_FIXED_LEN,
+            max_payload: self
+                .max_packet_bytes
+                .saturating_add(protocol_core::wire::FILE_PACKET_FIXED_LEN),
             max_file_size: self.max_file_bytes.min(u32::MAX as u64),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             request_timeout: Duration::from_secs(self.request_timeout),

@@ -224,3 +224,37 @@ fn the_licenses_cargo_toml_names_are_in_the_repository() {
     assert!(readme.contains("cargo install --path server-app"));
     assert!(readme.contains("cargo install --path client-app"));
 }
+
+#[test]
+fn duration_options_past_a_year_are_usage_errors() {
+    let huge = "18446744073709551615";
+    // Were a value accepted, the server would stop at this port.info (exit 2 too, but
+    // without the range in the message) rather than serve.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("port.info"), "not a port").unwrap();
+    for option in [
+        "--idle-timeout",
+        "--request-timeout",
+        "--key-lifetime",
+        "--abandoned-upload-timeout",
+        "--registration-hold",
+        "--shutdown-grace",
+    ] {
+        for args in [vec![option, huge], vec!["serve", option, "31536001"]] {
+            let out = Command::new(server_bin())
+                .args(&args)
+                .current_dir(tmp.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains(option) && err.contains("31536000"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let out = Command::new(server_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("31536000, a year"), "{help}");
+}

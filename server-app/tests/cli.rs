@@ -258,3 +258,30 @@ fn duration_options_past_a_year_are_usage_errors() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("31536000, a year"), "{help}");
 }
+
+#[test]
+fn storage_folders_open_to_others_are_set_to_0700_and_logged() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    for folder in ["objects", "uploads"] {
+        std::fs::create_dir_all(sdir.join(folder)).unwrap();
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(sdir.join(folder), open).unwrap();
+    }
+    let server = Server::start(&sdir, 0, &[]);
+    server.stop();
+    let log = std::fs::read_to_string(sdir.join("server.log")).unwrap();
+    for folder in ["objects", "uploads"] {
+        let mode = std::fs::metadata(sdir.join(folder))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{folder}");
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("{folder} had mode 0755")))
+            .unwrap_or_else(|| panic!("no line for {folder}: {log}"));
+        assert!(line.contains("WARN") && line.contains("0700"), "{line}");
+    }
+}

@@ -306,16 +306,17 @@ impl App {
     /// The server stops: uploads still in progress are removed.
     pub fn discard_uploads(&self) {
         match self.uploads.drain() {
-            Ok(keys) => {
-                if !keys.is_empty() {
-                    info!(
-                        "stopping: {} upload(s) without a connection dropped (between packets \
-                         or awaiting a verdict); their clients send them again",
-                        keys.len()
-                    );
-                }
-                for key in keys {
-                    self.storage.drop_upload(&key);
+            Ok(dropped) => {
+                for upload in dropped {
+                    // The client sends it again; the operator sees what a stop cost.
+                    let client = short_id(&upload.client);
+                    match upload.bytes {
+                        Some(bytes) => {
+                            info!(%client, bytes_so_far = bytes, "stopping: upload in progress dropped")
+                        }
+                        None => info!(%client, "stopping: upload in progress dropped"),
+                    }
+                    self.storage.drop_upload(&upload.key);
                 }
             }
             Err(e) => warn!("uploads in progress left for another server to expire: {e}"),

@@ -8,7 +8,7 @@ use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
 use super::{
-    Abandoned, ConnId, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
+    Abandoned, ConnId, Drained, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
     Verdictable,
 };
 
@@ -234,8 +234,18 @@ impl UploadTable for MemoryUploads {
         Ok(gone)
     }
 
-    fn drain(&self) -> Result<Vec<String>, TableError> {
-        Ok(self.slots().drain().map(|(_, s)| s.key).collect())
+    fn drain(&self) -> Result<Vec<Drained>, TableError> {
+        let mut slots = self.slots();
+        let drained = slots.drain().map(|(_, s)| Drained {
+            client: s.client,
+            bytes: match &s.state {
+                State::Receiving => None,
+                State::Suspended(upload) => Some(upload.bytes_so_far()),
+                State::Finished { size, .. } => Some(*size),
+            },
+            key: s.key,
+        });
+        Ok(drained.collect())
     }
 
     fn keys(&self) -> Result<Vec<String>, TableError> {

@@ -598,8 +598,11 @@ impl Drop for Connection {
                 .last_touch
                 .map(|(id, _)| short_id(&id))
                 .unwrap_or_default();
-            let bytes = writer.bytes_written();
-            info!(peer = %self.peer, %client, bytes_so_far = ?bytes, "upload in progress dropped with its connection");
+            let what = "upload in progress dropped with its connection";
+            match writer.bytes_written() {
+                Some(bytes) => info!(peer = %self.peer, %client, bytes_so_far = bytes, "{what}"),
+                None => info!(peer = %self.peer, %client, "{what}"),
+            }
         }
         self.app.release(self.id);
         self.app.metrics.connection_closed();

@@ -128,3 +128,19 @@ fn a_stop_logs_each_upload_it_drops_with_client_and_bytes() {
     assert!(s.table.is_empty());
     assert!(!s.app.storage.contents.uploads().unwrap().contains(&key));
 }
+
+#[test]
+fn a_connection_closed_mid_upload_logs_the_upload_it_drops() {
+    let (s, _) = suspended_with(&[]);
+    let mut conn = SharedApp(s.app.clone()).connect(peer());
+    conn.touch_due(C, std::time::Instant::now());
+    conn.start_upload(C, "g.bin".into(), false).unwrap();
+    conn.data(b"twelve bytes").unwrap();
+    let log = logged(move || drop(conn));
+    let line = log
+        .lines()
+        .find(|l| l.contains("dropped with its connection"))
+        .unwrap_or_else(|| panic!("no line: {log}"));
+    assert!(line.contains("client=04040404"), "{line}");
+    assert!(line.contains("bytes_so_far=12"), "{line}");
+}

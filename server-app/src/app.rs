@@ -48,6 +48,9 @@ pub struct Policy {
     pub verdict_window: Duration,
     /// Re-keys and decryption failures per client id ([`crate::client_limits`]).
     pub client_limits: ClientLimitPolicy,
+    /// Bytes one client's unfinished uploads may hold before its oldest one without a
+    /// connection is dropped (`quota`).
+    pub upload_quota: u64,
 }
 
 impl Default for Policy {
@@ -58,9 +61,15 @@ impl Default for Policy {
             stale_after: Duration::from_secs(15 * 60),
             verdict_window: Duration::from_secs(30),
             client_limits: ClientLimitPolicy::default(),
+            upload_quota: DEFAULT_UPLOAD_QUOTA,
         }
     }
 }
+
+/// The default of [`Policy::upload_quota`]: four of the largest file the protocol
+/// carries (its size field is 32 bits), so that a client's few interrupted uploads of
+/// large files fit and dozens do not.
+pub const DEFAULT_UPLOAD_QUOTA: u64 = 4 * u32::MAX as u64;
 
 /// Shared state of the server process.
 pub struct App {
@@ -785,5 +794,6 @@ impl Connection {
     }
 }
 
+mod quota;
 #[cfg(test)]
 mod resume_tests;

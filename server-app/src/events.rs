@@ -278,6 +278,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
                 Ok(()) => {
                     info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
                           "828 upload received");
+                    c.enforce_upload_quota(&client_id);
                     c.metrics().request(828, Outcome::Ok);
                     if let Err(e) = conn.succeed(ticket) {
                         // The core refuses a checksum for bytes never reported written.
@@ -302,6 +303,7 @@ pub(crate) fn handle(c: &mut Connection, conn: &mut Conn, event: ServerEvent) {
             if let Err(e) = c.suspend(upload) {
                 error!(%peer, client = %short_id(&client_id), "writing a suspended upload failed: {e}");
             }
+            c.enforce_upload_quota(&client_id);
         }
         ServerEvent::Confirm {
             ticket,

@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// awaiting its verdict) before it is removed (1 to 31536000, a year).
     #[arg(long, default_value_t = 300, value_parser = seconds(1))]
     pub abandoned_upload_timeout: u64,
+    /// Bytes one client's unfinished uploads (left between packets, or awaiting a
+    /// verdict) may hold on this server; past it, its oldest upload without a
+    /// connection is dropped. Default: four times --max-file-bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub unfinished_bytes_per_client: Option<u64>,
     /// Seconds a registration without a public key holds its name (1 to 31536000, a
     /// year).
     #[arg(long, default_value_t = 600, value_parser = seconds(1))]
@@ -243,7 +248,44 @@ impl ServeArgs {
         Policy {
             name_hold: Duration::from_secs(self.registration_hold),
             abandoned_after: Duration::from_secs(self.abandoned_upload_timeout),
+            upload_quota: self.unfinished_bytes_per_client.unwrap_or_else(|| {
+                self.max_file_bytes
+                    .min(u64::from(u32::MAX))
+                    .saturating_mul(4)
+            }),
             ..Policy::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ServeArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn quota(args: &[&str]) -> u64 {
+        let cli = Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .expect("valid options");
+        cli.serve.policy().upload_quota
+    }
+
+    #[test]
+    fn the_unfinished_upload_quota_defaults_to_four_largest_files() {
+        assert_eq!(quota(&[]), 4 * u64::from(u32::MAX));
+        assert_eq!(quota(&["--max-file-bytes", "1000"]), 4000);
+        let given = [
+            "--max-file-bytes",
+            "1000",
+            "--unfinished-bytes-per-client",
+            "7",
+        ];
+        assert_eq!(quota(&given), 7);
     }
 }

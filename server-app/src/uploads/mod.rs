@@ -186,6 +186,15 @@ pub trait UploadTable: Send + Sync {
     /// shared table, those its connections hold, while suspended and finished ones stay
     /// for the other servers); what they were, to log and delete.
     fn drain(&self) -> Result<Vec<Drained>, TableError>;
+    /// Drops `client`'s uploads without a connection (suspended, or finished and
+    /// awaiting a verdict), oldest first, while the bytes its uploads in the table hold
+    /// pass `quota`; what it dropped, to log and delete. Bytes still arriving on a
+    /// connection count from their suspension or finish. A table that cannot tell the
+    /// bytes (the shared one, for now) drops nothing.
+    fn enforce_quota(&self, client: &ClientId, quota: u64) -> Result<Vec<Abandoned>, TableError> {
+        let _ = (client, quota);
+        Ok(Vec::new())
+    }
     /// Every contents key the table names (start-up reconciliation keeps those).
     fn keys(&self) -> Result<Vec<String>, TableError>;
     /// How many uploads are in progress.

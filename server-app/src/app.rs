@@ -55,6 +55,9 @@ pub struct Policy {
     /// ones there are (`--version-retention`): a version goes only once it is both
     /// beyond the newest [`keep_versions`](Self::keep_versions) and older than this.
     pub version_retention: Duration,
+    /// Bytes one client's unfinished uploads may hold before its oldest one without a
+    /// connection is dropped (`quota`).
+    pub upload_quota: u64,
 }
 
 impl Default for Policy {
@@ -67,9 +70,15 @@ impl Default for Policy {
             client_limits: ClientLimitPolicy::default(),
             keep_versions: 10,
             version_retention: Duration::from_secs(30 * 24 * 60 * 60),
+            upload_quota: DEFAULT_UPLOAD_QUOTA,
         }
     }
 }
+
+/// The default of [`Policy::upload_quota`]: four of the largest file the protocol
+/// carries (its size field is 32 bits), so that a client's few interrupted uploads of
+/// large files fit and dozens do not.
+pub const DEFAULT_UPLOAD_QUOTA: u64 = 4 * u32::MAX as u64;
 
 /// Shared state of the server process.
 pub struct App {
@@ -345,15 +354,26 @@ impl App {
     /// The server stops: uploads still in progress are removed.
     pub fn discard_uploads(&self) {
         match self.uploads.drain() {
-            Ok(keys) => {
-                for key in keys {
-                    self.storage.drop_upload(&key);
+            Ok(dropped) => {
+                for upload in dropped {
+                    // The client sends it again; the operator sees what a stop cost.
+                    let client = short_id(&upload.client);
+                    match upload.bytes {
+                        Some(bytes) => {
+                            info!(%client, bytes_so_far = bytes, "stopping: upload in progress dropped")
+                        }
+                        None => info!(%client, "stopping: upload in progress dropped"),
+                    }
+                    self.storage.drop_upload(&upload.key);
                 }
             }
             Err(e) => warn!("uploads in progress left for another server to expire: {e}"),
         }
     }
 }
+
+/// How often a connection's upload progress is logged at INFO (at DEBUG: each second).
+pub const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How long the rows of a shared table of uploads stay a server's own without a
 /// renewal: a connection-per-request client whose packet a dying server was receiving
@@ -405,6 +425,7 @@ impl HandlerFactory for SharedApp {
             upload: None,
             writer: None,
             last_touch: None,
+            progress_log: crate::throttle::Throttle::new(PROGRESS_LOG_EVERY),
             failed: None,
         }
     }
@@ -426,6 +447,9 @@ pub struct Connection {
     /// When LastSeen was last written for this connection's client: at most once a
     /// second, not once per packet.
     last_touch: Option<(ClientId, Instant)>,
+    /// Upload progress (828 packets) is logged at INFO at most this often, so that a
+    /// long upload is visible without a line per second per connection.
+    pub(crate) progress_log: crate::throttle::Throttle,
     /// This connection's upload failed (logged once): the data and end of it that the
     /// core had already queued are dropped without more lines.
     failed: Option<Failed>,
@@ -615,7 +639,19 @@ impl App {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.writer = None;
+        // An upload still receiving when its connection goes without the core having
+        // ended it (a shutdown past its grace closes connections): said, not silent.
+        if let Some(writer) = self.writer.take() {
+            let client = self
+                .last_touch
+                .map(|(id, _)| short_id(&id))
+                .unwrap_or_default();
+            let what = "upload in progress dropped with its connection";
+            match writer.bytes_written() {
+                Some(bytes) => info!(peer = %self.peer, %client, bytes_so_far = bytes, "{what}"),
+                None => info!(peer = %self.peer, %client, "{what}"),
+            }
+        }
         self.app.release(self.id);
         self.app.metrics.connection_closed();
     }
@@ -816,5 +852,6 @@ impl Connection {
     }
 }
 
+mod quota;
 #[cfg(test)]
 mod resume_tests;

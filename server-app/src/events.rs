@@ -3,7 +3,7 @@
 use protocol_core::rand_core::CryptoRngCore;
 use protocol_core::ServerConnection;
 use protocol_core::{RequestCode, ServerEvent, UsageError, Verdict};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::app::{Connection, Failed, VerdictError};
 use crate::client_limits::{Strain, MAX_CHECKED_PER_KEY};
@@ -43,9 +43,17 @@ pub(crate) fn handle<R: CryptoRngCore>(
     let peer = c.peer();
     match event {
         ServerEvent::Seen { client_id, code } => {
-            let due = c.touch_due(client_id, std::time::Instant::now());
-            if code != RequestCode::SendFile || due {
+            let now = std::time::Instant::now();
+            let due = c.touch_due(client_id, now);
+            if code != RequestCode::SendFile {
                 info!(%peer, client = %short_id(&client_id), code = code as u16, "request");
+            } else if due {
+                // Upload progress: each second at DEBUG, every 10 s at INFO.
+                if c.progress_log.due(now) {
+                    info!(%peer, client = %short_id(&client_id), code = code as u16, "request");
+                } else {
+                    debug!(%peer, client = %short_id(&client_id), code = code as u16, "request");
+                }
             }
             if due {
                 if let Err(e) = c.storage().meta.touch(&client_id) {
@@ -286,6 +294,7 @@ pub(crate) fn handle<R: CryptoRngCore>(
                 Ok(()) => {
                     info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
                           "828 upload received");
+                    c.enforce_upload_quota(&client_id);
                     c.metrics().request(828, Outcome::Ok);
                     if let Err(e) = conn.succeed(ticket) {
                         // The core refuses a checksum for bytes never reported written.
@@ -310,6 +319,7 @@ pub(crate) fn handle<R: CryptoRngCore>(
             if let Err(e) = c.suspend(upload) {
                 error!(%peer, client = %short_id(&client_id), "writing a suspended upload failed: {e}");
             }
+            c.enforce_upload_quota(&client_id);
         }
         ServerEvent::Confirm {
             ticket,

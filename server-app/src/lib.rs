@@ -11,6 +11,8 @@ pub mod client_limits;
 pub mod config;
 mod events;
 pub mod metrics;
+pub mod options;
 pub mod storage;
+mod throttle;
 pub mod upload_writer;
 pub mod uploads;

@@ -3,42 +3,43 @@
 //! (docs/STORAGE.md).
 #![forbid(unsafe_code)]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
-use protocol_core::crypto::{AesKeySize, ChecksumAlgorithm};
-use protocol_core::{
-    ByteOrder, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig, ServerDialect,
-};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing::{info, warn};
-use transport_std::{RateLimit, ServerOptions, Shutdown};
+use transport_std::Shutdown;
 
 use server_app::admin::{self, AdminError};
-use server_app::app::{App, Policy, SharedApp};
+use server_app::app::{App, SharedApp};
 use server_app::config::{Database, Files};
 use server_app::metrics::http::{MetricsServer, Observed};
 use server_app::metrics::Phase;
+use server_app::options::{ServeArgs, Transport};
 
 /// The port used when port.info is missing or unreadable.
 const DEFAULT_PORT: u16 = 1256;
 
 #[derive(Parser, Debug)]
 #[command(
+    name = "server",
     version,
     about = "Secure file-storage server (protocol version 3)",
     long_about = "Secure file-storage server (protocol version 3). With no arguments it serves \
-        clients from the current folder (--dir): port.info, defensive.db, objects/ (stored files) and uploads/ (uploads in progress) there. Options go \
-        before or after the subcommand. Request and response codes in this help (825 register, \
+        clients from the current folder (--dir): port.info, defensive.db, objects/ (stored files) and uploads/ (uploads in progress) there. --dir, \
+        --database, --files and --log-format go before or after a subcommand; the serving \
+        options go before `serve` or after it (not both), and `server help COMMAND` lists \
+        a command's own. Request and response codes in this help (825 register, \
         828 send file, 1603 file received, ...) are those of docs/PROTOCOL.md in the source \
         repository.",
     after_help = "Operator commands (list-clients, list-files, list-versions, remove-client, \
         delete-file, restore, prune, status) never create anything and may run while a server serves the folder. Their exit \
         codes: 0 done; 1 the database or the contents failed; 2 not a server folder (no \
-        defensive.db), a damaged or newer database, or a bad argument; 3 no such client or file, \
+        defensive.db) or not a server's database, a damaged, older or newer database, or a \
+        bad argument; 3 no such client or file, \
         or an ambiguous id prefix; 4 a change not confirmed (stdin is not a terminal and no \
         --yes, or the answer was not yes)."
 )]
@@ -46,96 +47,8 @@ struct Cli {
     /// Folder holding port.info, defensive.db, objects/ and uploads/.
     #[arg(long, global = true, default_value = ".")]
     dir: PathBuf,
-    /// Port to listen on (overrides port.info).
-    #[arg(long, global = true)]
-    port: Option<u16>,
-    /// Address to listen on.
-    #[arg(long, global = true, default_value = "0.0.0.0")]
-    bind: IpAddr,
-    /// Socket driver.
-    #[arg(long, global = true, value_enum, default_value_t = Transport::Tokio)]
-    transport: Transport,
-    /// Connections served at once. At the cap, a newcomer sheds a connection that
-    /// has sent no whole request header (oldest first) or has been silent 5 s;
-    /// only if there is none is it refused, with a 1607.
-    #[arg(long, global = true, default_value_t = 1024)]
-    max_connections: usize,
-    /// Connections from one IP address at once (shedding as for --max-connections).
-    #[arg(long, global = true, default_value_t = 1024)]
-    max_connections_per_ip: usize,
-    /// Bytes of request input all connections together may hold, beyond the first
-    /// 512 KiB of each; a connection that would pass it is closed with a 1607.
-    #[arg(long, global = true, default_value_t = protocol_core::DEFAULT_INPUT_BUDGET)]
-    input_budget_bytes: usize,
-    /// Registrations (825) one IP address may make at once; past it, a registration
-    /// gets a 1607 until the bucket refills (--registrations-per-second).
-    #[arg(long, global = true, default_value_t = 1024)]
-    registrations_burst: u32,
-    /// Registrations one IP address is given back per second.
-    #[arg(long, global = true, default_value_t = 100.0)]
-    registrations_per_second: f64,
-    /// Connections closed for a protocol violation one IP address may have at once;
-    /// past it, its new connections get a 1607 until the bucket refills.
-    #[arg(long, global = true, default_value_t = 1024)]
-    failures_burst: u32,
-    /// Protocol violations one IP address is given back per second.
-    #[arg(long, global = true, default_value_t = 100.0)]
-    failures_per_second: f64,
-    /// Largest content of one file packet (828, send file), in bytes.
-    #[arg(long, global = true, default_value_t = 16 * 1024 * 1024)]
-    max_packet_bytes: usize,
-    /// Largest file accepted, in bytes.
-    #[arg(long, global = true, default_value_t = u32::MAX as u64)]
-    max_file_bytes: u64,
-    /// Seconds a connection may stay silent.
-    #[arg(long, global = true, default_value_t = 120)]
-    idle_timeout: u64,
-    /// Seconds a started request may take to arrive in full.
-    #[arg(long, global = true, default_value_t = 60)]
-    request_timeout: u64,
-    /// Seconds an issued AES key may be used for new uploads.
-    #[arg(long, global = true, default_value_t = 24 * 60 * 60)]
-    key_lifetime: u64,
-    /// Checksum sent back after an upload (1603, file received).
-    #[arg(long, global = true, value_enum, default_value_t = Checksum::Cksum)]
-    checksum: Checksum,
-    /// AES key size sent to clients (1602 public key received, 1605 reconnect accepted).
-    #[arg(long, global = true, value_enum, default_value_t = AesBits::B256)]
-    aes_bits: AesBits,
-    /// Byte order of responses (mirror: that of each request).
-    #[arg(long, global = true, value_enum, default_value_t = Order::Little)]
-    response_order: Order,
-    /// Send the acknowledgement (1604) with an empty payload, as some deployed servers do.
-    #[arg(long, global = true)]
-    empty_ack: bool,
-    /// How uploads are decrypted: one AES-CBC stream over the file, each packet on its
-    /// own, or detect it from the first packet.
-    #[arg(long, global = true, value_enum, default_value_t = Encryption::Detect)]
-    encryption: Encryption,
-    /// Which file packets (828) get an answer (1603, file received): detect, every packet
-    /// (clients with a connection per request), or only the last.
-    #[arg(long, global = true, value_enum, default_value_t = AckPackets::Detect)]
-    ack_packets: AckPackets,
-    /// Seconds an upload may stay without a connection (left between packets, or
-    /// awaiting its verdict) before it is removed.
-    #[arg(long, global = true, default_value_t = 300)]
-    abandoned_upload_timeout: u64,
-    /// Seconds a registration without a public key holds its name.
-    #[arg(long, global = true, default_value_t = 600)]
-    registration_hold: u64,
-    /// Seconds a stop waits for uploads in progress to reach their verdict.
-    #[arg(long, global = true, default_value_t = 30)]
-    shutdown_grace: u64,
-    /// Versions (verified content a newer upload replaced) kept of each file whatever
-    /// their age. Older ones go once they are also older than --version-retention.
-    #[arg(long, global = true, default_value_t = 10, value_name = "N")]
-    keep_versions: usize,
-    /// How long every version is kept after it was replaced, however many newer ones
-    /// there are (45s, 90m, 12h, 30d, 2w): a file replaced over and over loses no
-    /// version before this.
-    #[arg(long, global = true, default_value = "30d", value_name = "DURATION",
-          value_parser = duration)]
-    version_retention: Duration,
+    #[command(flatten)]
+    serve: ServeArgs,
     /// Where clients, keys and file records are kept: sqlite:PATH, or a PostgreSQL URL
     /// (postgres://user@host:port/database) shared by several servers, which then also
     /// keeps the uploads in progress. Default: defensive.db in --dir.
@@ -145,11 +58,6 @@ struct Cli {
     /// credentials from the AWS_* environment variables). Default: --dir.
     #[arg(long, global = true, value_name = "DIR|URL", value_parser = Files::parse)]
     files: Option<Files>,
-    /// Serve `/metrics` (Prometheus) and `/healthz` (load balancer checks) over HTTP on
-    /// this address, e.g. 127.0.0.1:9100. Off when not given. The server does not
-    /// start if the address is taken.
-    #[arg(long, global = true, value_name = "ADDR:PORT")]
-    metrics: Option<SocketAddr>,
     /// Log lines as text or as JSON objects (one a line, for log collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -160,7 +68,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve clients (the default).
-    Serve,
+    Serve(ServeArgs),
     /// List registered clients: id prefix, name, last seen, AES key age, files, bytes.
     ListClients {
         /// One JSON object on stdout (whole ids, sizes in bytes, ages in seconds).
@@ -241,131 +149,68 @@ enum LogFormat {
     Text,
     Json,
 }
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Transport {
-    Std,
-    Tokio,
-    /// futures-io on smol (transport-futures).
-    Smol,
-}
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Checksum {
-    Cksum,
-    Crc32,
-}
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum AesBits {
-    #[value(name = "256")]
-    B256,
-    #[value(name = "128")]
-    B128,
-}
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Order {
-    Little,
-    Big,
-    Mirror,
-}
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Encryption {
-    Detect,
-    Stream,
-    PerPacket,
-}
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum AckPackets {
-    Detect,
-    Every,
-    Last,
-}
-
-impl Cli {
-    fn server_options(&self) -> ServerOptions {
-        let dialect = ServerDialect {
-            checksum: match self.checksum {
-                Checksum::Cksum => ChecksumAlgorithm::Cksum,
-                Checksum::Crc32 => ChecksumAlgorithm::Crc32,
-            },
-            aes_key_size: match self.aes_bits {
-                AesBits::B128 => AesKeySize::Aes128,
-                AesBits::B256 => AesKeySize::Aes256,
-            },
-            response_order: match self.response_order {
-                Order::Little => ResponseOrder::Fixed(ByteOrder::Little),
-                Order::Big => ResponseOrder::Fixed(ByteOrder::Big),
-                Order::Mirror => ResponseOrder::MirrorRequest,
-            },
-            empty_ack: self.empty_ack,
-            encryption: match self.encryption {
-                Encryption::Detect => EncryptionMode::Detect,
-                Encryption::Stream => EncryptionMode::Stream,
-                Encryption::PerPacket => EncryptionMode::PerPacket,
-            },
-            ack_every_packet: match self.ack_packets {
-                AckPackets::Detect => PacketAck::Detect,
-                AckPackets::Every => PacketAck::Every,
-                AckPackets::Last => PacketAck::LastOnly,
-            },
-        };
-        let limits = Limits {
-            max_payload: self.max_packet_bytes + protocol_core::wire::FILE_PACKET_FIXED_LEN,
-            max_file_size: self.max_file_bytes.min(u32::MAX as u64),
-            idle_timeout: Duration::from_secs(self.idle_timeout),
-            request_timeout: Duration::from_secs(self.request_timeout),
-            key_lifetime: Duration::from_secs(self.key_lifetime),
-            ..Limits::default()
-        };
-        ServerOptions {
-            config: ServerConfig { limits, dialect },
-            max_connections: self.max_connections,
-            max_connections_per_ip: self.max_connections_per_ip,
-            shutdown_grace: Duration::from_secs(self.shutdown_grace),
-            input_budget: self.input_budget_bytes,
-            registrations: RateLimit {
-                burst: self.registrations_burst,
-                per_second: self.registrations_per_second,
-            },
-            failures: RateLimit {
-                burst: self.failures_burst,
-                per_second: self.failures_per_second,
-            },
-            ..ServerOptions::default()
+/// The command line. The serving options are parsed both before and after `serve`
+/// (each subcommand's help lists only its own options), and those given are used.
+fn parse_cli() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(("serve", after)) = matches.subcommand() {
+        if serving_options_given(after) {
+            if serving_options_given(&matches) {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "give the serving options before `serve` or after it, not both",
+                    )
+                    .exit();
+            }
+            if let Some(Command::Serve(args)) = cli.command.take() {
+                cli.serve = args;
+                cli.command = Some(Command::Serve(cli.serve.clone()));
+            }
         }
     }
+    cli
 }
 
-/// A duration option (`30d`, `12h`, ...), refused by clap as a bad argument (exit 2).
-fn duration(text: &str) -> Result<Duration, String> {
-    admin::parse_duration(text).map_err(|e| e.to_string())
+/// Whether `matches` holds a serving option given on the command line (not a default).
+fn serving_options_given(matches: &ArgMatches) -> bool {
+    ServeArgs::augment_args(clap::Command::new("serve"))
+        .get_arguments()
+        .any(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
 }
 
-/// The port from `port.info`, or 1256 with a one-line warning.
-fn read_port(dir: &Path) -> u16 {
+/// The port from `port.info`; 1256 with a one-line warning when the file is missing or
+/// unreadable (docs/PROTOCOL.md). A file that holds anything but a port number is a
+/// mistake to report, not a reason to listen somewhere the operator did not mean.
+fn read_port(dir: &Path) -> Result<u16, String> {
+    use std::io::Read;
     let path = dir.join("port.info");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => match text.trim().parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => {
-                warn!(
-                    "{} does not hold a port number ({:?}); using port {DEFAULT_PORT}",
-                    path.display(),
-                    text.trim()
-                );
-                DEFAULT_PORT
-            }
-        },
-        Err(e) => {
-            warn!(
-                "cannot read {} ({e}); using port {DEFAULT_PORT}",
-                path.display()
-            );
-            DEFAULT_PORT
-        }
+    // A port is at most 5 digits: a little more than that is read, so that a huge or
+    // endless file (a link to /dev/zero) is refused instead of read whole.
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&path).and_then(|f| f.take(64).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        warn!(
+            "cannot read {} ({e}); using port {DEFAULT_PORT}",
+            path.display()
+        );
+        return Ok(DEFAULT_PORT);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    match text.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!(
+            "{} holds {:?}, not a port number (1 to 65535): correct it, remove it to use \
+             port {DEFAULT_PORT}, or give --port",
+            path.display(),
+            text.trim()
+        )),
     }
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -388,11 +233,19 @@ fn main() {
             eprintln!("Fatal: {e}");
             std::process::exit(e.exit_code());
         }
-        if !matches!(command, Command::Serve) {
+        if !matches!(command, Command::Serve(_)) {
             return;
         }
     }
-    if let Err(e) = run(cli) {
+    let port = match cli.serve.port.map_or_else(|| read_port(&cli.dir), Ok) {
+        Ok(port) => port,
+        Err(e) => {
+            // A usage error, as a bad option would be (exit 2).
+            eprintln!("Fatal: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(cli, port) {
         eprintln!("Fatal: {e:#}");
         std::process::exit(1);
     }
@@ -402,7 +255,7 @@ fn main() {
 fn run_admin(command: &Command, dir: &admin::Stores) -> Option<Result<(), AdminError>> {
     let out = &mut std::io::stdout().lock();
     Some(match command {
-        Command::Serve => return None,
+        Command::Serve(_) => return None,
         Command::ListClients { json } => admin::list_clients(dir, *json, out),
         Command::ListFiles { client, json } => {
             admin::list_files(dir, client.as_deref(), *json, out)
@@ -429,28 +282,21 @@ fn run_admin(command: &Command, dir: &admin::Stores) -> Option<Result<(), AdminE
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, port: u16) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.dir)
         .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
-    let policy = Policy {
-        name_hold: Duration::from_secs(cli.registration_hold),
-        abandoned_after: Duration::from_secs(cli.abandoned_upload_timeout),
-        keep_versions: cli.keep_versions,
-        version_retention: cli.version_retention,
-        ..Policy::default()
-    };
+    let policy = cli.serve.policy();
     let app = App::open_with(&cli.dir, cli.database.as_ref(), cli.files.as_ref(), policy)?;
-    serve(&cli, app)
+    serve(&cli, app, port)
 }
 
-fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
-    let port = cli.port.unwrap_or_else(|| read_port(&cli.dir));
-    let addr = SocketAddr::new(cli.bind, port);
-    let options = cli.server_options();
+fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(cli.serve.bind, port);
+    let options = cli.serve.server_options();
     let app = Arc::new(app);
     let metrics = app.metrics().clone();
     // Before the protocol listener: `/healthz` says "starting" until clients are served.
-    let metrics_server = match cli.metrics {
+    let metrics_server = match cli.serve.metrics {
         Some(at) => {
             let observed = Observed {
                 metrics: metrics.clone(),
@@ -468,7 +314,7 @@ fn serve(cli: &Cli, app: App) -> anyhow::Result<()> {
     };
     let factory = Arc::new(SharedApp(app.clone()));
     let housekeeper = Housekeeper::start(app.clone())?;
-    match cli.transport {
+    match cli.serve.transport {
         Transport::Std => {
             let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("cannot listen on {addr}"))?;

@@ -482,3 +482,47 @@ fn list_versions_and_restore_on_the_real_binary() {
     let out = admin(&sdir, &["--version-retention", "soon", "list-files"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_name_that_is_also_another_clients_id_prefix_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let server = Server::start(&sdir, 0, &[]);
+    let a = client_dir(tmp.path(), "alice", server.port, "a.txt", b"a\n");
+    assert_ok(&run_client(&a, &[]), "alice");
+    server.stop();
+    let alice = client_id(&a);
+    // A client named with the first 8 hex digits of alice's id.
+    let prefix = &alice[..8];
+    let db = rusqlite::Connection::open(sdir.join("defensive.db")).unwrap();
+    db.execute(
+        "INSERT INTO clients (ID, Name, LastSeen, Registered) \
+         VALUES (?1, ?2, datetime('now'), datetime('now'))",
+        rusqlite::params![[0xabu8; 16].to_vec(), prefix],
+    )
+    .unwrap();
+    drop(db);
+    for args in [
+        &["remove-client", prefix, "--yes"][..],
+        &["delete-file", prefix, "a.txt", "--yes"],
+        &["list-files", "--client", prefix],
+    ] {
+        let out = admin(&sdir, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(
+            err.contains("named") && err.contains("alice"),
+            "{args:?}: {err}"
+        );
+    }
+    let text = stdout(&admin(&sdir, &["list-clients"]));
+    assert!(text.contains("2 clients"), "nothing removed: {text}");
+    // The whole id still names the one meant.
+    let out = admin(&sdir, &["remove-client", &"ab".repeat(16), "--yes"]);
+    assert_ok(&out, "remove by whole id");
+    let text = stdout(&admin(&sdir, &["list-clients"]));
+    assert!(
+        text.contains("alice") && text.contains("1 clients"),
+        "{text}"
+    );
+}

@@ -156,3 +156,132 @@ fn log_format_json_writes_one_object_per_line() {
     }
     assert!(log.contains("\"level\":\"WARN\""), "{log}");
 }
+
+#[test]
+fn a_typo_in_port_info_is_a_usage_error_quoting_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("port.info"), "12S6\n").unwrap();
+    let out = Command::new(server_bin())
+        .args(["--bind", "127.0.0.1"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"12S6\"") && err.contains("port.info"),
+        "{err}"
+    );
+    // Refused before anything is made in the folder.
+    assert!(!tmp.path().join("defensive.db").exists());
+}
+
+#[test]
+fn each_subcommand_help_lists_only_its_own_options() {
+    let help = |args: &[&str]| {
+        let out = Command::new(server_bin()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in [&["help", "status"][..], &["status", "--help"]] {
+        let text = help(args);
+        assert!(text.contains("--json") && text.contains("--dir"), "{text}");
+        for serving in [
+            "--idle-timeout",
+            "--transport",
+            "--max-connections",
+            "--port",
+        ] {
+            assert!(!text.contains(serving), "{args:?} lists {serving}: {text}");
+        }
+    }
+    let text = help(&["help", "list-files"]);
+    assert!(
+        text.contains("--client") && !text.contains("--aes-bits"),
+        "{text}"
+    );
+    // Serving has its options, before `serve` and after it.
+    for args in [&["help", "serve"][..], &["--help"]] {
+        let text = help(args);
+        assert!(text.contains("--idle-timeout"), "{args:?}: {text}");
+    }
+    // Given on both sides, they would have to be merged: refused instead.
+    let out = Command::new(server_bin())
+        .args(["--port", "5", "serve", "--port", "6"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_licenses_cargo_toml_names_are_in_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mit = std::fs::read_to_string(root.join("LICENSE-MIT")).unwrap();
+    assert!(mit.contains("MIT License"));
+    let apache = std::fs::read_to_string(root.join("LICENSE-APACHE")).unwrap();
+    assert!(apache.contains("Apache License") && apache.contains("Version 2.0"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("cargo install --path server-app"));
+    assert!(readme.contains("cargo install --path client-app"));
+}
+
+#[test]
+fn duration_options_past_a_year_are_usage_errors() {
+    let huge = "18446744073709551615";
+    // Were a value accepted, the server would stop at this port.info (exit 2 too, but
+    // without the range in the message) rather than serve.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("port.info"), "not a port").unwrap();
+    for option in [
+        "--idle-timeout",
+        "--request-timeout",
+        "--key-lifetime",
+        "--abandoned-upload-timeout",
+        "--registration-hold",
+        "--shutdown-grace",
+    ] {
+        for args in [vec![option, huge], vec!["serve", option, "31536001"]] {
+            let out = Command::new(server_bin())
+                .args(&args)
+                .current_dir(tmp.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains(option) && err.contains("31536000"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let out = Command::new(server_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("31536000, a year"), "{help}");
+}
+
+#[test]
+fn storage_folders_open_to_others_are_set_to_0700_and_logged() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    for folder in ["objects", "uploads"] {
+        std::fs::create_dir_all(sdir.join(folder)).unwrap();
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(sdir.join(folder), open).unwrap();
+    }
+    let server = Server::start(&sdir, 0, &[]);
+    server.stop();
+    let log = std::fs::read_to_string(sdir.join("server.log")).unwrap();
+    for folder in ["objects", "uploads"] {
+        let mode = std::fs::metadata(sdir.join(folder))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{folder}");
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("{folder} had mode 0755")))
+            .unwrap_or_else(|| panic!("no line for {folder}: {log}"));
+        assert!(line.contains("WARN") && line.contains("0700"), "{line}");
+    }
+}

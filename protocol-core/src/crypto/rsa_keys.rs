@@ -28,6 +28,8 @@ use crate::wire::PUBLIC_KEY_FIELD_LEN;
 
 /// Modulus size of the keys this implementation generates.
 pub const RSA_BITS: usize = 1024;
+/// Smallest modulus a public key may have (826): smaller ones are refused.
+pub const MIN_RSA_BITS: usize = 1024;
 /// Public exponent of the keys this implementation generates: with a one-byte
 /// exponent the SubjectPublicKeyInfo DER of a 1024-bit key is exactly 160 bytes.
 pub const RSA_EXPONENT: u32 = 17;
@@ -181,7 +183,7 @@ pub struct PublicKey(RsaPublicKey);
 
 impl PublicKey {
     /// Parses the 826 public key field: X.509 SubjectPublicKeyInfo DER, followed by
-    /// zero bytes if shorter than the field.
+    /// zero bytes if shorter than the field. A modulus below [`MIN_RSA_BITS`] is refused.
     ///
     /// ```
     /// use protocol_core::crypto::PublicKey;
@@ -197,9 +199,10 @@ impl PublicKey {
         }
         let key = RsaPublicKey::from_public_key_der(&field[..der_len])
             .map_err(|_| PeerError::InvalidPublicKey("not an RSA SubjectPublicKeyInfo"))?;
-        // OAEP with SHA-1 needs 2*20+2 bytes of room beyond the 32-byte AES key.
-        if key.size() < 2 * 20 + 2 + 32 {
-            return Err(PeerError::InvalidPublicKey("modulus too small for OAEP"));
+        // A modulus below 1024 bits is factored cheaply (and OAEP with SHA-1 needs at
+        // least 74 bytes anyway): whoever factors it reads every AES key sent under it.
+        if key.n().bits() < MIN_RSA_BITS {
+            return Err(PeerError::InvalidPublicKey("modulus below 1024 bits"));
         }
         Ok(PublicKey(key))
     }
@@ -249,4 +252,37 @@ fn der_sequence_len(b: &[u8]) -> Option<usize> {
         len = (len << 8) | *b.get(2 + i)? as usize;
     }
     Some(2 + n + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    /// The 826 field of a fresh key of `bits` bits, exponent 17.
+    fn field_of(bits: usize) -> Vec<u8> {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(bits as u64);
+        let key = RsaPrivateKey::new_with_exp(&mut rng, bits, &BigUint::from(RSA_EXPONENT))
+            .expect("key generation");
+        let der = key
+            .to_public_key()
+            .to_public_key_der()
+            .expect("encoding")
+            .into_vec();
+        let mut field = vec![0u8; PUBLIC_KEY_FIELD_LEN];
+        field[..der.len()].copy_from_slice(&der);
+        field
+    }
+
+    #[test]
+    fn keys_below_1024_bits_are_refused() {
+        for bits in [592, 768, 1016] {
+            assert_eq!(
+                PublicKey::from_field(&field_of(bits)),
+                Err(PeerError::InvalidPublicKey("modulus below 1024 bits")),
+                "{bits} bits"
+            );
+        }
+        assert!(PublicKey::from_field(&field_of(1024)).is_ok());
+    }
 }

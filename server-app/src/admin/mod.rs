@@ -2,7 +2,8 @@
 //! pruning unverified files, listing and restoring versions, and the folder's status. With `--database` and `--files`
 //! (a fleet's PostgreSQL and object store) every command but `status` works on those.
 //!
-//! They never create anything: a folder without `defensive.db` is an error. They work
+//! They never create or migrate anything: a folder without `defensive.db`, or a
+//! PostgreSQL database without the servers' tables, is an error. They work
 //! while a server runs on the folder: SQLite in WAL mode lets them read beside it, each
 //! change is one short transaction (waiting up to 5 s for the server's), and deletions
 //! follow the storage's rules (docs/STORAGE.md): the records go in one transaction, then
@@ -25,7 +26,7 @@ use thiserror::Error;
 use crate::app::DB_FILE;
 use crate::config::{Database, Files};
 use crate::storage::local::LocalContents;
-use crate::storage::postgres::PostgresMetadata;
+use crate::storage::postgres::{schema, Pg, PostgresMetadata};
 use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::{OpenError, SqliteMetadata};
 use crate::storage::{ClientRow, Contents, Metadata, Storage};
@@ -130,8 +131,28 @@ fn open_read(at: &Stores) -> Result<Box<dyn Metadata>, AdminError> {
     }
 }
 
+/// The fleet's database as it is: a database no server has set up, or one at another
+/// schema version, is refused (exit 2), never created or migrated.
 fn postgres(url: &str) -> Result<PostgresMetadata, AdminError> {
-    PostgresMetadata::connect(url).map_err(|e| AdminError::Failed(e.to_string()))
+    let failed = |e: crate::storage::MetaError| AdminError::Failed(e.to_string());
+    let pg = Pg::open(url).map_err(failed)?;
+    let known = schema::current_version();
+    match pg.schema_version().map_err(failed)? {
+        None => Err(AdminError::Usage(
+            "the --database has no server tables (no schema_version): not a server's \
+             database, or no server has started on it yet (operator commands create nothing)"
+                .into(),
+        )),
+        Some(v) if v > known => Err(AdminError::Usage(format!(
+            "the --database has schema version {v}, newer than this server's {known}: \
+             use the newer server's operator commands"
+        ))),
+        Some(v) if v < known => Err(AdminError::Usage(format!(
+            "the --database has schema version {v}, older than {known}: start the server \
+             once to upgrade it"
+        ))),
+        Some(_) => Ok(PostgresMetadata::new(Arc::new(pg))),
+    }
 }
 
 /// The storage for changes, creating nothing.
@@ -155,7 +176,8 @@ fn open_write(at: &Stores) -> Result<Storage, AdminError> {
 }
 
 /// The one client that `what` names: a whole id, an id prefix (hex digits), or a name.
-/// A prefix or name that matches several clients is refused with the candidates.
+/// A prefix or name that matches several clients (a name that is also the start of
+/// another client's id included) is refused with the candidates.
 fn resolve_client(meta: &dyn Metadata, what: &str) -> Result<ClientRow, AdminError> {
     let clients = meta.clients()?;
     if let Some(id) = ClientId::from_hex(what) {
@@ -170,10 +192,21 @@ fn resolve_client(meta: &dyn Metadata, what: &str) -> Result<ClientRow, AdminErr
         .into_iter()
         .filter(|c| c.name == what || (is_hex && c.id.to_hex().starts_with(&prefix)))
         .collect();
-    // A name names exactly one client: prefer it over id prefixes it also matches.
+    // A name that is also the start of other clients' ids is ambiguous: picking either
+    // would act on a client the operator may not have meant (removal is for good).
     if found.len() > 1 {
-        if let Some(i) = found.iter().position(|c| c.name == what) {
-            return Ok(found.swap_remove(i));
+        if let Some(named) = found.iter().find(|c| c.name == what) {
+            let ids: Vec<String> = found
+                .iter()
+                .filter(|c| c.id != named.id)
+                .map(|c| format!("{} ({})", format::short(&c.id), c.name))
+                .collect();
+            return Err(AdminError::NotFound(format!(
+                "{what:?} is ambiguous: the client named {what:?} (id {}) and the id of {}; \
+                 give a longer id prefix or the whole id (list-clients --json shows them)",
+                format::short(&named.id),
+                ids.join(", ")
+            )));
         }
     }
     match found.len() {

@@ -89,3 +89,58 @@ fn contents_holding_more_than_the_state_restart_the_upload() {
         "its contents deleted"
     );
 }
+
+/// What `f` logs, as text lines.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || out.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    text
+}
+
+#[test]
+fn a_stop_logs_each_upload_it_drops_with_client_and_bytes() {
+    let (s, key) = suspended_with(&[]);
+    let bytes = suite::suspended(C, "f.bin").bytes_so_far();
+    let log = logged(|| s.app.discard_uploads());
+    let line = log
+        .lines()
+        .find(|l| l.contains("upload in progress dropped"))
+        .unwrap_or_else(|| panic!("no line: {log}"));
+    assert!(line.contains("client=04040404"), "{line}");
+    assert!(line.contains(&format!("bytes_so_far={bytes}")), "{line}");
+    assert!(s.table.is_empty());
+    assert!(!s.app.storage.contents.uploads().unwrap().contains(&key));
+}
+
+#[test]
+fn a_connection_closed_mid_upload_logs_the_upload_it_drops() {
+    let (s, _) = suspended_with(&[]);
+    let mut conn = SharedApp(s.app.clone()).connect(peer());
+    conn.touch_due(C, std::time::Instant::now());
+    conn.start_upload(C, "g.bin".into(), false).unwrap();
+    conn.data(b"twelve bytes").unwrap();
+    let log = logged(move || drop(conn));
+    let line = log
+        .lines()
+        .find(|l| l.contains("dropped with its connection"))
+        .unwrap_or_else(|| panic!("no line: {log}"));
+    assert!(line.contains("client=04040404"), "{line}");
+    assert!(line.contains("bytes_so_far=12"), "{line}");
+}

@@ -30,9 +30,26 @@ const LEGACY: &str = "files";
 fn mkdir(path: &Path) -> io::Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => restrict(path),
         Err(e) => Err(e),
     }
+}
+
+/// Sets an existing storage folder to 0700 when others may enter or read it (made by
+/// hand, or by an older server under another umask): uploads and stored files are
+/// the clients' data, for the server's user alone. Says so, since it changes the disk.
+fn restrict(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+    tracing::warn!(
+        "storage folder {} had mode {mode:04o}, open to other users: set to 0700",
+        path.display()
+    );
+    Ok(())
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -47,7 +64,8 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
 }
 
 impl LocalContents {
-    /// Uses (creating) `uploads/` and `objects/` inside `root`. Changes nothing else.
+    /// Uses (creating) `uploads/` and `objects/` inside `root`, setting them to 0700
+    /// when they are open to other users. Changes nothing else.
     pub fn open(root: &Path) -> io::Result<LocalContents> {
         mkdir(&root.join(UPLOADS))?;
         mkdir(&root.join(OBJECTS))?;

@@ -8,7 +8,7 @@ use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
 use super::{
-    Abandoned, ConnId, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
+    Abandoned, ConnId, Drained, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
     Verdictable,
 };
 
@@ -234,8 +234,49 @@ impl UploadTable for MemoryUploads {
         Ok(gone)
     }
 
-    fn drain(&self) -> Result<Vec<String>, TableError> {
-        Ok(self.slots().drain().map(|(_, s)| s.key).collect())
+    fn drain(&self) -> Result<Vec<Drained>, TableError> {
+        let mut slots = self.slots();
+        let drained = slots.drain().map(|(_, s)| Drained {
+            client: s.client,
+            bytes: match &s.state {
+                State::Receiving => None,
+                State::Suspended(upload) => Some(upload.bytes_so_far()),
+                State::Finished { size, .. } => Some(*size),
+            },
+            key: s.key,
+        });
+        Ok(drained.collect())
+    }
+
+    fn enforce_quota(&self, client: &ClientId, quota: u64) -> Result<Vec<Abandoned>, TableError> {
+        let held = |s: &Slot| match &s.state {
+            State::Receiving => 0,
+            State::Suspended(upload) => upload.bytes_so_far(),
+            State::Finished { size, .. } => *size,
+        };
+        let mut slots = self.slots();
+        let mut total = slots
+            .values()
+            .filter(|s| s.client == *client)
+            .fold(0u64, |sum, s| sum.saturating_add(held(s)));
+        let mut gone = Vec::new();
+        while total > quota {
+            let oldest = slots
+                .iter()
+                .filter(|(_, s)| s.client == *client && s.owner.is_none())
+                .min_by_key(|(id, s)| (s.since, **id))
+                .map(|(id, _)| *id);
+            let Some(slot) = oldest.and_then(|id| slots.remove(&id)) else {
+                break;
+            };
+            total = total.saturating_sub(held(&slot));
+            gone.push(Abandoned {
+                client: slot.client,
+                idle: slot.since.elapsed(),
+                key: slot.key,
+            });
+        }
+        Ok(gone)
     }
 
     fn keys(&self) -> Result<Vec<String>, TableError> {

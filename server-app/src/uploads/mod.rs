@@ -86,6 +86,17 @@ pub struct Abandoned {
     pub idle: Duration,
 }
 
+/// An upload removed because its server stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drained {
+    /// Owner.
+    pub client: ClientId,
+    /// The contents key to delete.
+    pub key: String,
+    /// The bytes it had received, when the table knows (suspended or finished).
+    pub bytes: Option<u64>,
+}
+
 /// A suspended upload taken over by a connection.
 #[derive(Debug)]
 pub struct Resumed {
@@ -173,8 +184,17 @@ pub trait UploadTable: Send + Sync {
     fn expire(&self, after: Duration, now: Instant) -> Result<Vec<Abandoned>, TableError>;
     /// The server stops: removes the uploads it holds (in memory, every upload; in a
     /// shared table, those its connections hold, while suspended and finished ones stay
-    /// for the other servers); their keys, to delete.
-    fn drain(&self) -> Result<Vec<String>, TableError>;
+    /// for the other servers); what they were, to log and delete.
+    fn drain(&self) -> Result<Vec<Drained>, TableError>;
+    /// Drops `client`'s uploads without a connection (suspended, or finished and
+    /// awaiting a verdict), oldest first, while the bytes its uploads in the table hold
+    /// pass `quota`; what it dropped, to log and delete. Bytes still arriving on a
+    /// connection count from their suspension or finish. A table that cannot tell the
+    /// bytes (the shared one, for now) drops nothing.
+    fn enforce_quota(&self, client: &ClientId, quota: u64) -> Result<Vec<Abandoned>, TableError> {
+        let _ = (client, quota);
+        Ok(Vec::new())
+    }
     /// Every contents key the table names (start-up reconciliation keeps those).
     fn keys(&self) -> Result<Vec<String>, TableError>;
     /// How many uploads are in progress.

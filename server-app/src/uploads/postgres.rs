@@ -23,7 +23,7 @@ use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
 use super::{
-    Abandoned, ConnId, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
+    Abandoned, ConnId, Drained, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
     Verdictable,
 };
 use crate::storage::postgres::{Pg, TxError};
@@ -445,17 +445,33 @@ impl UploadTable for PgUploads {
         })
     }
 
-    fn drain(&self) -> Result<Vec<String>, TableError> {
+    fn drain(&self) -> Result<Vec<Drained>, TableError> {
         let me = self.instance.clone();
         self.pg
             .run("removing this server's uploads", move |c| async move {
                 let rows = c
                     .query(
-                        "DELETE FROM uploads WHERE owner_instance = $1 RETURNING key",
-                        &[&me],
+                        "DELETE FROM uploads WHERE owner_instance = $1
+                         RETURNING key, client, CASE WHEN state = $2 THEN size END",
+                        &[&me, &FINISHED],
                     )
                     .await?;
-                Ok(rows.iter().map(|r| r.get(0)).collect())
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let client: Vec<u8> = r.get(1);
+                        let mut id = [0u8; 16];
+                        if client.len() == 16 {
+                            id.copy_from_slice(&client);
+                        }
+                        let size: Option<i64> = r.get(2);
+                        Drained {
+                            key: r.get(0),
+                            client: ClientId(id),
+                            bytes: size.and_then(|n| u64::try_from(n).ok()),
+                        }
+                    })
+                    .collect())
             })
     }
 

@@ -258,7 +258,10 @@ fn closing_kills_a_receiving_upload_and_keeps_a_finished_one(t: &dyn UploadTable
     assert_eq!(t.remove(done).unwrap(), Some("uploads/done".to_string()));
     // A stop removes the uploads this server holds.
     t.start(b + 2, C, "h.txt", "uploads/held").unwrap();
-    assert_eq!(t.drain().unwrap(), vec!["uploads/held".to_string()]);
+    let drained = t.drain().unwrap();
+    let keys: Vec<&str> = drained.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, vec!["uploads/held"]);
+    assert_eq!((drained[0].client, drained[0].bytes), (C, None));
     assert!(t.is_empty());
 }
 

@@ -80,6 +80,26 @@ impl Pg {
     /// forms) and brings the schema up to date ([`schema::migrate`]), waiting for other
     /// servers migrating at the same time. Fails when the server cannot be reached.
     pub fn connect(url: &str) -> Result<Pg, MetaError> {
+        let pg = Pg::open(url)?;
+        pg.run("migrating the schema", |mut client| async move {
+            schema::migrate(&mut client).await
+        })?;
+        Ok(pg)
+    }
+
+    /// The schema version of the database, `None` when it has no `schema_version`
+    /// table (no server ever started on it). Reads only: what operator commands ask
+    /// before they touch a database they must not create or migrate.
+    pub fn schema_version(&self) -> Result<Option<i64>, MetaError> {
+        self.run("reading the schema version", |client| async move {
+            schema::version(&client).await
+        })
+    }
+
+    /// A pool for `url` that changes nothing in the database: no schema is created
+    /// or migrated (see [`connect`](Self::connect) and
+    /// [`schema_version`](Self::schema_version)). Connections are made on first use.
+    pub fn open(url: &str) -> Result<Pg, MetaError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| MetaError::backend("reading the database URL", e))?;
@@ -109,11 +129,7 @@ impl Pg {
             .wait_timeout(Some(Duration::from_secs(60)))
             .build()
             .map_err(|e| MetaError::backend("creating the connection pool", e))?;
-        let pg = Pg { pool, rt: Some(rt) };
-        pg.run("migrating the schema", |mut client| async move {
-            schema::migrate(&mut client).await
-        })?;
-        Ok(pg)
+        Ok(Pg { pool, rt: Some(rt) })
     }
 
     /// Runs `f` with a pooled connection on the backend's runtime and waits for its

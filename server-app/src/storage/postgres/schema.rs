@@ -91,6 +91,23 @@ pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 
+/// The version the database is at, `None` when it has no `schema_version` table.
+/// Changes nothing (unlike [`migrate`], which creates the table).
+pub async fn version(client: &Client) -> Result<Option<i64>, PgError> {
+    // `to_regclass` is NULL for a missing table, without an error or a notice.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await?;
+    Ok(Some(row.map_or(0, |r| r.get(0))))
+}
+
 /// Brings the database to [`current_version`], one transaction per call, holding the
 /// migration lock for its duration. A database at a newer version is refused.
 pub async fn migrate(client: &mut Client) -> Result<(), PgError> {

@@ -65,11 +65,19 @@ fn responses(s: &mut ServerConnection<ChaCha20Rng>) -> Vec<Response> {
 
 /// Registers "victim" (825, 826) on a connection of its own; its id and key.
 fn registered(store: &mut MemStore, now: Instant) -> (ClientId, AesKey) {
-    let mut s = connection(ServerDialect::default(), now);
+    registered_on(&mut connection(ServerDialect::default(), now), store, now)
+}
+
+/// Registers "victim" (825, 826) on `s`; its id and key.
+fn registered_on(
+    s: &mut ServerConnection<ChaCha20Rng>,
+    store: &mut MemStore,
+    now: Instant,
+) -> (ClientId, AesKey) {
     let name = FieldString::new("victim").unwrap();
     let mut b = frame(ClientId::ZERO, &Request::Register { name: name.clone() });
     s.handle_input(&mut b, now).unwrap();
-    store.serve(&mut s);
+    store.serve(s);
     let id = *store.clients.keys().next().unwrap();
     let key = PrivateKey::from_base64(&common::rsa_field("private_pkcs8_b64")).unwrap();
     let field = key.public_key().to_field().unwrap();
@@ -81,7 +89,7 @@ fn registered(store: &mut MemStore, now: Instant) -> (ClientId, AesKey) {
         },
     );
     s.handle_input(&mut b, now).unwrap();
-    store.serve(&mut s);
+    store.serve(s);
     let aes = store.clients[&id].aes_key.as_ref().unwrap().duplicate();
     (id, aes)
 }
@@ -125,22 +133,7 @@ fn junk_under_a_key_issued_on_the_same_connection_revokes_it() {
     let now = Instant::now();
     let mut store = MemStore::default();
     let mut s = connection(ServerDialect::default(), now);
-    let name = FieldString::new("victim").unwrap();
-    let mut b = frame(ClientId::ZERO, &Request::Register { name: name.clone() });
-    s.handle_input(&mut b, now).unwrap();
-    store.serve(&mut s);
-    let id = *store.clients.keys().next().unwrap();
-    let key = PrivateKey::from_base64(&common::rsa_field("private_pkcs8_b64")).unwrap();
-    let field = key.public_key().to_field().unwrap();
-    let mut b = frame(
-        id,
-        &Request::SendPublicKey {
-            name,
-            public_key: field.to_vec().into(),
-        },
-    );
-    s.handle_input(&mut b, now).unwrap();
-    store.serve(&mut s);
+    let (id, _) = registered_on(&mut s, &mut store, now);
     let mut b = frame(id, &packet(1, 1, 16, 15, &[0x5a; 16]));
     assert_eq!(
         s.handle_input(&mut b, now),

@@ -1,8 +1,9 @@
 //! What the server does for each event of the protocol core.
 
 use protocol_core::rand_core::CryptoRngCore;
+use protocol_core::server::question::kind;
 use protocol_core::ServerConnection;
-use protocol_core::{RequestCode, ServerEvent, UsageError, Verdict};
+use protocol_core::{ClientId, FieldString, RequestCode, ServerEvent, Ticket, UsageError, Verdict};
 use tracing::{debug, error, info, warn};
 
 use crate::app::{Connection, Failed, VerdictError};
@@ -236,81 +237,7 @@ pub(crate) fn handle<R: CryptoRngCore>(
             file_name,
             size,
             checksum,
-        } => {
-            // The checksum is a statement about bytes decrypted under the client's
-            // key: a stranger who sends chosen ciphertext under its id learns 32 bits
-            // of plaintext from each. An issued key gets as many as the protocol's
-            // attempts need, then the client re-keys (827).
-            let key = conn.session_key().map(|k| k.as_bytes().to_vec());
-            let counted = key.map_or(Ok(None), |key| {
-                c.storage().meta.count_checked_upload(&client_id, &key)
-            });
-            match counted {
-                Ok(Some(n)) if n <= MAX_CHECKED_PER_KEY => {}
-                // The key was replaced or revoked on file (or the client removed)
-                // since this connection got it. A key issued on this connection is
-                // its client's own: the upload goes on (a removed client learns so at
-                // its verdict). A looked-up one may be a stranger's session: refused.
-                Ok(None) if conn.key_issued_here() => {}
-                Ok(n) => {
-                    let why = match n {
-                        Some(n) => format!(
-                            "{n} whole uploads checked under this key (at most {MAX_CHECKED_PER_KEY})"
-                        ),
-                        None => "this connection's key is no longer the client's key on file \
-                                 (re-keyed or revoked since)"
-                            .into(),
-                    };
-                    c.strain(
-                        client_id,
-                        Strain::CheckedUploads,
-                        &format!(
-                            "828 refused: {why}; the client must reconnect (827) for a new key"
-                        ),
-                    );
-                    c.metrics().request(828, Outcome::Refused);
-                    c.metrics().upload(UploadResult::Failed);
-                    c.fail(Failed::Told);
-                    log_usage(conn.fail(ticket));
-                    return;
-                }
-                Err(e) => {
-                    error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
-                    c.metrics().request(828, Outcome::Error);
-                    c.metrics().upload(UploadResult::Failed);
-                    c.fail(Failed::Told);
-                    log_usage(conn.fail(ticket));
-                    return;
-                }
-            }
-            // A last packet that is the first request of its connection comes from a
-            // client with a connection per request: its verdict will come on another.
-            let handover = if conn.requests_seen() == 1 {
-                Handover::AnyConnection
-            } else {
-                Handover::OwnConnection
-            };
-            match c.finished(size, checksum, handover) {
-                Ok(()) => {
-                    info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
-                          "828 upload received");
-                    c.enforce_upload_quota(&client_id);
-                    c.metrics().request(828, Outcome::Ok);
-                    if let Err(e) = conn.succeed(ticket) {
-                        // The core refuses a checksum for bytes never reported written.
-                        error!(%peer, client = %short_id(&client_id), "internal: {e}");
-                        c.fail(Failed::Told);
-                    }
-                }
-                Err(e) => {
-                    error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
-                    c.metrics().request(828, Outcome::Error);
-                    c.metrics().upload(UploadResult::Failed);
-                    c.fail(Failed::Told);
-                    log_usage(conn.fail(ticket));
-                }
-            }
-        }
+        } => upload_finished(c, conn, ticket, client_id, &file_name, size, checksum),
         ServerEvent::UploadAborted { client_id, reason } => {
             info!(%peer, client = %short_id(&client_id), "upload abandoned: {reason}");
             c.abort();
@@ -401,4 +328,92 @@ pub(crate) fn handle<R: CryptoRngCore>(
             }
         }
     }
+}
+
+/// The last packet is in and decrypted: checks the key's allowance of checksums,
+/// makes the upload durable, and answers 1603, or 1607.
+fn upload_finished<R: CryptoRngCore>(
+    c: &mut Connection,
+    conn: &mut ServerConnection<R>,
+    ticket: Ticket<kind::UploadFinished>,
+    client_id: ClientId,
+    file_name: &FieldString,
+    size: u64,
+    checksum: u32,
+) {
+    let peer = c.peer();
+    // The checksum is a statement about bytes decrypted under the client's
+    // key: a stranger who sends chosen ciphertext under its id learns 32 bits
+    // of plaintext from each. An issued key gets as many as the protocol's
+    // attempts need, then the client re-keys (827).
+    let key = conn.session_key().map(|k| k.as_bytes().to_vec());
+    let counted = key.map_or(Ok(None), |key| {
+        c.storage().meta.count_checked_upload(&client_id, &key)
+    });
+    match counted {
+        Ok(Some(n)) if n <= MAX_CHECKED_PER_KEY => {}
+        // The key was replaced or revoked on file (or the client removed)
+        // since this connection got it. A key issued on this connection is
+        // its client's own: the upload goes on (a removed client learns so at
+        // its verdict). A looked-up one may be a stranger's session: refused.
+        Ok(None) if conn.key_issued_here() => {}
+        Ok(n) => {
+            let why = match n {
+                Some(n) => format!(
+                    "{n} whole uploads checked under this key (at most {MAX_CHECKED_PER_KEY})"
+                ),
+                None => "this connection's key is no longer the client's key on file \
+                         (re-keyed or revoked since)"
+                    .into(),
+            };
+            c.strain(
+                client_id,
+                Strain::CheckedUploads,
+                &format!("828 refused: {why}; the client must reconnect (827) for a new key"),
+            );
+            c.metrics().request(828, Outcome::Refused);
+            c.metrics().upload(UploadResult::Failed);
+            c.fail(Failed::Told);
+            log_usage(conn.fail(ticket));
+            return;
+        }
+        Err(e) => return finish_failed(c, conn, ticket, client_id, &e),
+    }
+    // A last packet that is the first request of its connection comes from a
+    // client with a connection per request: its verdict will come on another.
+    let handover = if conn.requests_seen() == 1 {
+        Handover::AnyConnection
+    } else {
+        Handover::OwnConnection
+    };
+    match c.finished(size, checksum, handover) {
+        Ok(()) => {
+            info!(%peer, client = %short_id(&client_id), file = %file_name.display(), size, checksum,
+                  "828 upload received");
+            c.enforce_upload_quota(&client_id);
+            c.metrics().request(828, Outcome::Ok);
+            if let Err(e) = conn.succeed(ticket) {
+                // The core refuses a checksum for bytes never reported written.
+                error!(%peer, client = %short_id(&client_id), "internal: {e}");
+                c.fail(Failed::Told);
+            }
+        }
+        Err(e) => finish_failed(c, conn, ticket, client_id, &e),
+    }
+}
+
+/// Finishing an upload failed in the store: logged, counted, 1607.
+fn finish_failed<R: CryptoRngCore>(
+    c: &mut Connection,
+    conn: &mut ServerConnection<R>,
+    ticket: Ticket<kind::UploadFinished>,
+    client_id: ClientId,
+    e: &dyn std::fmt::Display,
+) {
+    let peer = c.peer();
+    error!(%peer, client = %short_id(&client_id), "finishing an upload failed: {e}");
+    c.metrics().request(828, Outcome::Error);
+    c.metrics().upload(UploadResult::Failed);
+    c.fail(Failed::Told);
+    log_usage(conn.fail(ticket));
 }

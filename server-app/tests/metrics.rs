@@ -200,7 +200,12 @@ fn healthz_follows_the_phase_and_the_store() {
     metrics.set_phase(Phase::Serving);
     let (status, body) = http_get(port, "/healthz");
     assert_eq!(status, 503, "a failing store is unhealthy: {body}");
-    assert!(body.contains("fault injected"), "{body}");
+    // The backend's message is for the log, not for whoever asks.
+    assert_eq!(body, "storage unavailable\n");
+    // Asked again within the interval: the last answer, and no second query.
+    assert_eq!(http_get(port, "/healthz").0, 503);
+    assert_eq!(plan.steps(), 1, "one store query per interval");
+    std::thread::sleep(server_app::metrics::http::HEALTH_INTERVAL + Duration::from_millis(100));
     assert_eq!(http_get(port, "/healthz"), (200, "ok\n".into()));
     metrics.set_phase(Phase::Stopping);
     assert_eq!(http_get(port, "/healthz"), (503, "stopping\n".into()));
@@ -235,6 +240,84 @@ fn metrics_count_the_versions_kept() {
         }
         assert!(Instant::now() < deadline, "no version counted: {s:?}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+}
+
+/// 400 idle connections to the metrics port of a server limited to 256 descriptors:
+/// the listener keeps a handful and closes the rest at once, so the protocol port
+/// still serves a real client; the metrics answer again once the idle ones time out.
+#[test]
+fn idle_metrics_connections_leave_the_protocol_port_serving() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no prlimit to lower the descriptor limit");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let port = free_port();
+    std::fs::write(sdir.join("port.info"), format!("{port}\n")).unwrap();
+    let log = std::fs::File::create(sdir.join("server.log")).unwrap();
+    let mut child = std::process::Command::new("prlimit")
+        .arg("--nofile=256:256")
+        .arg(server_bin())
+        .args(["--bind", "127.0.0.1", "--metrics", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .current_dir(&sdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child: {
+            // Wait for the listening line, as Server::start does.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !std::fs::read_to_string(sdir.join("server.log"))
+                .unwrap_or_default()
+                .contains(&format!("listening on 127.0.0.1:{port} "))
+            {
+                assert!(Instant::now() < deadline, "server did not start");
+                assert!(child.try_wait().unwrap().is_none(), "server exited");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child
+        },
+        dir: sdir.clone(),
+        port,
+    };
+    let mport = server.metrics_port().expect("metrics port");
+    let idle: Vec<std::net::TcpStream> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", mport)).ok())
+        .collect();
+    assert!(idle.len() >= 300, "{} connected", idle.len());
+    let c = client_dir(tmp.path(), "alice", port, "a.bin", &data(200_000, 3));
+    assert_ok(
+        &run_client(&c, &[]),
+        "a client while 400 idle metrics connections wait",
+    );
+    // prlimit runs the server in its own process: the descriptors it holds now.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        fds < 100,
+        "the server holds {fds} descriptors for 400 idle connections"
+    );
+    drop(idle);
+    // The idle ones the listener kept end at its header timeout; then it answers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answered = std::panic::catch_unwind(|| http_get(mport, "/healthz"));
+        if let Ok((200, _)) = answered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "metrics never answered again");
+        std::thread::sleep(Duration::from_millis(200));
     }
     server.stop();
 }

@@ -7,12 +7,20 @@
 //!
 //! `/healthz` answers `200 ok` while the server accepts connections and its metadata
 //! store answers [`Metadata::health`]; `503` with the reason while it starts, once a
-//! stop was asked (SIGTERM: the balancer drains it), or when the store fails.
+//! stop was asked (SIGTERM: the balancer drains it), or when the store fails (the
+//! store's own message goes to the log, not to whoever asked).
+//!
+//! The listener is bounded like the protocol's, because anyone who can reach it can
+//! open connections to it: at most [`MAX_CONNECTIONS`] at once (a newcomer past them
+//! is closed at once, holding no descriptor), each for at most [`CONNECTION_LIFETIME`];
+//! the store is asked at most once per [`HEALTH_INTERVAL`], one query at a time, and
+//! answers in between repeat the last result; failed accepts are logged with a count
+//! at most once a second.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -23,6 +31,17 @@ use tracing::{debug, warn};
 
 use super::{Metrics, Phase};
 use crate::storage::Metadata;
+
+/// Connections the listener serves at once: a scraper and a balancer or two need a
+/// handful. A newcomer past them is closed at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long one connection may last, whatever it sends or does not send.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+/// `/healthz` asks the store at most this often; answers in between repeat the last.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The last answer of the store to a health query, and when it came.
+type LastHealth = tokio::sync::Mutex<Option<(Instant, bool)>>;
 
 /// The content type of the text format `prometheus-client` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -102,30 +121,69 @@ async fn accept_loop(
             return;
         }
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let last_health: Arc<LastHealth> = Arc::default();
+    let mut failures = Throttled::default();
+    let mut refused = Throttled::default();
     loop {
         let stream = tokio::select! {
             _ = &mut stopped => return,
             r = listener.accept() => match r {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    warn!("metrics listener: accept failed: {e}");
+                    if let Some(n) = failures.count() {
+                        warn!("metrics listener: {n} accepts failed in the last second: {e}");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let observed = observed.clone();
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            if let Some(n) = refused.count() {
+                debug!("metrics listener: {n} connections closed at once, over {MAX_CONNECTIONS}");
+            }
+            continue;
+        };
+        let (observed, last_health) = (observed.clone(), last_health.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| answer(req, observed.clone()));
-            let served = hyper::server::conn::http1::Builder::new()
+            let service = hyper::service::service_fn(move |req| {
+                answer(req, observed.clone(), last_health.clone())
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                debug!("metrics connection: {e}");
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+                Ok(Err(e)) => debug!("metrics connection: {e}"),
+                Ok(Ok(())) => {}
+                Err(_) => debug!("metrics connection closed after {CONNECTION_LIFETIME:?}"),
             }
+            drop(slot);
         });
+    }
+}
+
+/// Counts events and says when to log them: at most once a second, with the count.
+#[derive(Default)]
+struct Throttled {
+    since: Option<Instant>,
+    count: u64,
+}
+
+impl Throttled {
+    /// One more event; the count to log when a line is due.
+    fn count(&mut self) -> Option<u64> {
+        self.count += 1;
+        let now = Instant::now();
+        match self.since {
+            Some(t) if now.duration_since(t) < Duration::from_secs(1) => None,
+            _ => {
+                self.since = Some(now);
+                Some(std::mem::take(&mut self.count))
+            }
+        }
     }
 }
 
@@ -143,6 +201,7 @@ fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<B
 async fn answer(
     req: Request<Incoming>,
     observed: Observed,
+    last_health: Arc<LastHealth>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -155,7 +214,7 @@ async fn answer(
     Ok(match req.uri().path() {
         "/metrics" => text(StatusCode::OK, CONTENT_TYPE, observed.metrics.encode()),
         "/healthz" => {
-            let (status, body) = health(&observed).await;
+            let (status, body) = health(&observed, &last_health).await;
             text(status, PLAIN, body)
         }
         _ => text(
@@ -166,23 +225,42 @@ async fn answer(
     })
 }
 
-async fn health(observed: &Observed) -> (StatusCode, String) {
+async fn health(observed: &Observed, last: &LastHealth) -> (StatusCode, String) {
     match observed.metrics.phase() {
         Phase::Starting => return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into()),
         Phase::Stopping => return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".into()),
         Phase::Serving => {}
     }
-    // The store may block (a lock, a network round trip): off this thread.
-    let metadata = observed.metadata.clone();
-    match tokio::task::spawn_blocking(move || metadata.health()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ok\n".into()),
-        Ok(Err(e)) => {
-            warn!("health check: {e}");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+    // One query at a time, and none while the last answer is fresh: a flood of
+    // health checks costs the store at most one query per interval.
+    let mut last = last.lock().await;
+    let healthy = match *last {
+        Some((at, healthy)) if at.elapsed() < HEALTH_INTERVAL => healthy,
+        _ => {
+            // The store may block (a lock, a network round trip): off this thread.
+            let metadata = observed.metadata.clone();
+            let healthy = match tokio::task::spawn_blocking(move || metadata.health()).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    warn!("health check: {e}");
+                    false
+                }
+                Err(_) => {
+                    warn!("health check: the query did not finish");
+                    false
+                }
+            };
+            *last = Some((Instant::now(), healthy));
+            healthy
         }
-        Err(_) => (
+    };
+    if healthy {
+        (StatusCode::OK, "ok\n".into())
+    } else {
+        // The backend's message (hosts, users, paths) is for the log only.
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the health query did not finish\n".into(),
-        ),
+            "storage unavailable\n".into(),
+        )
     }
 }

@@ -52,8 +52,10 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
     /// A deployed server's dialect in one word (the README's preset table); the
-    /// single dialect options below add to it.
-    #[arg(long = "dialect", value_enum, default_value_t = Preset::Spec)]
+    /// single dialect options below add to it. auto (the default, unless a single
+    /// dialect option is given) recognises the preset from the server's answers,
+    /// tries again with it, and remembers it in me.server.
+    #[arg(long = "dialect", value_enum, default_value_t = Preset::Auto)]
     pub preset: Preset,
     /// Content bytes per packet (default: the preset's; 65536 for spec). 4096 or less
     /// also sends each request in a write of its own (one-recv servers need ~1024).
@@ -112,9 +114,26 @@ impl Checksum {
 }
 
 impl Cli {
-    /// The dialect the options ask for.
-    pub fn dialect(&self) -> Dialect {
-        let preset = self.preset.dialect();
+    /// Whether the run picks the preset itself: `--dialect auto` (the default) and no
+    /// single dialect option. Any explicit choice is used exactly as given, with no
+    /// retries under another dialect. `--checksum` is no shape of the wire and is
+    /// never changed by auto, so it leaves auto on.
+    pub fn auto(&self) -> bool {
+        self.preset == Preset::Auto
+            && self.packet_size.is_none()
+            && !(self.big_endian
+                || self.total_first
+                || self.per_packet_size
+                || self.per_packet_encryption
+                || self.crc_client_name
+                || self.connection_per_request
+                || self.one_request_per_write
+                || self.pad_packets)
+    }
+
+    /// The dialect of `preset` with the single options added.
+    pub fn dialect_with(&self, preset: Preset) -> Dialect {
+        let preset = preset.dialect();
         let packet_size = self.packet_size.unwrap_or(preset.packet_size).max(16);
         Dialect {
             checksum: match self.checksum {
@@ -126,13 +145,15 @@ impl Cli {
             } else {
                 ByteOrder::Little
             },
-            packet_fields: if self.total_first {
+            packet_fields: if self.total_first
+                || preset.packet_fields == PacketFieldOrder::TotalFirst
+            {
                 PacketFieldOrder::TotalFirst
             } else {
                 PacketFieldOrder::NumberFirst
             },
             per_packet_content_size: self.per_packet_size,
-            per_packet_encryption: self.per_packet_encryption,
+            per_packet_encryption: self.per_packet_encryption || preset.per_packet_encryption,
             crc_carries_client_name: self.crc_client_name,
             connection_per_request: self.connection_per_request || preset.connection_per_request,
             packet_size,

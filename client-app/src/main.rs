@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod auto;
 mod checks;
 mod cli;
 mod dialect_presets;

@@ -13,8 +13,10 @@ use protocol_core::wire::{RequestCode, ResponseCode};
 use protocol_core::{ClientConfig, ClientEvent, ClientSession, Outcome};
 use transport_std::{run_client, ClientOptions};
 
+use crate::auto;
 use crate::checks;
 use crate::cli::Cli;
+use crate::dialect_presets::Preset;
 use crate::exit::{plain, Exit, Failure};
 use crate::explain::{
     explain, key_probably_expired, refused_as_busy, request_name, response_name, Context, Seen,
@@ -189,20 +191,49 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     if let Some(id) = &identity {
         summary.client_id = Some(id.client_id.to_hex());
     }
-    let config = ClientConfig {
+    // The preset that last worked with this server: auto tries it first, and every
+    // run keeps it in me.server when it rewrites that file.
+    let recorded_dialect = server_record::read_dialect(&cli.dir, &server);
+    let auto = cli.auto();
+    let mut preset = match (auto, recorded_dialect) {
+        (true, Some(p)) => p,
+        (true, None) => Preset::Spec,
+        (false, _) => cli.preset,
+    };
+    if auto {
+        if let Some(p) = recorded_dialect {
+            out.note_verbose(&format!(
+                "dialect {}: remembered in {} for {server}",
+                p.name(),
+                server_record::path(&cli.dir).display()
+            ));
+        }
+    }
+    let mut tried = vec![preset];
+    let mut config = ClientConfig {
         name: name_field,
         file_name: file.name.clone(),
         file_size: file.size,
         identity,
         registration_key: None,
-        dialect: cli.dialect(),
+        dialect: cli.dialect_with(preset),
     };
-    let new_session = || {
+    let new_session = |config: &ClientConfig| {
         ClientSession::new(config.clone(), rand_core::OsRng)
             .map_err(|e| Failure::usage(format!("{} cannot be sent: {e}", file_path.display())))
     };
-    let mut session = new_session()?;
-    check_packet_size(cli, &session, file.size, out)?;
+    let mut session = new_session(&config)?;
+    check_packet_size(cli, &config.dialect, &session, file.size, out)?;
+    // A try under a dialect not known to work with this server waits only a short
+    // while (server D answers a wrongly shaped 828 with silence); a known one, an
+    // explicit choice and padded (what silence points to) wait --timeout.
+    let full_timeout = Duration::from_secs(cli.timeout);
+    let probing = |p: Preset| auto && recorded_dialect != Some(p) && p != Preset::Padded;
+    let mut timeout = if probing(preset) {
+        auto::probe_timeout(file.size, full_timeout)
+    } else {
+        full_timeout
+    };
 
     // Registering writes me.info: the folder must take it, and a me.info made with
     // another server is replaced only when asked.
@@ -232,16 +263,39 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     let mut pause = Duration::from_millis(100);
     let mut tries = 0u32;
     let mut renewed = false;
+    let mut first_registered = None;
+    // The try whose failure pointed to the dialect being tried now.
+    let mut pointing: Option<Attempt> = None;
     let (result, seen, save_error, registered_id, progress, removed) = loop {
         tries += 1;
-        let attempt = attempt(
+        let how = Try {
+            dialect: config.dialect.clone(),
+            timeout,
+            keep: recorded_dialect,
+        };
+        let attempt = match attempt(
             cli,
             out,
             (&server, &name, reconnecting, tries == 1),
+            &how,
             &mut session,
             &mut file,
             &file_path,
-        )?;
+        ) {
+            Ok(a) => a,
+            // A dialect retry that cannot even connect says nothing about the server's
+            // dialect: the failure that led to it is the one to report.
+            Err(f) => match pointing.take() {
+                Some(prev) => break prev,
+                None => return Err(f),
+            },
+        };
+        if let (Some(id), None) = (attempt.3, &attempt.2) {
+            // Registered on this try: any next try reconnects with the saved identity
+            // (registering again would find the name taken).
+            first_registered.get_or_insert(id);
+            config.identity = Some(info::read_me(&me_path).map_err(Failure::from)?.1);
+        }
         let busy = match &attempt.0 {
             Err(e) => refused_as_busy(e, &attempt.1),
             Ok(_) => false,
@@ -252,7 +306,40 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
         };
         let wait =
             pause.mul_f64(0.5 + 0.5 * (rand_core::OsRng.next_u32() as f64 / u32::MAX as f64));
-        if expired {
+        let switch = match &attempt.0 {
+            Err(e) if auto && !busy && !expired && attempt.2.is_none() && !attempt.5 => {
+                auto::next(e, &attempt.1, &tried)
+            }
+            _ => None,
+        };
+        // A probing try that timed out before the file began says nothing about the
+        // dialect: the same dialect again, with the whole --timeout.
+        let slow_start = matches!(&attempt.0, Err(transport_std::ClientError::Timeout(_)))
+            && attempt.1.key_at.is_none()
+            && timeout < full_timeout
+            && pointing.is_none();
+        if let Some((next, why)) = switch {
+            out.note(&format!(
+                "{why} under --dialect {}; trying --dialect {} on a new connection to the \
+                 same server (try {} of at most {})",
+                preset.name(),
+                next.name(),
+                tried.len() + 1,
+                crate::dialect_presets::AUTO_CANDIDATES.len()
+            ));
+            preset = next;
+            tried.push(next);
+            pointing = Some(attempt);
+            config.dialect = cli.dialect_with(next);
+            timeout = if probing(next) {
+                auto::probe_timeout(file.size, full_timeout)
+            } else {
+                full_timeout
+            };
+        } else if slow_start {
+            out.note_verbose("no answer before the file began; trying again with --timeout");
+            timeout = full_timeout;
+        } else if expired {
             // A key that expired between 827 and 828 is renewed by a new 827, once:
             // a second refusal is the file's, and is reported as such.
             renewed = true;
@@ -266,7 +353,12 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
                     .as_secs_f64()
             ));
         } else if !busy || Instant::now() + wait >= busy_until {
-            break attempt;
+            // A retry that failed in a way no dialect explains (the server went away,
+            // say): report the failure that led to it, which says what happened.
+            break match (pointing.take(), &attempt.0) {
+                (Some(prev), Err(e)) if auto::symptom(e, &attempt.1).is_none() => prev,
+                (_, _) => attempt,
+            };
         } else {
             out.note_verbose(&format!(
                 "the server is busy (refused the connection); trying again in {} ms",
@@ -275,7 +367,7 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
             std::thread::sleep(wait);
             pause = (pause * 2).min(Duration::from_secs(2));
         }
-        session = new_session()?;
+        session = new_session(&config)?;
         session.set_register_when_refused(no_register_reason.is_none());
         file.file.rewind().map_err(|e| {
             Failure::usage(format!(
@@ -285,10 +377,15 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
             ))
         })?;
     };
-    if let Some(id) = registered_id {
+    if let Some(id) = registered_id.or(first_registered) {
         summary.client_id = Some(id.to_hex());
         summary.registered = true;
     }
+    summary.dialect = Some(if auto || cli.preset != Preset::Auto {
+        preset.name().to_string()
+    } else {
+        "options".to_string()
+    });
     if removed {
         return Err(Failure::new(
             Exit::Refused,
@@ -327,6 +424,23 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     };
     match result {
         Ok(Outcome::Verified) => {
+            if auto {
+                // Said on stderr: stdout keeps its one summary line (or the JSON).
+                out.note(&format!(
+                    "dialect: {}{}",
+                    preset.name(),
+                    if tried.len() > 1 {
+                        " (recognised from the server's answers; remembered for the next run)"
+                    } else if recorded_dialect == Some(preset) {
+                        " (remembered from an earlier run)"
+                    } else {
+                        ""
+                    }
+                ));
+                if recorded_dialect != Some(preset) {
+                    write_record(&cli.dir, &server, Some(preset), &progress);
+                }
+            }
             out.say(&summary_line(
                 &shown,
                 file.size,
@@ -346,8 +460,35 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
             "the data is being damaged on the way or the server computes another checksum \
              (--checksum crc32 for servers that use zlib CRC-32)",
         )),
-        Err(e) => Err(explain(&e, &ctx, &seen)),
+        Err(e) => {
+            let failure = explain(&e, &ctx, &seen);
+            // The upload failed as a dialect does: name the presets. Silence is said
+            // to be a dialect's, not overload; other failures keep their own hint too.
+            match (auto, auto::symptom(&e, &seen)) {
+                (true, Some((Preset::Padded, _))) => {
+                    Err(failure.hint(auto::presets_to_try(&tried)))
+                }
+                (true, Some(_)) => {
+                    let own = failure.hint.clone().unwrap_or_default();
+                    let presets = auto::presets_to_try(&tried);
+                    Err(failure.hint(if own.is_empty() {
+                        presets
+                    } else {
+                        format!("{own}; {presets}")
+                    }))
+                }
+                _ => Err(failure),
+            }
+        }
     }
+}
+
+/// How one try talks: the dialect, the longest wait, and the preset to keep in
+/// `me.server` when the try rewrites it.
+struct Try {
+    dialect: protocol_core::Dialect,
+    timeout: Duration,
+    keep: Option<Preset>,
 }
 
 /// What one connection's run gave: the outcome, what was seen, a failure to save
@@ -367,6 +508,7 @@ fn attempt<R: rand_core::CryptoRngCore>(
     cli: &Cli,
     out: &Out,
     (server, name, reconnecting, first): (&str, &str, bool, bool),
+    how: &Try,
     session: &mut ClientSession<R>,
     file: &mut checks::FileToSend,
     file_path: &std::path::Path,
@@ -396,14 +538,14 @@ fn attempt<R: rand_core::CryptoRngCore>(
     let mut save_error = None;
     let mut registered_id = None;
     let options = ClientOptions {
-        response_timeout: Duration::from_secs(cli.timeout),
+        response_timeout: how.timeout,
         ..ClientOptions::default()
     };
     // Ends the run from the callback when retrying cannot help (a removed client).
     let control = stream.try_clone().ok();
     let mut current_id = session.client_id();
     let mut removed = false;
-    let dialect = cli.dialect();
+    let dialect = &how.dialect;
     let result = run_client(session, &mut stream, &mut file.file, &options, |ev| {
         seen.borrow_mut().on_event(ev);
         on_event(ev, &progress, out, &seen.borrow());
@@ -417,7 +559,7 @@ fn attempt<R: rand_core::CryptoRngCore>(
                 // never will: ask the server which (see `probe`).
                 let field = protocol_core::FieldString::new(name);
                 let gone = field.is_some_and(|f| {
-                    probe::still_known(server, current_id, &f, &dialect, options.response_timeout)
+                    probe::still_known(server, current_id, &f, dialect, options.response_timeout)
                         == Some(false)
                 });
                 if gone {
@@ -435,11 +577,11 @@ fn attempt<R: rand_core::CryptoRngCore>(
                 registered_id = Some(*client_id);
                 current_id = *client_id;
                 match info::write_me(&cli.dir, name, client_id, private_key) {
-                    Ok(()) => write_record(&cli.dir, server, &progress),
+                    Ok(()) => write_record(&cli.dir, server, how.keep, &progress),
                     Err(e) => save_error = Some(e),
                 }
             }
-            ClientEvent::KeyExchanged { .. } => write_record(&cli.dir, server, &progress),
+            ClientEvent::KeyExchanged { .. } => write_record(&cli.dir, server, how.keep, &progress),
             _ => {}
         }
     });
@@ -449,8 +591,8 @@ fn attempt<R: rand_core::CryptoRngCore>(
 }
 
 /// Records the server `me.info` belongs to (a warning if it cannot).
-fn write_record(dir: &std::path::Path, server: &str, progress: &Progress) {
-    if let Err(e) = server_record::write(dir, server) {
+fn write_record(dir: &std::path::Path, server: &str, dialect: Option<Preset>, progress: &Progress) {
+    if let Err(e) = server_record::write(dir, server, dialect) {
         progress.note(&format!(
             "warning: cannot write {}: {}",
             server_record::path(dir).display(),
@@ -515,17 +657,18 @@ fn on_event(ev: &ClientEvent, progress: &Progress, out: &Out, seen: &Seen) {
 /// packets of the asked size is refused; the default grows with a note.
 fn check_packet_size<R: rand_core::CryptoRngCore>(
     cli: &Cli,
+    dialect: &protocol_core::Dialect,
     session: &ClientSession<R>,
     size: u64,
     out: &Out,
 ) -> Result<(), Failure> {
-    let asked = cli.dialect().packet_size as u64;
+    let asked = dialect.packet_size as u64;
     let unit = session.packet_unit();
     if unit <= asked.div_ceil(16) * 16 {
         return Ok(());
     }
     // A size asked for, by the option or a preset, is never changed behind the user's back.
-    if cli.packet_size.is_some() || cli.preset != crate::dialect_presets::Preset::Spec {
+    if cli.packet_size.is_some() || !matches!(cli.preset, Preset::Spec | Preset::Auto) {
         return Err(Failure::usage(format!(
             "--packet-size {asked} would cut this {size}-byte file into more than 65,535 packets, \
              the protocol's limit; it needs packets of at least {unit} bytes"

@@ -16,6 +16,8 @@ pub struct Summary {
     pub seconds: Option<f64>,
     pub checksum: Option<u32>,
     pub sends: u32,
+    /// The preset the run used (`options` when single dialect options chose it).
+    pub dialect: Option<String>,
 }
 
 fn string(out: &mut String, s: &str) {
@@ -80,6 +82,7 @@ impl Summary {
             ("client_name", text(&self.client_name)),
             ("client_id", text(&self.client_id)),
             ("file", text(&self.file)),
+            ("dialect", text(&self.dialect)),
         ] {
             match value {
                 Some(v) => field(&mut o, key, Some(&|o| string(o, &v))),

@@ -121,7 +121,8 @@ fn planted_temporary_files_and_links_are_never_written_through() {
     assert!(record.is_file(), "me.server replaced the link with a file");
     assert_eq!(
         std::fs::read_to_string(c.join("me.server")).unwrap(),
-        format!("{}\n", server.addr())
+        // The server, and the dialect that worked with it (the default, auto).
+        format!("{}\ndialect spec\n", server.addr())
     );
 }
 

@@ -11,11 +11,27 @@ Shapes (first argument):
                   content field, zero-filled past the declared total (variant 12)
   per-connection  one request per connection, closed after its answer; every 828
                   answered (variant 7)
+The deployed servers A-D of docs/PROTOCOL.md section 8, as measured (each serves
+connections one after the other, keeps its clients in memory, answers 827):
+  a               reads the 23-byte header, then the payload with ONE recv; the network
+                  cuts a request at 32,768 bytes (as captured: 65,826 arrived as
+                  32,768 + 33,058), so a bigger request is misread and the connection
+                  reset (variants 9, 13)
+  b               reads whole requests; takes the packet number / total field as total
+                  first (2), decrypts each packet on its own (4), 1604 with an empty
+                  payload (6); every 828 it cannot take gets 1607
+  c               as a, but a misread request gets 1607, then the reset
+  d               reads the payload whole, then a fixed struct: an 828 that is not
+                  exactly 1,291 bytes gets no answer and the connection is left open,
+                  unread (12, 13)
+  silent          as d, for every 828 whatever its shape: no dialect fits
 Every shape answers the last 828 with the PLAINTEXT size in 1603 (variant 11).
 
-Prints the port it listens on, then serves one client run; on 900 it prints
-"verified SIZE CKSUM" and exits 0. Any deviation: a line on stderr, exit 1.
-Usage: scripted_server.py SHAPE"""
+Prints the port it listens on, then serves RUNS client runs (default 1); on each 900
+it prints "verified SIZE CKSUM", and exits 0 after the last. Any deviation: a line on
+stderr, exit 1.
+With a folder as KEEP, each verified file is also written there as RUN.bin (1, 2, ...).
+Usage: scripted_server.py SHAPE [RUNS [KEEP]]"""
 import os
 import socket
 import struct
@@ -24,6 +40,9 @@ import sys
 import tempfile
 
 FIXED = 23 + 267 + 1024
+# Where the network cut a large request to servers A and C in the capture.
+SEGMENT = 32768
+DEPLOYED = ("a", "b", "c", "d", "silent")
 
 
 def fail(why):
@@ -76,6 +95,34 @@ def whole(sock):
     return cid, code, recv_exact(sock, size)
 
 
+def reset(sock):
+    """Closes with a reset, as a server whose parser fell out of step does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def deployed(sock, shape):
+    """One request as server A-D reads it: (cid, code, payload), None when the client
+    closed, "reset" or "stuck" when the server fails the connection."""
+    head = recv_exact(sock, 23)
+    if head is None:
+        return None
+    cid, _, code, size = struct.unpack("<16sBHI", head)
+    if shape in ("a", "c"):
+        payload = sock.recv(min(size, SEGMENT)) if size else b""
+        if len(payload) < size:
+            if shape == "c":
+                respond(sock, 1607)
+            return "reset"
+    else:
+        payload = recv_exact(sock, size)
+        if payload is None:
+            return None
+        if code == 828 and (shape == "silent" or (shape == "d" and size != FIXED - 23)):
+            return "stuck"
+    return cid, code, payload
+
+
 class Peer:
     def __init__(self, shape):
         self.shape = shape
@@ -84,19 +131,26 @@ class Peer:
         self.aes = os.urandom(32)
         self.content = []
         self.received = 0
+        self.pub = None
+        self.runs = 0
 
     def handle(self, sock, cid, code, payload):
         """Answers one request; returns True when the run is over."""
         if code == 825:
             respond(sock, 1600, self.cid)
         elif code == 826:
-            pub = os.path.join(self.work, "pub.der")
-            with open(pub, "wb") as f:
+            self.pub = os.path.join(self.work, "pub.der")
+            with open(self.pub, "wb") as f:
                 f.write(payload[255:255 + 160])
-            enc = run(["openssl", "pkeyutl", "-encrypt", "-pubin", "-keyform", "DER",
-                       "-inkey", pub, "-pkeyopt", "rsa_padding_mode:oaep",
-                       "-pkeyopt", "rsa_oaep_md:sha1"], self.aes)
-            respond(sock, 1602, self.cid + enc)
+            respond(sock, 1602, self.cid + self.wrapped_key())
+        elif code == 827:
+            if cid != self.cid or self.pub is None:
+                respond(sock, 1606, cid)
+            else:
+                self.aes = os.urandom(32)
+                respond(sock, 1605, self.cid + self.wrapped_key())
+        elif code == 828 and self.shape == "b":
+            return self.total_first_per_packet(sock, payload)
         elif code == 828:
             total, original, number, count = struct.unpack("<IIHH", payload[:12])
             name = payload[12:267]
@@ -126,7 +180,14 @@ class Peer:
             respond(sock, 1603, self.cid + struct.pack("<I", size) + name
                     + struct.pack("<I", self.sum))
         elif code == 900:
-            respond(sock, 1604, self.cid)
+            # Kept before the answer: the client's success means the file is there.
+            self.runs += 1
+            if len(sys.argv) > 3:
+                with open(os.path.join(self.work, "file"), "rb") as f:
+                    data = f.read()
+                with open(os.path.join(sys.argv[3], "%d.bin" % self.runs), "wb") as f:
+                    f.write(data)
+            respond(sock, 1604, b"" if self.shape == "b" else self.cid)
             print("verified %d %d" % (self.size, self.sum), flush=True)
             return True
         elif code == 901:
@@ -134,6 +195,62 @@ class Peer:
         else:
             fail("unexpected request %d" % code)
         return False
+
+    def wrapped_key(self):
+        return run(["openssl", "pkeyutl", "-encrypt", "-pubin", "-keyform", "DER",
+                    "-inkey", self.pub, "-pkeyopt", "rsa_padding_mode:oaep",
+                    "-pkeyopt", "rsa_oaep_md:sha1"], self.aes)
+
+    def total_first_per_packet(self, sock, payload):
+        """Server B's 828: total before number, each packet decrypted on its own."""
+        total, original, count, number = struct.unpack("<IIHH", payload[:12])
+        name = payload[12:267]
+        if number == 1:
+            self.content = []
+        try:
+            if number != len(self.content) + 1 or number > count:
+                raise ValueError("packet %d of %d out of order" % (number, count))
+            self.content.append(run(
+                ["openssl", "enc", "-d", "-aes-256-cbc", "-K", self.aes.hex(),
+                 "-iv", "00" * 16, "-nosalt"], payload[267:]))
+        except (ValueError, subprocess.CalledProcessError):
+            respond(sock, 1607)
+            return False
+        if number < count:
+            return False
+        path = os.path.join(self.work, "file")
+        with open(path, "wb") as f:
+            f.write(b"".join(self.content))
+        self.size = os.path.getsize(path)
+        if self.size != original:
+            fail("decrypted %d bytes, the packets said %d" % (self.size, original))
+        self.sum = int(run(["cksum", path]).split()[0])
+        respond(sock, 1603, self.cid + struct.pack("<I", self.size) + name
+                + struct.pack("<I", self.sum))
+        return False
+
+
+def serve_deployed(listener, peer, shape, runs):
+    """Connections one after the other; a failed one is left as the server leaves it."""
+    stuck = []
+    while True:
+        sock, _ = listener.accept()
+        sock.settimeout(120)
+        while True:
+            req = deployed(sock, shape)
+            if req is None:
+                sock.close()
+                break
+            if req == "reset":
+                reset(sock)
+                break
+            if req == "stuck":
+                stuck.append(sock)
+                break
+            if peer.handle(sock, *req):
+                runs -= 1
+                if runs == 0:
+                    return
 
 
 def main():
@@ -144,6 +261,10 @@ def main():
     listener.settimeout(120)
     print(listener.getsockname()[1], flush=True)
     peer = Peer(shape)
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    if shape in DEPLOYED:
+        serve_deployed(listener, peer, shape, runs)
+        return
     if shape == "per-connection":
         while True:
             sock, _ = listener.accept()

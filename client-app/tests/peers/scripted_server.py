@@ -236,21 +236,26 @@ def serve_deployed(listener, peer, shape, runs):
     while True:
         sock, _ = listener.accept()
         sock.settimeout(120)
-        while True:
-            req = deployed(sock, shape)
-            if req is None:
-                sock.close()
-                break
-            if req == "reset":
-                reset(sock)
-                break
-            if req == "stuck":
-                stuck.append(sock)
-                break
-            if peer.handle(sock, *req):
-                runs -= 1
-                if runs == 0:
-                    return
+        try:
+            while True:
+                req = deployed(sock, shape)
+                if req is None:
+                    sock.close()
+                    break
+                if req == "reset":
+                    reset(sock)
+                    break
+                if req == "stuck":
+                    stuck.append(sock)
+                    break
+                if peer.handle(sock, *req):
+                    runs -= 1
+                    if runs == 0:
+                        return
+        except ConnectionError:
+            # A client that gave up closes with our answers unread: a reset. The
+            # server drops that connection and takes the next.
+            sock.close()
 
 
 def main():

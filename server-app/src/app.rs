@@ -139,9 +139,10 @@ impl App {
                 Arc::new(MemoryUploads::default()),
             ),
             Database::Postgres(url) => {
-                let pg = Arc::new(Pg::connect(url).map_err(|e| {
-                    anyhow::anyhow!("cannot use the database at {}: {e}", without_password(url))
-                })?);
+                let pg = Arc::new(
+                    Pg::connect(url.expose())
+                        .map_err(|e| anyhow::anyhow!("cannot use the database at {url}: {e}"))?,
+                );
                 (
                     Arc::new(PostgresMetadata::new(pg.clone())),
                     Arc::new(PgUploads::new(pg, SHARED_LEASE)),
@@ -378,20 +379,6 @@ const LEASE_RENEWAL: Duration = Duration::from_secs(2);
 fn housekeeping_interval(policy: &Policy) -> Duration {
     (policy.abandoned_after.min(policy.name_hold) / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(30))
-}
-
-/// A database URL for messages: the password, if any, left out.
-fn without_password(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, rest)), Some(_)) => match rest.rsplit_once('@') {
-            Some((user, host)) => {
-                let user = user.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}@{host}")
-            }
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
-    }
 }
 
 fn restrict_permissions(path: &Path) {

@@ -15,7 +15,71 @@ pub enum Database {
     /// `sqlite:PATH`: an SQLite file (the default is `defensive.db` in the data folder).
     Sqlite(PathBuf),
     /// `postgres://...` or `postgresql://...`: a PostgreSQL server shared by a fleet.
-    Postgres(String),
+    Postgres(DatabaseUrl),
+}
+
+/// A PostgreSQL URL that may hold a password: shown (`Display`, `Debug`, errors) with
+/// the password replaced by `***`; [`expose`](Self::expose) gives it whole, to connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given, password included: for the connection only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the URL itself holds a password (then it is in the process arguments,
+    /// which any local user can read).
+    pub fn has_password(&self) -> bool {
+        redact(&self.0) != self.0
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> DatabaseUrl {
+        DatabaseUrl(url.to_string())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({:?})", redact(&self.0))
+    }
+}
+
+/// `text` with any password of a URL (`scheme://user:PASSWORD@host`) or of the
+/// key=value form (`password=...`) replaced by `***`.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    if let Some((scheme, rest)) = text.split_once("://") {
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                out = format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]);
+            }
+        }
+    }
+    // Query parameters and key=value strings: password=... up to & or whitespace.
+    let mut redacted = String::new();
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        let start = i + "password=".len();
+        redacted.push_str(&rest[..start]);
+        redacted.push_str("***");
+        let end = rest[start..]
+            .find(|c: char| c == '&' || c.is_whitespace())
+            .map_or(rest.len(), |e| start + e);
+        rest = &rest[end..];
+    }
+    redacted.push_str(rest);
+    redacted
 }
 
 /// The contents backend (`--files`).
@@ -57,11 +121,11 @@ impl Database {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             let rest = s.split_once("://").map(|(_, r)| r).unwrap_or("");
             if rest.is_empty() || rest.starts_with('/') && rest.len() == 1 {
-                return Err(ConfigError::Database(s.to_string()));
+                return Err(ConfigError::Database(redact(s)));
             }
-            return Ok(Database::Postgres(s.to_string()));
+            return Ok(Database::Postgres(DatabaseUrl(s.to_string())));
         }
-        Err(ConfigError::Database(s.to_string()))
+        Err(ConfigError::Database(redact(s)))
     }
 }
 
@@ -133,5 +197,39 @@ mod tests {
         for bad in ["", "s3://", "s3:///x", "s3://Bad_Bucket/x", "gs://b/x"] {
             assert!(Files::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_password_never_shows() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cr3t@db.example:5432/files",
+                "postgres://app:***@db.example:5432/files",
+            ),
+            (
+                "postgresql://app:s3cr3t@db/files?sslmode=require",
+                "postgresql://app:***@db/files?sslmode=require",
+            ),
+            (
+                "postgres://app@db/files?password=s3cr3t&sslmode=require",
+                "postgres://app@db/files?password=***&sslmode=require",
+            ),
+            ("postgres://app@db/files", "postgres://app@db/files"),
+        ] {
+            let Ok(Database::Postgres(parsed)) = Database::parse(url) else {
+                panic!("{url}")
+            };
+            assert_eq!(parsed.to_string(), shown);
+            let debug = format!("{:?}", Database::Postgres(parsed.clone()));
+            assert!(!debug.contains("s3cr3t"), "{debug}");
+            assert_eq!(parsed.expose(), url);
+            assert_eq!(parsed.has_password(), url.contains("s3cr3t"));
+        }
+        let bad = Database::parse("postgres://").unwrap_err().to_string();
+        assert!(!bad.contains("s3cr3t"));
+        assert_eq!(
+            redact("host=db user=app password=s3cr3t dbname=files"),
+            "host=db user=app password=*** dbname=files"
+        );
     }
 }

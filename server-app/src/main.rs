@@ -54,6 +54,11 @@ struct Cli {
     /// keeps the uploads in progress. Default: defensive.db in --dir.
     #[arg(long, global = true, value_name = "URL", value_parser = Database::parse)]
     database: Option<Database>,
+    /// A file holding the PostgreSQL password (its first line), for a --database URL
+    /// without one: a password in the arguments is readable by any local user (ps).
+    /// PGPASSWORD in the environment also works, as with libpq.
+    #[arg(long, global = true, value_name = "FILE")]
+    database_password_file: Option<PathBuf>,
     /// Where file contents are kept: a folder, or s3://bucket/prefix (endpoint and
     /// credentials from the AWS_* environment variables). Default: --dir.
     #[arg(long, global = true, value_name = "DIR|URL", value_parser = Files::parse)]
@@ -223,6 +228,10 @@ fn main() {
             .init(),
         LogFormat::Json => logs.json().init(),
     }
+    if let Err(e) = database_password(&cli) {
+        eprintln!("Fatal: {e}");
+        std::process::exit(2);
+    }
     if let Some(command) = &cli.command {
         let stores = admin::Stores {
             dir: cli.dir.clone(),
@@ -249,6 +258,34 @@ fn main() {
         eprintln!("Fatal: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Reads `--database-password-file`, and warns of a password in the arguments.
+fn database_password(cli: &Cli) -> Result<(), String> {
+    if let Some(Database::Postgres(url)) = &cli.database {
+        if url.has_password() {
+            warn!(
+                "the --database URL holds a password, which any local user can read in the \
+                 process list: give it in PGPASSWORD or --database-password-file instead"
+            );
+        }
+    }
+    let Some(path) = &cli.database_password_file else {
+        return Ok(());
+    };
+    let shown = path.display();
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, 4096), &mut text))
+        .map_err(|e| format!("--database-password-file {shown}: {e}"))?;
+    let password = text.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        return Err(format!(
+            "--database-password-file {shown}: the first line is empty"
+        ));
+    }
+    server_app::storage::postgres::use_password(password);
+    Ok(())
 }
 
 /// Runs an operator command; exits with its code on failure (see `--help`).

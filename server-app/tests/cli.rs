@@ -285,3 +285,57 @@ fn storage_folders_open_to_others_are_set_to_0700_and_logged() {
         assert!(line.contains("WARN") && line.contains("0700"), "{line}");
     }
 }
+
+/// A database password given in the arguments is warned of and never shown again:
+/// not in the log, not in an error, whichever command fails.
+#[test]
+fn a_database_password_never_appears_in_the_log_or_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of the loopback: every connection fails.
+    let url = "postgres://alice:s3cr3t-pw@127.0.0.1:9/files?connect_timeout=2";
+    for args in [&["list-files"][..], &["--port", "0"]] {
+        let out = Command::new(server_bin())
+            .args(["--dir", tmp.path().to_str().unwrap(), "--database", url])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{args:?}: {text}");
+        assert!(!text.contains("s3cr3t-pw"), "{args:?}: {text}");
+        assert!(text.contains("holds a password"), "{args:?}: {text}");
+    }
+    // From a file instead: no warning, and a missing file is a usage error.
+    let file = tmp.path().join("pw");
+    std::fs::write(&file, "s3cr3t-pw\n").unwrap();
+    let out = Command::new(server_bin())
+        .args(["--dir", tmp.path().to_str().unwrap()])
+        .args([
+            "--database",
+            "postgres://alice@127.0.0.1:9/files?connect_timeout=2",
+        ])
+        .arg("--database-password-file")
+        .arg(&file)
+        .arg("list-files")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("s3cr3t-pw") && !err.contains("holds a password"),
+        "{err}"
+    );
+    let out = Command::new(server_bin())
+        .args(["--database-password-file", "/nonexistent/pw", "list-files"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -126,7 +126,7 @@ impl Stores {
 fn open_read(at: &Stores) -> Result<Box<dyn Metadata>, AdminError> {
     match (&at.database, at.sqlite_path()) {
         (_, Some(path)) => Ok(Box::new(SqliteMetadata::open_read_only(&path)?)),
-        (Some(Database::Postgres(url)), None) => Ok(Box::new(postgres(url)?)),
+        (Some(Database::Postgres(url)), None) => Ok(Box::new(postgres(url.expose())?)),
         (_, None) => Err(AdminError::Usage("no database".into())),
     }
 }
@@ -159,7 +159,7 @@ fn postgres(url: &str) -> Result<PostgresMetadata, AdminError> {
 fn open_write(at: &Stores) -> Result<Storage, AdminError> {
     let meta: Arc<dyn Metadata> = match (&at.database, at.sqlite_path()) {
         (_, Some(path)) => Arc::new(SqliteMetadata::open_existing(&path)?),
-        (Some(Database::Postgres(url)), None) => Arc::new(postgres(url)?),
+        (Some(Database::Postgres(url)), None) => Arc::new(postgres(url.expose())?),
         (_, None) => return Err(AdminError::Usage("no database".into())),
     };
     let contents: Arc<dyn Contents> = match &at.files {

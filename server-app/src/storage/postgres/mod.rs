@@ -21,7 +21,7 @@ pub mod schema;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -75,6 +75,36 @@ impl std::fmt::Debug for Pg {
     }
 }
 
+/// The password given apart from the URL (`--database-password-file`), for every
+/// connection whose URL has none.
+static PASSWORD: OnceLock<String> = OnceLock::new();
+
+/// Uses `password` for every database URL without one (`--database-password-file`):
+/// a password in the arguments is readable by any local user (`ps`). Set once, before
+/// connecting; a second call changes nothing (false).
+pub fn use_password(password: String) -> bool {
+    PASSWORD.set(password).is_ok()
+}
+
+/// The connection settings of `url`: its own password, else the one given with
+/// [`use_password`], else `PGPASSWORD` from the environment (as libpq does). Errors
+/// never repeat a password.
+pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, MetaError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        MetaError::backend(
+            "reading the database URL",
+            crate::config::redact(&e.to_string()),
+        )
+    })?;
+    if config.get_password().is_none() {
+        let from_env = || std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty());
+        if let Some(password) = PASSWORD.get().cloned().or_else(from_env) {
+            config.password(password);
+        }
+    }
+    Ok(config)
+}
+
 impl Pg {
     /// Connects to `url` (`postgres://user@host:port/db`, the libpq URL or key=value
     /// forms) and brings the schema up to date ([`schema::migrate`]), waiting for other
@@ -100,9 +130,7 @@ impl Pg {
     /// or migrated (see [`connect`](Self::connect) and
     /// [`schema_version`](Self::schema_version)). Connections are made on first use.
     pub fn open(url: &str) -> Result<Pg, MetaError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| MetaError::backend("reading the database URL", e))?;
+        let mut config = connection_config(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -301,4 +329,22 @@ pub fn is_conflict(e: &PgError) -> bool {
         e.code(),
         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
     )
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+
+    #[test]
+    fn a_password_given_apart_fills_a_url_without_one() {
+        use_password("from-file".into());
+        let config = connection_config("postgres://app@db/files").unwrap();
+        assert_eq!(config.get_password(), Some(&b"from-file"[..]));
+        let config = connection_config("postgres://app:own@db/files").unwrap();
+        assert_eq!(config.get_password(), Some(&b"own"[..]));
+        let bad = connection_config("postgres://app:s3cr3t@db:notaport/files")
+            .unwrap_err()
+            .to_string();
+        assert!(!bad.contains("s3cr3t"), "{bad}");
+    }
 }

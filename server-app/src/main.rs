@@ -260,6 +260,30 @@ fn main() {
     }
 }
 
+/// Raises the descriptor limit where allowed and lowers the connection caps to what it
+/// can hold, saying what it chose and why.
+fn fit_to_descriptors(options: &mut transport_std::ServerOptions) {
+    let fitted = server_app::descriptors::raise_and_fit();
+    let show = |l: Option<u64>| l.map_or("unlimited".to_string(), |n| n.to_string());
+    let (soft, hard) = (show(fitted.soft), show(fitted.hard));
+    if options.max_connections > fitted.connections {
+        warn!(
+            "descriptor limit {soft} (hard {hard}): --max-connections {} lowered to {}, \
+             so that every connection can hold its socket and an upload file and the \
+             listeners, storage and logs keep theirs (raise the limit, e.g. LimitNOFILE= \
+             in a systemd unit, to serve more)",
+            options.max_connections, fitted.connections
+        );
+        options.max_connections = fitted.connections;
+    } else {
+        info!(
+            "descriptor limit {soft} (hard {hard}): room for {} connections, cap {}",
+            fitted.connections, options.max_connections
+        );
+    }
+    options.max_connections_per_ip = options.max_connections_per_ip.min(options.max_connections);
+}
+
 /// Reads `--database-password-file`, and warns of a password in the arguments.
 fn database_password(cli: &Cli) -> Result<(), String> {
     if let Some(Database::Postgres(url)) = &cli.database {
@@ -329,7 +353,8 @@ fn run(cli: Cli, port: u16) -> anyhow::Result<()> {
 
 fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cli.serve.bind, port);
-    let options = cli.serve.server_options();
+    let mut options = cli.serve.server_options();
+    fit_to_descriptors(&mut options);
     let app = Arc::new(app);
     let metrics = app.metrics().clone();
     // Before the protocol listener: `/healthz` says "starting" until clients are served.

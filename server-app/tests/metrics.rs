@@ -249,47 +249,13 @@ fn metrics_count_the_versions_kept() {
 /// still serves a real client; the metrics answer again once the idle ones time out.
 #[test]
 fn idle_metrics_connections_leave_the_protocol_port_serving() {
-    if std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no prlimit to lower the descriptor limit");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let sdir = tmp.path().join("server");
-    std::fs::create_dir_all(&sdir).unwrap();
-    let port = free_port();
-    std::fs::write(sdir.join("port.info"), format!("{port}\n")).unwrap();
-    let log = std::fs::File::create(sdir.join("server.log")).unwrap();
-    let mut child = std::process::Command::new("prlimit")
-        .arg("--nofile=256:256")
-        .arg(server_bin())
-        .args(["--bind", "127.0.0.1", "--metrics", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .current_dir(&sdir)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child: {
-            // Wait for the listening line, as Server::start does.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !std::fs::read_to_string(sdir.join("server.log"))
-                .unwrap_or_default()
-                .contains(&format!("listening on 127.0.0.1:{port} "))
-            {
-                assert!(Instant::now() < deadline, "server did not start");
-                assert!(child.try_wait().unwrap().is_none(), "server exited");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            child
-        },
-        dir: sdir.clone(),
-        port,
+    let Some(server) = Server::start_limited(&sdir, 256, &["--metrics", "127.0.0.1:0"]) else {
+        eprintln!("skipped: no prlimit to lower the descriptor limit");
+        return;
     };
+    let port = server.port;
     let mport = server.metrics_port().expect("metrics port");
     let idle: Vec<std::net::TcpStream> = (0..400)
         .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", mport)).ok())

@@ -101,6 +101,44 @@ impl Server {
         );
     }
 
+    /// Starts the server in `dir` with its descriptor limit set to `nofile` (soft and
+    /// hard) by `prlimit`; `None` where there is no `prlimit`. The server runs in
+    /// prlimit's own process, so `child.id()` is the server's pid.
+    pub fn start_limited(dir: &Path, nofile: u64, extra: &[&str]) -> Option<Server> {
+        Command::new("prlimit").arg("--version").output().ok()?;
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        std::fs::write(dir.join("port.info"), format!("{port}\n")).unwrap();
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let mut child = Command::new("prlimit")
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(server_bin())
+            .args(["--bind", "127.0.0.1", "--max-connections-per-ip", "2000"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let ours = format!("listening on 127.0.0.1:{port} ");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            if text.contains(&ours) {
+                break;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "server exited: {text}");
+            assert!(Instant::now() < deadline, "server did not start: {text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Server {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        })
+    }
+
     /// SIGTERM, and the server must exit cleanly.
     pub fn stop(mut self) {
         let _ = Command::new("kill")

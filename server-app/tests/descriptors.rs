@@ -1,0 +1,60 @@
+//! The connection cap fitted to the descriptor limit: with a soft limit of 64 or 1,024,
+//! idle connections beyond what the limit holds are shed for a real client, instead
+//! of taking every descriptor until they time out.
+
+mod common;
+
+use std::net::TcpStream;
+
+use common::*;
+
+/// Raises this test process's own soft limit, so that it can hold `n` sockets.
+fn room_for(n: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let Rlimit { maximum, .. } = getrlimit(Resource::Nofile);
+    let want = maximum.map_or(n, |h| h.min(n));
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(want),
+            maximum,
+        },
+    );
+}
+
+fn idle_connections_are_shed_for_a_client(nofile: u64, idle: usize, lowered_to: usize) {
+    room_for(idle as u64 + 256);
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let Some(server) = Server::start_limited(&sdir, nofile, &[]) else {
+        eprintln!("skipped: no prlimit");
+        return;
+    };
+    let log = std::fs::read_to_string(sdir.join("server.log")).unwrap();
+    assert!(
+        log.contains(&format!("--max-connections 1024 lowered to {lowered_to}")),
+        "{log}"
+    );
+    // Connections that never send a byte, more than the limit can hold.
+    let held: Vec<TcpStream> = (0..idle)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", server.port)).ok())
+        .collect();
+    assert!(held.len() >= idle * 9 / 10, "{} connected", held.len());
+    // The idle ones would hold their descriptors for the first-header timeout (10 s);
+    // a client that waits 6 s at most is served only if they are shed for it.
+    let c = client_dir(tmp.path(), "alice", server.port, "a.bin", &data(50_000, 1));
+    let out = run_client(&c, &["--timeout", "6"]);
+    assert_ok(&out, &format!("a client past {idle} idle connections"));
+    drop(held);
+    server.stop();
+}
+
+#[test]
+fn with_64_descriptors_idle_connections_are_shed_for_a_client() {
+    idle_connections_are_shed_for_a_client(64, 100, 16);
+}
+
+#[test]
+fn with_1024_descriptors_idle_connections_are_shed_for_a_client() {
+    idle_connections_are_shed_for_a_client(1024, 1100, 464);
+}

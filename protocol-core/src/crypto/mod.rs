@@ -11,4 +11,4 @@ mod rsa_keys;
 
 pub use aes_cbc::{padded_len, AesKey, AesKeySize, CbcDecryptor, CbcEncryptor, DecryptError};
 pub use checksum::{cksum, Checksum, ChecksumAlgorithm};
-pub use rsa_keys::{KeyError, PrivateKey, PublicKey, RSA_BITS, RSA_EXPONENT};
+pub use rsa_keys::{KeyError, PrivateKey, PublicKey, MIN_RSA_BITS, RSA_BITS, RSA_EXPONENT};

@@ -125,7 +125,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     }
 
     /// The AES key this connection decrypts uploads with, if it has one: issued on it
-    /// (826, 827) or looked up ([`ServerEvent::LookupClient`]).
+    /// (826, 827) or looked up ([`ServerEvent::LookupClient`](crate::ServerEvent::LookupClient)).
     pub fn session_key(&self) -> Option<&AesKey> {
         self.session.as_ref().map(|s| &s.key)
     }

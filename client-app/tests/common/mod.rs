@@ -51,34 +51,47 @@ pub struct Server {
 impl Server {
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
         std::fs::create_dir_all(dir).unwrap();
-        let port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("server.log"))
-            .unwrap();
-        let child = Command::new(server_bin())
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting the server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "server did not start: {}",
-                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        // A free port can be taken by another test's server or proxy before this one
+        // binds it: wait for this server's own "listening" line (a connection could
+        // reach the other process), and try another port if it exited.
+        for _ in 0..5 {
+            let port = free_port();
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("server.log"))
+                .unwrap();
+            let mut child = Command::new(server_bin())
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(extra)
+                .env("RUST_LOG", "info")
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting the server");
+            let ours = format!("listening on 127.0.0.1:{port} ");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let text = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                if text.contains(&ours) && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Server {
+                        child,
+                        dir: dir.to_path_buf(),
+                        port,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "server did not start: {text}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Server {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
+        panic!(
+            "server did not start: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
     }
 
     pub fn addr(&self) -> String {

@@ -226,6 +226,8 @@ pub fn proxy(target: u16, tamper: Tamper) -> (u16, Arc<AtomicBool>) {
         let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
         let (mut c_rd, mut s_wr) = (client.try_clone().unwrap(), server.try_clone().unwrap());
         let (mut s_rd, mut c_wr) = (server, client);
+        let gone = Arc::new(AtomicBool::new(false));
+        let server_gone = gone.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 65536];
             while let Ok(n) = s_rd.read(&mut buf) {
@@ -235,6 +237,7 @@ pub fn proxy(target: u16, tamper: Tamper) -> (u16, Arc<AtomicBool>) {
             }
             // The server went away: so does the client's connection.
             let _ = c_wr.shutdown(std::net::Shutdown::Both);
+            server_gone.store(true, Ordering::SeqCst);
         });
         let limit = match tamper {
             Tamper::Cut(at) | Tamper::Stall(at) => at,
@@ -256,7 +259,14 @@ pub fn proxy(target: u16, tamper: Tamper) -> (u16, Arc<AtomicBool>) {
                     let _ = s_wr.shutdown(std::net::Shutdown::Both);
                     let _ = c_rd.shutdown(std::net::Shutdown::Both);
                 } else {
-                    std::thread::sleep(Duration::from_secs(120));
+                    // Held until the server goes; then the socket is closed with the
+                    // client's unread bytes in it, which resets the connection as a
+                    // killed server's kernel would (a FIN alone leaves a client that is
+                    // blocked on a full window waiting).
+                    let until = Instant::now() + Duration::from_secs(120);
+                    while !gone.load(Ordering::SeqCst) && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                 }
                 return;
             }

@@ -4,7 +4,8 @@
 # exactly what to install and stops before compiling anything; then runs every test.
 #
 #   .ci/test.sh [CARGO TEST ARGUMENTS]   install what is missing (root), then
-#                                        `cargo test --workspace [ARGUMENTS]`
+#                                        `cargo test --workspace --all-features [ARGUMENTS]`
+#                                        (the server's `fleet` feature: PostgreSQL, S3, metrics)
 #   .ci/test.sh --install-only           only the first part (.ci/run uses it before
 #                                        its lints, which compile the same crates)
 #
@@ -14,6 +15,7 @@
 #   PostgreSQL (initdb)      the metadata tests start throwaway clusters (.ci/postgres.sh)
 #   SeaweedFS (weed, PyPI)   the S3 contents tests start their own (.ci/seaweedfs.sh)
 #   HAProxy                  the balancer and fleet tests run one in front of two servers
+#   systemd-analyze          checks the service unit of docs/systemd (packaging test)
 # python3 with openssl is optional: the independent-client test is skipped without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,7 @@ missing_packages() {
   have_openssl_dev || m+=(libssl-dev)
   have_postgres || m+=(postgresql)
   have_haproxy || m+=(haproxy)
+  have systemd-analyze || m+=(systemd)
   echo "${m[@]:-}"
 }
 
@@ -94,4 +97,9 @@ fi
 if $install_only; then
   exit 0
 fi
-cargo test --workspace "$@"
+cargo test --workspace --all-features "$@"
+# The server's default build (no `fleet` feature) refuses the fleet's options; its
+# command-line tests run on that build too. Skipped when arguments select tests.
+if [ $# -eq 0 ]; then
+  cargo test -p server-app --test cli
+fi

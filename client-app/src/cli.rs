@@ -2,12 +2,25 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use protocol_core::crypto::ChecksumAlgorithm;
 use protocol_core::{ByteOrder, Dialect, PacketFieldOrder};
 
 use crate::dialect_presets::{Preset, SMALL_PACKET};
 use crate::exit::EXIT_CODE_HELP;
+
+/// What the client does instead of sending a file.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print a completion script for a shell: e.g. `client completions bash >
+    /// /etc/bash_completion.d/client`.
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): e.g. `client man > /usr/local/share/man/man1/client.1`.
+    Man,
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,8 +34,14 @@ use crate::exit::EXIT_CODE_HELP;
         The first run registers and writes me.info and priv.key in --dir; later runs reconnect \
         with them. The protocol is described in docs/PROTOCOL.md of the source repository.",
     after_help = EXIT_CODE_HELP,
+    // `client completions bash` is a command; a file of that name is sent as
+    // `client ./completions`.
+    args_conflicts_with_subcommands = true,
 )]
 pub struct Cli {
+    /// A command other than sending a file.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// File to send (relative to the current folder; overrides transfer.info line 3).
     #[arg(value_name = "FILE")]
     pub file_arg: Option<PathBuf>,

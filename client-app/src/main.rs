@@ -43,6 +43,9 @@ fn main() {
             });
         }
     };
+    if let Some(command) = &cli.command {
+        std::process::exit(print_companion(command));
+    }
     JSON.store(cli.json, Ordering::SeqCst);
     let _ = ctrlc::set_handler(|| {
         let failure = Failure::new(
@@ -74,5 +77,24 @@ fn main() {
     if let Err(failure) = result {
         eprintln!("Fatal: {failure}");
         std::process::exit(failure.exit.code());
+    }
+}
+
+/// Prints a completion script or the manual page; the exit code.
+fn print_companion(command: &cli::Command) -> i32 {
+    use clap::CommandFactory;
+    let out = &mut std::io::stdout().lock();
+    match command {
+        cli::Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "client", out);
+            0
+        }
+        cli::Command::Man => match clap_mangen::Man::new(Cli::command()).render(out) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("Fatal: cannot write the manual page: {e}");
+                Exit::Internal.code()
+            }
+        },
     }
 }

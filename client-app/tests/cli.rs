@@ -188,3 +188,38 @@ fn write_private(path: &Path, contents: &str) {
     std::fs::write(path, contents).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// `client completions SHELL` and `client man` print what a package installs beside the
+/// program; a file named like one of these commands is still sent as `./NAME`.
+#[test]
+fn completions_and_the_manual_page_name_every_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = client(tmp.path(), &["completions", shell]);
+        assert_eq!(run.code, 0, "{shell}: {run:#?}");
+        for word in ["dialect", "server", "json", "completions"] {
+            assert!(run.stdout.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let bash = client(tmp.path(), &["completions", "bash"]);
+    std::fs::write(tmp.path().join("c.bash"), &bash.stdout).unwrap();
+    if let Ok(status) = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(tmp.path().join("c.bash"))
+        .status()
+    {
+        assert!(status.success(), "bash -n rejects the script");
+    }
+    let man = client(tmp.path(), &["man"]);
+    assert_eq!(man.code, 0, "{man:#?}");
+    assert!(man.stdout.contains(".TH client 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("\\-\\-dialect"), "{}", man.stdout);
+    let run = client(tmp.path(), &["completions", "tcsh"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("tcsh"), "{run:#?}");
+    // A file called `man`: `./man` is a file, not the command.
+    std::fs::write(tmp.path().join("man"), b"x").unwrap();
+    let port = unused();
+    client(tmp.path(), &["--server", &port, "--name", "m", "./man"])
+        .fails(3, "the server is busy or refused the connection");
+}

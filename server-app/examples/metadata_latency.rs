@@ -2,7 +2,7 @@
 //! time per commit on one thread, and commits per second from several threads.
 //!
 //! ```text
-//! cargo run -p server-app --release --example metadata_latency -- [POSTGRES_URL] [COMMITS] [THREADS]
+//! cargo run -p server-app --release --features fleet --example metadata_latency -- [POSTGRES_URL] [COMMITS] [THREADS]
 //! ```
 //!
 //! SQLite runs on a new file in a temporary folder; PostgreSQL on the URL given (for

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! eval "$(.ci/seaweedfs.sh start /tmp/sw)"
-//! cargo run --release -p server-app --example s3_throughput -- 256      # MiB
+//! cargo run --release -p server-app --features fleet --example s3_throughput -- 256      # MiB
 //! .ci/seaweedfs.sh stop /tmp/sw
 //! ```
 //!

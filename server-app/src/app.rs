@@ -13,11 +13,14 @@ use crate::config::{Database, Files};
 use crate::metrics::{timed, Metrics};
 use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
+#[cfg(feature = "fleet")]
 use crate::storage::postgres::{Pg, PostgresMetadata};
+#[cfg(feature = "fleet")]
 use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::{short_id, Storage};
 use crate::storage::{Contents, Metadata, Orphans, Reconciled};
+#[cfg(feature = "fleet")]
 use crate::uploads::postgres::PgUploads;
 use crate::uploads::{MemoryUploads, UploadTable};
 
@@ -138,6 +141,13 @@ impl App {
                 Arc::new(SqliteMetadata::open(path)?),
                 Arc::new(MemoryUploads::default()),
             ),
+            #[cfg(not(feature = "fleet"))]
+            Database::Postgres(_) => {
+                return Err(crate::config::fleet_built("--database postgres://")
+                    .unwrap_err()
+                    .into())
+            }
+            #[cfg(feature = "fleet")]
             Database::Postgres(url) => {
                 let pg = Arc::new(
                     Pg::connect(url.expose())
@@ -156,6 +166,13 @@ impl App {
                     folder.display()
                 )
             })?),
+            #[cfg(not(feature = "fleet"))]
+            Files::S3 { .. } => {
+                return Err(crate::config::fleet_built("--files s3://")
+                    .unwrap_err()
+                    .into())
+            }
+            #[cfg(feature = "fleet")]
             Files::S3 { bucket, prefix } => {
                 let url = format!("s3://{bucket}/{prefix}");
                 Arc::new(S3Contents::open(&url).map_err(|e| {

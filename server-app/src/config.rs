@@ -106,6 +106,22 @@ pub enum ConfigError {
     /// An `s3://` URL without a bucket, or another scheme.
     #[error("--files {0:?}: expected a folder or s3://bucket/prefix")]
     Files(String),
+    /// A fleet backend in a server built without it.
+    #[error(
+        "{0} needs a server built with the fleet backends: \
+         cargo install --path server-app --features fleet"
+    )]
+    NotBuilt(&'static str),
+}
+
+/// Refuses what this build leaves out: PostgreSQL, S3 and the metrics listener come
+/// with the `fleet` cargo feature only.
+pub fn fleet_built(what: &'static str) -> Result<(), ConfigError> {
+    if cfg!(feature = "fleet") {
+        Ok(())
+    } else {
+        Err(ConfigError::NotBuilt(what))
+    }
 }
 
 impl Database {

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod client_limits;
 pub mod config;
+pub mod config_file;
 pub mod descriptors;
 mod events;
 pub mod metrics;

@@ -16,6 +16,8 @@ use transport_std::Shutdown;
 use server_app::admin::{self, AdminError};
 use server_app::app::{App, SharedApp};
 use server_app::config::{Database, Files};
+use server_app::config_file;
+#[cfg(feature = "fleet")]
 use server_app::metrics::http::{MetricsServer, Observed};
 use server_app::metrics::Phase;
 use server_app::options::{ServeArgs, Transport};
@@ -66,6 +68,11 @@ struct Cli {
     /// Log lines as text or as JSON objects (one a line, for log collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// A TOML file of options: `long-option-name = value` for the options of the whole
+    /// program and of serving (e.g. `dir = "/var/lib/fileserver"`, `max-connections =
+    /// 4096`); options on the command line override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -74,6 +81,14 @@ struct Cli {
 enum Command {
     /// Serve clients (the default).
     Serve(ServeArgs),
+    /// Print a completion script for a shell: e.g. `server completions bash >
+    /// /etc/bash_completion.d/server`.
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): e.g. `server man > /usr/local/share/man/man1/server.1`.
+    Man,
     /// List registered clients: id prefix, name, last seen, AES key age, files, bytes.
     ListClients {
         /// One JSON object on stdout (whole ids, sizes in bytes, ages in seconds).
@@ -157,7 +172,17 @@ enum LogFormat {
 /// The command line. The serving options are parsed both before and after `serve`
 /// (each subcommand's help lists only its own options), and those given are used.
 fn parse_cli() -> Cli {
-    let matches = Cli::command().get_matches();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if let Some(path) = config_file::config_path(&args) {
+        command = config_file::read(&path)
+            .and_then(|text| config_file::apply(command, &path, &text))
+            .unwrap_or_else(|e| {
+                eprintln!("Fatal: {e}");
+                std::process::exit(2);
+            });
+    }
+    let matches = command.get_matches_from(args);
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(("serve", after)) = matches.subcommand() {
         if serving_options_given(after) {
@@ -228,6 +253,10 @@ fn main() {
             .init(),
         LogFormat::Json => logs.json().init(),
     }
+    if let Err(e) = fleet_options_built(&cli) {
+        eprintln!("Fatal: {e}");
+        std::process::exit(2);
+    }
     if let Err(e) = database_password(&cli) {
         eprintln!("Fatal: {e}");
         std::process::exit(2);
@@ -284,6 +313,24 @@ fn fit_to_descriptors(options: &mut transport_std::ServerOptions) {
     options.max_connections_per_ip = options.max_connections_per_ip.min(options.max_connections);
 }
 
+/// Refuses, as a usage error, an option whose backend this build leaves out.
+fn fleet_options_built(cli: &Cli) -> Result<(), server_app::config::ConfigError> {
+    use server_app::config::fleet_built;
+    if let Some(Database::Postgres(_)) = &cli.database {
+        fleet_built("--database postgres://")?;
+    }
+    if let Some(Files::S3 { .. }) = &cli.files {
+        fleet_built("--files s3://")?;
+    }
+    if cli.database_password_file.is_some() {
+        fleet_built("--database-password-file")?;
+    }
+    if cli.serve.metrics.is_some() {
+        fleet_built("--metrics")?;
+    }
+    Ok(())
+}
+
 /// Reads `--database-password-file`, and warns of a password in the arguments.
 fn database_password(cli: &Cli) -> Result<(), String> {
     if let Some(Database::Postgres(url)) = &cli.database {
@@ -308,8 +355,55 @@ fn database_password(cli: &Cli) -> Result<(), String> {
             "--database-password-file {shown}: the first line is empty"
         ));
     }
+    #[cfg(feature = "fleet")]
     server_app::storage::postgres::use_password(password);
+    #[cfg(not(feature = "fleet"))]
+    {
+        drop(password);
+        server_app::config::fleet_built("--database-password-file").map_err(|e| e.to_string())?;
+    }
     Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` when `--metrics` asks for it.
+#[cfg(feature = "fleet")]
+fn start_metrics(at: Option<SocketAddr>, app: &App) -> anyhow::Result<Option<MetricsServer>> {
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    let observed = Observed {
+        metrics: app.metrics().clone(),
+        metadata: app.storage().meta.clone(),
+    };
+    let server = MetricsServer::start(at, observed)
+        .with_context(|| format!("cannot serve metrics on {at}"))?;
+    info!(
+        "metrics listening on {} (/metrics, /healthz)",
+        server.local_addr()
+    );
+    Ok(Some(server))
+}
+
+/// This build has no metrics listener: `--metrics` is refused.
+#[cfg(not(feature = "fleet"))]
+fn start_metrics(at: Option<SocketAddr>, _app: &App) -> anyhow::Result<Option<NoMetrics>> {
+    match at {
+        Some(_) => Err(server_app::config::fleet_built("--metrics")
+            .unwrap_err()
+            .into()),
+        None => Ok(None),
+    }
+}
+
+/// The metrics listener a build without it never has.
+#[cfg(not(feature = "fleet"))]
+enum NoMetrics {}
+
+#[cfg(not(feature = "fleet"))]
+impl NoMetrics {
+    fn stop(self) {
+        match self {}
+    }
 }
 
 /// Runs an operator command; exits with its code on failure (see `--help`).
@@ -317,6 +411,13 @@ fn run_admin(command: &Command, dir: &admin::Stores) -> Option<Result<(), AdminE
     let out = &mut std::io::stdout().lock();
     Some(match command {
         Command::Serve(_) => return None,
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "server", out);
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(out)
+            .map_err(|e| AdminError::Failed(format!("cannot write the manual page: {e}"))),
         Command::ListClients { json } => admin::list_clients(dir, *json, out),
         Command::ListFiles { client, json } => {
             admin::list_files(dir, client.as_deref(), *json, out)
@@ -358,22 +459,7 @@ fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
     let app = Arc::new(app);
     let metrics = app.metrics().clone();
     // Before the protocol listener: `/healthz` says "starting" until clients are served.
-    let metrics_server = match cli.serve.metrics {
-        Some(at) => {
-            let observed = Observed {
-                metrics: metrics.clone(),
-                metadata: app.storage().meta.clone(),
-            };
-            let server = MetricsServer::start(at, observed)
-                .with_context(|| format!("cannot serve metrics on {at}"))?;
-            info!(
-                "metrics listening on {} (/metrics, /healthz)",
-                server.local_addr()
-            );
-            Some(server)
-        }
-        None => None,
-    };
+    let metrics_server = start_metrics(cli.serve.metrics, &app)?;
     let factory = Arc::new(SharedApp(app.clone()));
     let housekeeper = Housekeeper::start(app.clone())?;
     match cli.serve.transport {

@@ -288,6 +288,7 @@ fn storage_folders_open_to_others_are_set_to_0700_and_logged() {
 
 /// A database password given in the arguments is warned of and never shown again:
 /// not in the log, not in an error, whichever command fails.
+#[cfg(feature = "fleet")]
 #[test]
 fn a_database_password_never_appears_in_the_log_or_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -338,4 +339,35 @@ fn a_database_password_never_appears_in_the_log_or_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A build without the fleet backends refuses their options as usage errors, naming
+/// the feature to build with, before it opens or creates anything.
+#[cfg(not(feature = "fleet"))]
+#[test]
+fn a_lean_build_refuses_the_fleet_options_with_the_feature_to_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    for args in [
+        &["--database", "postgres://app@127.0.0.1:9/files"][..],
+        &["--files", "s3://bucket/prefix"],
+        &["--metrics", "127.0.0.1:0"],
+        &["--database-password-file", "/nonexistent"],
+        &[
+            "--database",
+            "postgres://app@127.0.0.1:9/files",
+            "list-files",
+        ],
+    ] {
+        let out = Command::new(server_bin())
+            .args(["--dir", dir, "--port", "0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--features fleet"), "{args:?}: {err}");
+    }
+    let made: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(made.is_empty(), "created {made:?}");
 }

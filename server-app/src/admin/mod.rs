@@ -26,7 +26,9 @@ use thiserror::Error;
 use crate::app::DB_FILE;
 use crate::config::{Database, Files};
 use crate::storage::local::LocalContents;
+#[cfg(feature = "fleet")]
 use crate::storage::postgres::{schema, Pg, PostgresMetadata};
+#[cfg(feature = "fleet")]
 use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::{OpenError, SqliteMetadata};
 use crate::storage::{ClientRow, Contents, Metadata, Storage};
@@ -131,8 +133,19 @@ fn open_read(at: &Stores) -> Result<Box<dyn Metadata>, AdminError> {
     }
 }
 
+/// Without the fleet backends, a PostgreSQL URL is a usage error.
+#[cfg(not(feature = "fleet"))]
+fn postgres(_url: &str) -> Result<SqliteMetadata, AdminError> {
+    Err(AdminError::Usage(
+        crate::config::fleet_built("--database postgres://")
+            .unwrap_err()
+            .to_string(),
+    ))
+}
+
 /// The fleet's database as it is: a database no server has set up, or one at another
 /// schema version, is refused (exit 2), never created or migrated.
+#[cfg(feature = "fleet")]
 fn postgres(url: &str) -> Result<PostgresMetadata, AdminError> {
     let failed = |e: crate::storage::MetaError| AdminError::Failed(e.to_string());
     let pg = Pg::open(url).map_err(failed)?;
@@ -165,6 +178,15 @@ fn open_write(at: &Stores) -> Result<Storage, AdminError> {
     let contents: Arc<dyn Contents> = match &at.files {
         None => Arc::new(LocalContents::open_existing(&at.dir)),
         Some(Files::Dir(folder)) => Arc::new(LocalContents::open_existing(folder)),
+        #[cfg(not(feature = "fleet"))]
+        Some(Files::S3 { .. }) => {
+            return Err(AdminError::Usage(
+                crate::config::fleet_built("--files s3://")
+                    .unwrap_err()
+                    .to_string(),
+            ))
+        }
+        #[cfg(feature = "fleet")]
         Some(Files::S3 { bucket, prefix }) => {
             let url = format!("s3://{bucket}/{prefix}");
             Arc::new(S3Contents::open(&url).map_err(|e| {

@@ -18,6 +18,7 @@
 //! | `fileserver_versions` | gauge | |
 //! | `fileserver_version_bytes` | gauge | |
 
+#[cfg(feature = "fleet")]
 pub mod http;
 pub mod timed;
 

@@ -18,8 +18,10 @@
 pub mod commit;
 pub mod local;
 pub mod lock;
+#[cfg(feature = "fleet")]
 pub mod postgres;
 pub mod reconcile;
+#[cfg(feature = "fleet")]
 pub mod s3;
 pub mod sqlite;
 mod sqlite_schema;

@@ -19,6 +19,7 @@
 //! connection of the whole fleet writes an upload at a time.
 
 pub mod memory;
+#[cfg(feature = "fleet")]
 pub mod postgres;
 
 #[doc(hidden)]
@@ -189,12 +190,9 @@ pub trait UploadTable: Send + Sync {
     /// Drops `client`'s uploads without a connection (suspended, or finished and
     /// awaiting a verdict), oldest first, while the bytes its uploads in the table hold
     /// pass `quota`; what it dropped, to log and delete. Bytes still arriving on a
-    /// connection count from their suspension or finish. A table that cannot tell the
-    /// bytes (the shared one, for now) drops nothing.
-    fn enforce_quota(&self, client: &ClientId, quota: u64) -> Result<Vec<Abandoned>, TableError> {
-        let _ = (client, quota);
-        Ok(Vec::new())
-    }
+    /// connection count from their suspension or finish. In a shared table, the
+    /// client's uploads on every server count.
+    fn enforce_quota(&self, client: &ClientId, quota: u64) -> Result<Vec<Abandoned>, TableError>;
     /// Every contents key the table names (start-up reconciliation keeps those).
     fn keys(&self) -> Result<Vec<String>, TableError>;
     /// How many uploads are in progress.

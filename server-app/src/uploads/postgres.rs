@@ -249,13 +249,16 @@ impl UploadTable for PgUploads {
         let me = self.instance.clone();
         let bytes = upload.to_bytes();
         let per_request = upload.every_packet_answered();
+        // What it holds, for the quota (`size` of a finished upload is its file's).
+        let held = i64::try_from(upload.bytes_so_far()).unwrap_or(i64::MAX);
         self.pg.run("suspending an upload", move |c| async move {
             // Only the owner saves its state: a row taken over meanwhile is not ours.
             c.execute(
                 "UPDATE uploads SET state = $2, suspended = $3, owner_instance = NULL,
-                     owner_conn = NULL, lease_until = NULL, since = now(), per_request = $5
+                     owner_conn = NULL, lease_until = NULL, since = now(), per_request = $5,
+                     size = $6
                  WHERE id = $1 AND owner_instance = $4",
-                &[&id, &SUSPENDED, &bytes, &me, &per_request],
+                &[&id, &SUSPENDED, &bytes, &me, &per_request, &held],
             )
             .await?;
             Ok(())
@@ -443,6 +446,59 @@ impl UploadTable for PgUploads {
                     .collect())
             })
         })
+    }
+
+    fn enforce_quota(&self, client: &ClientId, quota: u64) -> Result<Vec<Abandoned>, TableError> {
+        let client = client.0.to_vec();
+        let quota = i64::try_from(quota).unwrap_or(i64::MAX);
+        self.pg
+            .transact("enforcing a client's upload quota", move |tx| {
+                let client = client.clone();
+                Box::pin(async move {
+                    // The client's rows, locked: two servers enforcing at once drop each
+                    // upload once, and only as many as the quota needs.
+                    let rows = tx
+                        .query(
+                            "SELECT id, state, size, owner_instance IS NULL, key,
+                             extract(epoch FROM now() - since)::float8
+                         FROM uploads WHERE client = $1
+                         ORDER BY since, id FOR UPDATE",
+                            &[&client],
+                        )
+                        .await?;
+                    let held = |r: &tokio_postgres::Row| {
+                        if r.get::<_, i16>(1) == RECEIVING {
+                            0
+                        } else {
+                            r.get::<_, i64>(2).max(0)
+                        }
+                    };
+                    let mut total = rows.iter().fold(0i64, |t, r| t.saturating_add(held(r)));
+                    let mut gone = Vec::new();
+                    for row in rows.iter().filter(|r| r.get::<_, bool>(3)) {
+                        if total <= quota {
+                            break;
+                        }
+                        tx.execute(
+                            "DELETE FROM uploads WHERE id = $1",
+                            &[&row.get::<_, i64>(0)],
+                        )
+                        .await?;
+                        total = total.saturating_sub(held(row));
+                        let mut id = [0u8; 16];
+                        if client.len() == 16 {
+                            id.copy_from_slice(&client);
+                        }
+                        gone.push(Abandoned {
+                            client: ClientId(id),
+                            key: row.get(4),
+                            idle: Duration::try_from_secs_f64(row.get::<_, f64>(5))
+                                .unwrap_or_default(),
+                        });
+                    }
+                    Ok(gone)
+                })
+            })
     }
 
     fn drain(&self) -> Result<Vec<Drained>, TableError> {

@@ -86,6 +86,7 @@ pub fn run(t: &dyn UploadTable, base: ConnId) {
     a_new_first_packet_supersedes_a_suspended_upload(t, base + 30);
     closing_kills_a_receiving_upload_and_keeps_a_finished_one(t, base + 40);
     abandoned_uploads_expire(t, base + 50);
+    past_its_quota_a_client_loses_its_oldest_upload_without_a_connection(t, base + 70);
 }
 
 /// A verdict from `conn`, holding `own`; `fresh` when it is its connection's first
@@ -282,5 +283,47 @@ fn abandoned_uploads_expire(t: &dyn UploadTable, b: ConnId) {
     assert_eq!(gone[0].client, C);
     // The one a connection holds stays.
     assert_eq!(t.remove(held).unwrap(), Some("uploads/held".to_string()));
+    assert!(t.is_empty());
+}
+
+fn past_its_quota_a_client_loses_its_oldest_upload_without_a_connection(
+    t: &dyn UploadTable,
+    b: ConnId,
+) {
+    // C, oldest first: one finished and left (100 bytes), one suspended (its state's
+    // bytes, s), one finished and left (50), one receiving; D: one finished and left.
+    let first = t.start(b + 1, C, "a", "uploads/qa").unwrap();
+    t.finish(first, 100, 1, Handover::OwnConnection).unwrap();
+    t.release(b + 1).unwrap();
+    let other = t.start(b + 2, D, "d", "uploads/qd").unwrap();
+    t.finish(other, 100, 1, Handover::OwnConnection).unwrap();
+    t.release(b + 2).unwrap();
+    let upload = suspended(C, "b");
+    let s = upload.bytes_so_far();
+    let second = t.start(b + 3, C, "b", "uploads/qb").unwrap();
+    t.suspend(second, upload).unwrap();
+    let third = t.start(b + 4, C, "e", "uploads/qe").unwrap();
+    t.finish(third, 50, 1, Handover::OwnConnection).unwrap();
+    t.release(b + 4).unwrap();
+    let receiving = t.start(b + 5, C, "c", "uploads/qc").unwrap();
+
+    assert!(
+        t.enforce_quota(&C, 150 + s).unwrap().is_empty(),
+        "at the quota"
+    );
+    let gone = t.enforce_quota(&C, 150 + s - 1).unwrap();
+    let keys: Vec<&str> = gone.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, vec!["uploads/qa"], "the oldest left goes, only it");
+    assert_eq!(gone[0].client, C);
+    // Below any quota, every one without a connection goes, oldest first; never the
+    // one receiving, nor another client's.
+    let gone = t.enforce_quota(&C, 0).unwrap();
+    let keys: Vec<&str> = gone.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, vec!["uploads/qb", "uploads/qe"]);
+    for id in [first, second, third] {
+        assert_eq!(t.remove(id).unwrap(), None);
+    }
+    assert_eq!(t.remove(other).unwrap(), Some("uploads/qd".to_string()));
+    assert_eq!(t.remove(receiving).unwrap(), Some("uploads/qc".to_string()));
     assert!(t.is_empty());
 }

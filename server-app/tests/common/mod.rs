@@ -3,7 +3,9 @@
 
 pub mod faulty;
 pub mod haproxy;
+#[cfg(feature = "fleet")]
 pub mod postgres;
+#[cfg(feature = "fleet")]
 pub mod s3;
 pub mod scrape;
 

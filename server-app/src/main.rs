@@ -59,6 +59,12 @@ struct Cli {
     /// PGPASSWORD in the environment also works, as with libpq.
     #[arg(long, global = true, value_name = "FILE")]
     database_password_file: Option<PathBuf>,
+    /// The CA certificate(s), PEM, that issued the PostgreSQL server's certificate,
+    /// for a --database URL without sslrootcert=. With it the default sslmode is
+    /// verify-full (chain and host name checked); sslmode=verify-ca checks the chain
+    /// only. PGSSLROOTCERT in the environment also works, as with libpq.
+    #[arg(long, global = true, value_name = "FILE")]
+    database_ca_file: Option<PathBuf>,
     /// Where file contents are kept: a folder, or s3://bucket/prefix (endpoint and
     /// credentials from the AWS_* environment variables). Default: --dir.
     #[arg(long, global = true, value_name = "DIR|URL", value_parser = Files::parse)]
@@ -284,7 +290,8 @@ fn fit_to_descriptors(options: &mut transport_std::ServerOptions) {
     options.max_connections_per_ip = options.max_connections_per_ip.min(options.max_connections);
 }
 
-/// Reads `--database-password-file`, and warns of a password in the arguments.
+/// Reads `--database-password-file`, takes `--database-ca-file`, and warns of a
+/// password in the arguments.
 fn database_password(cli: &Cli) -> Result<(), String> {
     if let Some(Database::Postgres(url)) = &cli.database {
         if url.has_password() {
@@ -293,6 +300,10 @@ fn database_password(cli: &Cli) -> Result<(), String> {
                  process list: give it in PGPASSWORD or --database-password-file instead"
             );
         }
+    }
+    if let Some(path) = &cli.database_ca_file {
+        // Read when connecting (with the URL's sslmode), so that its errors say why.
+        server_app::storage::postgres::use_ca_file(path.clone());
     }
     let Some(path) = &cli.database_password_file else {
         return Ok(());

@@ -158,6 +158,8 @@ impl Target {
         let deadpool_postgres::PoolError::Backend(e) = e else {
             return MetaError::backend(what, e);
         };
+        // tokio-postgres's own words when the server answers an SSLRequest with 'N'
+        // under `require` (postgres_tls.rs fails if they change).
         let refused_tls = std::error::Error::source(&e)
             .is_some_and(|s| s.to_string() == "server does not support TLS");
         if refused_tls {

@@ -126,7 +126,8 @@ fn verify_full_with_another_ca_is_refused() {
     assert!(err.contains("TLS handshake with the database"), "{err}");
     assert!(err.contains("UnknownIssuer"), "{err}");
     assert!(err.contains(&*wrong.to_string_lossy()), "{err}");
-    // The same through --database-ca-file, and with verify-ca (the chain is wrong too).
+    // The same through --database-ca-file, and with verify-ca and require (the chain
+    // is wrong too).
     let wrong = wrong.to_str().unwrap();
     let err = refused(
         &db.url_with("sslmode=verify-full"),
@@ -138,6 +139,16 @@ fn verify_full_with_another_ca_is_refused() {
         &["--database-ca-file", wrong],
     );
     assert!(err.contains("UnknownIssuer"), "{err}");
+    // require with a CA file checks the chain, as libpq does.
+    let err = refused(
+        &db.url_with("sslmode=require"),
+        &["--database-ca-file", wrong],
+    );
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    assert!(
+        err.contains("asks sslmode=require (in force: verify-ca"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -136,6 +136,8 @@ pub enum Origin {
 pub struct TlsSettings {
     /// The mode in force.
     pub mode: SslMode,
+    /// The mode as asked (`require` with a CA file is in force as `verify-ca`).
+    pub asked_mode: SslMode,
     /// Where the mode came from.
     pub origin: Origin,
     /// The CA file to check certificates against (`None`: not checked).
@@ -145,10 +147,15 @@ pub struct TlsSettings {
 impl TlsSettings {
     /// How the mode was asked for, as an error message says it.
     pub fn asked(&self) -> String {
-        match self.origin {
-            Origin::Url => format!("the --database URL asks sslmode={}", self.mode),
-            Origin::Environment => format!("PGSSLMODE asks sslmode={}", self.mode),
-            Origin::Default => format!("sslmode={} (the default)", self.mode),
+        let asked = match self.origin {
+            Origin::Url => format!("the --database URL asks sslmode={}", self.asked_mode),
+            Origin::Environment => format!("PGSSLMODE asks sslmode={}", self.asked_mode),
+            Origin::Default => format!("sslmode={} (the default)", self.asked_mode),
+        };
+        if self.mode == self.asked_mode {
+            asked
+        } else {
+            format!("{asked} (in force: {}, with the CA file)", self.mode)
         }
     }
 }
@@ -190,25 +197,26 @@ fn resolve(
     origin: Origin,
     root_cert: Option<PathBuf>,
 ) -> Result<TlsSettings, TlsSettingsError> {
-    let mode = match (mode, &root_cert) {
+    let asked_mode = match (mode, &root_cert) {
         (Some(m), _) => m,
         (None, Some(_)) => SslMode::VerifyFull,
         (None, None) => SslMode::Prefer,
     };
-    let ca_file = match mode {
+    let ca_file = match asked_mode {
         SslMode::Disable | SslMode::Prefer => None,
         // As libpq: with a CA file, require checks the chain (verify-ca).
         SslMode::Require => root_cert,
         SslMode::VerifyCa | SslMode::VerifyFull => {
-            Some(root_cert.ok_or(TlsSettingsError::NoCaFile(mode))?)
+            Some(root_cert.ok_or(TlsSettingsError::NoCaFile(asked_mode))?)
         }
     };
-    let mode = match (mode, &ca_file) {
+    let mode = match (asked_mode, &ca_file) {
         (SslMode::Require, Some(_)) => SslMode::VerifyCa,
         (m, _) => m,
     };
     Ok(TlsSettings {
         mode,
+        asked_mode,
         origin,
         ca_file,
     })
@@ -305,7 +313,12 @@ mod tests {
             settings(Some(SslMode::Require), None).mode,
             SslMode::Require
         );
-        assert_eq!(settings(Some(SslMode::Require), ca).mode, SslMode::VerifyCa);
+        let require = settings(Some(SslMode::Require), ca);
+        assert_eq!(require.mode, SslMode::VerifyCa);
+        assert_eq!(
+            require.asked(),
+            "the --database URL asks sslmode=require (in force: verify-ca, with the CA file)"
+        );
         assert_eq!(settings(Some(SslMode::Prefer), ca).ca_file, None);
         assert_eq!(settings(Some(SslMode::Disable), ca).ca_file, None);
         assert_eq!(

@@ -2,12 +2,17 @@
 # A throwaway PostgreSQL cluster for tests and benchmarks, from Debian's `postgresql`.
 #
 #   .ci/postgres.sh install               installs Debian's postgresql if missing (root)
-#   .ci/postgres.sh start [--owner PID] [--no-fsync]
+#   .ci/postgres.sh start [--owner PID] [--no-fsync] [--tls]
 #                                         initdb into a new temporary folder, starts the
 #                                         server on a free loopback port, prints
 #                                         URL=postgres://postgres@127.0.0.1:PORT/postgres
 #                                         and DIR=<folder>; with --owner, the cluster is
-#                                         stopped and removed once process PID has exited
+#                                         stopped and removed once process PID has exited.
+#                                         With --tls: a throwaway CA and a certificate for
+#                                         127.0.0.1 and localhost (openssl), ssl=on, and
+#                                         TCP connections without TLS refused (hostssl
+#                                         only); also prints CA=<the CA's certificate>
+#   .ci/postgres.sh ca DIR                writes a throwaway CA into DIR (ca.crt, ca.key)
 #   .ci/postgres.sh stop DIR              stops the cluster in DIR and removes DIR
 #
 # The cluster listens on 127.0.0.1 only, trusts local connections (it holds test data
@@ -51,14 +56,43 @@ cmd_install() {
   bindir >/dev/null || die "installed postgresql, but found no initdb/pg_ctl under /usr/lib/postgresql"
 }
 
+# A throwaway CA in $1: ca.crt and ca.key (EC P-256, valid for two days).
+make_ca() {
+  command -v openssl >/dev/null 2>&1 || die "--tls needs the openssl command: apt-get install openssl"
+  mkdir -p "$1"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=throwaway test CA $(basename "$1")" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$1/ca.key" -out "$1/ca.crt" >/dev/null 2>&1 || die "openssl could not make a CA in $1"
+}
+
+# A CA and a server certificate for 127.0.0.1 and localhost in $1 (server.crt, server.key).
+make_server_cert() {
+  local d=$1
+  make_ca "$d"
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+    "extendedKeyUsage=serverAuth" >"$d/server.ext"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 \
+    || die "openssl could not make the server's key"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/server.ext" -out "$d/server.crt" >/dev/null 2>&1 \
+    || die "openssl could not sign the server's certificate"
+  # The CA's key is not needed any more; PostgreSQL wants its own key private.
+  rm -f "$d/ca.key" "$d/server.csr" "$d/server.ext" "$d/ca.srl"
+  chmod 0600 "$d/server.key"
+}
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 cmd_start() {
-  local owner="" fsync=on
+  local owner="" fsync=on tls=false
   while [ $# -gt 0 ]; do
     case "$1" in
       --owner) owner="${2:?--owner needs a pid}"; shift 2 ;;
       --no-fsync) fsync=off; shift ;;
+      --tls) tls=true; shift ;;
       *) die "unknown option: $1" ;;
     esac
   done
@@ -71,17 +105,27 @@ cmd_start() {
   dir=$(mktemp -d "${TMPDIR:-/tmp}/pgcluster.XXXXXX")
   chmod 0755 "$dir"
   mkdir "$dir/data" "$dir/socket"
+  local ssl_options=""
+  if $tls; then
+    make_server_cert "$dir/tls" || { rm -rf "$dir"; exit 1; }
+    ssl_options="-c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key"
+  fi
   if [ "$(id -u)" = 0 ]; then chown -R postgres: "$dir"; fi
   if ! as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
       >"$dir/initdb.log" 2>&1; then
     cat "$dir/initdb.log" >&2; rm -rf "$dir"; die "initdb failed"
+  fi
+  if $tls; then
+    # TCP with TLS only: a connection without it finds no pg_hba.conf entry.
+    printf '%s\n' "local all all trust" "hostssl all all 127.0.0.1/32 trust" \
+      | as_owner tee "$dir/data/pg_hba.conf" >/dev/null
   fi
   local port="" attempt
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     local p=$(( 20000 + RANDOM % 40000 ))
     if port_busy "$p"; then continue; fi
     if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-        -o "-c listen_addresses=127.0.0.1 -p $p -c unix_socket_directories=$dir/socket -c fsync=$fsync -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $p -c unix_socket_directories=$dir/socket -c fsync=$fsync -c max_connections=200 $ssl_options" \
         >/dev/null 2>&1; then
       port=$p; break
     fi
@@ -99,6 +143,7 @@ cmd_start() {
   fi
   echo "URL=postgres://postgres@127.0.0.1:$port/postgres"
   echo "DIR=$dir"
+  if $tls; then echo "CA=$dir/tls/ca.crt"; fi
 }
 
 cmd_stop() {
@@ -113,6 +158,7 @@ cmd_stop() {
 case "${1:-}" in
   install) cmd_install ;;
   start) shift; cmd_start "$@" ;;
+  ca) shift; make_ca "${1:?usage: postgres.sh ca DIR}" ;;
   stop) shift; cmd_stop "$@" ;;
-  *) die "usage: postgres.sh install | start [--owner PID] [--no-fsync] | stop DIR" ;;
+  *) die "usage: postgres.sh install | start [--owner PID] [--no-fsync] [--tls] | ca DIR | stop DIR" ;;
 esac

@@ -13,6 +13,7 @@
 #   pkg-config, libssl-dev   the client's RSA decryption links the system OpenSSL
 #   cksum (coreutils)        checksum vectors from an independent tool
 #   PostgreSQL (initdb)      the metadata tests start throwaway clusters (.ci/postgres.sh)
+#   openssl                  the database TLS tests make a throwaway CA (postgres.sh --tls)
 #   SeaweedFS (weed, PyPI)   the S3 contents tests start their own (.ci/seaweedfs.sh)
 #   HAProxy                  the balancer and fleet tests run one in front of two servers
 #   systemd-analyze          checks the service unit of docs/systemd (packaging test)
@@ -41,6 +42,7 @@ have_openssl_dev() { have pkg-config && pkg-config --exists openssl 2>/dev/null;
 missing_packages() {
   local m=()
   have cksum || m+=(coreutils)
+  have openssl || m+=(openssl)
   have pkg-config || m+=(pkg-config)
   have_openssl_dev || m+=(libssl-dev)
   have_postgres || m+=(postgresql)

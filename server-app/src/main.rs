@@ -61,6 +61,12 @@ struct Cli {
     /// PGPASSWORD in the environment also works, as with libpq.
     #[arg(long, global = true, value_name = "FILE")]
     database_password_file: Option<PathBuf>,
+    /// The CA certificate(s), PEM, that issued the PostgreSQL server's certificate,
+    /// for a --database URL without sslrootcert=. With it the default sslmode is
+    /// verify-full (chain and host name checked); sslmode=verify-ca checks the chain
+    /// only. PGSSLROOTCERT in the environment also works, as with libpq.
+    #[arg(long, global = true, value_name = "FILE")]
+    database_ca_file: Option<PathBuf>,
     /// Where file contents are kept: a folder, or s3://bucket/prefix (endpoint and
     /// credentials from the AWS_* environment variables). Default: --dir.
     #[arg(long, global = true, value_name = "DIR|URL", value_parser = Files::parse)]
@@ -325,13 +331,17 @@ fn fleet_options_built(cli: &Cli) -> Result<(), server_app::config::ConfigError>
     if cli.database_password_file.is_some() {
         fleet_built("--database-password-file")?;
     }
+    if cli.database_ca_file.is_some() {
+        fleet_built("--database-ca-file")?;
+    }
     if cli.serve.metrics.is_some() {
         fleet_built("--metrics")?;
     }
     Ok(())
 }
 
-/// Reads `--database-password-file`, and warns of a password in the arguments.
+/// Reads `--database-password-file`, takes `--database-ca-file`, and warns of a
+/// password in the arguments.
 fn database_password(cli: &Cli) -> Result<(), String> {
     if let Some(Database::Postgres(url)) = &cli.database {
         if url.has_password() {
@@ -340,6 +350,11 @@ fn database_password(cli: &Cli) -> Result<(), String> {
                  process list: give it in PGPASSWORD or --database-password-file instead"
             );
         }
+    }
+    #[cfg(feature = "fleet")]
+    if let Some(path) = &cli.database_ca_file {
+        // Read when connecting (with the URL's sslmode), so that its errors say why.
+        server_app::storage::postgres::use_ca_file(path.clone());
     }
     let Some(path) = &cli.database_password_file else {
         return Ok(());

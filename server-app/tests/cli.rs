@@ -353,6 +353,7 @@ fn a_lean_build_refuses_the_fleet_options_with_the_feature_to_build() {
         &["--files", "s3://bucket/prefix"],
         &["--metrics", "127.0.0.1:0"],
         &["--database-password-file", "/nonexistent"],
+        &["--database-ca-file", "/nonexistent"],
         &[
             "--database",
             "postgres://app@127.0.0.1:9/files",

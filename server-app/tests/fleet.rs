@@ -2,7 +2,8 @@
 //! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`) and one contents store: a folder behind
 //! a round-robin TCP relay, and SeaweedFS's S3 (started by `.ci/seaweedfs.sh`) behind a
 //! real HAProxy. A client with a connection per request (variant 7) has its packets
-//! land on both servers, which continue the upload from the shared table.
+//! land on both servers, which continue the upload from the shared table; the same
+//! on a database that takes TLS connections only (`.ci/postgres.sh start --tls`).
 
 mod common;
 
@@ -71,8 +72,20 @@ fn objects(files: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_connection_per_request_client_alternating_two_servers_completes() {
+    alternating_two_servers(&TestDatabase::new());
+}
+
+/// The same fleet on a PostgreSQL that takes TLS connections only, both servers
+/// checking its certificate (sslmode=verify-full, sslrootcert).
+#[test]
+fn a_fleet_on_a_database_that_requires_tls_completes() {
+    let db = TestDatabase::with_tls();
+    assert!(db.url.contains("sslmode=verify-full"), "{}", db.url);
+    alternating_two_servers(&db);
+}
+
+fn alternating_two_servers(db: &TestDatabase) {
     let root = tempfile::tempdir().unwrap();
-    let db = TestDatabase::new();
     let url = db.url.clone();
     let files = root.path().join("files");
     std::fs::create_dir_all(&files).unwrap();

@@ -15,23 +15,29 @@
 //! [`Pg::transact_locked`] (READ COMMITTED, the closure takes row locks; what the hot
 //! paths of [`PostgresMetadata`] use, since serializable transactions on small tables
 //! conflict even when they touch different rows).
+//!
+//! Connections use TLS as the URL's `sslmode` asks ([`sslmode`], [`tls`]).
 
 pub mod metadata;
 pub mod schema;
+pub mod sslmode;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls};
+use tokio_postgres::IsolationLevel;
 
 use super::MetaError;
 
 pub use deadpool_postgres::{Object, Transaction};
 pub use metadata::PostgresMetadata;
+pub use sslmode::{use_ca_file, SslMode, TlsSettings};
+pub use tls::MakeRustlsConnect;
 pub use tokio_postgres::Error as PgError;
 
 /// A boxed, sendable future borrowing for `'a` (what [`Pg::transact`] closures return).
@@ -62,6 +68,7 @@ const POOL_SIZE: usize = 16;
 /// A pool of PostgreSQL connections and the runtime that drives them.
 pub struct Pg {
     pool: Pool,
+    target: Arc<Target>,
     // `Some` until dropped: a runtime is shut down in the background, because dropping
     // it the ordinary way blocks, which panics inside another runtime.
     rt: Option<tokio::runtime::Runtime>,
@@ -88,21 +95,99 @@ pub fn use_password(password: String) -> bool {
 
 /// The connection settings of `url`: its own password, else the one given with
 /// [`use_password`], else `PGPASSWORD` from the environment (as libpq does). Errors
-/// never repeat a password.
+/// never repeat a password. TLS: see [`connector`].
 pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, MetaError> {
+    connection_settings(url).map(|(config, _)| config)
+}
+
+/// The connection settings of `url` and the TLS connector for its `sslmode` and CA
+/// file (the URL's `sslrootcert`, else [`use_ca_file`], else `PGSSLROOTCERT`):
+/// `config.connect(tls)`.
+pub fn connector(
+    url: &str,
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect, TlsSettings), MetaError> {
+    let (config, settings) = connection_settings(url)?;
+    let tls = MakeRustlsConnect::new(&settings)
+        .map_err(|e| MetaError::backend("setting up TLS to the database", e))?;
+    Ok((config, tls, settings))
+}
+
+fn connection_settings(url: &str) -> Result<(tokio_postgres::Config, TlsSettings), MetaError> {
+    let (url, settings) =
+        sslmode::split(url).map_err(|e| MetaError::backend("reading the database URL", e))?;
     let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
         MetaError::backend(
             "reading the database URL",
             crate::config::redact(&e.to_string()),
         )
     })?;
+    config.ssl_mode(settings.mode.negotiation());
     if config.get_password().is_none() {
         let from_env = || std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty());
         if let Some(password) = PASSWORD.get().cloned().or_else(from_env) {
             config.password(password);
         }
     }
-    Ok(config)
+    Ok((config, settings))
+}
+
+/// Where the pool connects and what it asks of TLS, for error messages.
+#[derive(Debug)]
+struct Target {
+    host: String,
+    settings: TlsSettings,
+}
+
+impl Target {
+    fn of(config: &tokio_postgres::Config, settings: TlsSettings) -> Target {
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let host = match config.get_ports().first() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        };
+        Target { host, settings }
+    }
+
+    /// A failed connection as a [`MetaError`] that says what TLS had to do with it.
+    fn pool_error(&self, what: &'static str, e: deadpool_postgres::PoolError) -> MetaError {
+        let deadpool_postgres::PoolError::Backend(e) = e else {
+            return MetaError::backend(what, e);
+        };
+        // tokio-postgres's own words when the server answers an SSLRequest with 'N'
+        // under `require` (postgres_tls.rs fails if they change).
+        let refused_tls = std::error::Error::source(&e)
+            .is_some_and(|s| s.to_string() == "server does not support TLS");
+        if refused_tls {
+            return MetaError::backend(
+                what,
+                format!(
+                    "the database at {} refused TLS, but {}",
+                    self.host,
+                    self.settings.asked()
+                ),
+            );
+        }
+        let wants_tls = e.as_db_error().is_some_and(|db| {
+            *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                && db.message().ends_with("no encryption")
+        });
+        match pg_error(what, &e) {
+            MetaError::Backend { what, detail } if wants_tls => MetaError::Backend {
+                what,
+                detail: format!(
+                    "{detail}: the database at {} refused a connection without TLS, and {}",
+                    self.host,
+                    self.settings.asked()
+                ),
+            },
+            other => other,
+        }
+    }
 }
 
 impl Pg {
@@ -130,7 +215,8 @@ impl Pg {
     /// or migrated (see [`connect`](Self::connect) and
     /// [`schema_version`](Self::schema_version)). Connections are made on first use.
     pub fn open(url: &str) -> Result<Pg, MetaError> {
-        let mut config = connection_config(url)?;
+        let (mut config, tls, settings) = connector(url)?;
+        let target = Arc::new(Target::of(&config, settings));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -145,7 +231,7 @@ impl Pg {
             .map_err(|e| MetaError::backend("starting the database runtime", e))?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -157,7 +243,11 @@ impl Pg {
             .wait_timeout(Some(Duration::from_secs(60)))
             .build()
             .map_err(|e| MetaError::backend("creating the connection pool", e))?;
-        Ok(Pg { pool, rt: Some(rt) })
+        Ok(Pg {
+            pool,
+            target,
+            rt: Some(rt),
+        })
     }
 
     /// Runs `f` with a pooled connection on the backend's runtime and waits for its
@@ -170,8 +260,9 @@ impl Pg {
         Fut: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let target = self.target.clone();
         self.wait(what, async move {
-            let client = pool.get().await.map_err(|e| pool_error(what, e))?;
+            let client = pool.get().await.map_err(|e| target.pool_error(what, e))?;
             f(client).await.map_err(|e| pg_error(what, &e))
         })
     }
@@ -227,8 +318,9 @@ impl Pg {
             + 'static,
     {
         let pool = self.pool.clone();
+        let target = self.target.clone();
         self.wait(what, async move {
-            let mut client = pool.get().await.map_err(|e| pool_error(what, e))?;
+            let mut client = pool.get().await.map_err(|e| target.pool_error(what, e))?;
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -313,13 +405,6 @@ pub fn pg_error(what: &'static str, e: &PgError) -> MetaError {
             Some(source) => MetaError::backend(what, format!("{e}: {source}")),
             None => MetaError::backend(what, e),
         },
-    }
-}
-
-fn pool_error(what: &'static str, e: deadpool_postgres::PoolError) -> MetaError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => pg_error(what, &e),
-        other => MetaError::backend(what, other),
     }
 }
 

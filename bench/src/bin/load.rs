@@ -1,5 +1,5 @@
 //! `load`: hostile load against the release server with its DEFAULT settings, and
-//! what real clients see meanwhile. Run: `cargo run --release -p server-app --bin load`
+//! what real clients see meanwhile. Run: `cargo run --release -p bench --bin load`
 //! (builds the server and the client if they are missing).
 //!
 //! Scenarios, one at a time, each against a fresh server (tokio transport unless

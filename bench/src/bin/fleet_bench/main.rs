@@ -1,6 +1,6 @@
 //! `fleet_bench`: many real clients at once against one server and against a fleet
 //! behind HAProxy, per storage backend, in one run on one machine; prints a markdown
-//! table. Run: `cargo run --release -p server-app --features fleet --bin fleet_bench` (builds the
+//! table. Run: `cargo run --release -p bench --bin fleet_bench` (builds the
 //! server and the client if they are missing).
 //!
 //! Rows (`FLEET_ROWS`, default `a,b,c,d`):

@@ -1,5 +1,5 @@
 //! `bench`: measures the system against the hardware limit, in one run, and prints a
-//! table. Run: `cargo run --release -p server-app --bin bench` (builds the client too).
+//! table. Run: `cargo run --release -p bench --bin bench` (builds the client too).
 //!
 //! Figures, all measured in the same run on the same machine:
 //! - the reference: `openssl speed -evp aes-256-cbc` (16 KiB blocks);

@@ -32,15 +32,24 @@ impl Bins {
         let me = std::env::current_exe()?;
         let dir = me.parent().context("no folder for the benchmark binary")?;
         let (server, client) = (dir.join("server"), dir.join("client"));
-        for (bin, package) in [(&server, "server-app"), (&client, "client-app")] {
+        // The server with the fleet's backends: fleet_bench runs it on PostgreSQL + S3.
+        let build = [
+            (
+                &server,
+                &["-p", "server-app", "--bin", "server", "--features", "fleet"][..],
+            ),
+            (&client, &["-p", "client-app"][..]),
+        ];
+        for (bin, package) in build {
             if !bin.exists() {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
                 let status = Command::new(cargo)
-                    .args(["build", "--release", "-p", package])
+                    .args(["build", "--release"])
+                    .args(package)
                     .status()
                     .context("building the binaries")?;
                 if !status.success() {
-                    bail!("building {package} failed");
+                    bail!("building {} failed", package.join(" "));
                 }
             }
         }

@@ -13,6 +13,23 @@
 //!
 //! This crate's API uses `rand_core` 0.6, re-exported as [`rand_core`].
 //!
+//! # Panics
+//!
+//! No method panics on anything a peer sends: every declared size is checked against
+//! [`Limits`] before it is used, every length before it is sliced, and the fuzz targets
+//! and property tests of the source repository feed the state machines arbitrary bytes
+//! to hold them to it. A caller's mistake (an answer to a question that was not asked,
+//! a ticket of another question, more bytes written than were handed out) is a
+//! [`UsageError`] returned, never a panic, and leaves the connection as it was. The
+//! crate's non-test code holds no `unwrap`, `expect`, `panic!` or `unreachable!`. A panic
+//! anywhere in it is a bug to report.
+//!
+//! # Unsafe code
+//!
+//! Only `crypto::aesni` (AES-NI and VAES intrinsics, chosen at run time when the CPU
+//! has them) uses `unsafe`; the rest of the crate denies it. Each unsafe block there
+//! says which CPU feature it relies on and where that feature was checked.
+//!
 //! # A whole exchange in memory
 //!
 //! ```

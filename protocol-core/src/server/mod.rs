@@ -71,7 +71,6 @@ mod suspended;
 mod upload;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -151,10 +150,6 @@ struct Asked {
     since: Instant,
 }
 
-/// Ticket numbers, unique in the process, so that a ticket of one connection is
-/// refused by another. Only a counter: it influences nothing that is sent.
-static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
-
 /// The server side of one connection. See the [module docs](self) for the order
 /// in which to call its methods; the crate docs run a whole exchange with the
 /// driver loop that answers every event.
@@ -185,6 +180,9 @@ pub struct ServerConnection<R> {
     plain: BytesMut,
     events: VecDeque<ServerEvent>,
     pending: Option<Asked>,
+    /// The number of the next question: a counter of this connection (no state is
+    /// shared between connections); it influences nothing that is sent.
+    next_ticket: u64,
     /// The client this connection speaks for, and its key.
     session: Option<Session>,
     /// The `now` of the latest `handle_input`.
@@ -238,6 +236,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             plain: BytesMut::new(),
             events: VecDeque::new(),
             pending: None,
+            next_ticket: 1,
             session: None,
             upload: None,
             verdict_due: false,
@@ -422,7 +421,8 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     // ---- internals ----
 
     fn ask<Q: Question>(&mut self, question: Pending) -> Ticket<Q> {
-        let id = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_ticket;
+        self.next_ticket = self.next_ticket.wrapping_add(1);
         self.pending = Some(Asked {
             id,
             question,

@@ -131,7 +131,8 @@ impl<Q: Question> Ticket<Q> {
         }
     }
 
-    /// A number for logs (random, unique within the connection).
+    /// A number for logs: the connection's count of questions (1 for its first), so
+    /// unique within the connection only; an answer is for the connection that asked.
     pub fn get(&self) -> u64 {
         self.id
     }

@@ -28,20 +28,27 @@
 
 mod asynch;
 mod client;
+mod gate;
 mod limiter;
 pub mod log;
 pub mod memory;
 mod options;
+mod preface;
+pub mod proxy;
 mod rate;
 mod sync;
 
 pub use asynch::{AsyncConnectionHandler, AsyncDispatch, AsyncHandlerFactory, Inline};
 pub use client::{end_of_stream, ClientError, ClientOptions};
+pub use gate::{Entry, Gate, Settled};
 pub use limiter::{
     refusal_bytes, AcceptBackoff, ConnectionGuard, ConnectionLimiter, RateLog, Slot,
     SHED_AFTER_SILENCE,
 };
 pub use options::{ServerOptions, Shutdown};
+pub use preface::{
+    address_group, Cidr, Preface, PrefaceError, PrefaceStep, ProxyFrom, ProxyFromError,
+};
 pub use rate::{
     AddressRates, AsyncRateLimited, Buckets, RateLimit, RateLimited, RateLimitedHandler,
 };

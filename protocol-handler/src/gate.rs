@@ -61,11 +61,14 @@ pub enum Settled {
         /// The client.
         client: SocketAddr,
     },
-    /// Close without an answer (logged and counted here): a bad, missing or
-    /// unexpected PROXY header.
+    /// Close without an answer (logged here): a bad, missing or unexpected PROXY
+    /// header, or none in time.
     Close {
         /// The peer.
         peer: SocketAddr,
+        /// Whether to count it as refused: not when a balancer's connection closed
+        /// without sending a byte (a TCP check, a port probe).
+        count: bool,
     },
 }
 
@@ -158,11 +161,19 @@ impl Gate {
             PrefaceStep::Read => {
                 // Not reached: the transport reads until the step is decided.
                 self.bad_preface(peer, &PrefaceError::Closed);
-                Settled::Close { peer }
+                Settled::Close { peer, count: true }
             }
             PrefaceStep::Refuse(e) => {
-                self.bad_preface(peer, &e);
-                Settled::Close { peer }
+                let silent = e == PrefaceError::Closed && buf.is_empty();
+                if silent {
+                    debug!(%peer, "closed before sending a byte");
+                } else {
+                    self.bad_preface(peer, &e);
+                }
+                Settled::Close {
+                    peer,
+                    count: !silent,
+                }
             }
             PrefaceStep::Serve { client, skip } => {
                 let input = buf.split_off(skip.min(buf.len()));
@@ -189,13 +200,8 @@ impl Gate {
     }
 
     /// Logs a connection closed for its header: a warning once a second with a
-    /// count, naming the last peer (a balancer's health check that connects and
-    /// closes without a byte only at DEBUG).
+    /// count, naming the last peer.
     fn bad_preface(&self, peer: SocketAddr, e: &PrefaceError) {
-        if matches!(e, PrefaceError::Closed) {
-            debug!(%peer, "closed: {e}");
-            return;
-        }
         if let Some(n) = self.bad_prefaces.note(Instant::now()) {
             warn!(%peer, "closed {n} connection(s) in the last second before their first request: {e}");
         }

@@ -177,19 +177,21 @@ impl Gate {
             }
             PrefaceStep::Serve { client, skip } => {
                 let input = buf.split_off(skip.min(buf.len()));
-                let guard = if preface.listed {
-                    drop(entry.guard);
-                    match self.admit(client) {
-                        Some(g) => g,
-                        None => return Settled::Busy { client },
-                    }
-                } else {
-                    entry.guard
-                };
-                guard.slot().note_read(input.len());
-                if preface.listed {
-                    debug!(%client, balancer = %peer, "PROXY header read");
+                if !preface.listed {
+                    return Settled::Serve {
+                        guard: entry.guard,
+                        client,
+                        input,
+                    };
                 }
+                drop(entry.guard);
+                let Some(guard) = self.admit(client) else {
+                    return Settled::Busy { client };
+                };
+                // The new slot has seen none of the bytes read so far (the transport
+                // counted them in the balancer's slot).
+                guard.slot().note_read(input.len());
+                debug!(%client, balancer = %peer, "PROXY header read");
                 Settled::Serve {
                     guard,
                     client,
@@ -205,5 +207,96 @@ impl Gate {
         if let Some(n) = self.bad_prefaces.note(Instant::now()) {
             warn!(%peer, "closed {n} connection(s) in the last second before their first request: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy;
+
+    fn gate(per_ip: usize) -> Gate {
+        let options = ServerOptions {
+            max_connections: 10,
+            max_connections_per_ip: per_ip,
+            proxy_from: "127.0.0.1".parse().unwrap(),
+            ..ServerOptions::default()
+        };
+        let rates = AddressRates::from_options(&options);
+        Gate::new(Arc::new(options), rates)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// Accepts from `peer` and settles on `bytes` as the transports do.
+    fn connect(gate: &Gate, peer: &str, bytes: &[u8]) -> Option<Settled> {
+        let entry = gate.accept(addr(peer))?;
+        let preface = entry.preface?;
+        let step = preface.step(bytes);
+        Some(gate.settle(entry, step, BytesMut::from(bytes)))
+    }
+
+    #[test]
+    fn a_balancers_connection_is_admitted_as_the_client_it_names() {
+        let gate = gate(1);
+        let lb = "127.0.0.1:5000";
+        let mut bytes = proxy::encode(addr("192.0.2.7:4000"), addr("127.0.0.1:1256"));
+        bytes.extend_from_slice(b"request");
+        let Some(Settled::Serve {
+            guard,
+            client,
+            input,
+        }) = connect(&gate, lb, &bytes)
+        else {
+            panic!("not served");
+        };
+        assert_eq!(client, addr("192.0.2.7:4000"));
+        assert_eq!(&input[..], b"request");
+        assert_eq!(
+            gate.limiter().open(),
+            1,
+            "the balancer's slot was given back"
+        );
+        guard.slot().note_read(100);
+        // The same client again: over its cap of 1 (its first is busy), refused.
+        assert!(matches!(
+            connect(&gate, lb, &bytes),
+            Some(Settled::Busy { client }) if client == addr("192.0.2.7:4000")
+        ));
+        // Another client through the same balancer has a cap of its own.
+        let other = proxy::encode(addr("192.0.2.8:4000"), addr("127.0.0.1:1256"));
+        assert!(matches!(
+            connect(&gate, lb, &other),
+            Some(Settled::Serve { .. })
+        ));
+        drop(guard);
+    }
+
+    #[test]
+    fn headers_where_none_belongs_and_none_where_one_does_are_closed() {
+        let gate = gate(4);
+        let header = proxy::encode(addr("192.0.2.7:4000"), addr("127.0.0.1:1256"));
+        assert!(matches!(
+            connect(&gate, "127.0.0.2:5000", &header),
+            Some(Settled::Close { count: true, .. })
+        ));
+        assert!(matches!(
+            connect(&gate, "127.0.0.1:5000", b"\x00\x01\x02"),
+            Some(Settled::Close { count: true, .. })
+        ));
+        // A client that is not a balancer and sends no header is served as itself.
+        assert!(matches!(
+            connect(&gate, "127.0.0.2:5001", b"\x00\x01\x02"),
+            Some(Settled::Serve { client, .. }) if client == addr("127.0.0.2:5001")
+        ));
+        // A balancer's connection that closed without a byte is not counted.
+        let entry = gate.accept(addr("127.0.0.1:5002")).unwrap();
+        let step = entry.preface.unwrap().end(false);
+        assert!(matches!(
+            gate.settle(entry, step, BytesMut::new()),
+            Settled::Close { count: false, .. }
+        ));
     }
 }

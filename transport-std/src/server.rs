@@ -141,7 +141,10 @@ fn settle(gate: &Gate, entry: Entry, stream: &TcpStream) -> Settled {
         }
         match reader.read(&mut chunk) {
             Ok(0) => break preface.end(false),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                entry.guard.slot().note_read(n);
+                buf.extend_from_slice(&chunk[..n]);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(

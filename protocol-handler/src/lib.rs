@@ -20,6 +20,12 @@
 //! ([`Limits::answer_timeout`](protocol_core::Limits::answer_timeout)): a handler
 //! that returns without answering does not stall the connection.
 //!
+//! Admission is shared too ([`Gate`]): the connection caps and rate buckets count an
+//! IPv4 address whole and an IPv6 address by its /64 ([`address_group`]), and with
+//! [`ServerOptions::proxy_from`] a listed balancer's connection must start with a
+//! PROXY protocol v2 header ([`proxy`], a sans-IO parser; [`Preface`]) whose client
+//! address the limits, the handler and the log then use.
+//!
 //! [`memory::MemoryApp`] is a small in-memory application for tests, demos and the
 //! transports' examples.
 

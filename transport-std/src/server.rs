@@ -121,7 +121,8 @@ fn refuse(stream: &TcpStream) {
 }
 
 /// Reads what the PROXY protocol asks of the connection's first bytes (nothing
-/// when it is off), for at most [`ServerOptions::proxy_header_timeout`].
+/// when it is off), for at most [`ServerOptions::proxy_header_timeout`]. A
+/// connection shed meanwhile is taken as closed (noticed within a [`TICK`]).
 fn settle(gate: &Gate, entry: Entry, stream: &TcpStream) -> Settled {
     let mut buf = BytesMut::new();
     let Some(preface) = entry.preface else {
@@ -135,8 +136,11 @@ fn settle(gate: &Gate, entry: Entry, stream: &TcpStream) -> Settled {
         if step != PrefaceStep::Read {
             break step;
         }
+        if entry.guard.slot().is_shed() {
+            break preface.end(false);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        if left.is_zero() || stream.set_read_timeout(Some(left.min(TICK))).is_err() {
             break preface.end(true);
         }
         match reader.read(&mut chunk) {
@@ -150,10 +154,7 @@ fn settle(gate: &Gate, entry: Entry, stream: &TcpStream) -> Settled {
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break preface.end(true)
-            }
+                ) => {}
             Err(_) => break preface.end(false),
         }
     };

@@ -361,3 +361,45 @@ fn a_listed_balancer_without_a_good_header_is_refused_and_the_server_goes_on() {
         server.stop();
     }
 }
+
+#[test]
+fn a_balancers_connections_waiting_for_their_header_are_shed_for_a_client() {
+    for transport in TRANSPORTS {
+        let root = tempfile::tempdir().unwrap();
+        let mut args = vec!["--transport", transport, "--max-connections", "2"];
+        args.extend(PROXY_FROM_LB);
+        args.extend(["--proxy-header-timeout", "60"]);
+        let server = Server::start(&root.path().join("s"), 0, &args);
+        // Both slots held by balancer connections that send nothing.
+        let mut silent: Vec<Peer> = (0..2)
+            .map(|_| Peer::connect_from("127.0.0.1", server.port))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // A client's connection through the balancer takes the oldest one's slot.
+        let mut client = Peer::connect_from("127.0.0.1", server.port);
+        let here = SocketAddr::from(([127, 0, 0, 1], server.port));
+        let mut bytes = proxy::encode("127.0.0.7:4000".parse().unwrap(), here);
+        bytes.extend(registration(&format!("seven-{transport}")));
+        client.send(&bytes);
+        assert!(
+            registered(&client.recv()),
+            "{transport}: the client is served"
+        );
+        // The one shed is closed at once, not at the header timeout (60 s).
+        let start = Instant::now();
+        silent[0]
+            .s
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(silent[0].recv(), None, "{transport}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{transport}: the shed connection was held {:?}",
+            start.elapsed()
+        );
+        // A stop does not wait for the other one's header either (Server::stop
+        // allows 10 s; the header timeout is 60 s).
+        server.stop();
+        assert_eq!(silent[1].recv(), None, "{transport}");
+    }
+}

@@ -71,6 +71,13 @@ pub async fn serve_blocking<F: HandlerFactory>(
     .await
 }
 
+/// What ended a wait for a connection's first bytes.
+enum Woke {
+    Read(io::Result<usize>),
+    Late,
+    Stop,
+}
+
 enum Accepted {
     Conn(io::Result<(Async<TcpStream>, SocketAddr)>),
     Shutdown,
@@ -130,7 +137,7 @@ async fn serve_with<D: Dispatch>(
         spawn.spawn(Box::pin(async move {
             let _done = done;
             let mut stream = stream;
-            let (guard, peer, input) = match settle(&gate, entry, &mut stream).await {
+            let (guard, peer, input) = match settle(&gate, entry, &mut stream, &stop).await {
                 Settled::Serve {
                     guard,
                     client,
@@ -184,8 +191,14 @@ async fn serve_with<D: Dispatch>(
 
 /// Reads what the PROXY protocol asks of the connection's first bytes (nothing
 /// when it is off), for at most [`ServerOptions::proxy_header_timeout`]. A
-/// connection shed meanwhile reads as closed.
-async fn settle(gate: &Gate, entry: Entry, stream: &mut Async<TcpStream>) -> Settled {
+/// connection shed meanwhile reads as closed, and so does every one once the
+/// server stops (`stop` closed).
+async fn settle(
+    gate: &Gate,
+    entry: Entry,
+    stream: &mut Async<TcpStream>,
+    stop: &async_channel::Receiver<()>,
+) -> Settled {
     let mut buf = BytesMut::new();
     let Some(preface) = entry.preface else {
         return gate.settle(entry, PrefaceStep::Read, buf);
@@ -201,16 +214,23 @@ async fn settle(gate: &Gate, entry: Entry, stream: &mut Async<TcpStream>) -> Set
         if step != PrefaceStep::Read {
             break step;
         }
-        let read = async { Some(watched.read(&mut chunk).await) };
+        if stop.is_closed() {
+            break preface.end(false);
+        }
+        let read = async { Woke::Read(watched.read(&mut chunk).await) };
         let late = async {
             Timer::at(deadline).await;
-            None
+            Woke::Late
         };
-        let got = future::or(read, late).await;
-        match got {
-            None => break preface.end(true),
-            Some(Ok(0)) | Some(Err(_)) => break preface.end(false),
-            Some(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        let stopped = async {
+            let _ = stop.recv().await;
+            Woke::Stop
+        };
+        let woke = future::or(read, future::or(late, stopped)).await;
+        match woke {
+            Woke::Late => break preface.end(true),
+            Woke::Stop | Woke::Read(Ok(0)) | Woke::Read(Err(_)) => break preface.end(false),
+            Woke::Read(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
         }
     };
     gate.settle(entry, step, buf)

@@ -64,7 +64,7 @@ pub fn serve<F: HandlerFactory>(
             .name(format!("conn {peer}"))
             .stack_size(256 * 1024)
             .spawn(move || {
-                let (guard, peer, input) = match settle(&gate, entry, &stream) {
+                let (guard, peer, input) = match settle(&gate, entry, &stream, &shutdown) {
                     Settled::Serve {
                         guard,
                         client,
@@ -122,8 +122,9 @@ fn refuse(stream: &TcpStream) {
 
 /// Reads what the PROXY protocol asks of the connection's first bytes (nothing
 /// when it is off), for at most [`ServerOptions::proxy_header_timeout`]. A
-/// connection shed meanwhile is taken as closed (noticed within a [`TICK`]).
-fn settle(gate: &Gate, entry: Entry, stream: &TcpStream) -> Settled {
+/// connection shed meanwhile is taken as closed, and so is every one once the
+/// server stops (noticed within a [`TICK`]).
+fn settle(gate: &Gate, entry: Entry, stream: &TcpStream, shutdown: &Shutdown) -> Settled {
     let mut buf = BytesMut::new();
     let Some(preface) = entry.preface else {
         return gate.settle(entry, PrefaceStep::Read, buf);
@@ -136,7 +137,7 @@ fn settle(gate: &Gate, entry: Entry, stream: &TcpStream) -> Settled {
         if step != PrefaceStep::Read {
             break step;
         }
-        if entry.guard.slot().is_shed() {
+        if entry.guard.slot().is_shed() || shutdown.is_triggered() {
             break preface.end(false);
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -148,7 +148,8 @@ async fn serve_with<D: Dispatch>(
         tokio::spawn(async move {
             let _done = done;
             let mut stream = stream;
-            let (guard, peer, input) = match settle(&gate, entry, &mut stream).await {
+            let mut stop = stop;
+            let (guard, peer, input) = match settle(&gate, entry, &mut stream, &mut stop).await {
                 Settled::Serve {
                     guard,
                     client,
@@ -194,8 +195,14 @@ async fn serve_with<D: Dispatch>(
 
 /// Reads what the PROXY protocol asks of the connection's first bytes (nothing
 /// when it is off), for at most [`ServerOptions::proxy_header_timeout`]. A
-/// connection shed meanwhile reads as closed.
-async fn settle(gate: &Gate, entry: Entry, stream: &mut TcpStream) -> Settled {
+/// connection shed meanwhile reads as closed, and so does every one once the
+/// server stops.
+async fn settle(
+    gate: &Gate,
+    entry: Entry,
+    stream: &mut TcpStream,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Settled {
     let mut buf = BytesMut::new();
     let Some(preface) = entry.preface else {
         return gate.settle(entry, PrefaceStep::Read, buf);
@@ -210,11 +217,21 @@ async fn settle(gate: &Gate, entry: Entry, stream: &mut TcpStream) -> Settled {
         if step != PrefaceStep::Read {
             break step;
         }
+        if *stop.borrow() {
+            break preface.end(false);
+        }
         buf.reserve(4096);
-        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
-            Err(_) => break preface.end(true),
-            Ok(Ok(0)) | Ok(Err(_)) => break preface.end(false),
-            Ok(Ok(_)) => {}
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => match r {
+                Err(_) => break preface.end(true),
+                Ok(Ok(0)) | Ok(Err(_)) => break preface.end(false),
+                Ok(Ok(_)) => {}
+            },
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break preface.end(false);
+                }
+            }
         }
     };
     gate.settle(entry, step, buf)

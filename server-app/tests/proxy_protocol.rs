@@ -403,3 +403,39 @@ fn a_balancers_connections_waiting_for_their_header_are_shed_for_a_client() {
         assert_eq!(silent[1].recv(), None, "{transport}");
     }
 }
+
+#[test]
+fn ipv6_clients_named_by_the_balancer_are_limited_by_their_64() {
+    let root = tempfile::tempdir().unwrap();
+    for (prefix, same_64_served) in [("64", false), ("128", true)] {
+        let mut args = vec!["--max-connections-per-ip", "1", "--ipv6-prefix", prefix];
+        args.extend(PROXY_FROM_LB);
+        let server = Server::start(&root.path().join(prefix), 0, &args);
+        let here = SocketAddr::from(([127, 0, 0, 1], server.port));
+        let as_client = |client: &str, name: &str| {
+            let mut p = Peer::connect_from("127.0.0.1", server.port);
+            let mut bytes = proxy::encode(client.parse().unwrap(), here);
+            bytes.extend(registration(name));
+            p.send(&bytes);
+            let r = p.recv();
+            (p, r)
+        };
+        // One connection, busy (it has sent a request), per address group.
+        let (_first, r) = as_client("[2001:db8:0:0::1]:4000", "v6-a");
+        assert!(registered(&r), "/{prefix}: {r:?}");
+        let (_same, r) = as_client("[2001:db8:0:0:ffff::2]:4000", "v6-b");
+        assert_eq!(
+            registered(&r),
+            same_64_served,
+            "/{prefix}: another address of the same /64: {r:?}"
+        );
+        if !same_64_served {
+            assert_eq!(r, Some(Response::GeneralError), "/{prefix}");
+        }
+        let (_other, r) = as_client("[2001:db8:0:1::1]:4000", "v6-c");
+        assert!(registered(&r), "/{prefix}: another /64: {r:?}");
+        let text = wait_for_log(&server.dir, "v6-c");
+        assert!(text.contains("peer=[2001:db8:0:1::1]:4000"), "{text}");
+        server.stop();
+    }
+}

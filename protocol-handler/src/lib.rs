@@ -20,6 +20,12 @@
 //! ([`Limits::answer_timeout`](protocol_core::Limits::answer_timeout)): a handler
 //! that returns without answering does not stall the connection.
 //!
+//! Admission is shared too ([`Gate`]): the connection caps and rate buckets count an
+//! IPv4 address whole and an IPv6 address by its /64 ([`address_group`]), and with
+//! [`ServerOptions::proxy_from`] a listed balancer's connection must start with a
+//! PROXY protocol v2 header ([`proxy`], a sans-IO parser; [`Preface`]) whose client
+//! address the limits, the handler and the log then use.
+//!
 //! [`memory::MemoryApp`] is a small in-memory application for tests, demos and the
 //! transports' examples.
 
@@ -28,20 +34,27 @@
 
 mod asynch;
 mod client;
+mod gate;
 mod limiter;
 pub mod log;
 pub mod memory;
 mod options;
+mod preface;
+pub mod proxy;
 mod rate;
 mod sync;
 
 pub use asynch::{AsyncConnectionHandler, AsyncDispatch, AsyncHandlerFactory, Inline};
 pub use client::{end_of_stream, ClientError, ClientOptions};
+pub use gate::{Entry, Gate, Settled};
 pub use limiter::{
     refusal_bytes, AcceptBackoff, ConnectionGuard, ConnectionLimiter, RateLog, Slot,
     SHED_AFTER_SILENCE,
 };
 pub use options::{ServerOptions, Shutdown};
+pub use preface::{
+    address_group, Cidr, Preface, PrefaceError, PrefaceStep, ProxyFrom, ProxyFromError,
+};
 pub use rate::{
     AddressRates, AsyncRateLimited, Buckets, RateLimit, RateLimited, RateLimitedHandler,
 };

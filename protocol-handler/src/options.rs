@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use protocol_core::{InputBudget, ServerConfig, DEFAULT_FREE_PER_CONNECTION, DEFAULT_INPUT_BUDGET};
 
+use crate::preface::ProxyFrom;
 use crate::rate::RateLimit;
 
 /// How a server runs its connections (every transport takes the same options).
@@ -17,11 +18,24 @@ pub struct ServerOptions {
     /// (see [`ConnectionLimiter`](crate::ConnectionLimiter)), or is refused with a
     /// 1607 if none is idle. Default 1024.
     pub max_connections: usize,
-    /// Connections from one IP address at once. Default 1024, the same as
-    /// `max_connections`: hundreds of real clients behind one address (a NAT, a
-    /// test machine) are served at once; what keeps one address from holding the
-    /// server with idle or slow connections is shedding, not this cap.
+    /// Connections from one address group at once (an IPv4 address, or an IPv6
+    /// network of `ipv6_prefix` bits). Default 256, a quarter of `max_connections`:
+    /// hundreds of real clients behind one address (a NAT, a test machine) are
+    /// served at once, yet no single address can take more than a quarter of the
+    /// server; at least four must be busy to fill it. Shedding (idle connections
+    /// go first) applies within the cap as within the overall one.
     pub max_connections_per_ip: usize,
+    /// IPv6 addresses are counted by their first this many bits by the
+    /// per-address cap and rate buckets. Default 64: a host is usually given a
+    /// whole /64 and can pick a new address in it for every connection.
+    pub ipv6_prefix: u8,
+    /// Balancers whose connections start with a PROXY v2 header naming the
+    /// client. Default none: the PROXY protocol is off and connections are taken as
+    /// they come.
+    pub proxy_from: ProxyFrom,
+    /// How long a listed balancer's connection may take to send its whole PROXY
+    /// header before it is closed. Default 5 s.
+    pub proxy_header_timeout: Duration,
     /// How long a shutdown waits for uploads in progress. Default 30 s.
     pub shutdown_grace: Duration,
     /// Bytes of request input all connections together may hold buffered
@@ -48,7 +62,10 @@ impl Default for ServerOptions {
         ServerOptions {
             config: ServerConfig::default(),
             max_connections: 1024,
-            max_connections_per_ip: 1024,
+            max_connections_per_ip: 256,
+            ipv6_prefix: 64,
+            proxy_from: ProxyFrom::default(),
+            proxy_header_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
             input_budget: DEFAULT_INPUT_BUDGET,
             input_free_per_connection: DEFAULT_FREE_PER_CONNECTION,

@@ -11,6 +11,8 @@ use std::time::Instant;
 use protocol_core::ServerEvent;
 
 use crate::asynch::{AsyncConnectionHandler, AsyncHandlerFactory};
+use crate::options::ServerOptions;
+use crate::preface::address_group;
 use crate::sync::{ConnectionHandler, HandlerFactory};
 use crate::Conn;
 
@@ -81,6 +83,9 @@ impl<K: Eq + std::hash::Hash + Copy> Buckets<K> {
 /// The rate limits of a server, shared by its connections.
 #[derive(Debug)]
 pub struct AddressRates {
+    /// IPv6 addresses are counted by this many leading bits (see
+    /// [`address_group`]).
+    pub ipv6_prefix: u8,
     /// Registrations (825) per address; over it, a registration gets a 1607.
     pub registrations: Buckets,
     /// Connections closed for a protocol violation per address; over it, new
@@ -89,17 +94,32 @@ pub struct AddressRates {
 }
 
 impl AddressRates {
-    /// Buckets for `registrations` and `failures`.
+    /// Buckets for `registrations` and `failures`, IPv6 addresses counted by /64.
     pub fn new(registrations: RateLimit, failures: RateLimit) -> Arc<AddressRates> {
         Arc::new(AddressRates {
+            ipv6_prefix: 64,
             registrations: Buckets::new(registrations),
             failures: Buckets::new(failures),
         })
     }
 
+    /// The buckets `options` describe.
+    pub fn from_options(options: &ServerOptions) -> Arc<AddressRates> {
+        Arc::new(AddressRates {
+            ipv6_prefix: options.ipv6_prefix,
+            registrations: Buckets::new(options.registrations),
+            failures: Buckets::new(options.failures),
+        })
+    }
+
+    /// The key of `ip`'s buckets.
+    pub fn group(&self, ip: IpAddr) -> IpAddr {
+        address_group(ip, self.ipv6_prefix)
+    }
+
     /// Whether a new connection from `ip` is admitted (its failures are within the limit).
     pub fn admits(&self, ip: IpAddr, now: Instant) -> bool {
-        self.failures.has_token(ip, now)
+        self.failures.has_token(self.group(ip), now)
     }
 }
 
@@ -124,6 +144,7 @@ impl<F> RateLimited<F> {
 #[derive(Debug)]
 pub struct RateLimitedHandler<H> {
     inner: H,
+    /// The peer's address group ([`AddressRates::group`]).
     ip: IpAddr,
     rates: Arc<AddressRates>,
 }
@@ -172,7 +193,7 @@ impl<F: HandlerFactory> HandlerFactory for RateLimited<F> {
     fn connect(&self, peer: SocketAddr) -> Self::Handler {
         RateLimitedHandler {
             inner: self.inner.connect(peer),
-            ip: peer.ip(),
+            ip: self.rates.group(peer.ip()),
             rates: self.rates.clone(),
         }
     }
@@ -202,7 +223,7 @@ impl<F: AsyncHandlerFactory> AsyncHandlerFactory for AsyncRateLimited<F> {
     fn connect(&self, peer: SocketAddr) -> Self::Handler {
         RateLimitedHandler {
             inner: self.0.inner.connect(peer),
-            ip: peer.ip(),
+            ip: self.0.rates.group(peer.ip()),
             rates: self.0.rates.clone(),
         }
     }

@@ -319,6 +319,33 @@ fn fit_to_descriptors(options: &mut transport_std::ServerOptions) {
     options.max_connections_per_ip = options.max_connections_per_ip.min(options.max_connections);
 }
 
+/// Says which limits apply to whom: the per-address cap, and with --proxy-protocol
+/// the balancers whose headers name the clients.
+fn log_limits(options: &transport_std::ServerOptions, per_ip_given: bool) {
+    info!(
+        "per-address cap {} connections ({}), IPv6 counted by /{}",
+        options.max_connections_per_ip,
+        if per_ip_given {
+            "--max-connections-per-ip"
+        } else {
+            "a quarter of --max-connections"
+        },
+        options.ipv6_prefix
+    );
+    if options.proxy_from.is_enabled() {
+        let from: Vec<String> = options
+            .proxy_from
+            .networks()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        info!(
+            "PROXY protocol v2 expected from {}: limits and logs use the client address it names",
+            from.join(", ")
+        );
+    }
+}
+
 /// Refuses, as a usage error, an option whose backend this build leaves out.
 fn fleet_options_built(cli: &Cli) -> Result<(), server_app::config::ConfigError> {
     use server_app::config::fleet_built;
@@ -471,6 +498,12 @@ fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cli.serve.bind, port);
     let mut options = cli.serve.server_options();
     fit_to_descriptors(&mut options);
+    if cli.serve.max_connections_per_ip.is_none() {
+        // The quarter of the cap as fitted to the descriptor limit.
+        options.max_connections_per_ip =
+            server_app::options::default_per_ip(options.max_connections);
+    }
+    log_limits(&options, cli.serve.max_connections_per_ip.is_some());
     let app = Arc::new(app);
     let metrics = app.metrics().clone();
     // Before the protocol listener: `/healthz` says "starting" until clients are served.

@@ -10,6 +10,7 @@ use protocol_core::crypto::{AesKeySize, ChecksumAlgorithm};
 use protocol_core::{
     ByteOrder, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig, ServerDialect,
 };
+use protocol_handler::ProxyFrom;
 use transport_std::{RateLimit, ServerOptions};
 
 use crate::app::Policy;
@@ -35,6 +36,12 @@ fn retention(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A `--proxy-protocol` list.
+fn parse_proxy_from(text: &str) -> Result<ProxyFrom, String> {
+    text.parse()
+        .map_err(|e: protocol_handler::ProxyFromError| e.to_string())
+}
+
 /// Every option of serving clients.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -52,9 +59,27 @@ pub struct ServeArgs {
     /// only if there is none is it refused, with a 1607.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
-    /// Connections from one IP address at once (shedding as for --max-connections).
-    #[arg(long, default_value_t = 1024)]
-    pub max_connections_per_ip: usize,
+    /// Connections from one address at once (an IPv4 address, or an IPv6 network of
+    /// --ipv6-prefix bits), shedding as for --max-connections. Default: a quarter of
+    /// --max-connections (256 of 1024), so that no one address can fill the server.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// IPv6 clients are counted by the per-address cap and rate limits by their first
+    /// this many bits (64: a host usually holds a whole /64). IPv4 addresses count
+    /// whole.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_prefix: u8,
+    /// Balancers that send a PROXY protocol v2 header (HAProxy's send-proxy-v2)
+    /// before each client's bytes: addresses and networks, comma-separated
+    /// (127.0.0.1,10.0.0.0/8,::1). Their connections must start with one, and limits
+    /// and logs then use the client's address from it; a header from any other
+    /// address is refused. Off when not given.
+    #[arg(long, value_name = "FROM", value_parser = parse_proxy_from)]
+    pub proxy_protocol: Option<ProxyFrom>,
+    /// Seconds a listed balancer's connection may take to send its whole PROXY
+    /// header before it is closed (1 to 31536000, a year).
+    #[arg(long, default_value_t = 5, value_parser = seconds(1))]
+    pub proxy_header_timeout: u64,
     /// Bytes of request input all connections together may hold, beyond the first
     /// 512 KiB of each; a connection that would pass it is closed with a 1607.
     #[arg(long, default_value_t = protocol_core::DEFAULT_INPUT_BUDGET)]
@@ -205,6 +230,12 @@ pub enum AckPackets {
     Last,
 }
 
+/// The per-address cap when --max-connections-per-ip is not given: a quarter of
+/// the overall cap (at least 1).
+pub fn default_per_ip(max_connections: usize) -> usize {
+    (max_connections / 4).max(1)
+}
+
 impl ServeArgs {
     /// The transports' options these values give.
     pub fn server_options(&self) -> ServerOptions {
@@ -247,7 +278,12 @@ impl ServeArgs {
         ServerOptions {
             config: ServerConfig { limits, dialect },
             max_connections: self.max_connections,
-            max_connections_per_ip: self.max_connections_per_ip,
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or_else(|| default_per_ip(self.max_connections)),
+            ipv6_prefix: self.ipv6_prefix,
+            proxy_from: self.proxy_protocol.clone().unwrap_or_default(),
+            proxy_header_timeout: Duration::from_secs(self.proxy_header_timeout),
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             input_budget: self.input_budget_bytes,
             registrations: RateLimit {
@@ -295,6 +331,53 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
             .expect("valid options");
         cli.serve.policy().upload_quota
+    }
+
+    fn options(args: &[&str]) -> transport_std::ServerOptions {
+        Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .expect("valid options")
+            .serve
+            .server_options()
+    }
+
+    #[test]
+    fn the_per_address_cap_defaults_to_a_quarter_of_the_overall_one() {
+        assert_eq!(options(&[]).max_connections_per_ip, 256);
+        assert_eq!(
+            options(&["--max-connections", "100"]).max_connections_per_ip,
+            25
+        );
+        assert_eq!(
+            options(&["--max-connections", "2"]).max_connections_per_ip,
+            1
+        );
+        let given = ["--max-connections-per-ip", "7"];
+        assert_eq!(options(&given).max_connections_per_ip, 7);
+    }
+
+    #[test]
+    fn proxy_protocol_and_ipv6_prefix_options() {
+        let o = options(&[]);
+        assert!(!o.proxy_from.is_enabled());
+        assert_eq!(o.ipv6_prefix, 64);
+        let o = options(&[
+            "--proxy-protocol",
+            "127.0.0.1,10.0.0.0/8,::1",
+            "--ipv6-prefix",
+            "56",
+        ]);
+        assert!(o.proxy_from.lists("10.9.8.7".parse().unwrap()));
+        assert!(!o.proxy_from.lists("127.0.0.2".parse().unwrap()));
+        assert_eq!(o.ipv6_prefix, 56);
+        for bad in [
+            &["--proxy-protocol", "10.0.0.0/40"][..],
+            &["--proxy-protocol", ""],
+            &["--ipv6-prefix", "0"],
+            &["--ipv6-prefix", "129"],
+        ] {
+            let parsed = Cli::try_parse_from(std::iter::once("server").chain(bad.iter().copied()));
+            assert!(parsed.is_err(), "{bad:?}");
+        }
     }
 
     #[test]

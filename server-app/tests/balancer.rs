@@ -1,12 +1,13 @@
 //! Two real servers behind a real HAProxy (TCP mode, health checks on `/healthz`):
 //! clients reach a server through the balancer, a server stopped by SIGTERM is taken
 //! out and its clients go to the other, and each server's counters say who served what.
+//! (The PROXY protocol between HAProxy and the servers: tests/proxy_protocol.rs.)
 
 mod common;
 
 use std::path::Path;
 
-use common::haproxy::{Backend, HaProxy};
+use common::haproxy::{Backend, HaProxy, PROXY_FROM_LB};
 use common::scrape::{scrape, Scrape};
 use common::*;
 
@@ -27,15 +28,21 @@ fn upload_through(root: &Path, lb: &HaProxy, name: &str, seed: u8) {
 fn two_servers_behind_haproxy_share_clients_and_survive_a_stop() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
-    let metrics = ["--metrics", "127.0.0.1:0"];
-    let a = Server::start(&root.join("a"), 0, &metrics);
-    let b = Server::start(&root.join("b"), 0, &metrics);
+    // HAProxy sends each client's address in a PROXY v2 header.
+    let args = [
+        "--metrics",
+        "127.0.0.1:0",
+        PROXY_FROM_LB[0],
+        PROXY_FROM_LB[1],
+    ];
+    let a = Server::start(&root.join("a"), 0, &args);
+    let b = Server::start(&root.join("b"), 0, &args);
     for s in [&a, &b] {
         assert_eq!(s.http_get("/healthz"), (200, "ok\n".to_string()));
     }
     let lb = HaProxy::start(
         &root.join("lb"),
-        &[Backend::of("a", &a), Backend::of("b", &b)],
+        &[Backend::proxied("a", &a), Backend::proxied("b", &b)],
     );
     // HAProxy's own health checks found both up.
     lb.wait_for("a", "UP");

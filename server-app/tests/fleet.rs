@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::haproxy::{Backend, HaProxy};
+use common::haproxy::{Backend, HaProxy, PROXY_FROM_LB};
 use common::postgres::TestDatabase;
 use common::{assert_ok, client_dir, data, run_client, run_clients_at_once, Server};
 use server_app::storage::s3::S3Options;
@@ -144,12 +144,15 @@ fn clients_through_haproxy_to_two_servers_on_postgres_and_s3_are_all_verified() 
         &files,
         "--metrics",
         "127.0.0.1:0",
+        // HAProxy sends each client's address in a PROXY v2 header.
+        PROXY_FROM_LB[0],
+        PROXY_FROM_LB[1],
     ];
     let a = Server::start(&root.path().join("a"), 0, &args);
     let b = Server::start(&root.path().join("b"), 0, &args);
     let lb = HaProxy::start(
         &root.path().join("lb"),
-        &[Backend::of("a", &a), Backend::of("b", &b)],
+        &[Backend::proxied("a", &a), Backend::proxied("b", &b)],
     );
 
     // Several clients at once through the balancer.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::haproxy::{Backend, HaProxy};
+use common::haproxy::{Backend, HaProxy, PROXY_FROM_LB};
 use common::postgres::TestDatabase;
 use common::{assert_ok, client_bin, client_dir, client_id, data, run_client, Server};
 use protocol_core::ClientId;
@@ -107,12 +107,15 @@ fn start_fleet(what: &str) -> (Fleet, Server, Server, HaProxy) {
         // Short, so that the survivor takes back the dead server's uploads soon.
         "--abandoned-upload-timeout",
         "4",
+        // HAProxy sends each client's address in a PROXY v2 header.
+        PROXY_FROM_LB[0],
+        PROXY_FROM_LB[1],
     ];
     let a = Server::start(&root.path().join("a"), 0, &args);
     let b = Server::start(&root.path().join("b"), 0, &args);
     let lb = HaProxy::start(
         &root.path().join("lb"),
-        &[Backend::of("a", &a), Backend::of("b", &b)],
+        &[Backend::proxied("a", &a), Backend::proxied("b", &b)],
     );
     lb.wait_for("a", "UP");
     lb.wait_for("b", "UP");

@@ -24,9 +24,9 @@ enum Wake {
 /// When `stop` closes (every sender dropped), an idle connection ends at once and
 /// an upload gets [`ServerOptions::shutdown_grace`] to finish.
 pub async fn drive_connection<D, S>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
-    mut dispatch: D,
+    dispatch: D,
     options: &ServerOptions,
     stop: async_channel::Receiver<()>,
 ) -> io::Result<()>
@@ -34,7 +34,24 @@ where
     D: Dispatch,
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut input = BytesMut::with_capacity(16 * 1024);
+    drive_connection_from(stream, peer, dispatch, options, stop, BytesMut::new()).await
+}
+
+/// [`drive_connection`] for a connection of which `input` was already read (the
+/// bytes after a PROXY header).
+pub async fn drive_connection_from<D, S>(
+    mut stream: S,
+    peer: SocketAddr,
+    mut dispatch: D,
+    options: &ServerOptions,
+    stop: async_channel::Receiver<()>,
+    mut input: BytesMut,
+) -> io::Result<()>
+where
+    D: Dispatch,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    input.reserve(16 * 1024);
     let mut out = BytesMut::new();
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut stopping_since: Option<Instant> = None;

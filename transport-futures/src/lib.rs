@@ -41,7 +41,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use client::run_client;
-pub use connection::drive_connection;
+pub use connection::{drive_connection, drive_connection_from};
 pub use protocol_handler::{
     AsyncConnectionHandler, AsyncHandlerFactory, ClientError, ClientOptions, Conn,
     ConnectionHandler, HandlerFactory, ServerOptions,

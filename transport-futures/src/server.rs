@@ -7,16 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
+use bytes::BytesMut;
 use futures_lite::future;
+use futures_lite::io::AsyncReadExt;
 use protocol_handler::{
     refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncHandlerFactory,
-    AsyncRateLimited, BlockingDispatch, Conn, ConnectionLimiter, Dispatch, HandlerFactory,
-    RateLimited, RateLog, ServerOptions,
+    AsyncRateLimited, BlockingDispatch, Conn, Dispatch, Entry, Gate, HandlerFactory, PrefaceStep,
+    RateLimited, RateLog, ServerOptions, Settled,
 };
 use rand_core::OsRng;
 use tracing::{debug, info, warn};
 
-use crate::connection::drive_connection;
+use crate::connection::drive_connection_from;
 use crate::{Spawn, Unblock};
 
 /// Serves connections from `listener` with an async application until `shutdown`
@@ -30,7 +32,7 @@ pub async fn serve<F: AsyncHandlerFactory>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
 ) -> io::Result<()> {
-    let rates = AddressRates::new(options.registrations, options.failures);
+    let rates = AddressRates::from_options(&options);
     let inner = factory.clone();
     let factory = AsyncRateLimited(RateLimited::new(factory, rates.clone()));
     serve_with(
@@ -54,7 +56,7 @@ pub async fn serve_blocking<F: HandlerFactory>(
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
 ) -> io::Result<()> {
-    let rates = AddressRates::new(options.registrations, options.failures);
+    let rates = AddressRates::from_options(&options);
     let inner = factory.clone();
     let factory = RateLimited::new(factory, rates.clone());
     serve_with(
@@ -69,6 +71,13 @@ pub async fn serve_blocking<F: HandlerFactory>(
     .await
 }
 
+/// What ended a wait for a connection's first bytes.
+enum Woke {
+    Read(io::Result<usize>),
+    Late,
+    Stop,
+}
+
 enum Accepted {
     Conn(io::Result<(Async<TcpStream>, SocketAddr)>),
     Shutdown,
@@ -80,14 +89,15 @@ async fn serve_with<D: Dispatch>(
     rates: Arc<AddressRates>,
     shutdown: impl Future<Output = ()>,
     spawn: impl Spawn,
-    make: impl Fn(Conn, SocketAddr) -> D,
-    refused: impl Fn(SocketAddr),
+    make: impl Fn(Conn, SocketAddr) -> D + Send + Sync + 'static,
+    refused: impl Fn(SocketAddr) + Send + Sync + 'static,
 ) -> io::Result<()> {
-    let limiter = Arc::new(ConnectionLimiter::default());
     let budget = options.new_input_budget();
-    let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
+    let accept_errors = RateLog::default();
     let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
+    let gate = Arc::new(Gate::new(options.clone(), rates));
+    let (make, refused) = (Arc::new(make), Arc::new(refused));
     // Closing `stop_tx` tells every connection to stop; each connection holds a
     // clone of `done_tx`, so `done_rx` ends when the last one is gone.
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
@@ -113,51 +123,58 @@ async fn serve_with<D: Dispatch>(
             }
         };
         backoff.succeeded();
-        let guard = if rates.admits(peer.ip(), Instant::now()) {
-            limiter.try_acquire(
-                peer.ip(),
-                options.max_connections,
-                options.max_connections_per_ip,
-            )
-        } else {
-            None
-        };
-        let Some(guard) = guard else {
+        let Some(entry) = gate.accept(peer) else {
             // A 1607 fits the new socket's send buffer: written without waiting.
             let _ = stream.get_ref().write(&refusal_bytes());
             drop(stream);
             refused(peer);
-            if let Some(n) = refusals.note(Instant::now()) {
-                warn!("refused {n} connection(s) in the last second: too many connections or failures");
-            }
             continue;
         };
-        let _ = stream.get_ref().set_nodelay(true);
-        let conn =
-            Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget.clone());
-        let dispatch = make(conn, peer);
-        let options = options.clone();
+        let (gate, make, refused) = (gate.clone(), make.clone(), refused.clone());
+        let budget = budget.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         spawn.spawn(Box::pin(async move {
-            let _guard = guard;
             let _done = done;
+            let mut stream = stream;
+            let (guard, peer, input) = match settle(&gate, entry, &mut stream, &stop).await {
+                Settled::Serve {
+                    guard,
+                    client,
+                    input,
+                } => (guard, client, input),
+                Settled::Busy { client } => {
+                    let _ = stream.get_ref().write(&refusal_bytes());
+                    return refused(client);
+                }
+                Settled::Close { peer, count } => {
+                    if count {
+                        refused(peer);
+                    }
+                    return;
+                }
+            };
+            let _ = stream.get_ref().set_nodelay(true);
+            let options = gate.options();
+            let conn = Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
+            let dispatch = make(conn, peer);
             let stream = crate::watched::Watched {
                 inner: stream,
-                slot: _guard.slot().clone(),
+                slot: guard.slot().clone(),
             };
             debug!(%peer, "connection accepted");
-            match drive_connection(stream, peer, dispatch, &options, stop).await {
+            match drive_connection_from(stream, peer, dispatch, options, stop, input).await {
                 Ok(()) => debug!(%peer, "connection closed"),
                 Err(e) => debug!(%peer, "connection closed: {e}"),
             }
+            drop(guard);
         }));
     }
     stop_tx.close();
     drop(done_tx);
     info!(
         "shutting down: waiting for {} connection(s)",
-        limiter.open()
+        gate.limiter().open()
     );
     let limit = options.shutdown_grace + Duration::from_secs(2);
     future::or(
@@ -170,4 +187,51 @@ async fn serve_with<D: Dispatch>(
     )
     .await;
     Ok(())
+}
+
+/// Reads what the PROXY protocol asks of the connection's first bytes (nothing
+/// when it is off), for at most [`ServerOptions::proxy_header_timeout`]. A
+/// connection shed meanwhile reads as closed, and so does every one once the
+/// server stops (`stop` closed).
+async fn settle(
+    gate: &Gate,
+    entry: Entry,
+    stream: &mut Async<TcpStream>,
+    stop: &async_channel::Receiver<()>,
+) -> Settled {
+    let mut buf = BytesMut::new();
+    let Some(preface) = entry.preface else {
+        return gate.settle(entry, PrefaceStep::Read, buf);
+    };
+    let deadline = Instant::now() + gate.options().proxy_header_timeout;
+    let mut watched = crate::watched::Watched {
+        inner: stream,
+        slot: entry.guard.slot().clone(),
+    };
+    let mut chunk = [0u8; 4096];
+    let step = loop {
+        let step = preface.step(&buf);
+        if step != PrefaceStep::Read {
+            break step;
+        }
+        if stop.is_closed() {
+            break preface.end(false);
+        }
+        let read = async { Woke::Read(watched.read(&mut chunk).await) };
+        let late = async {
+            Timer::at(deadline).await;
+            Woke::Late
+        };
+        let stopped = async {
+            let _ = stop.recv().await;
+            Woke::Stop
+        };
+        let woke = future::or(read, future::or(late, stopped)).await;
+        match woke {
+            Woke::Late => break preface.end(true),
+            Woke::Stop | Woke::Read(Ok(0)) | Woke::Read(Err(_)) => break preface.end(false),
+            Woke::Read(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    gate.settle(entry, step, buf)
 }

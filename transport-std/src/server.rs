@@ -11,7 +11,8 @@ use tracing::{debug, info, warn};
 
 use crate::handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
 use protocol_handler::{
-    refusal_bytes, AcceptBackoff, AddressRates, ConnectionLimiter, RateLimited, RateLog, Slot,
+    refusal_bytes, AcceptBackoff, AddressRates, Entry, Gate, PrefaceStep, RateLimited, RateLog,
+    Settled, Slot,
 };
 
 /// Serves connections from `listener` until `shutdown` is triggered, then waits for
@@ -24,13 +25,13 @@ pub fn serve<F: HandlerFactory>(
 ) -> io::Result<()> {
     // Accepting without blocking lets the loop notice a shutdown within a tick.
     listener.set_nonblocking(true)?;
-    let limiter = Arc::new(ConnectionLimiter::default());
-    let rates = AddressRates::new(options.registrations, options.failures);
-    let factory = RateLimited::new(factory, rates.clone());
+    let rates = AddressRates::from_options(&options);
+    let factory = Arc::new(RateLimited::new(factory, rates.clone()));
     let budget = options.new_input_budget();
-    let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
+    let accept_errors = RateLog::default();
     let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
+    let gate = Arc::new(Gate::new(options.clone(), rates));
     while !shutdown.is_triggered() {
         let (stream, peer) = match listener.accept() {
             Ok(x) => x,
@@ -50,41 +51,50 @@ pub fn serve<F: HandlerFactory>(
             }
         };
         backoff.succeeded();
-        let guard = if rates.admits(peer.ip(), Instant::now()) {
-            limiter.try_acquire(
-                peer.ip(),
-                options.max_connections,
-                options.max_connections_per_ip,
-            )
-        } else {
-            None
-        };
-        let Some(guard) = guard else {
-            // A 1607 fits the new socket's send buffer: written without waiting.
-            let _ = stream.set_nonblocking(true);
-            let _ = (&stream).write(&refusal_bytes());
+        let Some(entry) = gate.accept(peer) else {
+            refuse(&stream);
             factory.refused(peer);
-            drop(stream);
-            if let Some(n) = refusals.note(Instant::now()) {
-                warn!("refused {n} connection(s) in the last second: too many connections or failures");
-            }
             continue;
         };
         let budget = budget.clone();
-        let handler = factory.connect(peer);
-        let options = options.clone();
+        let factory = factory.clone();
+        let gate = gate.clone();
         let shutdown = shutdown.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("conn {peer}"))
             .stack_size(256 * 1024)
             .spawn(move || {
+                let (guard, peer, input) = match settle(&gate, entry, &stream, &shutdown) {
+                    Settled::Serve {
+                        guard,
+                        client,
+                        input,
+                    } => (guard, client, input),
+                    Settled::Busy { client } => {
+                        refuse(&stream);
+                        return factory.refused(client);
+                    }
+                    Settled::Close { peer, count } => {
+                        let _ = stream.shutdown(NetShutdown::Both);
+                        if count {
+                            factory.refused(peer);
+                        }
+                        return;
+                    }
+                };
                 let slot = guard.slot().clone();
                 let _guard = guard;
+                let handler = factory.connect(peer);
+                let options = gate.options();
                 let conn =
                     Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
-                if let Err(e) =
-                    run_connection(stream, peer, &options, handler, &shutdown, conn, &slot)
-                {
+                let run = Run {
+                    peer,
+                    options,
+                    shutdown: &shutdown,
+                    slot: &slot,
+                };
+                if let Err(e) = run_connection(stream, &run, handler, conn, input) {
                     debug!(%peer, "connection ended: {e}");
                 }
             });
@@ -92,6 +102,7 @@ pub fn serve<F: HandlerFactory>(
             warn!(%peer, "could not start a thread for the connection: {e}");
         }
     }
+    let limiter = gate.limiter();
     info!(
         "shutting down: waiting for {} connection(s)",
         limiter.open()
@@ -102,20 +113,81 @@ pub fn serve<F: HandlerFactory>(
     Ok(())
 }
 
+/// Sends a 1607 and closes. It fits the new socket's send buffer: written without
+/// waiting.
+fn refuse(stream: &TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let _ = (&*stream).write(&refusal_bytes());
+}
+
+/// Reads what the PROXY protocol asks of the connection's first bytes (nothing
+/// when it is off), for at most [`ServerOptions::proxy_header_timeout`]. A
+/// connection shed meanwhile is taken as closed, and so is every one once the
+/// server stops (noticed within a [`TICK`]).
+fn settle(gate: &Gate, entry: Entry, stream: &TcpStream, shutdown: &Shutdown) -> Settled {
+    let mut buf = BytesMut::new();
+    let Some(preface) = entry.preface else {
+        return gate.settle(entry, PrefaceStep::Read, buf);
+    };
+    let deadline = Instant::now() + gate.options().proxy_header_timeout;
+    let mut chunk = [0u8; 4096];
+    let mut reader = stream;
+    let step = loop {
+        let step = preface.step(&buf);
+        if step != PrefaceStep::Read {
+            break step;
+        }
+        if entry.guard.slot().is_shed() || shutdown.is_triggered() {
+            break preface.end(false);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left.min(TICK))).is_err() {
+            break preface.end(true);
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) => break preface.end(false),
+            Ok(n) => {
+                entry.guard.slot().note_read(n);
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break preface.end(false),
+        }
+    };
+    gate.settle(entry, step, buf)
+}
+
+/// What a connection's loop is given besides its socket, handler and state.
+struct Run<'a> {
+    peer: SocketAddr,
+    options: &'a ServerOptions,
+    shutdown: &'a Shutdown,
+    slot: &'a Slot,
+}
+
 const READ_CHUNK: usize = 256 * 1024;
 const TICK: Duration = Duration::from_millis(500);
 
 fn run_connection<H: ConnectionHandler>(
     mut stream: TcpStream,
-    peer: SocketAddr,
-    options: &ServerOptions,
+    run: &Run<'_>,
     mut handler: H,
-    shutdown: &Shutdown,
     mut conn: Conn,
-    slot: &Slot,
+    mut input: BytesMut,
 ) -> io::Result<()> {
+    let Run {
+        peer,
+        options,
+        shutdown,
+        slot,
+    } = *run;
     stream.set_nodelay(true)?;
-    let mut input = BytesMut::with_capacity(16 * 1024);
+    input.reserve(16 * 1024);
     // Read into a buffer zeroed once, then copy what arrived: cheaper than zeroing
     // spare capacity of `input` before every read.
     let mut scratch = vec![0u8; READ_CHUNK];

@@ -22,17 +22,33 @@ const NEVER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// When `stop` turns true, an idle connection ends at once and an upload gets
 /// [`ServerOptions::shutdown_grace`] to finish.
 pub async fn drive_connection<D, S>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
-    mut dispatch: D,
+    dispatch: D,
     options: &ServerOptions,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()>
 where
     D: Dispatch,
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut input = BytesMut::new();
+    drive_connection_from(stream, peer, dispatch, options, stop, BytesMut::new()).await
+}
+
+/// [`drive_connection`] for a connection of which `input` was already read (the
+/// bytes after a PROXY header).
+pub async fn drive_connection_from<D, S>(
+    mut stream: S,
+    peer: SocketAddr,
+    mut dispatch: D,
+    options: &ServerOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut input: BytesMut,
+) -> io::Result<()>
+where
+    D: Dispatch,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     // Reads are small until one fills what was reserved: a peer streaming a file
     // gets 256 KiB reads, while an idle or slow one costs a few KiB, not 256.
     let mut fast = false;

@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use protocol_core::{ClientEvent, ClientSession, Outcome};
 use protocol_handler::{
     end_of_stream, refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncRateLimited,
-    BlockingDispatch, Dispatch, Offload, RateLimited, RateLog,
+    BlockingDispatch, Dispatch, Entry, Gate, Offload, PrefaceStep, RateLimited, RateLog, Settled,
 };
 pub use protocol_handler::{
     AsyncConnectionHandler, AsyncHandlerFactory, ClientError, ClientOptions, Conn,
@@ -34,7 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, As
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
-pub use connection::drive_connection;
+pub use connection::{drive_connection, drive_connection_from};
 
 /// Runs synchronous handlers on tokio's blocking pool (`spawn_blocking`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,7 +62,7 @@ pub async fn serve<F: HandlerFactory>(
     factory: Arc<F>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let rates = AddressRates::new(options.registrations, options.failures);
+    let rates = AddressRates::from_options(&options);
     let inner = factory.clone();
     let factory = RateLimited::new(factory, rates.clone());
     serve_with(
@@ -84,7 +84,7 @@ pub async fn serve_async<F: AsyncHandlerFactory>(
     factory: Arc<F>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let rates = AddressRates::new(options.registrations, options.failures);
+    let rates = AddressRates::from_options(&options);
     let inner = factory.clone();
     let factory = AsyncRateLimited(RateLimited::new(factory, rates.clone()));
     serve_with(
@@ -103,14 +103,15 @@ async fn serve_with<D: Dispatch>(
     options: ServerOptions,
     rates: Arc<AddressRates>,
     shutdown: impl Future<Output = ()>,
-    make: impl Fn(Conn, SocketAddr) -> D,
-    refused: impl Fn(SocketAddr),
+    make: impl Fn(Conn, SocketAddr) -> D + Send + Sync + 'static,
+    refused: impl Fn(SocketAddr) + Send + Sync + 'static,
 ) -> io::Result<()> {
-    let limiter = Arc::new(ConnectionLimiter::default());
     let budget = options.new_input_budget();
-    let (refusals, accept_errors) = (RateLog::default(), RateLog::default());
+    let accept_errors = RateLog::default();
     let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
+    let gate = Arc::new(Gate::new(options.clone(), rates));
+    let (make, refused) = (Arc::new(make), Arc::new(refused));
     // `stop` tells every connection to stop; each connection holds a clone of
     // `done_tx`, so `done_rx` ends when the last one is gone.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -133,55 +134,107 @@ async fn serve_with<D: Dispatch>(
             },
         };
         backoff.succeeded();
-        let guard = if rates.admits(peer.ip(), Instant::now()) {
-            limiter.try_acquire(
-                peer.ip(),
-                options.max_connections,
-                options.max_connections_per_ip,
-            )
-        } else {
-            None
-        };
-        let Some(guard) = guard else {
+        let Some(entry) = gate.accept(peer) else {
             // A 1607 fits the new socket's send buffer: written without waiting.
             let _ = stream.try_write(&refusal_bytes());
             drop(stream);
             refused(peer);
-            if let Some(n) = refusals.note(Instant::now()) {
-                warn!("refused {n} connection(s) in the last second: too many connections or failures");
-            }
             continue;
         };
-        let conn =
-            Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget.clone());
-        let dispatch = make(conn, peer);
-        let options = options.clone();
+        let (gate, make, refused) = (gate.clone(), make.clone(), refused.clone());
+        let budget = budget.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            let _guard = guard;
             let _done = done;
+            let mut stream = stream;
+            let mut stop = stop;
+            let (guard, peer, input) = match settle(&gate, entry, &mut stream, &mut stop).await {
+                Settled::Serve {
+                    guard,
+                    client,
+                    input,
+                } => (guard, client, input),
+                Settled::Busy { client } => {
+                    let _ = stream.try_write(&refusal_bytes());
+                    return refused(client);
+                }
+                Settled::Close { peer, count } => {
+                    if count {
+                        refused(peer);
+                    }
+                    return;
+                }
+            };
+            let options = gate.options();
+            let conn = Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
+            let dispatch = make(conn, peer);
             let _ = stream.set_nodelay(true);
             let stream = watched::Watched {
                 inner: stream,
-                slot: _guard.slot().clone(),
+                slot: guard.slot().clone(),
             };
             debug!(%peer, "connection accepted");
-            match drive_connection(stream, peer, dispatch, &options, stop).await {
+            match drive_connection_from(stream, peer, dispatch, options, stop, input).await {
                 Ok(()) => debug!(%peer, "connection closed"),
                 Err(e) => debug!(%peer, "connection closed: {e}"),
             }
+            drop(guard);
         });
     }
     let _ = stop_tx.send(true);
     drop(done_tx);
     info!(
         "shutting down: waiting for {} connection(s)",
-        limiter.open()
+        gate.limiter().open()
     );
     let limit = options.shutdown_grace + Duration::from_secs(2);
     let _ = tokio::time::timeout(limit, done_rx.recv()).await;
     Ok(())
+}
+
+/// Reads what the PROXY protocol asks of the connection's first bytes (nothing
+/// when it is off), for at most [`ServerOptions::proxy_header_timeout`]. A
+/// connection shed meanwhile reads as closed, and so does every one once the
+/// server stops.
+async fn settle(
+    gate: &Gate,
+    entry: Entry,
+    stream: &mut TcpStream,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Settled {
+    let mut buf = BytesMut::new();
+    let Some(preface) = entry.preface else {
+        return gate.settle(entry, PrefaceStep::Read, buf);
+    };
+    let deadline = tokio::time::Instant::now() + gate.options().proxy_header_timeout;
+    let mut stream = watched::Watched {
+        inner: stream,
+        slot: entry.guard.slot().clone(),
+    };
+    let step = loop {
+        let step = preface.step(&buf);
+        if step != PrefaceStep::Read {
+            break step;
+        }
+        if *stop.borrow() {
+            break preface.end(false);
+        }
+        buf.reserve(4096);
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => match r {
+                Err(_) => break preface.end(true),
+                Ok(Ok(0)) | Ok(Err(_)) => break preface.end(false),
+                Ok(Ok(_)) => {}
+            },
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break preface.end(false);
+                }
+            }
+        }
+    };
+    gate.settle(entry, step, buf)
 }
 
 /// Runs `session` over `stream` to its end, feeding it `file` whenever it asks.

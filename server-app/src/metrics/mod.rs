@@ -186,7 +186,7 @@ impl Metrics {
         );
         registry.register(
             "connections_refused",
-            "Client connections refused at accept: over --max-connections or --max-connections-per-ip",
+            "Client connections refused at accept: over --max-connections or --max-connections-per-ip, over the failure bucket, or closed for a missing, bad or unexpected PROXY header",
             connections_refused.clone(),
         );
         registry.register(
@@ -268,7 +268,8 @@ impl Metrics {
         self.connections_open.dec();
     }
 
-    /// A connection was refused at accept (over a connection cap).
+    /// A connection was refused at accept (over a connection cap or the failure
+    /// bucket), or closed for its PROXY header.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
     }

@@ -13,6 +13,8 @@
 //! lb.wait_for("a", "DOWN");
 //! ```
 //!
+//! - [`Backend::proxied`]: HAProxy sends each connection's client address in a PROXY
+//!   v2 header (`send-proxy-v2`), for a server run with [`PROXY_FROM_LB`].
 //! - [`HaProxy::start`] writes `haproxy.cfg` in `dir` (`mode tcp`, `balance
 //!   roundrobin`, `option httpchk GET /healthz` against each backend's check port,
 //!   checks every 100 ms, down after 2 failures, up after 1 success, `option
@@ -42,6 +44,10 @@ pub struct Backend {
     pub port: u16,
     /// The port of its `/healthz` (the server's `--metrics` listener, on 127.0.0.1).
     pub check_port: u16,
+    /// Whether HAProxy starts each connection to it with a PROXY v2 header
+    /// (`send-proxy-v2`); the server must then run with `--proxy-protocol 127.0.0.1`.
+    /// Health checks go to the check port without one.
+    pub send_proxy: bool,
 }
 
 impl Backend {
@@ -54,9 +60,23 @@ impl Backend {
             check_port: server
                 .metrics_port()
                 .expect("the server runs without --metrics: no /healthz to check"),
+            send_proxy: false,
+        }
+    }
+
+    /// [`Backend::of`] with `send-proxy-v2`: the server (run with `--proxy-protocol
+    /// 127.0.0.1`, see [`PROXY_FROM_LB`]) sees each client's own address.
+    pub fn proxied(name: &str, server: &super::Server) -> Backend {
+        Backend {
+            send_proxy: true,
+            ..Backend::of(name, server)
         }
     }
 }
+
+/// The server options that trust this balancer's PROXY headers (HAProxy connects
+/// to the servers from 127.0.0.1).
+pub const PROXY_FROM_LB: [&str; 2] = ["--proxy-protocol", "127.0.0.1"];
 
 /// A running `haproxy` (killed on drop).
 pub struct HaProxy {
@@ -108,8 +128,11 @@ fn config(dir: &Path, port: u16, backends: &[Backend]) -> String {
     );
     for b in backends {
         cfg.push_str(&format!(
-            "    server {} 127.0.0.1:{} check port {}\n",
-            b.name, b.port, b.check_port
+            "    server {} 127.0.0.1:{} check port {}{}\n",
+            b.name,
+            b.port,
+            b.check_port,
+            if b.send_proxy { " send-proxy-v2" } else { "" }
         ));
     }
     cfg

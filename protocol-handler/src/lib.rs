@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admitted;
 mod asynch;
 mod client;
 mod gate;
@@ -44,11 +45,12 @@ pub mod proxy;
 mod rate;
 mod sync;
 
+pub use admitted::AdmittedDispatch;
 pub use asynch::{AsyncConnectionHandler, AsyncDispatch, AsyncHandlerFactory, Inline};
 pub use client::{end_of_stream, ClientError, ClientOptions};
 pub use gate::{Entry, Gate, Settled};
 pub use limiter::{
-    refusal_bytes, AcceptBackoff, ConnectionGuard, ConnectionLimiter, RateLog, Slot,
+    refusal_bytes, AcceptBackoff, ConnectionGuard, ConnectionLimiter, RateLog, Slot, Working,
     SHED_AFTER_SILENCE,
 };
 pub use options::{ServerOptions, Shutdown};

@@ -1,7 +1,9 @@
 //! Admission: caps on connections overall and per peer address that cannot be
 //! starved. When a cap is reached, a connection that has not yet shown a whole
 //! request header (oldest first), else one that has been silent the longest (at
-//! least [`SHED_AFTER_SILENCE`]), is shed to make room for the newcomer; only when
+//! least [`SHED_AFTER_SILENCE`], counted from its last input or from the
+//! application's last answer to it, and never while the application is answering
+//! it: [`Slot::working`]), is shed to make room for the newcomer; only when
 //! every connection is busy is the newcomer refused, with a 1607
 //! ([`refusal_bytes`]).
 
@@ -55,6 +57,8 @@ pub struct Slot {
     admitted_ms: u64,
     bytes_read: AtomicU64,
     last_read_ms: AtomicU64,
+    /// The application is handling this connection's input ([`Slot::working`]).
+    busy: AtomicBool,
     counted: AtomicBool,
     shed: AtomicBool,
     waker: Mutex<Option<Waker>>,
@@ -83,6 +87,14 @@ impl Slot {
             self.last_read_ms.store(self.ms(), Ordering::Relaxed);
         }
     }
+    /// The application is handling what this connection sent (looking a client up,
+    /// storing a key, committing a file): until the returned guard drops, the
+    /// connection is not silent however long that takes, and then its silence
+    /// counts from that moment. A client waiting for a slow answer is not idle.
+    pub fn working(self: &Arc<Self>) -> Working {
+        self.busy.store(true, Ordering::Release);
+        Working(self.clone())
+    }
     /// Whether the connection was shed for a newcomer: the transport ends it.
     pub fn is_shed(&self) -> bool {
         self.shed.load(Ordering::Acquire)
@@ -110,6 +122,19 @@ impl Slot {
         if let Some(c) = closer {
             c();
         }
+    }
+}
+
+/// The application at work on a connection's input ([`Slot::working`]); ends on drop
+/// (also when the work is cancelled at its deadline).
+#[derive(Debug)]
+pub struct Working(Arc<Slot>);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        let slot = &self.0;
+        slot.last_read_ms.store(slot.ms(), Ordering::Relaxed);
+        slot.busy.store(false, Ordering::Release);
     }
 }
 
@@ -161,6 +186,7 @@ impl ConnectionLimiter {
             admitted_ms: now_ms,
             bytes_read: AtomicU64::new(0),
             last_read_ms: AtomicU64::new(now_ms),
+            busy: AtomicBool::new(false),
             counted: AtomicBool::new(true),
             shed: AtomicBool::new(false),
             waker: Mutex::new(None),
@@ -195,7 +221,9 @@ impl ConnectionLimiter {
 /// request header yet, the oldest; else the one silent longest, if silent for
 /// [`SHED_AFTER_SILENCE`].
 fn pick_victim(st: &State, ip: Option<IpAddr>, now_ms: u64) -> Option<u64> {
-    let of_ip = |s: &&Arc<Slot>| ip.is_none_or(|ip| s.ip == ip);
+    // A connection the application is answering is never a victim: its peer waits
+    // for us, not the other way round.
+    let of_ip = |s: &&Arc<Slot>| ip.is_none_or(|ip| s.ip == ip) && !s.busy.load(Ordering::Acquire);
     let headerless = st
         .slots
         .iter()
@@ -335,6 +363,41 @@ mod tests {
         newcomer.slot().note_read(1000);
         idle.slot().note_read(1000);
         assert!(limiter.try_acquire(a, 10, 3).is_none(), "all busy: refused");
+    }
+
+    #[test]
+    fn a_connection_the_application_is_answering_is_never_shed_as_silent() {
+        // A limiter a minute old, so that a slot can be a minute silent.
+        let limiter = Arc::new(ConnectionLimiter {
+            epoch: Instant::now() - Duration::from_secs(60),
+            ..ConnectionLimiter::default()
+        });
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let waiting = limiter.try_acquire(a, 2, 2).unwrap();
+        let silent = limiter.try_acquire(a, 2, 2).unwrap();
+        for g in [&waiting, &silent] {
+            g.slot().note_read(1000);
+            g.slot().last_read_ms.store(0, Ordering::Relaxed);
+        }
+        let work = waiting.slot().working();
+        let newcomer = limiter
+            .try_acquire(a, 2, 2)
+            .expect("the silent one makes room");
+        assert!(silent.slot().is_shed());
+        assert!(!waiting.slot().is_shed(), "its client waits for our answer");
+        newcomer.slot().note_read(1000);
+        assert!(
+            limiter.try_acquire(a, 2, 2).is_none(),
+            "nothing else to shed"
+        );
+        drop(work);
+        assert!(
+            limiter.try_acquire(a, 2, 2).is_none(),
+            "answered just now: its silence starts from the answer"
+        );
+        waiting.slot().last_read_ms.store(0, Ordering::Relaxed);
+        assert!(limiter.try_acquire(a, 2, 2).is_some());
+        assert!(waiting.slot().is_shed(), "silent again, and idle: shed");
     }
 
     #[test]

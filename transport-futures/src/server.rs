@@ -157,7 +157,10 @@ async fn serve_with<D: Dispatch>(
             let _ = stream.get_ref().set_nodelay(true);
             let options = gate.options();
             let conn = Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
-            let dispatch = make(conn, peer);
+            // The limiter sees while the application answers: a client waiting for
+            // a slow answer is not shed as idle.
+            let dispatch =
+                protocol_handler::AdmittedDispatch::new(make(conn, peer), guard.slot().clone());
             let stream = crate::watched::Watched {
                 inner: stream,
                 slot: guard.slot().clone(),

@@ -167,7 +167,7 @@ struct Run<'a> {
     peer: SocketAddr,
     options: &'a ServerOptions,
     shutdown: &'a Shutdown,
-    slot: &'a Slot,
+    slot: &'a Arc<Slot>,
 }
 
 const READ_CHUNK: usize = 256 * 1024;
@@ -197,9 +197,13 @@ fn run_connection<H: ConnectionHandler>(
     debug!(%peer, "connection accepted");
     let result = loop {
         let now = Instant::now();
+        // While the handler answers, the limiter does not count the connection as
+        // silent: a client waiting for a slow answer is not shed as idle.
+        let working = (!input.is_empty()).then(|| slot.working());
         if let Some(e) = pump(&mut conn, &mut handler, &mut input, now) {
             crate::log::closing(peer, conn.client_id(), &e);
         }
+        drop(working);
         conn.poll_transmit(&mut out);
         if !out.is_empty() {
             if let Err(e) = stream.write_all(&out) {

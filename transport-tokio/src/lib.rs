@@ -168,7 +168,10 @@ async fn serve_with<D: Dispatch>(
             };
             let options = gate.options();
             let conn = Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
-            let dispatch = make(conn, peer);
+            // The limiter sees while the application answers: a client waiting for
+            // a slow answer is not shed as idle.
+            let dispatch =
+                protocol_handler::AdmittedDispatch::new(make(conn, peer), guard.slot().clone());
             let _ = stream.set_nodelay(true);
             let stream = watched::Watched {
                 inner: stream,

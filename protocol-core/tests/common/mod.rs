@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mem;
+pub mod serving;
 
 use std::path::PathBuf;
 

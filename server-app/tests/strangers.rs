@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
@@ -42,16 +42,7 @@ impl Peer {
 
     /// The next answer; `None` when the server closed (or reset) the connection.
     fn recv(&mut self) -> Option<Response> {
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Ok(Some(r)) = wire::decode_response(&mut self.buf) {
-                return Some(r);
-            }
-            match self.s.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+        recv_response(&mut self.s, &mut self.buf)
     }
 
     fn ask(&mut self, id: ClientId, req: &Request) -> Option<Response> {

@@ -26,6 +26,7 @@ use super::{
     Abandoned, ConnId, Drained, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
     Verdictable,
 };
+use crate::storage::postgres::metadata::{big, client_id};
 use crate::storage::postgres::{Pg, TxError};
 use crate::storage::{random_name, MetaError};
 
@@ -228,7 +229,7 @@ impl UploadTable for PgUploads {
         handover: Handover,
     ) -> Result<bool, TableError> {
         let id = id_of(id);
-        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        let size = big(size);
         let checksum = i64::from(checksum);
         let handover = handover == Handover::AnyConnection;
         self.pg.run("finishing an upload", move |c| async move {
@@ -250,7 +251,7 @@ impl UploadTable for PgUploads {
         let bytes = upload.to_bytes();
         let per_request = upload.every_packet_answered();
         // What it holds, for the quota (`size` of a finished upload is its file's).
-        let held = i64::try_from(upload.bytes_so_far()).unwrap_or(i64::MAX);
+        let held = big(upload.bytes_so_far());
         self.pg.run("suspending an upload", move |c| async move {
             // Only the owner saves its state: a row taken over meanwhile is not ours.
             c.execute(
@@ -430,18 +431,10 @@ impl UploadTable for PgUploads {
                     .await?;
                 Ok(rows
                     .iter()
-                    .map(|r| {
-                        let client: Vec<u8> = r.get(0);
-                        let mut id = [0u8; 16];
-                        if client.len() == 16 {
-                            id.copy_from_slice(&client);
-                        }
-                        Abandoned {
-                            client: ClientId(id),
-                            key: r.get(1),
-                            idle: Duration::try_from_secs_f64(r.get::<_, f64>(2))
-                                .unwrap_or_default(),
-                        }
+                    .map(|r| Abandoned {
+                        client: client_id(r.get(0)),
+                        key: r.get(1),
+                        idle: Duration::try_from_secs_f64(r.get::<_, f64>(2)).unwrap_or_default(),
                     })
                     .collect())
             })
@@ -449,8 +442,8 @@ impl UploadTable for PgUploads {
     }
 
     fn enforce_quota(&self, client: &ClientId, quota: u64) -> Result<Vec<Abandoned>, TableError> {
-        let client = client.0.to_vec();
-        let quota = i64::try_from(quota).unwrap_or(i64::MAX);
+        let (id, client) = (*client, client.0.to_vec());
+        let quota = big(quota);
         self.pg
             .transact("enforcing a client's upload quota", move |tx| {
                 let client = client.clone();
@@ -485,12 +478,8 @@ impl UploadTable for PgUploads {
                         )
                         .await?;
                         total = total.saturating_sub(held(row));
-                        let mut id = [0u8; 16];
-                        if client.len() == 16 {
-                            id.copy_from_slice(&client);
-                        }
                         gone.push(Abandoned {
-                            client: ClientId(id),
+                            client: id,
                             key: row.get(4),
                             idle: Duration::try_from_secs_f64(row.get::<_, f64>(5))
                                 .unwrap_or_default(),
@@ -515,15 +504,10 @@ impl UploadTable for PgUploads {
                 Ok(rows
                     .iter()
                     .map(|r| {
-                        let client: Vec<u8> = r.get(1);
-                        let mut id = [0u8; 16];
-                        if client.len() == 16 {
-                            id.copy_from_slice(&client);
-                        }
                         let size: Option<i64> = r.get(2);
                         Drained {
                             key: r.get(0),
-                            client: ClientId(id),
+                            client: client_id(r.get(1)),
                             bytes: size.and_then(|n| u64::try_from(n).ok()),
                         }
                     })

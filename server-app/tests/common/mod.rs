@@ -535,3 +535,21 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, body.to_string())
 }
+
+/// The next answer on `s` (bytes already read wait in `buf`); `None` when the server
+/// closed or reset the connection.
+pub fn recv_response(
+    s: &mut TcpStream,
+    buf: &mut bytes::BytesMut,
+) -> Option<protocol_core::wire::Response> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(Some(r)) = protocol_core::wire::decode_response(buf) {
+            return Some(r);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}

@@ -61,11 +61,13 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn big(n: u64) -> i64 {
+/// A count or size for a `bigint` column (saturating).
+pub(crate) fn big(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn client_id(bytes: Vec<u8>) -> ClientId {
+/// A `bytea` client id; a malformed one (never written by a server) reads as zeros.
+pub(crate) fn client_id(bytes: Vec<u8>) -> ClientId {
     ClientId(bytes.try_into().unwrap_or([0; 16]))
 }
 

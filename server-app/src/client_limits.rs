@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use protocol_core::ClientId;
-use protocol_handler::{Buckets, RateLimit};
+use transport_interface::{Buckets, RateLimit};
 
 /// Whole uploads whose checksum (1603) one issued key may get: the first attempt
 /// and the protocol's three resends.

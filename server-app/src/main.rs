@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing::{info, warn};
-use transport_std::Shutdown;
+use transport_interface::Shutdown;
 
 use server_app::admin::{self, AdminError};
 use server_app::app::{App, SharedApp};
@@ -297,7 +297,7 @@ fn main() {
 
 /// Raises the descriptor limit where allowed and lowers the connection caps to what it
 /// can hold, saying what it chose and why.
-fn fit_to_descriptors(options: &mut transport_std::ServerOptions) {
+fn fit_to_descriptors(options: &mut transport_interface::ServerOptions) {
     let fitted = server_app::descriptors::raise_and_fit();
     let show = |l: Option<u64>| l.map_or("unlimited".to_string(), |n| n.to_string());
     let (soft, hard) = (show(fitted.soft), show(fitted.hard));
@@ -321,7 +321,7 @@ fn fit_to_descriptors(options: &mut transport_std::ServerOptions) {
 
 /// Says which limits apply to whom: the per-address cap, and with --proxy-protocol
 /// the balancers whose headers name the clients.
-fn log_limits(options: &transport_std::ServerOptions, per_ip_given: bool) {
+fn log_limits(options: &transport_interface::ServerOptions, per_ip_given: bool) {
     info!(
         "per-address cap {} connections ({}), IPv6 counted by /{}",
         options.max_connections_per_ip,

@@ -10,8 +10,8 @@ use protocol_core::crypto::{AesKeySize, ChecksumAlgorithm};
 use protocol_core::{
     ByteOrder, EncryptionMode, Limits, PacketAck, ResponseOrder, ServerConfig, ServerDialect,
 };
-use protocol_handler::ProxyFrom;
-use transport_std::{RateLimit, ServerOptions};
+use transport_interface::ProxyFrom;
+use transport_interface::{RateLimit, ServerOptions};
 
 use crate::app::Policy;
 
@@ -39,7 +39,7 @@ fn retention(text: &str) -> Result<Duration, String> {
 /// A `--proxy-protocol` list.
 fn parse_proxy_from(text: &str) -> Result<ProxyFrom, String> {
     text.parse()
-        .map_err(|e: protocol_handler::ProxyFromError| e.to_string())
+        .map_err(|e: transport_interface::ProxyFromError| e.to_string())
 }
 
 /// Every option of serving clients.
@@ -333,7 +333,7 @@ mod tests {
         cli.serve.policy().upload_quota
     }
 
-    fn options(args: &[&str]) -> transport_std::ServerOptions {
+    fn options(args: &[&str]) -> transport_interface::ServerOptions {
         Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
             .expect("valid options")
             .serve

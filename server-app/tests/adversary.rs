@@ -38,7 +38,7 @@ use server_app::app::{App, Connection, SharedApp};
 use server_app::storage::local::LocalContents;
 use server_app::storage::sqlite::SqliteMetadata;
 use server_app::storage::{Metadata, Storage};
-use transport_std::HandlerFactory;
+use transport_interface::HandlerFactory;
 
 fn key_pool() -> &'static Vec<PrivateKey> {
     static POOL: OnceLock<Vec<PrivateKey>> = OnceLock::new();

@@ -17,7 +17,7 @@ use common::scrape::scrape;
 use common::*;
 use protocol_core::wire::{self, Request, RequestEncoding, Response};
 use protocol_core::{ClientId, FieldString};
-use protocol_handler::proxy;
+use transport_interface::proxy;
 
 const TRANSPORTS: [&str; 3] = ["tokio", "std", "smol"];
 

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use async_io::Async;
-use protocol_handler::memory::MemoryApp;
-use protocol_handler::ServerOptions;
+use transport_interface::memory::MemoryApp;
+use transport_interface::ServerOptions;
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:1256".into());

@@ -12,7 +12,7 @@ use futures_lite::io::{
 };
 use protocol_core::rand_core::CryptoRngCore;
 use protocol_core::{ClientEvent, ClientSession, Outcome, UsageError};
-use protocol_handler::{end_of_stream, ClientError, ClientOptions};
+use transport_interface::{end_of_stream, ClientError, ClientOptions};
 
 enum Got {
     Written(io::Result<()>),

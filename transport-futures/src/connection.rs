@@ -8,7 +8,7 @@ use async_io::Timer;
 use bytes::BytesMut;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use protocol_handler::{Dispatch, ServerOptions};
+use transport_interface::{Dispatch, ServerOptions, StopRule, LINGER, LINGER_BYTES};
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -54,7 +54,7 @@ where
     input.reserve(16 * 1024);
     let mut out = BytesMut::new();
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut stopping_since: Option<Instant> = None;
+    let mut stop_rule = StopRule::new(options.shutdown_grace);
     let mut timer = Timer::never();
     let mut armed: Option<Instant> = None;
     let answer_timeout = options.config.limits.answer_timeout;
@@ -62,7 +62,7 @@ where
         // Steps 1-3: feed the input, answer every event, until nothing moves.
         let now = Instant::now();
         if let Some(e) = pump(&mut dispatch, &mut input, now, answer_timeout).await {
-            protocol_handler::log::closing(peer, dispatch.conn().client_id(), &e);
+            transport_interface::log::closing(peer, dispatch.conn().client_id(), &e);
         }
         // Step 4: send.
         dispatch.conn().poll_transmit(&mut out);
@@ -82,17 +82,12 @@ where
             continue; // events left (a handler was cut off at its deadline): drain them
         }
         let now = Instant::now();
-        if stopping_since.is_none() && stop.is_closed() {
-            stopping_since = Some(now);
-        }
         let mut deadline = dispatch.conn().poll_timeout();
-        if let Some(since) = stopping_since {
-            let busy = dispatch.conn().is_uploading() || dispatch.conn().awaits_verdict();
-            if !busy || now >= since + options.shutdown_grace {
+        if stop_rule.stopping() || stop.is_closed() {
+            let Some(grace) = stop_rule.step(dispatch.conn(), now) else {
                 dispatch.conn().handle_eof();
                 continue;
-            }
-            let grace = since + options.shutdown_grace;
+            };
             deadline = Some(deadline.map_or(grace, |d| d.min(grace)));
         }
         if armed != deadline {
@@ -107,7 +102,7 @@ where
             Wake::Timer
         };
         let stopped = async {
-            if stopping_since.is_some() {
+            if stop_rule.stopping() {
                 future::pending::<()>().await;
             }
             let _ = stop.recv().await;
@@ -155,10 +150,6 @@ where
     dispatch.close().await;
     result
 }
-
-/// How long, and how much, a connection closed for an error reads before closing.
-const LINGER: Duration = Duration::from_millis(500);
-const LINGER_BYTES: usize = 1 << 20;
 
 /// [`Dispatch::pump`]; an async handler still running `answer_timeout` after the
 /// pump began is dropped (its question then times out in the connection).

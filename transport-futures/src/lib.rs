@@ -8,7 +8,7 @@
 //! smol and async-std both run on), and synchronous handlers run on the `blocking`
 //! crate's thread pool ([`Unblock`]), never on a runtime worker.
 //!
-//! The application is a `protocol-handler` [`AsyncHandlerFactory`] ([`serve`]: its
+//! The application is a `transport-interface` [`AsyncHandlerFactory`] ([`serve`]: its
 //! futures may await a database or an object store before answering) or a
 //! synchronous [`HandlerFactory`] ([`serve_blocking`]).
 //!
@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use protocol_handler::{memory::MemoryApp, ServerOptions};
+//! use transport_interface::{memory::MemoryApp, ServerOptions};
 //!
 //! smol::block_on(async {
 //!     let listener = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 1256))?;
@@ -42,11 +42,11 @@ use std::pin::Pin;
 
 pub use client::run_client;
 pub use connection::{drive_connection, drive_connection_from};
-pub use protocol_handler::{
+pub use server::{serve, serve_blocking};
+pub use transport_interface::{
     AsyncConnectionHandler, AsyncHandlerFactory, ClientError, ClientOptions, Conn,
     ConnectionHandler, HandlerFactory, ServerOptions,
 };
-pub use server::{serve, serve_blocking};
 
 /// A task to start: what [`Spawn`] is given.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -67,7 +67,7 @@ impl<F: Fn(Task) + Send + Sync + 'static> Spawn for F {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unblock;
 
-impl protocol_handler::Offload for Unblock {
+impl transport_interface::Offload for Unblock {
     fn run<T: Send + 'static>(
         f: impl FnOnce() -> T + Send + 'static,
     ) -> impl Future<Output = T> + Send {

@@ -10,13 +10,13 @@ use async_io::{Async, Timer};
 use bytes::BytesMut;
 use futures_lite::future;
 use futures_lite::io::AsyncReadExt;
-use protocol_handler::{
+use rand_core::OsRng;
+use tracing::{debug, info, warn};
+use transport_interface::{
     refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncHandlerFactory,
     AsyncRateLimited, BlockingDispatch, Conn, Dispatch, Entry, Gate, HandlerFactory, PrefaceStep,
     RateLimited, RateLog, ServerOptions, Settled,
 };
-use rand_core::OsRng;
-use tracing::{debug, info, warn};
 
 use crate::connection::drive_connection_from;
 use crate::{Spawn, Unblock};
@@ -160,7 +160,7 @@ async fn serve_with<D: Dispatch>(
             // The limiter sees while the application answers: a client waiting for
             // a slow answer is not shed as idle.
             let dispatch =
-                protocol_handler::AdmittedDispatch::new(make(conn, peer), guard.slot().clone());
+                transport_interface::AdmittedDispatch::new(make(conn, peer), guard.slot().clone());
             let stream = crate::watched::Watched {
                 inner: stream,
                 slot: guard.slot().clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use protocol_handler::Slot;
+use transport_interface::Slot;
 
 pub(crate) struct Watched<S> {
     pub inner: S,

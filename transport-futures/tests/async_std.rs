@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use protocol_core::Outcome;
-use protocol_handler::ServerOptions;
+use transport_interface::ServerOptions;
 
 #[test]
 fn uploads_verify_on_async_std() {

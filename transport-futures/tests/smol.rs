@@ -12,12 +12,12 @@ use async_io::Async;
 use futures_lite::future;
 use futures_lite::io::AsyncReadExt;
 use protocol_core::{ClientFailure, Limits, Outcome, PeerError, ServerConfig, ServerEvent};
-use protocol_handler::memory::MemoryApp;
-use protocol_handler::{
+use transport_futures::{serve, serve_blocking, ClientError};
+use transport_interface::memory::MemoryApp;
+use transport_interface::{
     AsyncConnectionHandler, AsyncHandlerFactory, Conn, ConnectionHandler, HandlerFactory,
     ServerOptions,
 };
-use transport_futures::{serve, serve_blocking, ClientError};
 
 fn spawn(task: transport_futures::Task) {
     smol::spawn(task).detach();

@@ -5,8 +5,9 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use transport_std::memory::MemoryApp;
-use transport_std::{serve, ServerOptions, Shutdown};
+use transport_interface::memory::MemoryApp;
+use transport_interface::{ServerOptions, Shutdown};
+use transport_std::serve;
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:1256".into());

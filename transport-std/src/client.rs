@@ -14,7 +14,7 @@ use protocol_core::{ClientEvent, ClientSession, Outcome, UsageError};
 use rand_core::CryptoRngCore;
 
 use crate::read_ahead::ReadAhead;
-pub use protocol_handler::{end_of_stream, ClientError, ClientOptions};
+pub use transport_interface::{end_of_stream, ClientError, ClientOptions};
 
 /// Runs `session` over `stream` to its end, feeding it `file` whenever it asks;
 /// `on_event` sees every event (for messages, `me.info`, progress).

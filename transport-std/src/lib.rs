@@ -2,23 +2,19 @@
 //! capped overall and per peer address, with idle and per-request timeouts and a
 //! graceful shutdown.
 //!
-//! The storage side is the application's: it implements [`HandlerFactory`] and
-//! [`ConnectionHandler`], which see every [`ServerEvent`] and answer questions
-//! through the connection. The traits live in `protocol-handler`, shared by every
-//! transport, and are re-exported here.
+//! The storage side is the application's: it implements
+//! [`HandlerFactory`](transport_interface::HandlerFactory) and
+//! [`ConnectionHandler`](transport_interface::ConnectionHandler) from
+//! `transport-interface` (shared by every transport), which see every
+//! [`ServerEvent`](protocol_core::ServerEvent) and answer questions through the
+//! connection.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod client;
-mod handler;
 mod read_ahead;
 mod server;
 
 pub use client::{end_of_stream, run_client, ClientError, ClientOptions};
-pub use handler::{
-    pump, pump_with, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown,
-};
-pub use protocol_handler::{log, memory};
-pub use protocol_handler::{ConnectionGuard, ConnectionLimiter, RateLimit};
 pub use server::serve;

@@ -9,10 +9,10 @@ use bytes::BytesMut;
 use rand_core::OsRng;
 use tracing::{debug, info, warn};
 
-use crate::handler::{pump, Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
-use protocol_handler::{
-    refusal_bytes, AcceptBackoff, AddressRates, Entry, Gate, PrefaceStep, RateLimited, RateLog,
-    Settled, Slot,
+use transport_interface::{
+    pump, refusal_bytes, AcceptBackoff, AddressRates, Conn, ConnectionHandler, Entry, Gate,
+    HandlerFactory, PrefaceStep, RateLimited, RateLog, ServerOptions, Settled, Shutdown, Slot,
+    StopRule, LINGER, LINGER_BYTES,
 };
 
 /// Serves connections from `listener` until `shutdown` is triggered, then waits for
@@ -192,7 +192,7 @@ fn run_connection<H: ConnectionHandler>(
     // spare capacity of `input` before every read.
     let mut scratch = vec![0u8; READ_CHUNK];
     let mut out = BytesMut::new();
-    let mut shutdown_since: Option<Instant> = None;
+    let mut stop_rule = StopRule::new(options.shutdown_grace);
     let mut read_timeout = None;
     debug!(%peer, "connection accepted");
     let result = loop {
@@ -201,7 +201,7 @@ fn run_connection<H: ConnectionHandler>(
         // silent: a client waiting for a slow answer is not shed as idle.
         let working = (!input.is_empty()).then(|| slot.working());
         if let Some(e) = pump(&mut conn, &mut handler, &mut input, now) {
-            crate::log::closing(peer, conn.client_id(), &e);
+            transport_interface::log::closing(peer, conn.client_id(), &e);
         }
         drop(working);
         conn.poll_transmit(&mut out);
@@ -216,15 +216,10 @@ fn run_connection<H: ConnectionHandler>(
         if conn.is_finished() {
             break Ok(());
         }
-        if shutdown.is_triggered() {
-            let since = *shutdown_since.get_or_insert(now);
-            // An upload runs to its client's verdict (900/902 answered), within the grace.
-            let busy = conn.is_uploading() || conn.awaits_verdict();
-            if !busy || now.duration_since(since) > options.shutdown_grace {
-                conn.handle_eof();
-                drain(&mut conn, &mut handler);
-                break Ok(());
-            }
+        if shutdown.is_triggered() && stop_rule.step(&conn, now).is_none() {
+            conn.handle_eof();
+            drain(&mut conn, &mut handler);
+            break Ok(());
         }
         if slot.is_shed() {
             // Shed for a newcomer (its slot is already given away): the read
@@ -288,9 +283,9 @@ fn run_connection<H: ConnectionHandler>(
         // sending): read and discard for a moment, so that the close is not a
         // reset, which would discard the 1607 before the peer reads it.
         let _ = stream.shutdown(NetShutdown::Write);
-        let until = Instant::now() + Duration::from_millis(500);
+        let until = Instant::now() + LINGER;
         let mut total = 0;
-        while total < (1 << 20) {
+        while total < LINGER_BYTES {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
                 break;

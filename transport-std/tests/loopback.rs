@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use protocol_core::*;
 use rand_chacha::rand_core::SeedableRng;
-use transport_std::memory::MemoryApp;
-use transport_std::{run_client, serve, ClientOptions, ServerOptions, Shutdown};
+use transport_interface::memory::MemoryApp;
+use transport_interface::{ServerOptions, Shutdown};
+use transport_std::{run_client, serve, ClientOptions};
 
 fn session(name: &str, size: usize, seed: u64) -> ClientSession<rand_chacha::ChaCha20Rng> {
     ClientSession::new(

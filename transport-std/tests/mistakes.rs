@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use protocol_core::*;
 use rand_chacha::rand_core::SeedableRng;
-use transport_std::memory::MemoryApp;
-use transport_std::{
-    run_client, serve, ClientError, ClientOptions, Conn, ConnectionHandler, HandlerFactory,
-    ServerOptions, Shutdown,
-};
+use transport_interface::memory::MemoryApp;
+use transport_interface::{Conn, ConnectionHandler, HandlerFactory, ServerOptions, Shutdown};
+use transport_std::{run_client, serve, ClientError, ClientOptions};
 
 #[derive(Clone, Copy, Debug)]
 enum Mistake {

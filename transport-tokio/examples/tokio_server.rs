@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use protocol_handler::memory::MemoryApp;
+use transport_interface::memory::MemoryApp;
 use transport_tokio::{serve, ServerOptions};
 
 #[tokio::main]

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use protocol_handler::{Dispatch, ServerOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant as TokioInstant;
+use transport_interface::{Dispatch, ServerOptions, StopRule, LINGER, LINGER_BYTES};
 
 const READ_CHUNK: usize = 256 * 1024;
 /// What a connection that has not yet filled a read is given to read into.
@@ -53,7 +53,7 @@ where
     // gets 256 KiB reads, while an idle or slow one costs a few KiB, not 256.
     let mut fast = false;
     let mut out = BytesMut::new();
-    let mut stopping_since: Option<Instant> = None;
+    let mut stop_rule = StopRule::new(options.shutdown_grace);
     let timer = tokio::time::sleep(NEVER);
     tokio::pin!(timer);
     let mut armed: Option<Instant> = None;
@@ -62,7 +62,7 @@ where
         // Steps 1-3: feed the input, answer every event, until nothing moves.
         let now = Instant::now();
         if let Some(e) = pump(&mut dispatch, &mut input, now, answer_timeout).await {
-            protocol_handler::log::closing(peer, dispatch.conn().client_id(), &e);
+            transport_interface::log::closing(peer, dispatch.conn().client_id(), &e);
         }
         // Step 4: send.
         dispatch.conn().poll_transmit(&mut out);
@@ -82,17 +82,12 @@ where
             continue; // events left (a handler was cut off at its deadline): drain them
         }
         let now = Instant::now();
-        if stopping_since.is_none() && *stop.borrow() {
-            stopping_since = Some(now);
-        }
         let mut deadline = dispatch.conn().poll_timeout();
-        if let Some(since) = stopping_since {
-            let busy = dispatch.conn().is_uploading() || dispatch.conn().awaits_verdict();
-            if !busy || now >= since + options.shutdown_grace {
+        if stop_rule.stopping() || *stop.borrow() {
+            let Some(grace) = stop_rule.step(dispatch.conn(), now) else {
                 dispatch.conn().handle_eof();
                 continue;
-            }
-            let grace = since + options.shutdown_grace;
+            };
             deadline = Some(deadline.map_or(grace, |d| d.min(grace)));
         }
         if armed != deadline {
@@ -113,7 +108,7 @@ where
                 timer.as_mut().reset(TokioInstant::from_std(Instant::now() + NEVER));
                 dispatch.conn().handle_timeout(Instant::now());
             }
-            _ = stop.changed(), if stopping_since.is_none() => {}
+            _ = stop.changed(), if !stop_rule.stopping() => {}
         }
     };
     dispatch.conn().poll_transmit(&mut out);
@@ -144,10 +139,6 @@ async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
-
-/// How long, and how much, [`linger`] reads.
-const LINGER: Duration = Duration::from_millis(500);
-const LINGER_BYTES: usize = 1 << 20;
 
 /// [`Dispatch::pump`]; an async handler still running `answer_timeout` after the
 /// pump began is dropped (its question then times out in the connection).

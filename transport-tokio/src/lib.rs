@@ -1,7 +1,7 @@
 //! Drives `protocol-core` over tokio: a task per connection, caps on connections
 //! overall and per address, the connection's timers, and a graceful shutdown.
 //!
-//! The application is `protocol-handler`'s: an [`AsyncHandlerFactory`] ([`serve_async`]),
+//! The application is `transport-interface`'s: an [`AsyncHandlerFactory`] ([`serve_async`]),
 //! whose futures may await a database or an object store before answering and are
 //! polled on the connection's task, or a synchronous [`HandlerFactory`] ([`serve`]),
 //! whose handlers run on tokio's blocking pool (`spawn_blocking`), never on a worker
@@ -21,18 +21,18 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use protocol_core::{ClientEvent, ClientSession, Outcome};
-use protocol_handler::{
-    end_of_stream, refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncRateLimited,
-    BlockingDispatch, Dispatch, Entry, Gate, Offload, PrefaceStep, RateLimited, RateLog, Settled,
-};
-pub use protocol_handler::{
-    AsyncConnectionHandler, AsyncHandlerFactory, ClientError, ClientOptions, Conn,
-    ConnectionHandler, ConnectionLimiter, HandlerFactory, ServerOptions,
-};
 use rand_core::{CryptoRngCore, OsRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
+use transport_interface::{
+    end_of_stream, refusal_bytes, AcceptBackoff, AddressRates, AsyncDispatch, AsyncRateLimited,
+    BlockingDispatch, Dispatch, Entry, Gate, Offload, PrefaceStep, RateLimited, RateLog, Settled,
+};
+pub use transport_interface::{
+    AsyncConnectionHandler, AsyncHandlerFactory, ClientError, ClientOptions, Conn,
+    ConnectionHandler, ConnectionLimiter, HandlerFactory, ServerOptions,
+};
 
 pub use connection::{drive_connection, drive_connection_from};
 
@@ -171,7 +171,7 @@ async fn serve_with<D: Dispatch>(
             // The limiter sees while the application answers: a client waiting for
             // a slow answer is not shed as idle.
             let dispatch =
-                protocol_handler::AdmittedDispatch::new(make(conn, peer), guard.slot().clone());
+                transport_interface::AdmittedDispatch::new(make(conn, peer), guard.slot().clone());
             let _ = stream.set_nodelay(true);
             let stream = watched::Watched {
                 inner: stream,

@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use protocol_handler::Slot;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use transport_interface::Slot;
 
 pub(crate) struct Watched<S> {
     pub inner: S,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol_core::*;
-use protocol_handler::memory::MemoryApp;
 use rand_chacha::rand_core::SeedableRng;
+use transport_interface::memory::MemoryApp;
 use transport_tokio::{
     run_client, serve, serve_async, AsyncConnectionHandler, AsyncHandlerFactory, ClientError,
     ClientOptions, Conn, ConnectionHandler, HandlerFactory, ServerOptions,

@@ -10,7 +10,7 @@ use protocol_core::crypto::AesKey;
 use protocol_core::rand_core::CryptoRngCore;
 use protocol_core::{ClientId, ClientRecord, ServerConnection, ServerEvent, Verdict};
 use tracing::{error, info, warn};
-use transport_std::{Conn, ConnectionHandler, HandlerFactory};
+use transport_interface::{Conn, ConnectionHandler, HandlerFactory};
 
 use crate::client_limits::{ClientLimits, Strain};
 use crate::metrics::{Metrics, Outcome};

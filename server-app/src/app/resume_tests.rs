@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol_core::ClientId;
-use transport_std::HandlerFactory;
+use transport_interface::HandlerFactory;
 
 use super::{App, Policy, SharedApp};
 use crate::storage::local::LocalContents;

@@ -456,7 +456,7 @@ pub struct InProcess {
     pub dir: PathBuf,
     pub port: u16,
     pub app: Arc<server_app::app::App>,
-    shutdown: transport_std::Shutdown,
+    shutdown: transport_interface::Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -480,13 +480,13 @@ impl InProcess {
             Arc::new(server_app::app::App::with_storage(storage, Default::default()).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let shutdown = transport_std::Shutdown::new();
+        let shutdown = transport_interface::Shutdown::new();
         let factory = Arc::new(server_app::app::SharedApp(app.clone()));
         let stop = shutdown.clone();
         let thread = std::thread::spawn(move || {
             let _ = transport_std::serve(
                 listener,
-                transport_std::ServerOptions::default(),
+                transport_interface::ServerOptions::default(),
                 factory,
                 stop,
             );

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_io::Async;
 use futures_lite::io::Cursor;
 use protocol_core::*;
-use protocol_handler::memory::MemoryApp;
 use rand_chacha::rand_core::SeedableRng;
 use transport_futures::{run_client, ClientError, ClientOptions};
+use transport_interface::memory::MemoryApp;
 
 pub fn listener() -> (Async<TcpListener>, SocketAddr) {
     let l = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();

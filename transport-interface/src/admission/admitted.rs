@@ -8,8 +8,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 use protocol_core::PeerError;
 
-use crate::limiter::Slot;
-use crate::sync::Dispatch;
+use crate::admission::limiter::Slot;
+use crate::handler::sync::Dispatch;
 use crate::Conn;
 
 /// `D`, reporting its work on each input to the connection's [`Slot`].

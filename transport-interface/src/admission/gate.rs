@@ -16,10 +16,10 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tracing::{debug, warn};
 
-use crate::limiter::{ConnectionGuard, ConnectionLimiter, RateLog};
+use crate::admission::limiter::{ConnectionGuard, ConnectionLimiter, RateLog};
+use crate::admission::preface::{address_group, Preface, PrefaceError, PrefaceStep};
+use crate::admission::rate::AddressRates;
 use crate::options::ServerOptions;
-use crate::preface::{address_group, Preface, PrefaceError, PrefaceStep};
-use crate::rate::AddressRates;
 
 /// The admission state of a server: its limiter, its rate buckets, and the
 /// once-a-second log of refusals.
@@ -213,7 +213,7 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy;
+    use crate::admission::proxy;
 
     fn gate(per_ip: usize) -> Gate {
         let options = ServerOptions {

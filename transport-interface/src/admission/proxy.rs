@@ -86,7 +86,7 @@ pub enum ProxyError {
 /// reading until this answers never holds more than [`MAX_HEADER_LEN`] bytes.
 ///
 /// ```
-/// use protocol_handler::proxy::{encode, parse, Parsed};
+/// use transport_interface::proxy::{encode, parse, Parsed};
 /// let client = "192.0.2.7:50000".parse().unwrap();
 /// let frontend = "198.51.100.1:1256".parse().unwrap();
 /// let mut bytes = encode(client, frontend);

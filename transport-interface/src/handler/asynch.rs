@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use protocol_core::{PeerError, ServerEvent};
 
-use crate::sync::{ConnectionHandler, Dispatch};
+use crate::handler::sync::{ConnectionHandler, Dispatch};
 use crate::Conn;
 
 /// Handles the events of one connection, asynchronously: `on_event` may await
@@ -23,7 +23,7 @@ use crate::Conn;
 /// with the same result.
 ///
 /// ```
-/// use protocol_handler::{AsyncConnectionHandler, Conn};
+/// use transport_interface::{AsyncConnectionHandler, Conn};
 /// use protocol_core::ServerEvent;
 ///
 /// struct Remote; // say, a client of a network database

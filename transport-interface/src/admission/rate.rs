@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use protocol_core::ServerEvent;
 
-use crate::asynch::{AsyncConnectionHandler, AsyncHandlerFactory};
+use crate::admission::preface::address_group;
+use crate::handler::asynch::{AsyncConnectionHandler, AsyncHandlerFactory};
+use crate::handler::sync::{ConnectionHandler, HandlerFactory};
 use crate::options::ServerOptions;
-use crate::preface::address_group;
-use crate::sync::{ConnectionHandler, HandlerFactory};
 use crate::Conn;
 
 /// A token bucket's shape: `burst` at once, refilled at `per_second`.

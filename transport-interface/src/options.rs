@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use protocol_core::{InputBudget, ServerConfig, DEFAULT_FREE_PER_CONNECTION, DEFAULT_INPUT_BUDGET};
 
-use crate::preface::ProxyFrom;
-use crate::rate::RateLimit;
+use crate::admission::preface::ProxyFrom;
+use crate::admission::rate::RateLimit;
 
 /// How a server runs its connections (every transport takes the same options).
 #[derive(Debug, Clone)]

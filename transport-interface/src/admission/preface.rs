@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::proxy::{self, Parsed, ProxyError, SIGNATURE};
+use crate::admission::proxy::{self, Parsed, ProxyError, SIGNATURE};
 
 /// One address or network (`10.0.0.0/8`, `::1`, `2001:db8::/32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

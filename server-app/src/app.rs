@@ -13,16 +13,17 @@ use crate::config::{Database, Files};
 use crate::metrics::{timed, Metrics};
 use crate::storage::local::LocalContents;
 use crate::storage::lock::FolderLock;
+use crate::storage::memory::MemoryUploads;
+#[cfg(feature = "fleet")]
+use crate::storage::postgres::PgUploads;
 #[cfg(feature = "fleet")]
 use crate::storage::postgres::{Pg, PostgresMetadata};
 #[cfg(feature = "fleet")]
 use crate::storage::s3::S3Contents;
 use crate::storage::sqlite::SqliteMetadata;
+use crate::storage::uploads::UploadTable;
 use crate::storage::{short_id, Storage};
 use crate::storage::{Contents, Metadata, Orphans, Reconciled};
-#[cfg(feature = "fleet")]
-use crate::uploads::postgres::PgUploads;
-use crate::uploads::{MemoryUploads, UploadTable};
 
 /// The database's file name inside the data folder.
 pub const DB_FILE: &str = "defensive.db";

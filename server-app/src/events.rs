@@ -9,8 +9,8 @@ use tracing::{debug, error, info, warn};
 use crate::app::{Connection, Failed, VerdictError};
 use crate::client_limits::{Strain, MAX_CHECKED_PER_KEY};
 use crate::metrics::{Outcome, UploadResult};
+use crate::storage::uploads::Handover;
 use crate::storage::{short_id, CommitOutcome, KeyOutcome, Registration};
-use crate::uploads::Handover;
 
 fn text(name: &protocol_core::FieldString) -> String {
     // Names are checked printable ASCII by the core before they get here.

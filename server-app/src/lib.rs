@@ -16,5 +16,3 @@ pub mod metrics;
 pub mod options;
 pub mod storage;
 mod throttle;
-pub mod upload_writer;
-pub mod uploads;

@@ -14,13 +14,13 @@ use protocol_core::ClientId;
 use server_app::app::{App, Policy};
 use server_app::storage::commit::Finished;
 use server_app::storage::local::LocalContents;
+use server_app::storage::postgres::PgUploads;
 use server_app::storage::postgres::{Pg, PostgresMetadata};
+use server_app::storage::uploads::UploadTable;
 use server_app::storage::{
     new_object_key, new_upload_key, random_name, Contents, Intent, KeyOutcome, Metadata,
     Registration, Storage, Switch,
 };
-use server_app::uploads::postgres::PgUploads;
-use server_app::uploads::UploadTable;
 
 use common::postgres::TestDatabase;
 

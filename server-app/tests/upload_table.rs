@@ -1,6 +1,6 @@
 //! The shared table of uploads in progress on a real PostgreSQL (started by
-//! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`): the same rules as the in-memory table,
-//! one writer per upload across servers, and the uploads of a server that died taken
+//! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`): one writer per upload across servers
+//! (the rules every table keeps are tests/storage_suite.rs's), and the uploads of a server that died taken
 //! back by another.
 
 mod common;
@@ -10,21 +10,15 @@ use std::time::{Duration, Instant};
 
 use common::postgres::TestDatabase;
 use protocol_core::ClientId;
-use server_app::storage::postgres::Pg;
-use server_app::uploads::postgres::PgUploads;
-use server_app::uploads::{suite, Handover, UploadTable, VerdictFrom};
+use server_app::storage::postgres::{Pg, PgUploads};
+use server_app::storage::suite::uploads as suite;
+use server_app::storage::uploads::{Handover, UploadTable, VerdictFrom};
 
 /// A fresh database of this test's own (dropped with the first value).
 fn database() -> (TestDatabase, Arc<Pg>) {
     let db = TestDatabase::new();
     let pg = Arc::new(Pg::connect(&db.url).expect("the test database"));
     (db, pg)
-}
-
-#[test]
-fn the_postgres_table_keeps_every_rule() {
-    let (_db, pg) = database();
-    suite::run(&PgUploads::new(pg, Duration::from_secs(600)), 0);
 }
 
 #[test]

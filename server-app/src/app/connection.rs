@@ -15,9 +15,9 @@ use transport_interface::{Conn, ConnectionHandler, HandlerFactory};
 use crate::client_limits::{ClientLimits, Strain};
 use crate::metrics::{Metrics, Outcome};
 use crate::storage::commit::Finished;
+use crate::storage::uploads::VerdictFrom;
+use crate::storage::uploads::{ConnId, Handover, Resumed, UploadId};
 use crate::storage::{new_upload_key, short_id, CommitOutcome, Storage, UploadSink};
-use crate::uploads::VerdictFrom;
-use crate::uploads::{ConnId, Handover, Resumed, UploadId};
 
 use super::{App, Policy, PROGRESS_LOG_EVERY};
 

@@ -44,9 +44,11 @@ mod tests {
 
     use crate::app::{App, Policy};
     use crate::storage::local::LocalContents;
+    use crate::storage::memory::MemoryUploads;
     use crate::storage::sqlite::SqliteMetadata;
+    use crate::storage::suite::uploads as suite;
+    use crate::storage::uploads::{Handover, UploadTable};
     use crate::storage::Storage;
-    use crate::uploads::{suite, Handover, MemoryUploads, UploadTable};
     use protocol_core::ClientId;
 
     const C: ClientId = ClientId([4; 16]);

@@ -10,9 +10,11 @@ use transport_interface::HandlerFactory;
 
 use super::{App, Policy, SharedApp};
 use crate::storage::local::LocalContents;
+use crate::storage::memory::MemoryUploads;
 use crate::storage::sqlite::SqliteMetadata;
+use crate::storage::suite::uploads as suite;
+use crate::storage::uploads::UploadTable;
 use crate::storage::{Metadata, Storage};
-use crate::uploads::{suite, MemoryUploads, UploadTable};
 
 const C: ClientId = ClientId([4; 16]);
 

@@ -18,13 +18,16 @@
 pub mod commit;
 pub mod local;
 pub mod lock;
+pub mod memory;
 #[cfg(feature = "fleet")]
 pub mod postgres;
 pub mod reconcile;
 #[cfg(feature = "fleet")]
 pub mod s3;
 pub mod sqlite;
-mod sqlite_schema;
+#[cfg(any(test, feature = "testing"))]
+pub mod suite;
+pub mod uploads;
 
 use std::collections::HashSet;
 use std::io;

@@ -22,6 +22,7 @@ pub mod metadata;
 pub mod schema;
 pub mod sslmode;
 pub mod tls;
+pub mod uploads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,6 +40,7 @@ pub use metadata::PostgresMetadata;
 pub use sslmode::{use_ca_file, SslMode, TlsSettings};
 pub use tls::MakeRustlsConnect;
 pub use tokio_postgres::Error as PgError;
+pub use uploads::PgUploads;
 
 /// A boxed, sendable future borrowing for `'a` (what [`Pg::transact`] closures return).
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -55,7 +55,7 @@ pub const MIGRATIONS: &[&str] = &[
          Switched boolean NOT NULL DEFAULT false
      );",
     // Version 2: uploads in progress, shared by the servers of a fleet.
-    crate::uploads::postgres::SCHEMA,
+    super::uploads::SCHEMA,
     // Version 3: when each intent was recorded. The servers of a fleet resolve only
     // intents older than any commit takes (others may be running); rows from before
     // count from the migration.

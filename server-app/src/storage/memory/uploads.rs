@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
-use super::{
+use crate::storage::uploads::{
     Abandoned, ConnId, Drained, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
     Verdictable,
 };
@@ -317,14 +317,4 @@ fn pick_finished(
         .max_by_key(|(id, _, at)| (*at, *id))?;
     let recent = Instant::now().saturating_duration_since(at) < from.window;
     (handover == Handover::AnyConnection && recent).then_some(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_memory_table_keeps_every_rule() {
-        super::super::suite::run(&MemoryUploads::default(), 0);
-    }
 }

@@ -12,7 +12,7 @@ use protocol_core::{
     SuspendedUpload,
 };
 
-use super::{ConnId, Handover, UploadId, UploadTable, VerdictFrom};
+use crate::storage::uploads::{ConnId, Handover, UploadId, UploadTable, VerdictFrom};
 
 /// The AES key of the suite's uploads.
 pub fn key() -> AesKey {

@@ -3,6 +3,7 @@
 //! content, [`versions`]).
 
 mod commit;
+mod schema;
 mod versions;
 
 use std::collections::HashSet;
@@ -182,10 +183,22 @@ impl SqliteMetadata {
             })?;
         db.pragma_update(None, "synchronous", "FULL")
             .map_err(other)?;
-        super::sqlite_schema::migrate(&db, version).map_err(|e| OpenError::Other {
+        schema::migrate(&db, version).map_err(|e| OpenError::Other {
             path: shown.clone(),
             detail: e.to_string(),
         })?;
+        Ok(SqliteMetadata { db: Mutex::new(db) })
+    }
+
+    /// A fresh database in memory, gone when dropped: the metadata of a test or an
+    /// example, with the file backend's schema and queries.
+    pub fn in_memory() -> Result<SqliteMetadata, OpenError> {
+        let other = |e: rusqlite::Error| OpenError::Other {
+            path: ":memory:".into(),
+            detail: e.to_string(),
+        };
+        let db = Connection::open_in_memory().map_err(other)?;
+        schema::migrate(&db, 0).map_err(other)?;
         Ok(SqliteMetadata { db: Mutex::new(db) })
     }
 

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
-use super::{
+use crate::storage::postgres::metadata::{big, client_id};
+use crate::storage::postgres::{Pg, TxError};
+use crate::storage::uploads::{
     Abandoned, ConnId, Drained, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
     Verdictable,
 };
-use crate::storage::postgres::metadata::{big, client_id};
-use crate::storage::postgres::{Pg, TxError};
 use crate::storage::{random_name, MetaError};
 
 const RECEIVING: i16 = 0;

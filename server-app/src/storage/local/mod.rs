@@ -16,7 +16,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Contents, UploadSink};
-use crate::upload_writer::UploadWriter;
+
+pub mod writer;
+pub use writer::UploadWriter;
 
 /// The folder of uploads and objects.
 pub struct LocalContents {

@@ -1,96 +1,103 @@
-//! One behaviour suite for every `Metadata` backend: each test below is written once,
-//! over `Arc<dyn Metadata>`, and run against SQLite (a fresh file) and PostgreSQL (a
-//! fresh database; see common/postgres.rs). Then what only a shared database has:
-//! several servers racing on one record.
+//! The promises of every [`Metadata`] backend, one function each, over
+//! `&dyn Metadata`: run by [`run`] against memory (SQLite's in-memory database),
+//! a SQLite file and PostgreSQL (tests/storage_suite.rs), and through the fault
+//! wrappers the tests put around a backend.
 
-mod common;
-
-use std::sync::Arc;
 use std::time::Duration;
 
 use protocol_core::ClientId;
-use server_app::storage::postgres::PostgresMetadata;
-use server_app::storage::sqlite::SqliteMetadata;
-use server_app::storage::{
-    Intent, KeyOutcome, Metadata, Registration, Switch, Version, VersionTotals,
-};
 
-use common::postgres::TestDatabase;
+use crate::storage::{Intent, KeyOutcome, Metadata, Registration, Switch, Version, VersionTotals};
 
-/// A backend under test and what keeps its storage alive.
-struct Backend {
-    meta: Arc<dyn Metadata>,
-    _keep: Box<dyn std::any::Any>,
+/// Every case, by name.
+pub const CASES: &[(&str, fn(&dyn Metadata))] = &[
+    ("registration_and_hold", registration_and_hold),
+    ("keys", keys),
+    ("aes_key_lifecycle", aes_key_lifecycle),
+    ("touch_and_listing", touch_and_listing),
+    ("files_and_switches", files_and_switches),
+    (
+        "unverified_never_replaces_verified",
+        unverified_never_replaces_verified,
+    ),
+    (
+        "switch_refuses_a_removed_client",
+        switch_refuses_a_removed_client,
+    ),
+    (
+        "switch_refuses_an_unknown_intent",
+        switch_refuses_an_unknown_intent,
+    ),
+    ("intents_round_trip", intents_round_trip),
+    (
+        "a_claimed_intent_fails_its_switch",
+        a_claimed_intent_fails_its_switch,
+    ),
+    (
+        "a_switched_intent_is_claimed_only_as_switched",
+        a_switched_intent_is_claimed_only_as_switched,
+    ),
+    ("stale_intents", stale_intents),
+    ("delete_file", delete_file),
+    ("remove_client", remove_client),
+    ("prune_unverified", prune_unverified),
+    ("referenced_objects", referenced_objects),
+    ("expire_registrations", expire_registrations),
+    (
+        "a_verified_replacement_keeps_a_version",
+        a_verified_replacement_keeps_a_version,
+    ),
+    (
+        "an_unverified_replacement_keeps_no_version",
+        an_unverified_replacement_keeps_no_version,
+    ),
+    (
+        "a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version",
+        a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version,
+    ),
+    (
+        "versions_go_only_past_both_retention_limits",
+        versions_go_only_past_both_retention_limits,
+    ),
+    (
+        "restore_swaps_the_record_and_a_version",
+        restore_swaps_the_record_and_a_version,
+    ),
+    (
+        "remove_client_removes_its_versions",
+        remove_client_removes_its_versions,
+    ),
+    (
+        "delete_file_removes_its_versions",
+        delete_file_removes_its_versions,
+    ),
+];
+
+/// Runs every case against a fresh backend from `fresh`, each case on its own,
+/// and panics naming each case that failed.
+pub fn run(fresh: &dyn Fn() -> Box<dyn Backend>) {
+    super::run_cases(CASES, |case| {
+        let backend = fresh();
+        case(backend.metadata());
+    });
 }
 
-fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = SqliteMetadata::open(&dir.path().join("defensive.db")).unwrap();
-    Backend {
-        meta: Arc::new(meta),
-        _keep: Box::new(dir),
-    }
+/// A backend under test, with what keeps its storage alive (a folder, a database).
+pub trait Backend {
+    /// The backend.
+    fn metadata(&self) -> &dyn Metadata;
 }
 
-fn postgres() -> Backend {
-    let db = TestDatabase::new();
-    let meta = PostgresMetadata::connect(&db.url).unwrap();
-    Backend {
-        meta: Arc::new(meta),
-        // Dropped after `meta` (fields drop in order): the database goes last.
-        _keep: Box::new(db),
-    }
-}
-
-/// Each behaviour, as a test against each backend.
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::$name(&*super::sqlite().meta) } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::$name(&*super::postgres().meta) } )*
-        }
-    };
-}
-
-suite!(
-    registration_and_hold,
-    keys,
-    aes_key_lifecycle,
-    touch_and_listing,
-    files_and_switches,
-    unverified_never_replaces_verified,
-    switch_refuses_a_removed_client,
-    switch_refuses_an_unknown_intent,
-    intents_round_trip,
-    a_claimed_intent_fails_its_switch,
-    a_switched_intent_is_claimed_only_as_switched,
-    stale_intents,
-    delete_file,
-    remove_client,
-    prune_unverified,
-    referenced_objects,
-    expire_registrations,
-    a_verified_replacement_keeps_a_version,
-    an_unverified_replacement_keeps_no_version,
-    a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version,
-    versions_go_only_past_both_retention_limits,
-    restore_swaps_the_record_and_a_version,
-    remove_client_removes_its_versions,
-    delete_file_removes_its_versions,
-);
-
-const HOUR: Duration = Duration::from_secs(3600);
+pub const HOUR: Duration = Duration::from_secs(3600);
 const PUBLIC: [u8; 160] = [7; 160];
 const AES: [u8; 32] = [9; 32];
 
-fn id(n: u8) -> ClientId {
+pub fn id(n: u8) -> ClientId {
     ClientId([n; 16])
 }
 
 /// Registers `n` as `name` with a public key.
-fn client(m: &dyn Metadata, n: u8, name: &str) -> ClientId {
+pub fn client(m: &dyn Metadata, n: u8, name: &str) -> ClientId {
     assert_eq!(
         m.register(&id(n), name, HOUR).unwrap(),
         Registration::Registered
@@ -102,13 +109,13 @@ fn client(m: &dyn Metadata, n: u8, name: &str) -> ClientId {
     id(n)
 }
 
-fn intent(c: &ClientId, file: &str, verified: bool, size: u64) -> Intent {
+pub fn intent(c: &ClientId, file: &str, verified: bool, size: u64) -> Intent {
     Intent {
-        id: server_app::storage::random_name(),
+        id: crate::storage::random_name(),
         client: *c,
         file_name: file.into(),
-        upload: server_app::storage::new_upload_key(),
-        object: server_app::storage::new_object_key(c),
+        upload: crate::storage::new_upload_key(),
+        object: crate::storage::new_object_key(c),
         verified,
         size,
         checksum: 0xdead_beef,
@@ -125,7 +132,7 @@ fn commit(m: &dyn Metadata, i: &Intent) -> Switch {
     s
 }
 
-fn registration_and_hold(m: &dyn Metadata) {
+pub fn registration_and_hold(m: &dyn Metadata) {
     assert_eq!(
         m.register(&id(1), "alice", HOUR).unwrap(),
         Registration::Registered
@@ -156,7 +163,7 @@ fn registration_and_hold(m: &dyn Metadata) {
     assert_eq!(names, ["alice", "carol"]);
 }
 
-fn keys(m: &dyn Metadata) {
+pub fn keys(m: &dyn Metadata) {
     assert_eq!(
         m.set_keys(&id(1), "alice", &PUBLIC, &AES).unwrap(),
         KeyOutcome::Unknown
@@ -188,7 +195,7 @@ fn keys(m: &dyn Metadata) {
     assert_eq!(m.aes_key(&id(1)).unwrap().unwrap().0, vec![1; 16]);
 }
 
-fn aes_key_lifecycle(m: &dyn Metadata) {
+pub fn aes_key_lifecycle(m: &dyn Metadata) {
     assert!(!m.set_aes_key(&id(1), &AES).unwrap());
     assert_eq!(m.aes_key(&id(1)).unwrap(), None);
     client(m, 1, "alice");
@@ -204,7 +211,7 @@ fn aes_key_lifecycle(m: &dyn Metadata) {
     assert_eq!(row.aes_key_age, None);
 }
 
-fn touch_and_listing(m: &dyn Metadata) {
+pub fn touch_and_listing(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     m.register(&id(2), "bob", HOUR).unwrap();
     m.touch(&a).unwrap();
@@ -231,7 +238,7 @@ fn touch_and_listing(m: &dyn Metadata) {
     assert_eq!((seen[4], seen[10], seen[13]), (b'-', b' ', b':'));
 }
 
-fn files_and_switches(m: &dyn Metadata) {
+pub fn files_and_switches(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let b = client(m, 2, "bob");
     assert_eq!(m.file(&a, "f").unwrap(), None);
@@ -269,7 +276,7 @@ fn files_and_switches(m: &dyn Metadata) {
     assert!(m.intents().unwrap().is_empty());
 }
 
-fn unverified_never_replaces_verified(m: &dyn Metadata) {
+pub fn unverified_never_replaces_verified(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     // 902 where nothing is stored: kept as an unverified record, replaced by the next.
     let gave_up = intent(&a, "f", false, 1);
@@ -292,7 +299,7 @@ fn unverified_never_replaces_verified(m: &dyn Metadata) {
     assert_eq!((rec.object, rec.verified, rec.size), (good.object, true, 3));
 }
 
-fn switch_refuses_a_removed_client(m: &dyn Metadata) {
+pub fn switch_refuses_a_removed_client(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let i = intent(&a, "f", true, 1);
     m.record_intent(&i).unwrap();
@@ -304,7 +311,7 @@ fn switch_refuses_a_removed_client(m: &dyn Metadata) {
     assert!(!m.intents().unwrap()[0].switched);
 }
 
-fn switch_refuses_an_unknown_intent(m: &dyn Metadata) {
+pub fn switch_refuses_an_unknown_intent(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let i = intent(&a, "f", true, 1);
     // Never recorded: the switch fails and leaves no record behind.
@@ -312,7 +319,7 @@ fn switch_refuses_an_unknown_intent(m: &dyn Metadata) {
     assert_eq!(m.file(&a, "f").unwrap(), None);
 }
 
-fn intents_round_trip(m: &dyn Metadata) {
+pub fn intents_round_trip(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let mut i = intent(&a, "f", false, u64::from(u32::MAX) + 7);
     i.checksum = u32::MAX;
@@ -342,7 +349,7 @@ fn intents_round_trip(m: &dyn Metadata) {
 /// Reconciliation claims an intent before deleting anything: the commit that wrote
 /// it, should it still be running, must then fail at its switch, never point a
 /// record at an object reconciliation is deleting.
-fn a_claimed_intent_fails_its_switch(m: &dyn Metadata) {
+pub fn a_claimed_intent_fails_its_switch(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     commit(m, &intent(&a, "f", true, 3));
     let before = m.file(&a, "f").unwrap();
@@ -356,7 +363,7 @@ fn a_claimed_intent_fails_its_switch(m: &dyn Metadata) {
     assert!(!m.claim_intent(&i).unwrap());
 }
 
-fn a_switched_intent_is_claimed_only_as_switched(m: &dyn Metadata) {
+pub fn a_switched_intent_is_claimed_only_as_switched(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let mut i = intent(&a, "f", true, 5);
     m.record_intent(&i).unwrap();
@@ -373,7 +380,7 @@ fn a_switched_intent_is_claimed_only_as_switched(m: &dyn Metadata) {
 
 /// A fresh intent is not stale for a fleet (PostgreSQL); SQLite, one process that
 /// reconciles before it serves, calls every intent stale.
-fn stale_intents(m: &dyn Metadata) {
+pub fn stale_intents(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let i = intent(&a, "f", true, 5);
     m.record_intent(&i).unwrap();
@@ -385,22 +392,7 @@ fn stale_intents(m: &dyn Metadata) {
     assert!(fresh.is_empty() || fresh == [i.clone()]);
 }
 
-#[test]
-fn postgres_leaves_young_intents_to_their_commits() {
-    let b = postgres();
-    let m = &*b.meta;
-    let a = client(m, 1, "alice");
-    let i = intent(&a, "f", true, 5);
-    m.record_intent(&i).unwrap();
-    assert!(m.stale_intents(HOUR).unwrap().is_empty());
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        m.stale_intents(Duration::from_millis(100)).unwrap(),
-        std::slice::from_ref(&i)
-    );
-}
-
-fn delete_file(m: &dyn Metadata) {
+pub fn delete_file(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let i = intent(&a, "f", true, 1);
     commit(m, &i);
@@ -412,7 +404,7 @@ fn delete_file(m: &dyn Metadata) {
     assert_eq!(m.file(&a, "f").unwrap(), None);
 }
 
-fn remove_client(m: &dyn Metadata) {
+pub fn remove_client(m: &dyn Metadata) {
     assert_eq!(m.remove_client(&id(1)).unwrap(), None);
     let a = client(m, 1, "alice");
     let b = client(m, 2, "bob");
@@ -439,7 +431,7 @@ fn remove_client(m: &dyn Metadata) {
     );
 }
 
-fn prune_unverified(m: &dyn Metadata) {
+pub fn prune_unverified(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let kept = intent(&a, "good", true, 1);
     let pruned = intent(&a, "bad", false, 2);
@@ -460,7 +452,7 @@ fn prune_unverified(m: &dyn Metadata) {
     assert_eq!(left, ["good"]);
 }
 
-fn referenced_objects(m: &dyn Metadata) {
+pub fn referenced_objects(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let stored = intent(&a, "f", true, 1);
     commit(m, &stored);
@@ -478,7 +470,7 @@ fn referenced_objects(m: &dyn Metadata) {
     assert_eq!(got, expected);
 }
 
-fn expire_registrations(m: &dyn Metadata) {
+pub fn expire_registrations(m: &dyn Metadata) {
     client(m, 1, "keyed");
     m.register(&id(2), "waiting", HOUR).unwrap();
     assert!(m.expire_registrations(HOUR).unwrap().is_empty());
@@ -498,7 +490,7 @@ fn objects_of(versions: &[Version]) -> Vec<&str> {
 
 /// A verified file replaced by a verified upload (its owner's, or a stranger's who
 /// got garbage verified) is kept as a version, written by the switch itself.
-fn a_verified_replacement_keeps_a_version(m: &dyn Metadata) {
+pub fn a_verified_replacement_keeps_a_version(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let mut first = intent(&a, "f", true, 100);
     first.checksum = 0x1234;
@@ -549,7 +541,7 @@ fn a_verified_replacement_keeps_a_version(m: &dyn Metadata) {
 
 /// Only verified content is kept: an unverified record replaced (by a 902 or a 900)
 /// goes as before, its object to be deleted.
-fn an_unverified_replacement_keeps_no_version(m: &dyn Metadata) {
+pub fn an_unverified_replacement_keeps_no_version(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let first = intent(&a, "f", false, 1);
     commit(m, &first);
@@ -572,7 +564,7 @@ fn an_unverified_replacement_keeps_no_version(m: &dyn Metadata) {
 }
 
 /// A 902 over a verified file changes nothing: no version either.
-fn a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version(m: &dyn Metadata) {
+pub fn a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let good = intent(&a, "f", true, 3);
     commit(m, &good);
@@ -587,7 +579,7 @@ fn a_gave_up_upload_over_a_verified_file_keeps_it_and_no_version(m: &dyn Metadat
 /// A version goes only when it is both beyond the newest `keep` of its file and
 /// superseded at least `older_than` ago: a stranger replacing a file again and again
 /// never pushes the owner's content out before the retention time.
-fn versions_go_only_past_both_retention_limits(m: &dyn Metadata) {
+pub fn versions_go_only_past_both_retention_limits(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let objects: Vec<String> = (0..5u64)
         .map(|n| {
@@ -637,7 +629,7 @@ fn versions_go_only_past_both_retention_limits(m: &dyn Metadata) {
 /// A restore swaps, in one transaction, the record with one of its versions: the
 /// restored version's row goes, the record that was current becomes a new version,
 /// no object is to be deleted.
-fn restore_swaps_the_record_and_a_version(m: &dyn Metadata) {
+pub fn restore_swaps_the_record_and_a_version(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let b = client(m, 2, "bob");
     let mut first = intent(&a, "f", true, 1);
@@ -692,7 +684,7 @@ fn restore_swaps_the_record_and_a_version(m: &dyn Metadata) {
     }
 }
 
-fn remove_client_removes_its_versions(m: &dyn Metadata) {
+pub fn remove_client_removes_its_versions(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let b = client(m, 2, "bob");
     let old = intent(&a, "f", true, 1);
@@ -714,7 +706,7 @@ fn remove_client_removes_its_versions(m: &dyn Metadata) {
 }
 
 /// An operator's delete-file removes the record and every version of the file.
-fn delete_file_removes_its_versions(m: &dyn Metadata) {
+pub fn delete_file_removes_its_versions(m: &dyn Metadata) {
     let a = client(m, 1, "alice");
     let old = intent(&a, "f", true, 1);
     commit(m, &old);

@@ -11,19 +11,12 @@
 //! client id travels in clear: any other rule would let a stranger who saw one packet
 //! give the verdict on a client's upload.
 //!
-//! [`UploadTable`] is that table; [`memory::MemoryUploads`] keeps it in the process (one
-//! server, the default), [`postgres::PgUploads`] in PostgreSQL, shared by a fleet of
+//! [`UploadTable`] is that table; [`MemoryUploads`](crate::storage::memory::MemoryUploads)
+//! keeps it in the process (one server, the default), `storage::postgres::PgUploads` in PostgreSQL, shared by a fleet of
 //! servers: there a connection is named by its server instance and its number, a
 //! suspended upload is kept as bytes ([`protocol_core::SuspendedUpload::to_bytes`]), and
 //! taking one over is an update conditioned on its owner and state, so exactly one
 //! connection of the whole fleet writes an upload at a time.
-
-pub mod memory;
-#[cfg(feature = "fleet")]
-pub mod postgres;
-
-#[doc(hidden)]
-pub mod suite;
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +24,6 @@ use protocol_core::crypto::AesKey;
 use protocol_core::{ClientId, SuspendedUpload};
 
 pub use crate::storage::MetaError as TableError;
-pub use memory::MemoryUploads;
 
 /// Identifies one upload in progress.
 pub type UploadId = u64;

@@ -48,7 +48,7 @@ const RECONNECT_BYTES: usize = 16 + 1 + 2 + 4 + 255;
 #[test]
 fn a_key_that_expired_before_the_upload_is_renewed_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &["--key-lifetime", "1"]);
+    let server = Server::start(&tmp.path().join("s"), 0, &["--key-lifetime", "1"]);
     let c = folder(tmp.path(), "c", "f.bin", &data(5000, 3));
     client(&c, &["--server", &server.addr(), "--name", "cy", "f.bin"]).ok();
     // The next run reconnects (827); its file (828) is held until the key is older
@@ -78,7 +78,7 @@ fn a_key_that_expired_before_the_upload_is_renewed_once() {
 #[test]
 fn a_client_removed_mid_upload_is_told_so_and_not_retried() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(3_000_000, 4));
     client(&c, &["--server", &server.addr(), "--name", "dee", "small"]).fails(2, "small");
     // Registered by a first run of a small file, then the big one through a proxy
@@ -113,7 +113,7 @@ fn a_refusal_followed_by_a_reset_is_a_refusal() {
     let tmp = tempfile::tempdir().unwrap();
     // The server refuses the file at its first packet (1607) and closes while the
     // client is still writing: the close resets the connection.
-    let server = Server::start(&tmp.path().join("s"), &["--max-file-bytes", "1000"]);
+    let server = Server::start(&tmp.path().join("s"), 0, &["--max-file-bytes", "1000"]);
     let c = folder(tmp.path(), "c", "big.bin", &data(8_000_000, 1));
     let run = client(
         &c,
@@ -129,7 +129,7 @@ fn a_refusal_followed_by_a_reset_is_a_refusal() {
 #[test]
 fn bytes_sent_are_those_written_to_the_socket_not_those_queued() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(16_000_000, 5));
     client(
         &c,

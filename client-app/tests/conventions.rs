@@ -12,7 +12,7 @@ use common::*;
 #[test]
 fn file_paths_on_the_command_line_are_relative_to_the_current_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let work = folder(tmp.path(), "work", "report.txt", b"in the current folder\n");
     // --dir holds transfer.info and a report.txt of its own, which must not be sent.
     let conf = folder(&work, "conf", "report.txt", b"in --dir\n");
@@ -47,7 +47,7 @@ fn file_paths_on_the_command_line_are_relative_to_the_current_folder() {
 #[test]
 fn the_final_line_has_size_time_speed_and_the_checksum_even_without_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(300_000, 1));
     let run = client(&c, &["--server", &server.addr(), "--name", "lee", "f.bin"]);
     run.ok();
@@ -69,7 +69,7 @@ fn the_final_line_has_size_time_speed_and_the_checksum_even_without_a_terminal()
 #[test]
 fn quiet_prints_nothing_and_verbose_prints_more() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(100_000, 2));
     let run = client(
         &c,
@@ -86,7 +86,7 @@ fn quiet_prints_nothing_and_verbose_prints_more() {
 #[test]
 fn json_prints_one_summary_object_on_stdout() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(50_000, 3));
     let run = client(
         &c,
@@ -127,7 +127,7 @@ fn json_prints_one_summary_object_on_stdout() {
 #[test]
 fn ctrl_c_exits_130_and_says_how_to_go_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(3_000_000, 4));
     let (port, reached) = proxy(server.port, Tamper::Stall(1_000_000));
     let via = format!("127.0.0.1:{port}");
@@ -155,8 +155,8 @@ fn ctrl_c_exits_130_and_says_how_to_go_on() {
 #[test]
 fn me_info_is_not_replaced_for_another_server_unless_asked() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = Server::start(&tmp.path().join("s1"), &[]);
-    let other = Server::start(&tmp.path().join("s2"), &[]);
+    let first = Server::start(&tmp.path().join("s1"), 0, &[]);
+    let other = Server::start(&tmp.path().join("s2"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(1000, 5));
     client(&c, &["--server", &first.addr(), "--name", "pat", "f.bin"]).ok();
     let me = std::fs::read(c.join("me.info")).unwrap();
@@ -185,7 +185,7 @@ fn me_info_is_not_replaced_for_another_server_unless_asked() {
 #[test]
 fn a_classic_me_info_from_another_client_is_read_and_follows_the_specification() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = Server::start(&tmp.path().join("s1"), &[]);
+    let first = Server::start(&tmp.path().join("s1"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(1000, 6));
     client(&c, &["--server", &first.addr(), "--name", "quinn", "f.bin"]).ok();
     // Only me.info, as other implementations leave it: the key wrapped over lines.
@@ -212,7 +212,7 @@ fn a_classic_me_info_from_another_client_is_read_and_follows_the_specification()
     client(&c, &["--server", &first.addr(), "f.bin"]).ok();
     // A server that does not know it: no record of another server, so the client
     // registers anew as the specification says (1606).
-    let other = Server::start(&tmp.path().join("s2"), &[]);
+    let other = Server::start(&tmp.path().join("s2"), 0, &[]);
     let _ = std::fs::remove_file(c.join("me.server"));
     let run = client(&c, &["--server", &other.addr(), "f.bin"]);
     run.ok();

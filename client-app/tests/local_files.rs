@@ -101,7 +101,7 @@ fn a_damaged_me_info_says_what_to_do() {
 #[test]
 fn planted_temporary_files_and_links_are_never_written_through() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(1000, 1));
     let victim = tmp.path().join("victim.txt");
     std::fs::write(&victim, "untouched").unwrap();
@@ -129,7 +129,7 @@ fn planted_temporary_files_and_links_are_never_written_through() {
 #[test]
 fn a_registered_folder_runs_again_with_dir_and_a_file_alone() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let work = folder(tmp.path(), "work", "f.bin", &data(2000, 2));
     let args = ["--server", &server.addr(), "--name", "quinn", "--dir", "d"];
     std::fs::create_dir(work.join("d")).unwrap();

@@ -14,7 +14,7 @@ use common::*;
 #[test]
 fn a_name_taken_by_another_client_is_refused_once_not_retried() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let a = folder(tmp.path(), "a", "f.bin", &data(1000, 1));
     let b = folder(tmp.path(), "b", "f.bin", &data(1000, 2));
     client(
@@ -64,7 +64,7 @@ fn a_full_disk_is_tried_three_times_then_reported() {
         }
     }
     let _unmount = Unmount(sdir.clone());
-    let server = Server::start(&sdir, &[]);
+    let server = Server::start(&sdir, 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(3_000_000, 3));
     let run = client(&c, &["--server", &server.addr(), "--name", "carl", "f.bin"]);
     run.fails(4, "the server could not store f.bin");
@@ -88,7 +88,7 @@ fn a_full_disk_is_tried_three_times_then_reported() {
 #[test]
 fn a_file_over_the_servers_limit_is_reported_as_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &["--max-file-bytes", "1000"]);
+    let server = Server::start(&tmp.path().join("s"), 0, &["--max-file-bytes", "1000"]);
     let c = folder(tmp.path(), "c", "big.bin", &data(100_000, 4));
     client(
         &c,
@@ -100,7 +100,7 @@ fn a_file_over_the_servers_limit_is_reported_as_refused() {
 #[test]
 fn a_connection_cut_mid_upload_says_so_and_a_second_run_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let c = folder(tmp.path(), "c", "f.bin", &data(3_000_000, 5));
     let (port, _) = proxy(server.port, Tamper::Cut(1_000_000));
     let via = format!("127.0.0.1:{port}");
@@ -116,7 +116,7 @@ fn a_connection_cut_mid_upload_says_so_and_a_second_run_succeeds() {
 #[test]
 fn the_server_killed_mid_upload_is_a_lost_connection() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut server = Server::start(&tmp.path().join("s"), &["--transport", "std"]);
+    let mut server = Server::start(&tmp.path().join("s"), 0, &["--transport", "std"]);
     let c = folder(tmp.path(), "c", "f.bin", &data(3_000_000, 6));
     // The proxy holds the upload after 1 MB, the server is killed meanwhile, and the
     // proxy passes the server's end on to the client.
@@ -147,7 +147,7 @@ fn the_server_killed_mid_upload_is_a_lost_connection() {
 #[test]
 fn another_clients_key_in_me_info_is_named_as_such() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &[]);
+    let server = Server::start(&tmp.path().join("s"), 0, &[]);
     let a = folder(tmp.path(), "a", "f.bin", &data(1000, 7));
     let b = folder(tmp.path(), "b", "f.bin", &data(1000, 8));
     client(&a, &["--server", &server.addr(), "--name", "gail", "f.bin"]).ok();
@@ -164,7 +164,7 @@ fn another_clients_key_in_me_info_is_named_as_such() {
 #[test]
 fn a_server_at_its_connection_limit_is_busy() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &["--max-connections", "1"]);
+    let server = Server::start(&tmp.path().join("s"), 0, &["--max-connections", "1"]);
     // Hold the one connection: registered, so the server surely counts it.
     let mut held = hold_the_only_connection(server.port);
     let c = folder(tmp.path(), "c", "f.bin", &data(1000, 9));
@@ -218,7 +218,7 @@ fn hold_the_only_connection(port: u16) -> TcpStream {
 #[test]
 fn a_busy_server_is_waited_out_within_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("s"), &["--max-connections", "1"]);
+    let server = Server::start(&tmp.path().join("s"), 0, &["--max-connections", "1"]);
     let held = hold_the_only_connection(server.port);
     // The slot is freed once the server has refused the client's first try (the
     // server logs refusals, at most once a second, with their count).
@@ -255,7 +255,7 @@ fn a_busy_server_is_waited_out_within_the_timeout() {
 fn a_checksum_that_never_matches_ends_after_the_fourth_mismatch() {
     let tmp = tempfile::tempdir().unwrap();
     // The server answers with zlib CRC-32 while the client compares POSIX cksum.
-    let server = Server::start(&tmp.path().join("s"), &["--checksum", "crc32"]);
+    let server = Server::start(&tmp.path().join("s"), 0, &["--checksum", "crc32"]);
     let c = folder(tmp.path(), "c", "f.bin", &data(5000, 10));
     let run = client(&c, &["--server", &server.addr(), "--name", "jo", "f.bin"]);
     run.fails(5, "differed from ours four times");

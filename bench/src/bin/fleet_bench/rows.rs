@@ -19,7 +19,8 @@ use server_app::storage::{Contents, Metadata};
 
 use crate::bench_common::{client_folder, run_clients_at_once, Bins};
 use crate::cpu;
-use crate::services::{free_port, Backend, HaProxy, Postgres, SeaweedFs};
+use crate::services::{free_port, Postgres, SeaweedFs};
+use test_kit::haproxy::{Backend, HaProxy, Settings};
 
 /// Where a row's servers keep their state.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -285,12 +286,21 @@ pub fn run_row(
     let lb = if spec.balancer {
         let backends: Vec<Backend> = servers
             .iter()
-            .map(|s| Backend {
+            .enumerate()
+            .map(|(i, s)| Backend {
+                name: format!("s{i}"),
                 port: s.port,
                 check_port: s.metrics_port.unwrap_or(s.port),
+                send_proxy: false,
             })
             .collect();
-        Some(HaProxy::start(&dir.join("lb"), &backends)?)
+        let settings = Settings {
+            maxconn: 8192,
+            check_every: Duration::from_secs(1),
+        };
+        let lb = HaProxy::try_start(&dir.join("lb"), &backends, &settings)?;
+        lb.wait_all_up(backends.len())?;
+        Some(lb)
     } else {
         None
     };

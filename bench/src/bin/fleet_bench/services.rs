@@ -4,12 +4,11 @@
 //!   (the script's watchdog also stops it if this process is killed);
 //! - [`SeaweedFs`]: `weed mini` from `.ci/seaweedfs.sh run`, which stops the server
 //!   when its standard input (a pipe held here) closes, however this process ends;
-//! - [`HaProxy`]: `haproxy -db` in TCP mode, round robin, checking each server's
-//!   `/healthz` (the same configuration as the end-to-end tests' balancer).
+//!
+//! The balancer is the end-to-end tests' own (`test_kit::haproxy`), with a check
+//! every second and 8,192 connections (rows.rs).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -198,164 +197,6 @@ impl Drop for SeaweedFs {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One server behind the balancer: its protocol port and its `/healthz` port.
-pub struct Backend {
-    pub port: u16,
-    pub check_port: u16,
-}
-
-/// A running `haproxy` (killed on drop).
-pub struct HaProxy {
-    child: Child,
-    dir: PathBuf,
-    /// Where clients connect (127.0.0.1).
-    pub port: u16,
-}
-
-fn haproxy_config(dir: &Path, port: u16, backends: &[Backend]) -> String {
-    let mut cfg = format!(
-        "global\n\
-         \x20   maxconn 8192\n\
-         \x20   stats socket {sock} mode 600 level admin\n\
-         defaults\n\
-         \x20   mode tcp\n\
-         \x20   timeout connect 2s\n\
-         \x20   timeout client 5m\n\
-         \x20   timeout server 5m\n\
-         \x20   timeout check 1s\n\
-         \x20   retries 3\n\
-         \x20   option redispatch\n\
-         frontend clients\n\
-         \x20   bind 127.0.0.1:{port}\n\
-         \x20   maxconn 8192\n\
-         \x20   default_backend servers\n\
-         backend servers\n\
-         \x20   balance roundrobin\n\
-         \x20   option httpchk GET /healthz\n\
-         \x20   http-check expect status 200\n\
-         \x20   default-server inter 1s fastinter 100ms downinter 100ms fall 2 rise 1\n",
-        sock = dir.join("haproxy.sock").display(),
-    );
-    for (i, b) in backends.iter().enumerate() {
-        cfg.push_str(&format!(
-            "    server s{i} 127.0.0.1:{} check port {}\n",
-            b.port, b.check_port
-        ));
-    }
-    cfg
-}
-
-impl HaProxy {
-    /// Starts HAProxy in front of `backends` with its files in `dir`, and waits until
-    /// it accepts connections and reports every backend UP.
-    pub fn start(dir: &Path, backends: &[Backend]) -> anyhow::Result<HaProxy> {
-        std::fs::create_dir_all(dir)?;
-        let bin = if Path::new("/usr/sbin/haproxy").exists() {
-            PathBuf::from("/usr/sbin/haproxy")
-        } else {
-            PathBuf::from("haproxy")
-        };
-        // A free port can be taken before HAProxy binds it: then try another.
-        for _ in 0..5 {
-            let port = free_port()?;
-            let cfg = dir.join("haproxy.cfg");
-            std::fs::write(&cfg, haproxy_config(dir, port, backends))?;
-            let _ = std::fs::remove_file(dir.join("haproxy.sock"));
-            let log = std::fs::File::create(dir.join("haproxy.log"))?;
-            let child = Command::new(&bin)
-                .arg("-f")
-                .arg(&cfg)
-                .arg("-db")
-                .current_dir(dir)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .context("starting haproxy (`.ci/haproxy.sh` installs it)")?;
-            let mut lb = HaProxy {
-                child,
-                dir: dir.to_path_buf(),
-                port,
-            };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    && dir.join("haproxy.sock").exists()
-                {
-                    lb.wait_all_up(backends.len())?;
-                    return Ok(lb);
-                }
-                if let Ok(Some(_)) = lb.child.try_wait() {
-                    break; // dropped: try another port
-                }
-                if Instant::now() > deadline {
-                    bail!("haproxy did not start: {}", lb.log());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        bail!(
-            "haproxy did not start: {}",
-            std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default()
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default()
-    }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The status column of every server line of `show stat` (`UP`, `DOWN`, ...).
-    fn states(&self) -> anyhow::Result<Vec<String>> {
-        let mut sock = UnixStream::connect(self.dir.join("haproxy.sock"))?;
-        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
-        sock.write_all(b"show stat\n")?;
-        let mut csv = String::new();
-        sock.read_to_string(&mut csv)?;
-        let mut lines = csv.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let col = |name: &str| header.iter().position(|h| *h == name);
-        let (Some(px), Some(sv), Some(st)) = (col("pxname"), col("svname"), col("status")) else {
-            bail!("haproxy's show stat has no pxname/svname/status columns: {csv}");
-        };
-        Ok(lines
-            .map(|l| l.split(',').collect::<Vec<_>>())
-            .filter(|f| f.len() > st && f[px] == "servers" && f[sv] != "BACKEND")
-            .map(|f| f[st].to_string())
-            .collect())
-    }
-
-    fn wait_all_up(&self, n: usize) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let states = self.states()?;
-            if states.len() == n && states.iter().all(|s| s == "UP") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("haproxy reports its servers as {states:?}, not all UP");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for HaProxy {
-    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

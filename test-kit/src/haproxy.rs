@@ -1,14 +1,16 @@
 //! A real HAProxy in front of real servers, for end-to-end tests of a fleet.
 //!
-//! ```ignore
+//! ```no_run
+//! # use test_kit::haproxy::{Backend, HaProxy};
+//! # let root = std::path::Path::new("/tmp/x");
 //! // Each server with a metrics listener: its /healthz is the balancer's check.
-//! let a = Server::start(&root.join("a"), 0, &["--metrics", "127.0.0.1:0"]);
-//! let b = Server::start(&root.join("b"), 0, &["--metrics", "127.0.0.1:0"]);
+//! let a = test_kit::Server::start(&root.join("a"), 0, &["--metrics", "127.0.0.1:0"]);
+//! let b = test_kit::Server::start(&root.join("b"), 0, &["--metrics", "127.0.0.1:0"]);
 //! let lb = HaProxy::start(&root.join("lb"), &[Backend::of("a", &a), Backend::of("b", &b)]);
 //! lb.wait_for("a", "UP");
 //! lb.wait_for("b", "UP");
 //! // Clients connect to lb.port: TCP mode, round robin over the servers that are UP.
-//! write_transfer(&client, lb.port, "alice", "f.bin");
+//! // write_transfer(&client, lb.port, "alice", "f.bin");
 //! a.stop(); // SIGTERM: a's /healthz says 503, then its listeners close
 //! lb.wait_for("a", "DOWN");
 //! ```
@@ -26,9 +28,9 @@
 //!   server (`UP`, `DOWN`, ...), read from its admin socket (`show stat`).
 //!
 //! `haproxy` is found on `PATH` or in `/usr/sbin` (`.ci/haproxy.sh` installs Debian's).
-#![allow(dead_code)]
-
-use std::io::{Read, Write};
+//! [`HaProxy::try_start`] with [`Settings`] is the benchmarks' form: errors instead of
+//! panics, their own check interval and connection cap.
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -53,7 +55,7 @@ pub struct Backend {
 impl Backend {
     /// `server` as backend `name`: its protocol port, and its metrics port as the
     /// check port (the server must run with `--metrics 127.0.0.1:0` or a port).
-    pub fn of(name: &str, server: &super::Server) -> Backend {
+    pub fn of(name: &str, server: &crate::Server) -> Backend {
         Backend {
             name: name.to_string(),
             port: server.port,
@@ -66,7 +68,7 @@ impl Backend {
 
     /// [`Backend::of`] with `send-proxy-v2`: the server (run with `--proxy-protocol
     /// 127.0.0.1`, see [`PROXY_FROM_LB`]) sees each client's own address.
-    pub fn proxied(name: &str, server: &super::Server) -> Backend {
+    pub fn proxied(name: &str, server: &crate::Server) -> Backend {
         Backend {
             send_proxy: true,
             ..Backend::of(name, server)
@@ -103,10 +105,30 @@ pub fn haproxy_bin() -> PathBuf {
     }
 }
 
-fn config(dir: &Path, port: u16, backends: &[Backend]) -> String {
+/// What differs between the tests' balancer and the benchmarks'.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Connections at once (global and on the frontend).
+    pub maxconn: u32,
+    /// How often an UP server's `/healthz` is checked (`inter`); a server that
+    /// fails a check, or is DOWN, is checked every 100 ms.
+    pub check_every: Duration,
+}
+
+impl Default for Settings {
+    /// The tests': 4,096 connections, checks every 100 ms.
+    fn default() -> Settings {
+        Settings {
+            maxconn: 4096,
+            check_every: Duration::from_millis(100),
+        }
+    }
+}
+
+fn config(dir: &Path, port: u16, backends: &[Backend], settings: &Settings) -> String {
     let mut cfg = format!(
         "global\n\
-         \x20   maxconn 4096\n\
+         \x20   maxconn {maxconn}\n\
          \x20   stats socket {sock} mode 600 level admin\n\
          defaults\n\
          \x20   mode tcp\n\
@@ -118,13 +140,16 @@ fn config(dir: &Path, port: u16, backends: &[Backend]) -> String {
          \x20   option redispatch\n\
          frontend clients\n\
          \x20   bind 127.0.0.1:{port}\n\
+         \x20   maxconn {maxconn}\n\
          \x20   default_backend servers\n\
          backend servers\n\
          \x20   balance roundrobin\n\
          \x20   option httpchk GET /healthz\n\
          \x20   http-check expect status 200\n\
-         \x20   default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 1\n",
+         \x20   default-server inter {inter}ms fastinter 100ms downinter 100ms fall 2 rise 1\n",
         sock = dir.join("haproxy.sock").display(),
+        maxconn = settings.maxconn,
+        inter = settings.check_every.as_millis(),
     );
     for b in backends {
         cfg.push_str(&format!(
@@ -140,67 +165,119 @@ fn config(dir: &Path, port: u16, backends: &[Backend]) -> String {
 
 impl HaProxy {
     /// Writes the configuration for `backends` in `dir`, starts HAProxy on a free
-    /// loopback port and waits until it accepts connections (up to 20 s). Panics
-    /// with HAProxy's output if it cannot start.
+    /// loopback port and waits until it accepts connections (up to 20 s).
+    ///
+    /// # Panics
+    /// With HAProxy's output, if it cannot start.
     pub fn start(dir: &Path, backends: &[Backend]) -> HaProxy {
-        std::fs::create_dir_all(dir).unwrap();
+        HaProxy::try_start(dir, backends, &Settings::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`start`](Self::start) with `settings`, returning what went wrong.
+    pub fn try_start(dir: &Path, backends: &[Backend], settings: &Settings) -> io::Result<HaProxy> {
+        std::fs::create_dir_all(dir)?;
         // A free port can be taken before HAProxy binds it: try again on another.
         for _ in 0..5 {
-            let port = super::free_port();
+            let port = crate::free_port();
             let cfg = dir.join("haproxy.cfg");
-            std::fs::write(&cfg, config(dir, port, backends)).unwrap();
-            let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
-            let mut child = Command::new(haproxy_bin())
+            std::fs::write(&cfg, config(dir, port, backends, settings))?;
+            let _ = std::fs::remove_file(dir.join("haproxy.sock"));
+            let log = std::fs::File::create(dir.join("haproxy.log"))?;
+            let child = Command::new(haproxy_bin())
                 .arg("-f")
                 .arg(&cfg)
                 .arg("-db")
                 .current_dir(dir)
                 .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
+                .stdout(log.try_clone()?)
                 .stderr(log)
                 .spawn()
-                .expect("starting haproxy (.ci/haproxy.sh installs it)");
+                .map_err(|e| {
+                    io::Error::other(format!(
+                        "starting haproxy (.ci/haproxy.sh installs it): {e}"
+                    ))
+                })?;
+            let mut lb = HaProxy {
+                child,
+                dir: dir.to_path_buf(),
+                port,
+            };
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok()
                     && dir.join("haproxy.sock").exists()
                 {
-                    return HaProxy {
-                        child,
-                        dir: dir.to_path_buf(),
-                        port,
-                    };
+                    return Ok(lb);
                 }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
+                if let Ok(Some(_)) = lb.child.try_wait() {
+                    break; // dropped: try another port
                 }
                 if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("haproxy did not start: {}", self_log(dir));
+                    return Err(io::Error::other(format!(
+                        "haproxy did not start: {}",
+                        self_log(dir)
+                    )));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        panic!("haproxy did not start: {}", self_log(dir));
+        Err(io::Error::other(format!(
+            "haproxy did not start: {}",
+            self_log(dir)
+        )))
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (up to 30 s) until HAProxy reports all `n` servers UP.
+    pub fn wait_all_up(&self, n: usize) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let states = self.try_states()?;
+            if states.len() == n && states.iter().all(|(_, s)| s == "UP") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "haproxy reports its servers as {states:?}, not all UP"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// One command on the admin socket; its answer.
+    ///
+    /// # Panics
+    /// If the admin socket does not answer.
     pub fn admin(&self, command: &str) -> String {
-        let mut sock = UnixStream::connect(self.dir.join("haproxy.sock"))
-            .expect("connecting to haproxy's admin socket");
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        sock.write_all(format!("{command}\n").as_bytes()).unwrap();
+        self.try_admin(command)
+            .unwrap_or_else(|e| panic!("haproxy's admin socket: {e}"))
+    }
+
+    fn try_admin(&self, command: &str) -> io::Result<String> {
+        let mut sock = UnixStream::connect(self.dir.join("haproxy.sock"))?;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+        sock.write_all(format!("{command}\n").as_bytes())?;
         let mut out = String::new();
-        sock.read_to_string(&mut out).unwrap();
-        out
+        sock.read_to_string(&mut out)?;
+        Ok(out)
     }
 
     /// The balancer's view of each server: (name, status), status as HAProxy says
     /// it (`UP`, `DOWN`, `UP 1/2`, `NOLB`, `MAINT`, ...).
+    ///
+    /// # Panics
+    /// If the admin socket does not answer.
     pub fn states(&self) -> Vec<(String, String)> {
-        let csv = self.admin("show stat");
+        self.try_states().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_states(&self) -> io::Result<Vec<(String, String)>> {
+        let csv = self.try_admin("show stat")?;
         let mut lines = csv.lines();
         let header: Vec<&str> = lines
             .next()
@@ -210,13 +287,15 @@ impl HaProxy {
             .collect();
         let col = |name: &str| header.iter().position(|h| *h == name);
         let (Some(px), Some(sv), Some(st)) = (col("pxname"), col("svname"), col("status")) else {
-            panic!("haproxy's show stat has no pxname/svname/status columns: {csv}");
+            return Err(io::Error::other(format!(
+                "haproxy's show stat has no pxname/svname/status columns: {csv}"
+            )));
         };
-        lines
+        Ok(lines
             .map(|l| l.split(',').collect::<Vec<_>>())
             .filter(|f| f.len() > st && f[px] == "servers" && f[sv] != "BACKEND")
             .map(|f| (f[sv].to_string(), f[st].to_string()))
-            .collect()
+            .collect())
     }
 
     /// The status of server `name`.
@@ -228,7 +307,10 @@ impl HaProxy {
     }
 
     /// Waits (up to 30 s) until HAProxy reports server `name` as `status` (`"UP"`
-    /// or `"DOWN"`; a transition such as `UP 1/2` does not count). Panics otherwise.
+    /// or `"DOWN"`; a transition such as `UP 1/2` does not count).
+    ///
+    /// # Panics
+    /// If it does not by then.
     pub fn wait_for(&self, name: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -380,5 +380,7 @@ fn explain_failure(f: &ClientFailure, ctx: &Context, seen: &Seen) -> Failure {
              docs/PROTOCOL.md lists the deployed variants",
         ),
         ClientFailure::Key(e) => Failure::new(Exit::Internal, format!("key error: {e}")),
+        // A failure a newer core added: its own words, as a protocol failure.
+        other => Failure::new(Exit::Protocol, other.to_string()),
     }
 }

@@ -6,6 +6,7 @@ use thiserror::Error;
 /// state machine has queued the right error response (1607 on the server) and
 /// reports itself closed once that is transmitted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PeerError {
     /// A header carried a code that is not a request (or response) code in either byte order.
     #[error("unknown request code {0}")]
@@ -105,6 +106,7 @@ pub enum PeerError {
 /// A call the embedding application made that does not fit the state machine's
 /// state. Never closes the connection and never changes state.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum UsageError {
     /// The ticket does not name the question the connection is waiting on: it was
     /// already timed out ([`Limits::answer_timeout`](crate::Limits::answer_timeout)),

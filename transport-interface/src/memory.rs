@@ -163,6 +163,8 @@ impl ConnectionHandler for MemoryApp {
                 Ok(())
             }
             ServerEvent::DecryptionFailed { .. } | ServerEvent::Seen { .. } => Ok(()),
+            // Notices this application does not act on (and any added later).
+            _ => Ok(()),
         };
     }
 }

@@ -45,6 +45,7 @@ pub enum Outcome {
 
 /// What happened during a run, for the application to act on or show.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// The server issued an id. Write `me.info` and `priv.key` now.
     Registered {
@@ -102,6 +103,7 @@ pub enum ClientEvent {
 
 /// Why a run failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ClientFailure {
     /// The server broke the protocol.
     #[error("the server broke the protocol: {0}")]

@@ -36,6 +36,7 @@ pub const RSA_EXPONENT: u32 = 17;
 
 /// What can go wrong with a key the local user supplied.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The text is not base64.
     #[error("the private key is not valid base64")]

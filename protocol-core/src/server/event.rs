@@ -57,6 +57,7 @@ pub struct ClientRecord {
 /// [`data_written`](crate::ServerConnection::data_written).
 /// [`is_question`](ServerEvent::is_question) tells them apart at run time.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// A request carried this (non-zero) client id: update LastSeen if it is known.
     /// Reported at most once per [`Limits::seen_interval`] for the same client on a

@@ -50,6 +50,7 @@ const ALL_FLAGS: u8 = TOTAL_FIRST | PER_PACKET_SIZE | ACK_EVERY | RESUMED | PADD
 /// Why bytes did not decode as a [`SuspendedUpload`]. Bytes from a shared table may be
 /// damaged or written by a newer server; none of these is a panic.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Not a suspended upload at all (wrong magic).
     #[error("not a suspended upload")]

@@ -234,6 +234,8 @@ impl MemStore {
             ServerEvent::DecryptionFailed { client_id } => {
                 self.log.push(format!("decryption failed {client_id}"));
             }
+            // Notices this store does not act on (and any added later).
+            _ => {}
         }
     }
 }

@@ -91,6 +91,8 @@ pub(crate) fn handle<R: CryptoRngCore>(
             ..
         } => upload::confirm(c, conn, ticket, client_id, verdict),
         E::RetryAnnounced { client_id, .. } => upload::retry_announced(c, conn, client_id),
+        // A notice a newer core added and this server does not act on yet.
+        other => debug!(event = ?other, "event not acted on"),
     }
 }
 

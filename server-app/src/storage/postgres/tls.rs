@@ -62,11 +62,12 @@ pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsSettings
                 .build()
                 .map_err(|e| failed(e.to_string()))?
         }
-        (Some(path), _) => Arc::new(ChainOnly {
-            roots: roots(path)?,
+        (Some(path), _) => Arc::new(NameUnchecked {
+            roots: Some(roots(path)?),
             provider: provider.clone(),
         }),
-        (None, _) => Arc::new(Unchecked {
+        (None, _) => Arc::new(NameUnchecked {
+            roots: None,
             provider: provider.clone(),
         }),
     };
@@ -96,17 +97,14 @@ fn roots(path: &Path) -> Result<RootCertStore, TlsSettingsError> {
     Ok(store)
 }
 
-/// `require` without a CA file: any certificate (encryption against a passive
-/// listener only; whoever sits on the path can pose as the database).
+/// The verifier of the modes that do not check the server's name: `verify-ca`
+/// (`roots`: the chain must lead to the CA file) and `require` without a CA file
+/// (no roots: any certificate; encryption against a passive listener only, whoever
+/// sits on the path can pose as the database). Handshake signatures are checked in
+/// both.
 #[derive(Debug)]
-struct Unchecked {
-    provider: Arc<CryptoProvider>,
-}
-
-/// `verify-ca`: the chain must lead to the CA file; the name is not checked.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: RootCertStore,
+struct NameUnchecked {
+    roots: Option<RootCertStore>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -138,44 +136,7 @@ fn tls13(
     )
 }
 
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        tls12(&self.provider, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        tls13(&self.provider, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for NameUnchecked {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -184,14 +145,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 

@@ -9,8 +9,11 @@ use protocol_core::ClientId;
 
 use crate::storage::{new_object_key, new_upload_key, Contents, UploadSink};
 
+/// One case: its name and the check.
+pub type Case = (&'static str, fn(&dyn Contents));
+
 /// Every case, by name.
-pub const CASES: &[(&str, fn(&dyn Contents))] = &[
+pub const CASES: &[Case] = &[
     (
         "a_published_upload_reads_back_whole",
         a_published_upload_reads_back_whole,

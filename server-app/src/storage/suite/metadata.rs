@@ -9,8 +9,11 @@ use protocol_core::ClientId;
 
 use crate::storage::{Intent, KeyOutcome, Metadata, Registration, Switch, Version, VersionTotals};
 
+/// One case: its name and the check.
+pub type Case = (&'static str, fn(&dyn Metadata));
+
 /// Every case, by name.
-pub const CASES: &[(&str, fn(&dyn Metadata))] = &[
+pub const CASES: &[Case] = &[
     ("registration_and_hold", registration_and_hold),
     ("keys", keys),
     ("aes_key_lifecycle", aes_key_lifecycle),

@@ -13,6 +13,14 @@
 //!
 //! This crate's API uses `rand_core` 0.6, re-exported as [`rand_core`].
 //!
+//! # Features
+//!
+//! - `client` (default): the client role, [`client`] and `crypto::PrivateKey`. Its
+//!   private-key operation (the OAEP decryption of the AES key) runs in the system
+//!   OpenSSL, in constant time. An embedder of the server role alone turns default
+//!   features off (`default-features = false`) and links no C library: the server's
+//!   RSA operation is a public-key one, in pure Rust.
+//!
 //! # Panics
 //!
 //! No method panics on anything a peer sends: every declared size is checked against
@@ -114,6 +122,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "client")]
 pub mod client;
 pub mod crypto;
 pub mod dialect;
@@ -123,6 +132,7 @@ pub mod names;
 pub mod server;
 pub mod wire;
 
+#[cfg(feature = "client")]
 pub use client::{ClientConfig, ClientEvent, ClientFailure, ClientSession, Identity, Outcome};
 pub use dialect::{
     DetectedDialect, Dialect, EncryptionMode, PacketAck, ResponseOrder, ServerDialect,

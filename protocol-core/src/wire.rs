@@ -601,6 +601,7 @@ pub fn encode_request(
 
 /// Appends a 828 frame's header and fixed fields, leaving the content to the caller
 /// (who encrypts straight into `out`, avoiding a copy of the packet).
+#[cfg(feature = "client")]
 pub(crate) fn encode_packet_frame_head(
     out: &mut BytesMut,
     client_id: ClientId,

@@ -7,8 +7,12 @@ mod aes_cbc;
 #[cfg(target_arch = "x86_64")]
 mod aesni;
 mod checksum;
+#[cfg(feature = "client")]
+mod private_key;
 mod rsa_keys;
 
 pub use aes_cbc::{padded_len, AesKey, AesKeySize, CbcDecryptor, CbcEncryptor, DecryptError};
 pub use checksum::{cksum, Checksum, ChecksumAlgorithm};
-pub use rsa_keys::{KeyError, PrivateKey, PublicKey, MIN_RSA_BITS, RSA_BITS, RSA_EXPONENT};
+#[cfg(feature = "client")]
+pub use private_key::PrivateKey;
+pub use rsa_keys::{KeyError, PublicKey, MIN_RSA_BITS, RSA_BITS, RSA_EXPONENT};

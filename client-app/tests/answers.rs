@@ -1,6 +1,7 @@
 //! How the client reads what a server does mid-run: a refusal followed by a reset,
 //! an answer in another protocol, a key that expired before the upload, a client
 //! removed by the operator mid-upload, and how much of the file really left.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

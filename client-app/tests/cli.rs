@@ -1,6 +1,7 @@
 //! The client's messages for bad input, all found before any network traffic:
 //! each a `Fatal:` in the user's terms and exit code 2 (usage or configuration),
 //! or 3 when nothing listens at the server's address.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Command-line habits of scp/rsync/croc, the progress and final lines, `--json`,
 //! Ctrl-C, and `me.info` kept for the server it was made with.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! the message names the presets instead of blaming overload.
 //!
 //! No assertion depends on how long anything takes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

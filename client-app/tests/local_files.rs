@@ -1,6 +1,7 @@
 //! What the client reads and writes in its folder, and what it makes of the command
 //! line before any network traffic: size limits, planted links, a registered folder
 //! run again with `--dir` alone, server addresses, `--version`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Every failure a newcomer met, against the real server: the client's message in
 //! the user's terms and its exit code (the table in the README and `--help`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

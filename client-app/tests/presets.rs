@@ -2,6 +2,7 @@
 //! peers it is for (tests/peers/scripted_server.py: Python's standard library and the
 //! openssl command line). Every shape reads a request with one `recv` or one request
 //! per connection, and answers the last 828 with the plaintext size (variant 11).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

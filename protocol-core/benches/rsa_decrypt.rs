@@ -3,6 +3,7 @@
 //! (OpenSSL, through `PrivateKey::decrypt_aes_key`). Prints figures; asserts nothing.
 //! Run: `cargo bench -p protocol-core --bench rsa_decrypt`.
 #![allow(clippy::disallowed_methods)] // a benchmark is a caller: it owns the clock
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,7 @@
 //! Throughput of the per-byte work: checksums and AES-CBC. Prints figures; asserts
 //! nothing (these machines are shared and noisy). Run: `cargo bench -p protocol-core`.
 #![allow(clippy::disallowed_methods)] // a benchmark is a caller: it owns the clock
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::time::{Duration, Instant};
 

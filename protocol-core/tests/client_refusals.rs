@@ -1,5 +1,6 @@
 //! What the client session does with refusals: a refused name (1601) ends the run
 //! at once, and a refused reconnect (1606) registers anew only when allowed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use bytes::BytesMut;
 use protocol_core::crypto::PrivateKey;

@@ -1,6 +1,8 @@
 //! A general error (1607) that reaches the client in the middle of a file packet: the
 //! client finishes that packet before sending the file again, so the server (which
 //! skips the rest of a failed upload) reads the new upload from a request boundary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 // A test may read the clock: the sessions are handed `now`, never read it.
 #![allow(clippy::disallowed_methods)]
 

@@ -1,6 +1,8 @@
 //! The mistakes an embedder can make, and that none of them stalls a connection:
 //! unanswered questions, forgotten or wrong `data_written`, stopping on `is_closed`,
 //! a silent server, a flood of `Seen`, unbounded file data, input after the close.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

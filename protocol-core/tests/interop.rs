@@ -1,5 +1,7 @@
 //! What failed with deployed peers (docs/PROTOCOL.md, variants 9, 11, 12, 13), as
 //! byte-level checks on the client session and the server connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

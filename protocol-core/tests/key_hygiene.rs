@@ -1,5 +1,6 @@
 //! Key material: cleared on drop, never copied implicitly, and the private-key
 //! operation done by the constant-time implementation.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! Property tests: codec round trips, and hostile bytes into both roles.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

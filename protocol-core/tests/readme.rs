@@ -1,4 +1,5 @@
 //! The README shows the driver loop of the crate docs: the two must not drift apart.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 #[test]
 fn readme_shows_the_driver_loop_of_the_crate_docs() {

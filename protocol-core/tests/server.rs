@@ -1,5 +1,7 @@
 //! The server role against each variant of docs/PROTOCOL.md section 8 (requests that
 //! break its limits: tests/server_limits.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

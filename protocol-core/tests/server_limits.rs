@@ -1,6 +1,8 @@
 //! The server role against requests that break its limits: sizes, orders, names,
 //! padding, keys, time and the shared input budget. (tests/server.rs holds the
 //! variants of docs/PROTOCOL.md section 8.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

@@ -1,5 +1,7 @@
 //! The two whole-session transcripts of `tests/vectors/`, byte for byte, for
 //! both roles; every frame fed whole, split at every offset, and a byte at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

@@ -10,6 +10,8 @@
 //!
 //! `SIM_RUNS=n` sets the number of seeded runs (default 10,000); `SIM_SEED=s` replays
 //! one. A failing run prints its seed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

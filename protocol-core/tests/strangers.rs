@@ -1,5 +1,7 @@
 //! What a stranger who knows a client id (they travel in clear) can make the server
 //! core do, and what an application that skips a step cannot make it say.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

@@ -2,6 +2,8 @@
 //! left between two packets continues in another process from its encoding exactly as
 //! it would have in the same process, and damaged or hostile bytes are refused without
 //! a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test harness: a failure is a panic
 
 // Tests are the caller: they own the clock that the core is handed.
 #![allow(clippy::disallowed_methods)]

@@ -7,6 +7,7 @@
 //!
 //! SQLite runs on a new file in a temporary folder; PostgreSQL on the URL given (for
 //! example one printed by `.ci/postgres.sh start`), in a table set it creates there.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::sync::Arc;
 use std::thread;

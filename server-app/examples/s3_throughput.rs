@@ -9,6 +9,7 @@
 //!
 //! Reads the bucket from `S3_BUCKET` and the rest from the AWS environment variables;
 //! writes under `bench/<random>/` and deletes what it wrote.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::time::Instant;
 

@@ -1,6 +1,7 @@
 //! Operator commands on the real binary: on a copy of a data folder made by real
 //! uploads, while a server runs on the folder, without confirmation, and in a folder
 //! that is not a server's (where they must create nothing).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

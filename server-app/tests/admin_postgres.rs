@@ -1,5 +1,6 @@
 //! Operator commands on a fleet's PostgreSQL database: they create and migrate
 //! nothing, as on SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

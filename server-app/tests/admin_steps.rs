@@ -2,6 +2,7 @@
 //! the store stays consistent (a client is either whole or gone, and nothing unnamed is
 //! left after the start-up reconciliation). And the races with a running server: a
 //! commit for a client removed meanwhile rolls back; pruning never takes a verified file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

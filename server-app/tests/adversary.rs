@@ -18,6 +18,7 @@
 //! Server connections draw from seeded generators, so a seed replays the same run
 //! (ids, keys, the adversary's luck). `ADVERSARY_RUNS=n` (default 3,000) and
 //! `ADVERSARY_SEED=s` (replays one). A failing run prints its seed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

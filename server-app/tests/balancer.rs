@@ -2,6 +2,7 @@
 //! clients reach a server through the balancer, a server stopped by SIGTERM is taken
 //! out and its clients go to the other, and each server's counters say who served what.
 //! (The PROXY protocol between HAProxy and the servers: tests/proxy_protocol.rs.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

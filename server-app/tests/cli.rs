@@ -1,5 +1,6 @@
 //! The `server` command line: options before or after subcommands, help that names
 //! the codes it mentions, and its log lines (format, levels, connection lines).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -10,6 +10,7 @@
 //!
 //! The cases run on both contents backends: the local folder, and S3 (a private
 //! SeaweedFS, common/s3.rs) under a prefix of its own for each test folder.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

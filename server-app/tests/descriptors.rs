@@ -1,6 +1,7 @@
 //! The connection cap fitted to the descriptor limit: with a soft limit of 64 or 1,024,
 //! idle connections beyond what the limit holds are shed for a real client, instead
 //! of taking every descriptor until they time out.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The real client, in deployed peers' dialects, against the real server: the server
 //! takes a zero-padded fixed content field (variant 12) and logs, once per
 //! connection, the variants it detected.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! folders, checked with the `cksum` command and, where python3 is at hand, against
 //! an independent client written with Python's standard library and the `openssl`
 //! command line.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

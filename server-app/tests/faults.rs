@@ -2,6 +2,7 @@
 //! the server killed with SIGKILL mid-upload, a full disk, files and the database
 //! kept private, a symlink planted in the storage folder, and 200 clients at once
 //! while another peer sends garbage.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! real HAProxy. A client with a connection per request (variant 7) has its packets
 //! land on both servers, which continue the upload from the shared table; the same
 //! on a database that takes TLS connections only (`.ci/postgres.sh start --tls`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

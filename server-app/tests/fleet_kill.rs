@@ -6,6 +6,7 @@
 //! in 902), every record names an object holding exactly the bytes its client sent,
 //! no object is left that no record names, and the uploads the dead server held are
 //! removed by the survivor once its lease runs out.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! of running servers alone (a commit between its steps, an upload whose row is not
 //! written yet), and what a server that died left must still be resolved, by whichever
 //! server sees it go stale.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The client's key files against a folder someone else can write to: planted
 //! temporary files and symlinks, and key files left readable by others. The real
 //! `server` and `client` binaries on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

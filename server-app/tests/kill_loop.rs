@@ -6,6 +6,7 @@
 //!
 //! `KILL_LOOP_ITERATIONS` (default 6) and `KILL_LOOP_SEED` (default 1) make it longer
 //! or different; it prints its figures on stderr (`--nocapture` shows them).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

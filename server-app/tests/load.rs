@@ -3,6 +3,7 @@
 //! connections reach them) and the real `client`. Outcomes only: the real client is
 //! served, honest bursts are served with the defaults, refusals get a 1607, the log
 //! has no line per refused connection. The figures are the `load` program's.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The server's log lines for failures: one line per failure, at the right level, with
 //! ids in one short form. Runs the server in this process (over storage that fails on
 //! demand) with a subscriber that keeps every line.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! its promises across them: exactly one outcome per intent, the versions of a file
 //! forming one chain (each replaced object replaced once), and a verified record never
 //! replaced by an unverified one, as seen by a reader watching all along.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `/metrics` and `/healthz`: the series after a real upload, and the health answer
 //! through every phase of a server and a failing store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! What an operator installs beside the binary: the systemd unit and configuration file
 //! of docs/systemd (also shown in docs/OPERATIONS.md), `--config`, shell completions
 //! and the manual page.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

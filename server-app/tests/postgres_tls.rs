@@ -2,6 +2,7 @@
 //! `.ci/postgres.sh start --tls` (TCP connections without TLS refused, certificate
 //! from a throwaway CA for 127.0.0.1 and localhost): the sslmode values of the
 //! --database URL, sslrootcert and --database-ca-file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

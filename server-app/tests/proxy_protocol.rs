@@ -3,6 +3,7 @@
 //! and 127.0.0.3 (Linux routes all of 127/8 to the loopback interface) are limited
 //! and logged apart; a header from an address not listed, and a listed address
 //! without a good header, are refused while the server goes on serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

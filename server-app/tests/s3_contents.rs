@@ -2,6 +2,7 @@
 //! test process by `.ci/seaweedfs.sh`, or `FLEET_S3_ENDPOINT`): a large upload
 //! resumed by another backend instance, deletion leaving nothing, publish after a
 //! crash at every store call, and the same runs against the in-memory store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! up alike, two connections of one client, a verified `.part` file, a stop during an
 //! upload, a second server, an abandoned upload, a key takeover, a held name, a broken
 //! database and listings where there is none.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

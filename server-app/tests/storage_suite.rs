@@ -6,6 +6,7 @@
 //! - contents: the local folder, S3 on a real server (SeaweedFS, started by
 //!   `.ci/seaweedfs.sh`) and S3 on the in-memory object store;
 //! - the table of uploads in progress: memory and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! against the real `server` binary, with default settings: each attack of
 //! docs/SECURITY.md ("What a stranger who knows a client id can do") tried with a
 //! small hostile client, and what it may no longer do.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! `.ci/postgres.sh`, or `FLEET_DATABASE_URL`): one writer per upload across servers
 //! (the rules every table keeps are tests/storage_suite.rs's), and the uploads of a server that died taken
 //! back by another.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 pub mod bins;
 pub mod data;

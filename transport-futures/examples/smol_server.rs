@@ -1,6 +1,7 @@
 //! The smallest server on smol (futures-io): files kept in memory.
 //!
 //! `cargo run -p transport-futures --example smol_server -- 127.0.0.1:1256`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::net::TcpListener;
 use std::sync::Arc;

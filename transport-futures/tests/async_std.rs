@@ -1,6 +1,7 @@
 //! The futures-io transport on async-std 1.13. async-std is discontinued upstream
 //! (RUSTSEC-2025-0052); this is its only use in the repository: to show that the
 //! transport is not tied to smol.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

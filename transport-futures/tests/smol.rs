@@ -1,6 +1,7 @@
 //! The futures-io transport on smol 2: uploads through the real socket code with a
 //! synchronous and an asynchronous application, and every way an application or a
 //! peer could stall a connection ending at its deadline instead.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 mod common;
 

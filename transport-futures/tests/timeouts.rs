@@ -1,6 +1,7 @@
 //! The futures-io client's timeout covers a blocked write as well as each answer, as
 //! for the blocking and tokio clients: a server whose handler died with the socket
 //! open (it stops reading, never answers, never closes) times the client out.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 #[path = "../../transport-std/tests/peers/stalled.rs"]
 mod stalled;

@@ -2,6 +2,7 @@
 //! and checks the server's checksum.
 //!
 //! `cargo run -p transport-std --example std_client -- 127.0.0.1:1256 alice notes.txt`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::fs::File;
 use std::net::TcpStream;

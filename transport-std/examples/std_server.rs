@@ -1,6 +1,7 @@
 //! The smallest server on the blocking transport: files kept in memory.
 //!
 //! `cargo run -p transport-std --example std_server -- 127.0.0.1:1256`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! An application that forgets to answer a question, or to report `data_written`,
 //! does not stall a connection of the blocking transport: it ends at the answer
 //! deadline, long before the client's own timeout.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::io::Cursor;
 use std::net::{SocketAddr, TcpListener, TcpStream};

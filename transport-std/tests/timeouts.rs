@@ -1,6 +1,7 @@
 //! Issue case 4: the client's timeout covers every wait, a blocked write included.
 //! A server that took the key exchange and then stopped reading left the client at
 //! "sent 5242880 of 52428799" for ten minutes with a 30-second timeout.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 #[path = "peers/stalled.rs"]
 mod stalled;

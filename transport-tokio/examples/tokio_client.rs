@@ -2,6 +2,7 @@
 //! server's checksum.
 //!
 //! `cargo run -p transport-tokio --example tokio_client -- 127.0.0.1:1256 alice notes.txt`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use protocol_core::rand_core::OsRng;
 use protocol_core::{ClientConfig, ClientSession, Dialect, FieldString};

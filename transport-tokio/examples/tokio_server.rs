@@ -1,6 +1,7 @@
 //! The smallest server on tokio: files kept in memory; Ctrl-C stops it gracefully.
 //!
 //! `cargo run -p transport-tokio --example tokio_server -- 127.0.0.1:1256`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The tokio transport on loopback: several clients at once through the real
 //! socket code, and a silent connection that does not delay the others.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::io::Cursor;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! An application that forgets to answer a question or to report `data_written`,
 //! or whose async handler never returns, does not stall a connection of the tokio
 //! transport: it ends at the answer deadline, long before the client's timeout.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::io::Cursor;
 use std::net::SocketAddr;

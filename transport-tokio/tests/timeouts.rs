@@ -1,5 +1,6 @@
 //! The tokio client's timeout covers a blocked write as well as each answer (issue
 //! case 4, as for the blocking client).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 #[path = "../../transport-std/tests/peers/stalled.rs"]
 mod stalled;

@@ -224,11 +224,13 @@ unsafe fn cbc_decrypt_vaes(
     let k = d.map(|rk| _mm256_broadcastsi128_si256(rk));
     // SAFETY (every load and store below): offsets stay below `len`, inside both
     // buffers by the caller's promise; `iv` is 16 bytes.
+    // SAFETY: `iv` is 16 bytes, the width of this load or store.
     let mut prev = unsafe { _mm_loadu_si128(iv.as_ptr().cast()) };
     let mut at = 0;
     while at + 256 <= len {
         let mut c = [_mm256_setzero_si256(); 8];
         for (j, cj) in c.iter_mut().enumerate() {
+            // SAFETY: the offset plus the load's width is at most `len`: readable in `src` by the caller's promise.
             *cj = unsafe { _mm256_loadu_si256(src.add(at + 32 * j).cast()) };
         }
         let mut x = c.map(|cj| _mm256_xor_si256(cj, k[0]));
@@ -243,14 +245,17 @@ unsafe fn cbc_decrypt_vaes(
             let before = if j == 0 {
                 _mm256_set_m128i(_mm256_castsi256_si128(c[0]), prev)
             } else {
+                // SAFETY: the offset plus the load's width is at most `len`: readable in `src` by the caller's promise.
                 unsafe { _mm256_loadu_si256(src.add(at + 32 * j - 16).cast()) }
             };
             let p = _mm256_xor_si256(_mm256_aesdeclast_epi128(*xj, k[14]), before);
+            // SAFETY: the offset plus the store's width is at most `len`: writable in `dst` by the caller's promise.
             unsafe { _mm256_storeu_si256(dst.add(at + 32 * j).cast(), p) };
         }
         prev = _mm256_extracti128_si256::<1>(c[7]);
         at += 256;
     }
+    // SAFETY: `iv` is 16 bytes, the width of this load or store.
     unsafe { _mm_storeu_si128(iv.as_mut_ptr().cast(), prev) };
     at
 }
@@ -272,11 +277,13 @@ unsafe fn cbc_decrypt(
 ) {
     // SAFETY (every load and store below): offsets stay below `len`, inside both
     // buffers by the caller's promise; `iv` is 16 bytes.
+    // SAFETY: `iv` is 16 bytes, the width of this load or store.
     let mut prev = unsafe { _mm_loadu_si128(iv.as_ptr().cast()) };
     let mut at = 0;
     while at + 128 <= len {
         let mut c = [_mm_setzero_si128(); 8];
         for (j, cj) in c.iter_mut().enumerate() {
+            // SAFETY: the offset plus the load's width is at most `len`: readable in `src` by the caller's promise.
             *cj = unsafe { _mm_loadu_si128(src.add(at + 16 * j).cast()) };
         }
         let mut x = c.map(|cj| _mm_xor_si128(cj, d[0]));
@@ -288,22 +295,26 @@ unsafe fn cbc_decrypt(
         for (j, xj) in x.iter().enumerate() {
             let before = if j == 0 { prev } else { c[j - 1] };
             let p = _mm_xor_si128(_mm_aesdeclast_si128(*xj, d[14]), before);
+            // SAFETY: the offset plus the store's width is at most `len`: writable in `dst` by the caller's promise.
             unsafe { _mm_storeu_si128(dst.add(at + 16 * j).cast(), p) };
         }
         prev = c[7];
         at += 128;
     }
     while at + 16 <= len {
+        // SAFETY: the offset plus the load's width is at most `len`: readable in `src` by the caller's promise.
         let c = unsafe { _mm_loadu_si128(src.add(at).cast()) };
         let mut x = _mm_xor_si128(c, d[0]);
         for rk in &d[1..14] {
             x = _mm_aesdec_si128(x, *rk);
         }
         let p = _mm_xor_si128(_mm_aesdeclast_si128(x, d[14]), prev);
+        // SAFETY: the offset plus the store's width is at most `len`: writable in `dst` by the caller's promise.
         unsafe { _mm_storeu_si128(dst.add(at).cast(), p) };
         prev = c;
         at += 16;
     }
+    // SAFETY: `iv` is 16 bytes, the width of this load or store.
     unsafe { _mm_storeu_si128(iv.as_mut_ptr().cast(), prev) };
 }
 
@@ -339,6 +350,7 @@ unsafe fn expand(key: &[u8; 32]) -> [__m128i; 15] {
     let mut k = [_mm_setzero_si128(); 15];
     // SAFETY: both loads read 16 bytes inside the 32-byte key.
     let mut t1 = unsafe { _mm_loadu_si128(key.as_ptr().cast()) };
+    // SAFETY: 16 bytes inside the 32-byte key.
     let mut t3 = unsafe { _mm_loadu_si128(key[16..].as_ptr().cast()) };
     k[0] = t1;
     k[1] = t3;
@@ -403,6 +415,7 @@ unsafe fn cbc_encrypt(
             x = _mm_aesenc_si128(x, *rk);
         }
         chain = _mm_aesenclast_si128(x, last);
+        // SAFETY: the offset plus the store's width is at most `len`: writable in `dst` by the caller's promise.
         unsafe { _mm_storeu_si128(dst.add(at).cast(), _mm_xor_si128(chain, k0)) };
         at += 16;
     }

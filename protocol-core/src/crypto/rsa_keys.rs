@@ -133,8 +133,8 @@ fn der_sequence_len(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsa::{BigUint, RsaPrivateKey};
     use rand_chacha::rand_core::SeedableRng;
+    use rsa::{BigUint, RsaPrivateKey};
 
     /// The 826 field of a fresh key of `bits` bits, exponent 17.
     fn field_of(bits: usize) -> Vec<u8> {

@@ -144,9 +144,7 @@ impl App {
             ),
             #[cfg(not(feature = "fleet"))]
             Database::Postgres(_) => {
-                return Err(crate::config::fleet_built("--database postgres://")
-                    .unwrap_err()
-                    .into())
+                return Err(crate::config::ConfigError::NotBuilt("--database postgres://").into())
             }
             #[cfg(feature = "fleet")]
             Database::Postgres(url) => {
@@ -169,9 +167,7 @@ impl App {
             })?),
             #[cfg(not(feature = "fleet"))]
             Files::S3 { .. } => {
-                return Err(crate::config::fleet_built("--files s3://")
-                    .unwrap_err()
-                    .into())
+                return Err(crate::config::ConfigError::NotBuilt("--files s3://").into())
             }
             #[cfg(feature = "fleet")]
             Files::S3 { bucket, prefix } => {

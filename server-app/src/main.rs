@@ -430,9 +430,7 @@ fn start_metrics(at: Option<SocketAddr>, app: &App) -> anyhow::Result<Option<Met
 #[cfg(not(feature = "fleet"))]
 fn start_metrics(at: Option<SocketAddr>, _app: &App) -> anyhow::Result<Option<NoMetrics>> {
     match at {
-        Some(_) => Err(server_app::config::fleet_built("--metrics")
-            .unwrap_err()
-            .into()),
+        Some(_) => Err(server_app::config::ConfigError::NotBuilt("--metrics").into()),
         None => Ok(None),
     }
 }

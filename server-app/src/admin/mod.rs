@@ -137,9 +137,7 @@ fn open_read(at: &Stores) -> Result<Box<dyn Metadata>, AdminError> {
 #[cfg(not(feature = "fleet"))]
 fn postgres(_url: &str) -> Result<SqliteMetadata, AdminError> {
     Err(AdminError::Usage(
-        crate::config::fleet_built("--database postgres://")
-            .unwrap_err()
-            .to_string(),
+        crate::config::ConfigError::NotBuilt("--database postgres://").to_string(),
     ))
 }
 
@@ -181,9 +179,7 @@ fn open_write(at: &Stores) -> Result<Storage, AdminError> {
         #[cfg(not(feature = "fleet"))]
         Some(Files::S3 { .. }) => {
             return Err(AdminError::Usage(
-                crate::config::fleet_built("--files s3://")
-                    .unwrap_err()
-                    .to_string(),
+                crate::config::ConfigError::NotBuilt("--files s3://").to_string(),
             ))
         }
         #[cfg(feature = "fleet")]

@@ -127,6 +127,7 @@ pub mod client;
 pub mod crypto;
 pub mod dialect;
 pub mod error;
+pub mod frame;
 pub mod limits;
 pub mod names;
 pub mod server;

@@ -66,7 +66,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_payload: 16 * 1024 * 1024 + crate::wire::FILE_PACKET_FIXED_LEN,
+            max_payload: 16 * 1024 * 1024 + crate::frame::FILE_PACKET_FIXED_LEN,
             max_file_size: u32::MAX as u64,
             max_packets: u16::MAX,
             max_unwritten: 8 * 1024 * 1024,

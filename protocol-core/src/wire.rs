@@ -15,20 +15,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::error::PeerError;
 use crate::limits::Limits;
 
-/// Version byte this implementation sends in every header.
-pub const VERSION: u8 = 3;
-/// Size of a request header: client id (16), version (1), code (2), payload size (4).
-pub const REQUEST_HEADER_LEN: usize = 23;
-/// Size of a response header: version (1), code (2), payload size (4).
-pub const RESPONSE_HEADER_LEN: usize = 7;
-/// Size of every fixed string field (name, file name).
-pub const NAME_FIELD_LEN: usize = 255;
-/// Size of the public key field of request 826.
-pub const PUBLIC_KEY_FIELD_LEN: usize = 160;
-/// Size of the fixed part of request 828 before the content.
-pub const FILE_PACKET_FIXED_LEN: usize = 4 + 4 + 2 + 2 + NAME_FIELD_LEN;
-/// Size of a client id.
-pub const CLIENT_ID_LEN: usize = 16;
+pub use crate::frame::{
+    CLIENT_ID_LEN, FILE_PACKET_FIXED_LEN, MAX_ENCRYPTED_KEY_LEN, NAME_FIELD_LEN,
+    PUBLIC_KEY_FIELD_LEN, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, VERSION,
+};
 
 /// Byte order of the integers in a header (and, for requests, of the whole frame).
 ///
@@ -409,9 +399,6 @@ impl Response {
         }
     }
 }
-
-/// Largest encrypted AES key a response may carry (an RSA-4096 ciphertext).
-pub const MAX_ENCRYPTED_KEY_LEN: usize = 512;
 
 /// Reads a request header at the front of `buf` without consuming it.
 ///

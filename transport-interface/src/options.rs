@@ -7,7 +7,15 @@ use std::time::Duration;
 use protocol_core::{InputBudget, ServerConfig, DEFAULT_FREE_PER_CONNECTION, DEFAULT_INPUT_BUDGET};
 
 use crate::admission::preface::ProxyFrom;
-use crate::admission::rate::RateLimit;
+
+/// A token bucket's shape: `burst` at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Tokens when full: this many at once after a quiet spell.
+    pub burst: u32,
+    /// Tokens added per second.
+    pub per_second: f64,
+}
 
 /// How a server runs its connections (every transport takes the same options).
 #[derive(Debug, Clone)]

@@ -13,17 +13,9 @@ use protocol_core::ServerEvent;
 use crate::admission::preface::address_group;
 use crate::handler::asynch::{AsyncConnectionHandler, AsyncHandlerFactory};
 use crate::handler::sync::{ConnectionHandler, HandlerFactory};
+pub use crate::options::RateLimit;
 use crate::options::ServerOptions;
 use crate::Conn;
-
-/// A token bucket's shape: `burst` at once, refilled at `per_second`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Tokens when full: this many at once after a quiet spell.
-    pub burst: u32,
-    /// Tokens added per second.
-    pub per_second: f64,
-}
 
 /// Addresses remembered at most; past it, buckets that have refilled are forgotten
 /// (a full bucket is the same as none).

@@ -205,7 +205,8 @@ impl HaProxy {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    && dir.join("haproxy.sock").exists()
+                    // The socket file appears at bind, before HAProxy listens on it.
+                    && UnixStream::connect(dir.join("haproxy.sock")).is_ok()
                 {
                     return Ok(lb);
                 }
@@ -314,14 +315,17 @@ impl HaProxy {
     pub fn wait_for(&self, name: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let now = self.state(name);
-            if now.as_deref() == Some(status) {
+            // A refused admin connection (HAProxy busy, or just started) is asked again.
+            let now = self
+                .try_states()
+                .map(|all| all.into_iter().find(|(n, _)| n == name).map(|(_, s)| s));
+            if matches!(&now, Ok(Some(s)) if s == status) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
                 "haproxy reports {name} as {now:?}, not {status}; states: {:?}",
-                self.states()
+                self.try_states()
             );
             std::thread::sleep(Duration::from_millis(50));
         }

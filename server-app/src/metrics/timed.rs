@@ -17,8 +17,8 @@ use protocol_core::ClientId;
 
 use super::{Metrics, Store};
 use crate::storage::{
-    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration,
-    Removed, Restored, Storage, Switch, UploadSink, Version, VersionTotals,
+    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, ObjectRead,
+    Registration, Removed, Restored, Storage, Switch, UploadSink, Version, VersionTotals,
 };
 
 /// `storage` with both interfaces timed into `metrics`.
@@ -218,6 +218,9 @@ impl Contents for TimedContents {
     }
     fn read_object(&self, object: &str) -> io::Result<Vec<u8>> {
         self.t("read_object", |c| c.read_object(object))
+    }
+    fn open_object(&self, object: &str, offset: u64) -> io::Result<Box<dyn ObjectRead>> {
+        self.t("open_object", |c| c.open_object(object, offset))
     }
     fn uploads(&self) -> io::Result<Vec<String>> {
         self.t("uploads", |c| c.uploads())

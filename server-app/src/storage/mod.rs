@@ -358,6 +358,12 @@ pub trait UploadSink: Send {
     fn bytes_written(&self) -> Option<u64>;
 }
 
+/// An object being read ([`Contents::open_object`]).
+pub trait ObjectRead: io::Read + Send {
+    /// The whole object's size, whatever the offset it is read from.
+    fn size(&self) -> u64;
+}
+
 /// The bytes: uploads in progress and committed objects, by opaque keys.
 pub trait Contents: Send + Sync {
     /// Creates an empty upload under `upload` (a key from [`new_upload_key`]).
@@ -371,14 +377,28 @@ pub trait Contents: Send + Sync {
     fn publish(&self, upload: &str, object: &str) -> io::Result<()>;
     /// Removes an object (missing is fine).
     fn delete_object(&self, object: &str) -> io::Result<()>;
-    /// The whole contents of an object.
+    /// The whole contents of an object (small objects, tests: a download reads
+    /// through [`open_object`](Self::open_object)).
     fn read_object(&self, object: &str) -> io::Result<Vec<u8>>;
+    /// An object's bytes from `offset` on, read in order without holding the object
+    /// in memory (a local file read; an S3 ranged GET streamed). A missing object is
+    /// [`io::ErrorKind::NotFound`]; an offset past its end
+    /// [`io::ErrorKind::InvalidInput`]; an offset at its end reads nothing.
+    fn open_object(&self, object: &str, offset: u64) -> io::Result<Box<dyn ObjectRead>>;
     /// Every upload in progress.
     fn uploads(&self) -> io::Result<Vec<String>>;
     /// Every object this store created (objects of an older layout are not listed).
     fn objects(&self) -> io::Result<Vec<String>>;
     /// Every object of an older layout that is provably a leftover temporary.
     fn legacy_leftovers(&self) -> io::Result<Vec<String>>;
+}
+
+/// The error of an [`Contents::open_object`] offset past the object's end.
+pub fn past_the_end(offset: u64, size: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("offset {offset} is past the end of the object ({size} bytes)"),
+    )
 }
 
 /// 128 random bits as 32 hex digits: names that are never reused.

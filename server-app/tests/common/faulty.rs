@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use protocol_core::ClientId;
 use server_app::storage::{
-    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration,
-    Removed, Restored, Switch, UploadSink, Version, VersionTotals,
+    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, ObjectRead,
+    Registration, Removed, Restored, Switch, UploadSink, Version, VersionTotals,
 };
 
 /// What happens at the chosen step.
@@ -400,6 +400,12 @@ impl<C: Contents> Contents for FaultyContents<C> {
             return Err(gone());
         }
         self.inner.read_object(object)
+    }
+    fn open_object(&self, object: &str, offset: u64) -> io::Result<Box<dyn ObjectRead>> {
+        if !self.plan.alive() {
+            return Err(gone());
+        }
+        self.inner.open_object(object, offset)
     }
     fn uploads(&self) -> io::Result<Vec<String>> {
         if !self.plan.alive() {

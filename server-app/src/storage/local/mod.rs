@@ -15,7 +15,7 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{Contents, UploadSink};
+use super::{past_the_end, Contents, ObjectRead, UploadSink};
 
 pub mod writer;
 pub use writer::UploadWriter;
@@ -188,6 +188,17 @@ impl Contents for LocalContents {
         fs::read(self.path(object)?)
     }
 
+    fn open_object(&self, object: &str, offset: u64) -> io::Result<Box<dyn ObjectRead>> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(self.path(object)?)?;
+        let size = file.metadata()?.len();
+        if offset > size {
+            return Err(past_the_end(offset, size));
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(LocalRead { file, size }))
+    }
+
     fn uploads(&self) -> io::Result<Vec<String>> {
         self.list(UPLOADS, 1)
     }
@@ -209,5 +220,23 @@ impl Contents for LocalContents {
                     .is_some_and(|n| n.to_string_lossy().starts_with(".upload-"))
             })
             .collect())
+    }
+}
+
+/// An object file being read.
+struct LocalRead {
+    file: File,
+    size: u64,
+}
+
+impl io::Read for LocalRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl ObjectRead for LocalRead {
+    fn size(&self) -> u64 {
+        self.size
     }
 }

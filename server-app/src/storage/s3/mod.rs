@@ -43,6 +43,7 @@
 mod bridge;
 mod manifest;
 pub mod memory;
+mod reader;
 mod sink;
 
 use std::collections::BTreeSet;
@@ -55,7 +56,7 @@ use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::{Contents, UploadSink};
+use super::{Contents, ObjectRead, UploadSink};
 use bridge::Bridge;
 pub use manifest::{Manifest, Part};
 pub use sink::S3Sink;
@@ -401,6 +402,15 @@ impl Contents for S3Contents {
     fn read_object(&self, object: &str) -> io::Result<Vec<u8>> {
         let path = self.shared.path(object)?;
         self.shared.get(path)
+    }
+
+    fn open_object(&self, object: &str, offset: u64) -> io::Result<Box<dyn ObjectRead>> {
+        let path = self.shared.path(object)?;
+        Ok(Box::new(reader::S3Read::open(
+            self.shared.clone(),
+            path,
+            offset,
+        )?))
     }
 
     fn uploads(&self) -> io::Result<Vec<String>> {

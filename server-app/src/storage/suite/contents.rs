@@ -3,7 +3,7 @@
 //! the in-memory store) and through the fault wrappers the tests put around a
 //! backend (tests/storage_suite.rs, tests/s3_contents.rs).
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 
 use protocol_core::ClientId;
 
@@ -46,6 +46,18 @@ pub const CASES: &[Case] = &[
     (
         "a_fresh_store_has_no_leftovers",
         a_fresh_store_has_no_leftovers,
+    ),
+    (
+        "an_object_reads_from_any_offset",
+        an_object_reads_from_any_offset,
+    ),
+    (
+        "a_large_object_streams_in_small_reads",
+        a_large_object_streams_in_small_reads,
+    ),
+    (
+        "opening_a_missing_object_fails_as_not_found",
+        opening_a_missing_object_fails_as_not_found,
     ),
 ];
 
@@ -204,4 +216,60 @@ pub fn reading_a_missing_object_fails_as_not_found(c: &dyn Contents) {
 
 pub fn a_fresh_store_has_no_leftovers(c: &dyn Contents) {
     assert!(c.legacy_leftovers().unwrap().is_empty());
+}
+
+/// Publishes `data` as a fresh object; its key.
+fn published(c: &dyn Contents, data: &[u8]) -> String {
+    let (upload, object) = (new_upload_key(), object());
+    let mut sink = c.create_upload(&upload).unwrap();
+    write_all(&mut *sink, data, 65_536);
+    sink.finish().unwrap();
+    c.publish(&upload, &object).unwrap();
+    object
+}
+
+/// Everything `open_object` gives from `offset`, in reads of `step` bytes.
+fn read_from(c: &dyn Contents, object: &str, offset: u64, step: usize) -> (u64, Vec<u8>) {
+    let mut r = c.open_object(object, offset).unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; step];
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    (r.size(), out)
+}
+
+pub fn an_object_reads_from_any_offset(c: &dyn Contents) {
+    let data = pattern(200_000, 4);
+    let object = published(c, &data);
+    for offset in [0, 1, 15, 16, 65_535, 65_536, 199_999, 200_000] {
+        let (size, back) = read_from(c, &object, offset as u64, 8192);
+        assert_eq!(size, data.len() as u64, "the size, read from {offset}");
+        assert!(back == data[offset..], "the bytes from offset {offset}");
+    }
+    let past = c.open_object(&object, 200_001).err().map(|e| e.kind());
+    assert_eq!(
+        past,
+        Some(ErrorKind::InvalidInput),
+        "an offset past the end"
+    );
+}
+
+/// A download is read a little at a time, past the backends' buffers and parts.
+pub fn a_large_object_streams_in_small_reads(c: &dyn Contents) {
+    let data = pattern(11 * (1 << 20) + 77, 5);
+    let object = published(c, &data);
+    let (size, back) = read_from(c, &object, 0, 4093);
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "the bytes streamed back differ");
+}
+
+pub fn opening_a_missing_object_fails_as_not_found(c: &dyn Contents) {
+    let e = c.open_object(&object(), 0).err().map(|e| e.kind());
+    assert_eq!(e, Some(ErrorKind::NotFound));
 }

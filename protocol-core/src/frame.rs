@@ -19,3 +19,21 @@ pub const FILE_PACKET_FIXED_LEN: usize = 4 + 4 + 2 + 2 + NAME_FIELD_LEN;
 pub const CLIENT_ID_LEN: usize = 16;
 /// Largest encrypted AES key a response may carry (an RSA-4096 ciphertext).
 pub const MAX_ENCRYPTED_KEY_LEN: usize = 512;
+
+/// The first two bytes of a TLS handshake record (content type 22, major version 3):
+/// how a ClientHello begins.
+pub const TLS_HANDSHAKE_START: [u8; 2] = [0x16, 0x03];
+
+/// Whether `bytes` begin as a TLS handshake record does. A request header begins
+/// with its client id, so the server never issues an id that does: a listener can
+/// then tell a TLS ClientHello from a legacy request by its first two bytes.
+///
+/// ```
+/// use protocol_core::frame::begins_like_tls;
+/// assert!(begins_like_tls(&[0x16, 0x03, 0x01, 0x02, 0x00]));
+/// assert!(!begins_like_tls(&[0x16, 0x04]));
+/// assert!(!begins_like_tls(&[0x16]));
+/// ```
+pub fn begins_like_tls(bytes: &[u8]) -> bool {
+    bytes.starts_with(&TLS_HANDSHAKE_START)
+}

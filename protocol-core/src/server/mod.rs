@@ -656,10 +656,17 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         }
     }
 
+    /// A random (version 4) id that never begins like a TLS record, so that one
+    /// port can serve legacy requests and TLS ([`crate::frame::begins_like_tls`]).
     fn fresh_client_id(&mut self) -> ClientId {
-        let mut bytes = [0u8; 16];
-        self.rng.fill_bytes(&mut bytes);
-        ClientId(*uuid::Builder::from_random_bytes(bytes).as_uuid().as_bytes())
+        loop {
+            let mut bytes = [0u8; 16];
+            self.rng.fill_bytes(&mut bytes);
+            let id = *uuid::Builder::from_random_bytes(bytes).as_uuid().as_bytes();
+            if !crate::frame::begins_like_tls(&id) {
+                return ClientId(id);
+            }
+        }
     }
 
     fn on_packet(&mut self, client_id: ClientId, packet: FilePacket) -> Result<(), PeerError> {

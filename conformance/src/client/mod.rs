@@ -1,0 +1,6 @@
+//! The client suite: the conformance program plays the server (see [`server`]),
+//! one case per run of the client under test.
+pub mod cases;
+pub mod judge;
+pub mod launch;
+pub mod server;

@@ -157,10 +157,16 @@ pub fn client_cases() -> Vec<(CaseMeta, ClientCase)> {
             n => fail(format!("825 sent {n} time(s) ({})", o.exit_text())),
         }
     }));
-    v.push(case(Registration, "1607 to every 825: at most 3 attempts, the run fails", "§7", with(Script { register_answers: vec![1607; 9], ..Script::default() }), |o| {
-        match o.t.count(825) {
-            n if n > 3 => fail(format!("825 sent {n} times")),
-            n => gives_up(o, &format!("825 sent {n} time(s)")),
+    v.push(case(Registration, "1607 to every 825: at most 3 attempts, the run fails", "§7", with(Script { register_answers: vec![1607; 64], ..Script::default() }), |o| {
+        // A client may try again on a new connection (another dialect): three
+        // attempts per connection at most.
+        let most = (0..o.t.connections)
+            .map(|c| o.t.requests.iter().filter(|r| r.conn == c && r.code == 825).count())
+            .max()
+            .unwrap_or(0);
+        match most {
+            n if n > 3 => fail(format!("825 sent {n} times on one connection")),
+            n => gives_up(o, &format!("825 sent at most {n} time(s) per connection, {} in all", o.t.count(825))),
         }
     }));
     v.push(case(Keys, "the public key is an RSA SubjectPublicKeyInfo that fits the field", "§5", s(100), |o| {
@@ -319,6 +325,11 @@ fn write_folder(dir: &Path, addr: &str, name: &str, file: &[u8], setup: &Setup) 
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(dir.join("me.info"), format!("{name}\n{hex}\n{text}"))?;
         std::fs::write(dir.join("priv.key"), format!("{}\n", b64.as_str()))?;
+        // They hold a private key: clients refuse files others can read.
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["me.info", "priv.key"] {
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600))?;
+        }
         let known_id = if setup.stranger { [0xee; 16] } else { id };
         script.known = Some((known_id, name.to_string(), key.public_key()));
     }

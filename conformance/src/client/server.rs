@@ -252,8 +252,10 @@ fn serve_conn(st: &mut State<'_>, mut s: TcpStream, conn: usize, deadline: Insta
     let _ = s.set_nonblocking(false);
     let _ = s.set_nodelay(true);
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-    if st.script.hostile == Some(Hostile::CloseOnAccept) && !st.hostile_done {
-        st.hostile_done = true;
+    // Hostile scripts misbehave on every connection: a client that tries again
+    // (another dialect, a new connection) meets the same server.
+    st.hostile_done = false;
+    if st.script.hostile == Some(Hostile::CloseOnAccept) {
         ev.note("closed the connection on accept");
         return;
     }

@@ -96,6 +96,10 @@ pub struct Env {
     /// The server closes every connection after its answer (variant 7): open a new
     /// connection for every request.
     pub per_connection: bool,
+    /// The layout and largest packet size that the server took in the run's first
+    /// upload (section 8 variants 2/4, 9, 12), used by every case that uploads only to
+    /// get to what it tests; `None`: the specification's.
+    pub adopted: Option<(crate::session::Layout, usize)>,
     prefix: String,
     names: Mutex<Vec<String>>,
 }
@@ -109,6 +113,7 @@ impl Env {
             silence: Duration::from_millis(400),
             keys,
             per_connection: false,
+            adopted: None,
             prefix,
             names: Mutex::new(Vec::new()),
         }

@@ -10,6 +10,7 @@ use thiserror::Error;
 use crate::cases::{server_cases, Judged};
 use crate::model::{CaseMeta, CaseResult, Outcome, Report, Side};
 use crate::probe::{CaseError, Ctx, Env};
+use crate::session::{Layout, Upload};
 
 /// Why a run could not start.
 #[derive(Debug, Error)]
@@ -115,6 +116,36 @@ pub fn skipped(meta: CaseMeta, why: &str) -> CaseResult {
     }
 }
 
+/// The upload layout the server takes, when it is not the specification's: a
+/// 3,000-byte file in 1 KiB packets, then in one packet; the first layout of
+/// variants 2/4, 9 and 12 that gets a 1603 is used by the cases that upload only
+/// to reach what they test.
+fn probe_layout(env: &Env) -> Option<(Layout, usize, String)> {
+    let mut ctx = Ctx::new(env);
+    let mut works = |layout: Layout, size: usize| -> bool {
+        let Ok(mut c) = ctx.ready("layout") else { return false };
+        let up = Upload { data: crate::session::data(3000, 1), file_name: b"probe.bin".to_vec(), packet_size: size, layout };
+        ctx.upload_exactly(&mut c, &up)
+            .map(|got| got.last().code() == Some(crate::frames::rcode::FILE_RECEIVED))
+            .unwrap_or(false)
+    };
+    if works(Layout::default(), 1024) {
+        if works(Layout::default(), 65536) {
+            return None;
+        }
+        return Some((Layout::default(), 1024, "uploads in one 3,008-byte packet got no 1603, in 1 KiB packets they did: cases that only need an upload use 1 KiB packets (variant 9)".into()));
+    }
+    let b = Layout { total_first: true, per_packet_encryption: true, ..Layout::default() };
+    if works(b, 1024) {
+        return Some((b, 1024, "uploads in the specification's layout got no 1603; total-first, per-packet encryption did: cases that only need an upload use it (variants 2, 4)".into()));
+    }
+    let d = Layout { padded: true, ..Layout::default() };
+    if works(d, 1024) {
+        return Some((d, 1024, "uploads in the specification's layout got no 1603; a fixed 1,024-byte content field did: cases that only need an upload use it (variant 12)".into()));
+    }
+    None
+}
+
 /// Runs the server cases selected by `opts` against `addr`; `progress` sees each
 /// result as it comes.
 pub fn run_server(
@@ -151,6 +182,10 @@ pub fn run_server(
         } else {
             notes.push("the first registration failed: most cases will not run".to_string());
         }
+    }
+    if let Some((layout, size, why)) = probe_layout(&env) {
+        notes.push(why);
+        env.adopted = Some((layout, size));
     }
     let mut results = Vec::new();
     for (meta, run) in server_cases() {

@@ -243,9 +243,25 @@ impl Ctx<'_> {
         Ok(c)
     }
 
-    /// Uploads `up` for `c`: writes the packets (waiting for each answer when the
-    /// server closes after every answer), then reads the answers.
+    /// Uploads `up` for `c` in the layout the server was found to take (see
+    /// [`crate::probe::Env::adopted`]) when `up` asks for the specification's.
     pub fn upload(&mut self, c: &mut Client, up: &Upload) -> Result<Uploaded, CaseError> {
+        match self.env.adopted {
+            Some((layout, size)) if up.layout == Layout::default() => {
+                let adapted = Upload {
+                    layout,
+                    packet_size: up.packet_size.min(size),
+                    ..up.clone()
+                };
+                self.upload_exactly(c, &adapted)
+            }
+            _ => self.upload_exactly(c, up),
+        }
+    }
+
+    /// Uploads `up` for `c` exactly as given: writes the packets (waiting for each
+    /// answer when the server closes after every answer), then reads the answers.
+    pub fn upload_exactly(&mut self, c: &mut Client, up: &Upload) -> Result<Uploaded, CaseError> {
         let key = c
             .key
             .as_ref()

@@ -78,7 +78,7 @@ fn concurrent(ctx: &mut Ctx<'_>, n: u32) -> Result<Judged, CaseError> {
 /// Every case of the group.
 pub fn cases() -> Vec<ServerCase> {
     let mut v = Vec::new();
-    v.push(case(G, "a whole exchange on one connection", "§7", |ctx| exchange(ctx, "one", 1)));
+    v.push(case(G, "a whole exchange on one connection", "§7", |ctx| exchange(ctx, "one", 1)).checks(&[Check::Checksum]));
     v.push(case(G, "a whole exchange with a connection per request", "§7, v7", |ctx| {
         let mut c = ctx.register("per")?;
         c.conn = ctx.connect()?;
@@ -150,7 +150,7 @@ pub fn cases() -> Vec<ServerCase> {
         })
     }));
     for n in [2u32, 4, 8] {
-        v.push(case(G, format!("{n} clients at once, each a whole exchange"), "§7", move |ctx| concurrent(ctx, n)));
+        v.push(case(G, format!("{n} clients at once, each a whole exchange"), "§7", move |ctx| concurrent(ctx, n)).checks(&[Check::Checksum]));
     }
     v.push(case(G, "an upload cut by a dropped connection, then redone after 827", "§7", |ctx| {
         let mut c = ctx.ready("drop")?;

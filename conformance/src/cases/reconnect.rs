@@ -4,7 +4,7 @@ use protocol_core::ByteOrder;
 
 use super::{case, fail, info, pass, Judged, ServerCase};
 use crate::frames::{code, name_field, rcode, request};
-use crate::model::Group;
+use crate::model::{Check, Group};
 use crate::probe::{Answer, CaseError, Ctx};
 use crate::session::Client;
 
@@ -144,6 +144,6 @@ pub fn cases() -> Vec<ServerCase> {
             Some(_) => fail("1603 with another checksum: the old key was used?"),
             None => fail(format!("upload after 827: {}", got.last().describe())),
         })
-    }));
+    }).checks(&[Check::Checksum]));
     v
 }

@@ -73,13 +73,13 @@ fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseE
             up.packet_size,
             "total packets first, each packet encrypted on its own (2, 4)",
         ),
-        (12, Layout { padded: true, ..Layout::default() }, 1024, "a fixed 1,024-byte content field (12)"),
         (9, Layout::default(), 1024, "1 KiB packets, a write per request (9, 13)"),
+        (12, Layout { padded: true, ..Layout::default() }, 1024, "a fixed 1,024-byte content field (12)"),
     ];
     for (n, layout, size, what) in tries {
         let mut c = ctx.ready("alt")?;
         let alt = Upload { layout, packet_size: size, ..up.clone() };
-        let got = ctx.upload(&mut c, &alt)?;
+        let got = ctx.upload_exactly(&mut c, &alt)?;
         let j = judge(&got, c.id, &alt);
         if matches!(j.outcome, crate::model::Outcome::Pass | crate::model::Outcome::Variant(_)) {
             return Ok(Some(variant(n, format!("the specification's layout got no 1603; {what} did"))));
@@ -90,9 +90,9 @@ fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseE
 
 fn upload_case(ctx: &mut Ctx<'_>, up: &Upload, tag: &str) -> Result<Judged, CaseError> {
     let mut c = ctx.ready(tag)?;
-    let got = ctx.upload(&mut c, up)?;
+    let got = ctx.upload_exactly(&mut c, up)?;
     let j = judge(&got, c.id, up);
-    if got.file_received().is_empty() && got.packets > 1 {
+    if got.file_received().is_empty() {
         if let Some(v) = which_variant(ctx, up)? {
             return Ok(v);
         }
@@ -205,7 +205,7 @@ pub fn cases() -> Vec<ServerCase> {
             case(G, format!("an upload with {what} is understood"), section, move |ctx| {
                 let mut c = ctx.ready("lay")?;
                 let up = Upload { data: data(3000, 7), file_name: b"layout.bin".to_vec(), packet_size: 1024, layout };
-                let got = ctx.upload(&mut c, &up)?;
+                let got = ctx.upload_exactly(&mut c, &up)?;
                 if got.file_received().is_empty() {
                     return Ok(info(format!("not accepted: {}", got.last().describe())));
                 }
@@ -227,8 +227,8 @@ pub fn cases() -> Vec<ServerCase> {
     v.push(
         case(G, "two uploads in a row on one connection", "§7", |ctx| {
             let mut c = ctx.ready("twice")?;
-            let a = Upload { data: data(2000, 8), file_name: b"one.bin".to_vec(), packet_size: 4096, layout: Layout::default() };
-            let b = Upload { data: data(3000, 9), file_name: b"two.bin".to_vec(), packet_size: 4096, layout: Layout::default() };
+            let a = Upload { data: data(2000, 8), file_name: b"one.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
+            let b = Upload { data: data(3000, 9), file_name: b"two.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
             let ga = ctx.upload(&mut c, &a)?;
             let ja = judge(&ga, c.id, &a);
             if ja.outcome != crate::model::Outcome::Pass {
@@ -237,7 +237,7 @@ pub fn cases() -> Vec<ServerCase> {
             let gb = ctx.upload(&mut c, &b)?;
             Ok(judge(&gb, c.id, &b))
         })
-        .checks(&[Check::Checksum]),
+        .checks(&[Check::Checksum, Check::LastPacketOnly]),
     );
     v.push(case(G, "content size field larger than the ciphertext is refused", "§3", |ctx| {
         refused_upload(ctx, 3000, |f| f.iter_mut().for_each(|p| set_u32(p, 0, 3008 + 16)), "content size +16")

@@ -80,6 +80,8 @@ impl Answer {
 #[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
+    /// A response has been read on it: a server may have closed it since.
+    pub answered: bool,
 }
 
 /// What every case of a run shares: the address, the keys, the names registered.
@@ -184,7 +186,7 @@ impl<'a> Ctx<'a> {
             .map_err(|e| CaseError::Setup(format!("cannot connect: {e}")))?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.env.answer_timeout))?;
-        Ok(Conn { stream })
+        Ok(Conn { stream, answered: false })
     }
 
     /// Writes `bytes` in one write call; a failed write is recorded, not fatal
@@ -259,6 +261,7 @@ impl<'a> Ctx<'a> {
         let mut all = head.to_vec();
         all.extend_from_slice(&payload);
         self.ev.received(&all);
+        conn.answered = true;
         Answer::Response(RawResponse {
             order,
             version: head[0],

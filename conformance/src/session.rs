@@ -192,7 +192,17 @@ impl Ctx<'_> {
     /// server wants one per request.
     pub fn request(&mut self, c: &mut Client, bytes: &[u8]) -> Result<Answer, CaseError> {
         self.reopen_if_needed(c)?;
-        Ok(self.ask(&mut c.conn, bytes))
+        let reused = c.conn.answered;
+        let a = self.ask(&mut c.conn, bytes);
+        if reused && matches!(a, Answer::Reset | Answer::Closed) {
+            // The server closed the connection after its last answer, and the close
+            // had not arrived when it was checked: the request again, once, as a
+            // client would.
+            self.ev.note("closed after the last answer: again on a new connection");
+            c.conn = self.connect()?;
+            return Ok(self.ask(&mut c.conn, bytes));
+        }
+        Ok(a)
     }
 
     /// Opens a new connection for `c` if its connection is closed or the server
@@ -267,7 +277,16 @@ impl Ctx<'_> {
             .as_ref()
             .ok_or_else(|| CaseError::Setup("no AES key".into()))?;
         let frames = packets(c.id, key, up);
-        self.upload_frames(c, up, &frames)
+        self.reopen_if_needed(c)?;
+        let reused = c.conn.answered;
+        let got = self.upload_frames(c, up, &frames)?;
+        if reused && matches!(got.answers.first(), Some(Answer::Reset | Answer::Closed)) {
+            // As in `request`: a close that had not arrived when checked.
+            self.ev.note("closed after the last answer: the upload again on a new connection");
+            c.conn = self.connect()?;
+            return self.upload_frames(c, up, &frames);
+        }
+        Ok(got)
     }
 
     /// As [`Ctx::upload`] with frames the case made (or changed) itself.
@@ -286,7 +305,15 @@ impl Ctx<'_> {
         let mut answers = Vec::new();
         let n = frames.len();
         for (i, f) in frames.iter().enumerate() {
-            self.reopen_if_needed(c)?;
+            if i == 0 || self.env.per_connection {
+                self.reopen_if_needed(c)?;
+            } else if c.conn.is_closed() {
+                // Never a new connection in the middle of an upload: that would be
+                // another upload.
+                self.ev.note(format!("closed before packet {}", i + 1));
+                answers.push(Answer::Closed);
+                break;
+            }
             if !self.send(&mut c.conn, f) {
                 answers.push(self.answer_within(&mut c.conn, std::time::Duration::from_millis(300)));
                 break;
@@ -313,7 +340,20 @@ impl Ctx<'_> {
         }
         let before_last = answers.len();
         if answers.last().is_none_or(|a| a.code() == Some(rcode::FILE_RECEIVED)) {
-            let a = self.answer(&mut c.conn);
+            // Answers to packets before the last (checksum 0, a part's size) may still
+            // be on their way: read on to the answer that covers the file.
+            let mut a = self.answer(&mut c.conn);
+            for _ in 0..n {
+                let part = a
+                    .response()
+                    .and_then(|r| r.file_received())
+                    .is_some_and(|f| f.checksum == 0 && (f.size as usize) < cipher_len);
+                if !part {
+                    break;
+                }
+                answers.push(a);
+                a = self.answer(&mut c.conn);
+            }
             let got_1603 = a.code() == Some(rcode::FILE_RECEIVED);
             answers.push(a);
             if got_1603 && n > 1 && !self.env.per_connection {

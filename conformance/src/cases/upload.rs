@@ -76,9 +76,11 @@ fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseE
         (9, Layout::default(), 1024, "1 KiB packets, a write per request (9, 13)"),
         (12, Layout { padded: true, ..Layout::default() }, 1024, "a fixed 1,024-byte content field (12)"),
     ];
+    // The question is which layout the server takes at all: asked with a file
+    // whose last 1 KiB packet is short, where the layouts differ.
     for (n, layout, size, what) in tries {
         let mut c = ctx.ready("alt")?;
-        let alt = Upload { layout, packet_size: size, ..up.clone() };
+        let alt = Upload { layout, packet_size: size, data: data(3000, 3), ..up.clone() };
         let got = ctx.upload_exactly(&mut c, &alt)?;
         let j = judge(&got, c.id, &alt);
         if matches!(j.outcome, crate::model::Outcome::Pass | crate::model::Outcome::Variant(_)) {

@@ -14,63 +14,58 @@ use conformance::runner::RunOptions;
 use protocol_core::crypto::ChecksumAlgorithm;
 use protocol_core::{ByteOrder, Dialect, PacketFieldOrder};
 
-fn check(dialect: Dialect, variants: &[u8]) {
+fn check(dialect: Dialect, variants: &[u8]) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let launcher = FixtureLauncher { dialect };
     let report = run_client("127.0.0.1:0", &launcher, tmp.path(), Duration::from_secs(8), &RunOptions::default(), &mut |_| {}).unwrap();
     let seen: BTreeSet<u8> = report.verdict.variants.iter().map(|v| v.variant).collect();
-    assert!(report.results.len() >= 40);
+    if report.results.len() < 40 {
+        return Err(format!("{} client cases", report.results.len()));
+    }
     let odd: Vec<String> = report
         .results
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Error | Outcome::Skipped))
         .map(|r| format!("{} {}: {}", r.meta.id, r.meta.title, r.detail))
         .collect();
-    assert!(odd.is_empty(), "{odd:#?}");
-    assert_eq!(seen, variants.iter().copied().collect(), "{:#?}", report.verdict);
+    if !odd.is_empty() {
+        return Err(format!("{odd:#?}"));
+    }
+    let expected: BTreeSet<u8> = variants.iter().copied().collect();
+    if seen != expected {
+        return Err(format!("{:#?}", report.verdict));
+    }
+    Ok(())
 }
 
+/// Every fixture at once (they wait on sockets, not on the CPU); each one's
+/// mismatch is reported by name.
 #[test]
-fn spec_client_shows_no_variant() {
-    check(Dialect::default(), &[]);
-}
-
-#[test]
-fn v1_big_endian() {
-    check(Dialect { byte_order: ByteOrder::Big, ..Dialect::default() }, &[1]);
-}
-
-#[test]
-fn v2_total_first() {
-    check(Dialect { packet_fields: PacketFieldOrder::TotalFirst, packet_size: 1024, ..Dialect::default() }, &[2]);
-}
-
-#[test]
-fn v3_per_packet_size() {
-    check(Dialect { per_packet_content_size: true, packet_size: 1024, ..Dialect::default() }, &[3]);
-}
-
-#[test]
-fn v4_per_packet_encryption() {
-    check(Dialect { per_packet_encryption: true, packet_size: 1024, ..Dialect::default() }, &[4]);
-}
-
-#[test]
-fn v5_client_name_in_verdicts() {
-    check(Dialect { crc_carries_client_name: true, ..Dialect::default() }, &[5]);
-}
-
-#[test]
-fn v7_connection_per_request() {
-    check(Dialect { connection_per_request: true, packet_size: 1024, one_request_per_write: true, ..Dialect::default() }, &[7]);
-}
-
-#[test]
-fn v8_crc32() {
-    check(Dialect { checksum: ChecksumAlgorithm::Crc32, ..Dialect::default() }, &[8]);
-}
-
-#[test]
-fn v12_padded() {
-    check(Dialect { pad_packets: true, packet_size: 1024, one_request_per_write: true, ..Dialect::default() }, &[12]);
+fn every_client_variant_is_named() {
+    let fixtures: Vec<(&str, Box<dyn Fn() -> Result<(), String> + Send + Sync>)> = vec![
+        ("spec_client_shows_no_variant", Box::new(|| check(Dialect::default(), &[]))),
+        ("v1_big_endian", Box::new(|| check(Dialect { byte_order: ByteOrder::Big, ..Dialect::default() }, &[1]))),
+        ("v2_total_first", Box::new(|| check(Dialect { packet_fields: PacketFieldOrder::TotalFirst, packet_size: 1024, ..Dialect::default() }, &[2]))),
+        ("v3_per_packet_size", Box::new(|| check(Dialect { per_packet_content_size: true, packet_size: 1024, ..Dialect::default() }, &[3]))),
+        ("v4_per_packet_encryption", Box::new(|| check(Dialect { per_packet_encryption: true, packet_size: 1024, ..Dialect::default() }, &[4]))),
+        ("v5_client_name_in_verdicts", Box::new(|| check(Dialect { crc_carries_client_name: true, ..Dialect::default() }, &[5]))),
+        ("v7_connection_per_request", Box::new(|| check(Dialect { connection_per_request: true, packet_size: 1024, one_request_per_write: true, ..Dialect::default() }, &[7]))),
+        ("v8_crc32", Box::new(|| check(Dialect { checksum: ChecksumAlgorithm::Crc32, ..Dialect::default() }, &[8]))),
+        ("v12_padded", Box::new(|| check(Dialect { pad_packets: true, packet_size: 1024, one_request_per_write: true, ..Dialect::default() }, &[12]))),
+    ];
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = fixtures
+            .iter()
+            .map(|(name, f)| (name, s.spawn(move || f())))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, h)| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{name}: {e}")),
+                Err(_) => Some(format!("{name}: panicked")),
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

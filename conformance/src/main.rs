@@ -75,7 +75,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EXIT_SETUP) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_SETUP)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli) {
@@ -105,14 +109,23 @@ fn run(cli: Cli) -> anyhow::Result<Report> {
     let report = match cli.command {
         Command::Server { addr } => conformance::runner::run_server(&addr, &opts, &mut progress)
             .with_context(|| format!("server cases against {addr}"))?,
-        Command::Client { listen, run, case_timeout, work } => {
+        Command::Client {
+            listen,
+            run,
+            case_timeout,
+            work,
+        } => {
             let work = match work {
                 Some(w) => w,
-                None => std::env::temp_dir().join(format!("conformance-{}", conformance::runner::name_prefix())),
+                None => std::env::temp_dir().join(format!(
+                    "conformance-{}",
+                    conformance::runner::name_prefix()
+                )),
             };
-            std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+            std::fs::create_dir_all(&work)
+                .with_context(|| format!("creating {}", work.display()))?;
             let launcher = CommandLauncher { command: run };
-            conformance::client::cases::run_client(
+            conformance::client::run::run_client(
                 &listen,
                 &launcher,
                 &work,
@@ -131,7 +144,8 @@ fn run(cli: Cli) -> anyhow::Result<Report> {
         print!("{summary}");
     }
     if let Some(dir) = &cli.report {
-        let (j, h) = report::write_all(&report, dir).with_context(|| format!("writing reports to {}", dir.display()))?;
+        let (j, h) = report::write_all(&report, dir)
+            .with_context(|| format!("writing reports to {}", dir.display()))?;
         eprintln!("reports: {} {}", j.display(), h.display());
     }
     Ok(report)

@@ -186,7 +186,10 @@ impl<'a> Ctx<'a> {
             .map_err(|e| CaseError::Setup(format!("cannot connect: {e}")))?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.env.answer_timeout))?;
-        Ok(Conn { stream, answered: false })
+        Ok(Conn {
+            stream,
+            answered: false,
+        })
     }
 
     /// Writes `bytes` in one write call; a failed write is recorded, not fatal
@@ -231,7 +234,8 @@ impl<'a> Ctx<'a> {
                 if n > 0 {
                     self.ev.received(&head[..n]);
                 }
-                self.ev.note(format!("{} after {n} bytes", end.describe_end()));
+                self.ev
+                    .note(format!("{} after {n} bytes", end.describe_end()));
                 return end;
             }
         }
@@ -243,7 +247,8 @@ impl<'a> Ctx<'a> {
         let size = crate::frames::u32_in(order, [head[3], head[4], head[5], head[6]]) as usize;
         if size > MAX_RESPONSE_PAYLOAD {
             self.ev.received(&head);
-            self.ev.note(format!("declared payload {size} bytes: too large"));
+            self.ev
+                .note(format!("declared payload {size} bytes: too large"));
             return Answer::Garbage;
         }
         let mut payload = vec![0u8; size];
@@ -253,8 +258,10 @@ impl<'a> Ctx<'a> {
                 let mut got = head.to_vec();
                 got.extend_from_slice(&payload[..n]);
                 self.ev.received(&got);
-                self.ev
-                    .note(format!("{} inside a {size}-byte payload", end.describe_end()));
+                self.ev.note(format!(
+                    "{} inside a {size}-byte payload",
+                    end.describe_end()
+                ));
                 return end;
             }
         }
@@ -315,7 +322,8 @@ impl Conn {
             return true;
         }
         let mut b = [0u8; 1];
-        let ready = !matches!(self.stream.peek(&mut b), Err(ref e) if e.kind() == ErrorKind::WouldBlock);
+        let ready =
+            !matches!(self.stream.peek(&mut b), Err(ref e) if e.kind() == ErrorKind::WouldBlock);
         let _ = self.stream.set_nonblocking(false);
         ready
     }

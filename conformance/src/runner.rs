@@ -64,22 +64,28 @@ impl Default for RunOptions {
 /// Whether `meta` is selected by `pattern`.
 pub fn selected(pattern: Option<&str>, meta: &CaseMeta) -> bool {
     let Some(p) = pattern else { return true };
-    p.split(',').map(str::trim).filter(|t| !t.is_empty()).any(|t| {
-        let t = t.to_ascii_lowercase();
-        let id = meta.id.to_ascii_lowercase();
-        if let Some(prefix) = t.strip_suffix('*') {
-            id.starts_with(prefix)
-        } else {
-            id == t || meta.group.name() == t || id.starts_with(&format!("{t}."))
-        }
-    })
+    p.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .any(|t| {
+            let t = t.to_ascii_lowercase();
+            let id = meta.id.to_ascii_lowercase();
+            if let Some(prefix) = t.strip_suffix('*') {
+                id.starts_with(prefix)
+            } else {
+                id == t || meta.group.name() == t || id.starts_with(&format!("{t}."))
+            }
+        })
 }
 
 /// A fresh prefix for the names a run registers: `cf` and 8 random hex digits.
 pub fn name_prefix() -> String {
     let mut b = [0u8; 4];
     OsRng.fill_bytes(&mut b);
-    format!("cf{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "cf{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 /// Seconds since the Unix epoch.
@@ -91,7 +97,12 @@ pub fn unix_now() -> u64 {
 }
 
 /// Turns a case body's result into a [`CaseResult`].
-pub fn finish(meta: CaseMeta, r: Result<Judged, CaseError>, ev: crate::evidence::Evidence, started: Instant) -> CaseResult {
+pub fn finish(
+    meta: CaseMeta,
+    r: Result<Judged, CaseError>,
+    ev: crate::evidence::Evidence,
+    started: Instant,
+) -> CaseResult {
     let (outcome, detail) = match r {
         Ok(j) => (j.outcome, j.detail),
         Err(e) => (Outcome::Error, e.to_string()),
@@ -123,8 +134,15 @@ pub fn skipped(meta: CaseMeta, why: &str) -> CaseResult {
 fn probe_layout(env: &Env) -> Option<(Layout, usize, String)> {
     let mut ctx = Ctx::new(env);
     let mut works = |layout: Layout, size: usize| -> bool {
-        let Ok(mut c) = ctx.ready("layout") else { return false };
-        let up = Upload { data: crate::session::data(3000, 1), file_name: b"probe.bin".to_vec(), packet_size: size, layout };
+        let Ok(mut c) = ctx.ready("layout") else {
+            return false;
+        };
+        let up = Upload {
+            data: crate::session::data(3000, 1),
+            file_name: b"probe.bin".to_vec(),
+            packet_size: size,
+            layout,
+        };
         ctx.upload_exactly(&mut c, &up)
             .map(|got| got.last().code() == Some(crate::frames::rcode::FILE_RECEIVED))
             .unwrap_or(false)
@@ -135,11 +153,18 @@ fn probe_layout(env: &Env) -> Option<(Layout, usize, String)> {
         }
         return Some((Layout::default(), 1024, "uploads in one 3,008-byte packet got no 1603, in 1 KiB packets they did: cases that only need an upload use 1 KiB packets (variant 9)".into()));
     }
-    let b = Layout { total_first: true, per_packet_encryption: true, ..Layout::default() };
+    let b = Layout {
+        total_first: true,
+        per_packet_encryption: true,
+        ..Layout::default()
+    };
     if works(b, 1024) {
         return Some((b, 1024, "uploads in the specification's layout got no 1603; total-first, per-packet encryption did: cases that only need an upload use it (variants 2, 4)".into()));
     }
-    let d = Layout { padded: true, ..Layout::default() };
+    let d = Layout {
+        padded: true,
+        ..Layout::default()
+    };
     if works(d, 1024) {
         return Some((d, 1024, "uploads in the specification's layout got no 1603; a fixed 1,024-byte content field did: cases that only need an upload use it (variant 12)".into()));
     }
@@ -159,9 +184,11 @@ pub fn run_server(
         .map_err(|_| RunError::Resolve(addr.into()))?
         .next()
         .ok_or_else(|| RunError::Resolve(addr.into()))?;
-    std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|err| RunError::Connect {
-        addr: addr.into(),
-        err,
+    std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|err| {
+        RunError::Connect {
+            addr: addr.into(),
+            err,
+        }
     })?;
     let keys = [
         PrivateKey::generate(&mut OsRng).map_err(|e| RunError::Keys(e.to_string()))?,
@@ -222,7 +249,13 @@ mod tests {
     use crate::model::Group;
 
     fn meta(id: &str, group: Group) -> CaseMeta {
-        CaseMeta { id: id.into(), group, title: String::new(), section: String::new(), checks: vec![] }
+        CaseMeta {
+            id: id.into(),
+            group,
+            title: String::new(),
+            section: String::new(),
+            checks: vec![],
+        }
     }
 
     #[test]

@@ -146,14 +146,23 @@ pub fn packets(id: [u8; 16], key: &AesKey, up: &Upload) -> Vec<Vec<u8>> {
                 content.resize(size, 0);
             }
             let f = PacketFields {
-                content_size: if l.per_packet_size { c.len() } else { total_len } as u32,
+                content_size: if l.per_packet_size {
+                    c.len()
+                } else {
+                    total_len
+                } as u32,
                 original_size: up.data.len() as u32,
                 number: (i + 1) as u16,
                 total,
                 total_first: l.total_first,
                 file_name: up.file_name.clone(),
             };
-            request(id, code::SEND_FILE, &packet_payload(&f, &content, l.order), l.order)
+            request(
+                id,
+                code::SEND_FILE,
+                &packet_payload(&f, &content, l.order),
+                l.order,
+            )
         })
         .collect()
 }
@@ -164,7 +173,12 @@ impl Ctx<'_> {
         let mut conn = self.connect()?;
         let a = self.ask(
             &mut conn,
-            &request([0; 16], code::REGISTER, &name_field(name), ByteOrder::Little),
+            &request(
+                [0; 16],
+                code::REGISTER,
+                &name_field(name),
+                ByteOrder::Little,
+            ),
         );
         Ok((conn, a))
     }
@@ -173,7 +187,10 @@ impl Ctx<'_> {
     pub fn register(&mut self, tag: &str) -> Result<Client, CaseError> {
         let name = self.env.fresh_name(tag);
         let (conn, a) = self.register_name(name.as_bytes())?;
-        match a.response().and_then(|r| (r.code == rcode::REGISTERED).then(|| r.id())) {
+        match a
+            .response()
+            .and_then(|r| (r.code == rcode::REGISTERED).then(|| r.id()))
+        {
             Some(Some(id)) => Ok(Client {
                 id,
                 name,
@@ -198,7 +215,8 @@ impl Ctx<'_> {
             // The server closed the connection after its last answer, and the close
             // had not arrived when it was checked: the request again, once, as a
             // client would.
-            self.ev.note("closed after the last answer: again on a new connection");
+            self.ev
+                .note("closed after the last answer: again on a new connection");
             c.conn = self.connect()?;
             return Ok(self.ask(&mut c.conn, bytes));
         }
@@ -282,7 +300,8 @@ impl Ctx<'_> {
         let got = self.upload_frames(c, up, &frames)?;
         if reused && matches!(got.answers.first(), Some(Answer::Reset | Answer::Closed)) {
             // As in `request`: a close that had not arrived when checked.
-            self.ev.note("closed after the last answer: the upload again on a new connection");
+            self.ev
+                .note("closed after the last answer: the upload again on a new connection");
             c.conn = self.connect()?;
             return self.upload_frames(c, up, &frames);
         }
@@ -300,7 +319,10 @@ impl Ctx<'_> {
         let cipher_len: usize = if up.layout.padded {
             protocol_core::crypto::padded_len(up.data.len() as u64) as usize
         } else {
-            frames.iter().map(|f| f.len().saturating_sub(23 + 267)).sum()
+            frames
+                .iter()
+                .map(|f| f.len().saturating_sub(23 + 267))
+                .sum()
         };
         let mut answers = Vec::new();
         let n = frames.len();
@@ -315,7 +337,8 @@ impl Ctx<'_> {
                 break;
             }
             if !self.send(&mut c.conn, f) {
-                answers.push(self.answer_within(&mut c.conn, std::time::Duration::from_millis(300)));
+                answers
+                    .push(self.answer_within(&mut c.conn, std::time::Duration::from_millis(300)));
                 break;
             }
             if i + 1 < n {
@@ -339,7 +362,10 @@ impl Ctx<'_> {
             }
         }
         let before_last = answers.len();
-        if answers.last().is_none_or(|a| a.code() == Some(rcode::FILE_RECEIVED)) {
+        if answers
+            .last()
+            .is_none_or(|a| a.code() == Some(rcode::FILE_RECEIVED))
+        {
             // Answers to packets before the last (checksum 0, a part's size) may still
             // be on their way: read on to the answer that covers the file.
             let mut a = self.answer(&mut c.conn);

@@ -80,15 +80,25 @@ pub fn server_verdict(results: &[CaseResult]) -> Verdict {
     let mut args: Vec<&str> = Vec::new();
     // The presets first (section 9): each stands for a combination.
     if has(7) {
-        advice.push("`--dialect per-connection`: it closes after every answer and answers every packet (7)".into());
+        advice.push(
+            "`--dialect per-connection`: it closes after every answer and answers every packet (7)"
+                .into(),
+        );
         args.extend(["--dialect", "per-connection"]);
     } else if has(12) {
-        advice.push("`--dialect padded`: it wants every 828 with a 1,024-byte content field (12)".into());
+        advice.push(
+            "`--dialect padded`: it wants every 828 with a 1,024-byte content field (12)".into(),
+        );
         args.extend(["--dialect", "padded"]);
     } else if has(9) || has(13) {
         advice.push("`--dialect one-recv`: it reads a request with one recv; small packets, a write per request (9, 13)".into());
         args.extend(["--dialect", "one-recv"]);
-    } else if has(2) && (has(4) || results.iter().any(|r| r.outcome == Outcome::Variant(2) && r.detail.contains("(2, 4)"))) {
+    } else if has(2)
+        && (has(4)
+            || results
+                .iter()
+                .any(|r| r.outcome == Outcome::Variant(2) && r.detail.contains("(2, 4)")))
+    {
         advice.push("`--dialect total-first-per-packet`: total packets first, each packet encrypted on its own (2, 4)".into());
         args.extend(["--dialect", "total-first-per-packet"]);
     } else {
@@ -102,7 +112,8 @@ pub fn server_verdict(results: &[CaseResult]) -> Verdict {
         }
     }
     if has(1) {
-        advice.push("`--big-endian`: it answers big-endian; write requests that way too (1)".into());
+        advice
+            .push("`--big-endian`: it answers big-endian; write requests that way too (1)".into());
         args.push("--big-endian");
     }
     if has(3) {
@@ -124,10 +135,14 @@ pub fn server_verdict(results: &[CaseResult]) -> Verdict {
         advice.push("1604 with an empty payload (6): our client accepts it, nothing to set".into());
     }
     if has(11) {
-        advice.push("the plaintext size in 1603 (11): our client accepts it, nothing to set".into());
+        advice
+            .push("the plaintext size in 1603 (11): our client accepts it, nothing to set".into());
     }
     if args.is_empty() {
-        advice.push("`--dialect spec` (the default `auto` starts with it): no variant needs an option".into());
+        advice.push(
+            "`--dialect spec` (the default `auto` starts with it): no variant needs an option"
+                .into(),
+        );
         args.extend(["--dialect", "spec"]);
     }
     Verdict {

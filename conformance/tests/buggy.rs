@@ -12,7 +12,10 @@ use conformance::model::{Check, Outcome};
 use conformance::runner::{run_server, RunOptions};
 
 fn check(bug: Bug, property: Check) -> Result<(), String> {
-    let addr = start(Fixture { bug: Some(bug), ..Fixture::default() });
+    let addr = start(Fixture {
+        bug: Some(bug),
+        ..Fixture::default()
+    });
     let report = run_server(&addr.to_string(), &RunOptions::default(), &mut |_| {}).unwrap();
     let failed: BTreeSet<String> = report
         .results
@@ -31,11 +34,25 @@ fn check(bug: Bug, property: Check) -> Result<(), String> {
     let details: Vec<String> = report
         .results
         .iter()
-        .filter(|r| failed.symmetric_difference(&tagged).any(|id| *id == r.meta.id))
-        .map(|r| format!("{} {} {}: {}", r.meta.id, r.outcome.label(), r.meta.title, r.detail))
+        .filter(|r| {
+            failed
+                .symmetric_difference(&tagged)
+                .any(|id| *id == r.meta.id)
+        })
+        .map(|r| {
+            format!(
+                "{} {} {}: {}",
+                r.meta.id,
+                r.outcome.label(),
+                r.meta.title,
+                r.detail
+            )
+        })
         .collect();
     if failed != tagged {
-        return Err(format!("FAIL set differs from the {property:?} cases: {details:#?}"));
+        return Err(format!(
+            "FAIL set differs from the {property:?} cases: {details:#?}"
+        ));
     }
     let not_run: Vec<&str> = report
         .results
@@ -53,24 +70,19 @@ fn check(bug: Bug, property: Check) -> Result<(), String> {
 /// mismatch is reported by name.
 #[test]
 fn every_bug_fails_exactly_its_cases() {
-    let fixtures: Vec<(&str, Box<dyn Fn() -> Result<(), String> + Send + Sync>)> = vec![
-        ("wrong_checksum_fails_the_checksum_cases", Box::new(|| check(Bug::WrongChecksum, Check::Checksum))),
-        ("early_1603_fails_the_last_packet_cases", Box::new(|| check(Bug::EarlyFileReceived, Check::LastPacketOnly))),
-        ("close_after_1602_fails_the_open_connection_case", Box::new(|| check(Bug::CloseAfterKey, Check::OpenAfterKey))),
+    let fixtures: Vec<(&str, common::FixtureCheck)> = vec![
+        (
+            "wrong_checksum_fails_the_checksum_cases",
+            Box::new(|| check(Bug::WrongChecksum, Check::Checksum)),
+        ),
+        (
+            "early_1603_fails_the_last_packet_cases",
+            Box::new(|| check(Bug::EarlyFileReceived, Check::LastPacketOnly)),
+        ),
+        (
+            "close_after_1602_fails_the_open_connection_case",
+            Box::new(|| check(Bug::CloseAfterKey, Check::OpenAfterKey)),
+        ),
     ];
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = fixtures
-            .iter()
-            .map(|(name, f)| (name, s.spawn(move || f())))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|(name, h)| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("{name}: {e}")),
-                Err(_) => Some(format!("{name}: panicked")),
-            })
-            .collect()
-    });
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    common::run_all(fixtures);
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::fixture_client::FixtureLauncher;
-use conformance::client::cases::run_client;
+use conformance::client::run::run_client;
 use conformance::model::Outcome;
 use conformance::runner::RunOptions;
 use protocol_core::crypto::ChecksumAlgorithm;
@@ -17,7 +17,15 @@ use protocol_core::{ByteOrder, Dialect, PacketFieldOrder};
 fn check(dialect: Dialect, variants: &[u8]) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let launcher = FixtureLauncher { dialect };
-    let report = run_client("127.0.0.1:0", &launcher, tmp.path(), Duration::from_secs(8), &RunOptions::default(), &mut |_| {}).unwrap();
+    let report = run_client(
+        "127.0.0.1:0",
+        &launcher,
+        tmp.path(),
+        Duration::from_secs(8),
+        &RunOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
     let seen: BTreeSet<u8> = report.verdict.variants.iter().map(|v| v.variant).collect();
     if report.results.len() < 40 {
         return Err(format!("{} client cases", report.results.len()));
@@ -42,30 +50,114 @@ fn check(dialect: Dialect, variants: &[u8]) -> Result<(), String> {
 /// mismatch is reported by name.
 #[test]
 fn every_client_variant_is_named() {
-    let fixtures: Vec<(&str, Box<dyn Fn() -> Result<(), String> + Send + Sync>)> = vec![
-        ("spec_client_shows_no_variant", Box::new(|| check(Dialect::default(), &[]))),
-        ("v1_big_endian", Box::new(|| check(Dialect { byte_order: ByteOrder::Big, ..Dialect::default() }, &[1]))),
-        ("v2_total_first", Box::new(|| check(Dialect { packet_fields: PacketFieldOrder::TotalFirst, packet_size: 1024, ..Dialect::default() }, &[2]))),
-        ("v3_per_packet_size", Box::new(|| check(Dialect { per_packet_content_size: true, packet_size: 1024, ..Dialect::default() }, &[3]))),
-        ("v4_per_packet_encryption", Box::new(|| check(Dialect { per_packet_encryption: true, packet_size: 1024, ..Dialect::default() }, &[4]))),
-        ("v5_client_name_in_verdicts", Box::new(|| check(Dialect { crc_carries_client_name: true, ..Dialect::default() }, &[5]))),
-        ("v7_connection_per_request", Box::new(|| check(Dialect { connection_per_request: true, packet_size: 1024, one_request_per_write: true, ..Dialect::default() }, &[7]))),
-        ("v8_crc32", Box::new(|| check(Dialect { checksum: ChecksumAlgorithm::Crc32, ..Dialect::default() }, &[8]))),
-        ("v12_padded", Box::new(|| check(Dialect { pad_packets: true, packet_size: 1024, one_request_per_write: true, ..Dialect::default() }, &[12]))),
+    let fixtures: Vec<(&str, common::FixtureCheck)> = vec![
+        (
+            "spec_client_shows_no_variant",
+            Box::new(|| check(Dialect::default(), &[])),
+        ),
+        (
+            "v1_big_endian",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        byte_order: ByteOrder::Big,
+                        ..Dialect::default()
+                    },
+                    &[1],
+                )
+            }),
+        ),
+        (
+            "v2_total_first",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        packet_fields: PacketFieldOrder::TotalFirst,
+                        packet_size: 1024,
+                        ..Dialect::default()
+                    },
+                    &[2],
+                )
+            }),
+        ),
+        (
+            "v3_per_packet_size",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        per_packet_content_size: true,
+                        packet_size: 1024,
+                        ..Dialect::default()
+                    },
+                    &[3],
+                )
+            }),
+        ),
+        (
+            "v4_per_packet_encryption",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        per_packet_encryption: true,
+                        packet_size: 1024,
+                        ..Dialect::default()
+                    },
+                    &[4],
+                )
+            }),
+        ),
+        (
+            "v5_client_name_in_verdicts",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        crc_carries_client_name: true,
+                        ..Dialect::default()
+                    },
+                    &[5],
+                )
+            }),
+        ),
+        (
+            "v7_connection_per_request",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        connection_per_request: true,
+                        packet_size: 1024,
+                        one_request_per_write: true,
+                        ..Dialect::default()
+                    },
+                    &[7],
+                )
+            }),
+        ),
+        (
+            "v8_crc32",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        checksum: ChecksumAlgorithm::Crc32,
+                        ..Dialect::default()
+                    },
+                    &[8],
+                )
+            }),
+        ),
+        (
+            "v12_padded",
+            Box::new(|| {
+                check(
+                    Dialect {
+                        pad_packets: true,
+                        packet_size: 1024,
+                        one_request_per_write: true,
+                        ..Dialect::default()
+                    },
+                    &[12],
+                )
+            }),
+        ),
     ];
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = fixtures
-            .iter()
-            .map(|(name, f)| (name, s.spawn(move || f())))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|(name, h)| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("{name}: {e}")),
-                Err(_) => Some(format!("{name}: panicked")),
-            })
-            .collect()
-    });
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    common::run_all(fixtures);
 }

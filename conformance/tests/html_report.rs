@@ -9,7 +9,11 @@ use common::{conformance_bin, Server};
 
 fn chromium() -> String {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        if Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return c.to_string();
         }
     }
@@ -23,18 +27,33 @@ fn html_report_renders_in_headless_chromium() {
     let server = Server::start(&tmp.path().join("server"));
     let dir = tmp.path().join("report");
     let out = Command::new(conformance_bin())
-        .args(["server", &server.addr(), "--cases", "S1,S7.2*", "--json", "--report"])
+        .args([
+            "server",
+            &server.addr(),
+            "--cases",
+            "S1,S7.2*",
+            "--json",
+            "--report",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let html = dir.join("report.html");
     let text = std::fs::read_to_string(&html).unwrap();
-    assert!(!text.contains("http://") && !text.contains("https://"), "no network assets");
+    assert!(
+        !text.contains("http://") && !text.contains("https://"),
+        "no network assets"
+    );
     let url = format!("file://{}", html.display());
     let png = tmp.path().join("shot.png");
     let profile = tmp.path().join("profile");
-    let common_args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"];
+    let common_args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+    ];
     let shot = Command::new(&browser)
         .args(common_args)
         .arg(format!("--user-data-dir={}", profile.display()))
@@ -44,7 +63,11 @@ fn html_report_renders_in_headless_chromium() {
         .output()
         .unwrap();
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 10_000, "screenshot of {size} bytes: {}", String::from_utf8_lossy(&shot.stderr));
+    assert!(
+        size > 10_000,
+        "screenshot of {size} bytes: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
     let dom = Command::new(&browser)
         .args(common_args)
         .arg(format!("--user-data-dir={}", profile.display()))
@@ -59,5 +82,8 @@ fn html_report_renders_in_headless_chromium() {
         assert!(dom.contains(&card), "{card} not in the rendered page");
     }
     let cases = report["results"].as_array().unwrap().len();
-    assert!(dom.matches("<tr class=\"case\"").count() == cases, "{cases} rows");
+    assert!(
+        dom.matches("<tr class=\"case\"").count() == cases,
+        "{cases} rows"
+    );
 }

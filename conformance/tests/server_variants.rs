@@ -20,16 +20,30 @@ fn check(f: Fixture, variants: &[u8], command: &str) -> Result<(), String> {
         .results
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Fail | Outcome::Error | Outcome::Skipped))
-        .map(|r| format!("{} {} {}: {}", r.meta.id, r.outcome.label(), r.meta.title, r.detail))
+        .map(|r| {
+            format!(
+                "{} {} {}: {}",
+                r.meta.id,
+                r.outcome.label(),
+                r.meta.title,
+                r.detail
+            )
+        })
         .collect();
     if !bad.is_empty() {
         return Err(format!("cases that failed or did not run: {bad:#?}"));
     }
     if seen != variants.iter().copied().collect() {
-        return Err(format!("variants named {seen:?}, expected {variants:?}: {:#?}", report.verdict));
+        return Err(format!(
+            "variants named {seen:?}, expected {variants:?}: {:#?}",
+            report.verdict
+        ));
     }
     if report.verdict.command != command {
-        return Err(format!("verdict `{}`, expected `{command}`", report.verdict.command));
+        return Err(format!(
+            "verdict `{}`, expected `{command}`",
+            report.verdict.command
+        ));
     }
     Ok(())
 }
@@ -38,53 +52,145 @@ fn check(f: Fixture, variants: &[u8], command: &str) -> Result<(), String> {
 /// mismatch is reported by name.
 #[test]
 fn every_server_variant_is_named() {
-    let fixtures: Vec<(&str, Box<dyn Fn() -> Result<(), String> + Send + Sync>)> = vec![
-        ("v1_big_endian_responses", Box::new(|| {
-            let dialect = ServerDialect { response_order: ResponseOrder::Fixed(ByteOrder::Big), ..ServerDialect::default() };
-            check(Fixture { dialect, ..Fixture::default() }, &[1], "client --big-endian")
-        })),
-        ("v6_empty_ack", Box::new(|| {
-            let dialect = ServerDialect { empty_ack: true, ..ServerDialect::default() };
-            check(Fixture { dialect, ..Fixture::default() }, &[6], "client --dialect spec")
-        })),
-        ("v7_a_connection_per_request", Box::new(|| {
-            check(Fixture { close_after_answer: true, ..Fixture::default() }, &[7], "client --dialect per-connection")
-        })),
-        ("v8_crc32", Box::new(|| {
-            let dialect = ServerDialect { checksum: ChecksumAlgorithm::Crc32, ..ServerDialect::default() };
-            check(Fixture { dialect, ..Fixture::default() }, &[8], "client --checksum crc32")
-        })),
-        ("v8_aes128", Box::new(|| {
-            let dialect = ServerDialect { aes_key_size: AesKeySize::Aes128, ..ServerDialect::default() };
-            check(Fixture { dialect, ..Fixture::default() }, &[8], "client --dialect spec")
-        })),
-        ("v9_v13_one_recv", Box::new(|| {
-            check(Fixture { one_recv: true, ..Fixture::default() }, &[9, 13], "client --dialect one-recv")
-        })),
-        ("v11_plaintext_size", Box::new(|| {
-            check(Fixture { plain_size: true, ..Fixture::default() }, &[11], "client --dialect spec")
-        })),
-        ("v2_v4_total_first_per_packet", Box::new(|| {
-            let dialect = ServerDialect { encryption: EncryptionMode::PerPacket, ..ServerDialect::default() };
-            check(Fixture { dialect, total_first: true, ..Fixture::default() }, &[2], "client --dialect total-first-per-packet")
-        })),
-        ("v12_padded", Box::new(|| {
-            check(Fixture { padded_only: true, ..Fixture::default() }, &[12], "client --dialect padded")
-        })),
+    let fixtures: Vec<(&str, common::FixtureCheck)> = vec![
+        (
+            "v1_big_endian_responses",
+            Box::new(|| {
+                let dialect = ServerDialect {
+                    response_order: ResponseOrder::Fixed(ByteOrder::Big),
+                    ..ServerDialect::default()
+                };
+                check(
+                    Fixture {
+                        dialect,
+                        ..Fixture::default()
+                    },
+                    &[1],
+                    "client --big-endian",
+                )
+            }),
+        ),
+        (
+            "v6_empty_ack",
+            Box::new(|| {
+                let dialect = ServerDialect {
+                    empty_ack: true,
+                    ..ServerDialect::default()
+                };
+                check(
+                    Fixture {
+                        dialect,
+                        ..Fixture::default()
+                    },
+                    &[6],
+                    "client --dialect spec",
+                )
+            }),
+        ),
+        (
+            "v7_a_connection_per_request",
+            Box::new(|| {
+                check(
+                    Fixture {
+                        close_after_answer: true,
+                        ..Fixture::default()
+                    },
+                    &[7],
+                    "client --dialect per-connection",
+                )
+            }),
+        ),
+        (
+            "v8_crc32",
+            Box::new(|| {
+                let dialect = ServerDialect {
+                    checksum: ChecksumAlgorithm::Crc32,
+                    ..ServerDialect::default()
+                };
+                check(
+                    Fixture {
+                        dialect,
+                        ..Fixture::default()
+                    },
+                    &[8],
+                    "client --checksum crc32",
+                )
+            }),
+        ),
+        (
+            "v8_aes128",
+            Box::new(|| {
+                let dialect = ServerDialect {
+                    aes_key_size: AesKeySize::Aes128,
+                    ..ServerDialect::default()
+                };
+                check(
+                    Fixture {
+                        dialect,
+                        ..Fixture::default()
+                    },
+                    &[8],
+                    "client --dialect spec",
+                )
+            }),
+        ),
+        (
+            "v9_v13_one_recv",
+            Box::new(|| {
+                check(
+                    Fixture {
+                        one_recv: true,
+                        ..Fixture::default()
+                    },
+                    &[9, 13],
+                    "client --dialect one-recv",
+                )
+            }),
+        ),
+        (
+            "v11_plaintext_size",
+            Box::new(|| {
+                check(
+                    Fixture {
+                        plain_size: true,
+                        ..Fixture::default()
+                    },
+                    &[11],
+                    "client --dialect spec",
+                )
+            }),
+        ),
+        (
+            "v2_v4_total_first_per_packet",
+            Box::new(|| {
+                let dialect = ServerDialect {
+                    encryption: EncryptionMode::PerPacket,
+                    ..ServerDialect::default()
+                };
+                check(
+                    Fixture {
+                        dialect,
+                        total_first: true,
+                        ..Fixture::default()
+                    },
+                    &[2],
+                    "client --dialect total-first-per-packet",
+                )
+            }),
+        ),
+        (
+            "v12_padded",
+            Box::new(|| {
+                check(
+                    Fixture {
+                        padded_only: true,
+                        ..Fixture::default()
+                    },
+                    &[12],
+                    "client --dialect padded",
+                )
+            }),
+        ),
     ];
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = fixtures
-            .iter()
-            .map(|(name, f)| (name, s.spawn(move || f())))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|(name, h)| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("{name}: {e}")),
-                Err(_) => Some(format!("{name}: panicked")),
-            })
-            .collect()
-    });
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    common::run_all(fixtures);
 }

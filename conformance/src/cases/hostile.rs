@@ -14,6 +14,9 @@ use crate::session::{data, packets, Layout, Upload};
 
 const G: Group = Group::Hostile;
 
+/// A change made to the frames of an upload.
+type Change = fn(&mut Vec<u8>);
+
 /// Whether the server still registers a new client.
 pub fn alive(ctx: &mut Ctx<'_>) -> bool {
     let name = ctx.env.fresh_name("alive");
@@ -32,12 +35,17 @@ fn refused_then_alive(ctx: &mut Ctx<'_>, a: &Answer, what: &str) -> Judged {
         }
         Some(c) => fail(format!("{what}: answered {c}")),
         None if a.is_refusal() => pass(format!("{what}: {}", a.describe())),
-        None => info(format!("{what}: {} within the wait (the server waits for more?)", a.describe())),
+        None => info(format!(
+            "{what}: {} within the wait (the server waits for more?)",
+            a.describe()
+        )),
     };
     if alive(ctx) {
         j
     } else {
-        fail(format!("{what}: afterwards the server no longer registers clients"))
+        fail(format!(
+            "{what}: afterwards the server no longer registers clients"
+        ))
     }
 }
 
@@ -68,29 +76,50 @@ pub fn cases() -> Vec<ServerCase> {
         (code::CRC_OK, "900", 100_000),
     ];
     for (c, name, size) in sizes {
-        v.push(case(G, format!("{name} declaring a {size}-byte payload is refused"), "§2, §3", move |ctx| {
-            let mut bytes = header([0; 16], 3, c, size, ByteOrder::Little);
-            bytes.extend(vec![b'q'; (size as usize).min(64)]);
-            raw_case(ctx, &bytes, &format!("{name} size {size}"))
-        }));
+        v.push(case(
+            G,
+            format!("{name} declaring a {size}-byte payload is refused"),
+            "§2, §3",
+            move |ctx| {
+                let mut bytes = header([0; 16], 3, c, size, ByteOrder::Little);
+                bytes.extend(vec![b'q'; (size as usize).min(64)]);
+                raw_case(ctx, &bytes, &format!("{name} size {size}"))
+            },
+        ));
     }
     for c in [0u16, 1, 824, 829, 899, 903, 1600, 1607, 65535] {
-        v.push(case(G, format!("unknown request code {c} is refused"), "§3", move |ctx| {
-            let bytes = request([0; 16], c, &name_field(b"whoever"), ByteOrder::Little);
-            raw_case(ctx, &bytes, &format!("code {c}"))
-        }));
+        v.push(case(
+            G,
+            format!("unknown request code {c} is refused"),
+            "§3",
+            move |ctx| {
+                let bytes = request([0; 16], c, &name_field(b"whoever"), ByteOrder::Little);
+                raw_case(ctx, &bytes, &format!("code {c}"))
+            },
+        ));
     }
     let junk: [(&str, Vec<u8>); 5] = [
         ("23 zero bytes", vec![0; 23]),
         ("23 random bytes", data(23, 77)),
         ("1,000 random bytes", data(1000, 78)),
-        ("an HTTP request", b"GET / HTTP/1.1\r\nHost: conformance\r\n\r\n".to_vec()),
-        ("a TLS ClientHello start", vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            "an HTTP request",
+            b"GET / HTTP/1.1\r\nHost: conformance\r\n\r\n".to_vec(),
+        ),
+        (
+            "a TLS ClientHello start",
+            vec![
+                0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0, 0, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0,
+            ],
+        ),
     ];
     for (what, bytes) in junk {
-        v.push(case(G, format!("{what} are refused"), "§2", move |ctx| raw_case(ctx, &bytes, what)));
+        v.push(case(G, format!("{what} are refused"), "§2", move |ctx| {
+            raw_case(ctx, &bytes, what)
+        }));
     }
-    let bad_uploads: [(&str, fn(&mut Vec<u8>)); 3] = [
+    let bad_uploads: [(&str, Change); 3] = [
         ("the last block's padding broken", |f| {
             if let Some(b) = f.last_mut() {
                 *b ^= 0x5a;
@@ -106,87 +135,184 @@ pub fn cases() -> Vec<ServerCase> {
         ("the content of another key", |_| {}),
     ];
     for (i, (what, change)) in bad_uploads.into_iter().enumerate() {
-        v.push(case(G, format!("an upload with {what} is refused"), "§5, §7", move |ctx| {
-            let mut c = ctx.ready("pad")?;
-            let up = Upload { data: data(100, 31), file_name: b"pad.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
-            let mut frames = if i == 2 {
-                let other = protocol_core::crypto::AesKey::from_slice(&[0x11; 32]).ok_or_else(|| CaseError::Setup("key".into()))?;
-                packets(c.id, &other, &up)
-            } else {
-                let key = c.key.as_ref().ok_or_else(|| CaseError::Setup("no key".into()))?;
-                packets(c.id, key, &up)
-            };
-            frames.iter_mut().for_each(change);
-            let got = ctx.upload_frames(&mut c, &up, &frames)?;
-            let last = got.last().clone();
-            Ok(match last.response().and_then(|r| r.file_received()) {
-                Some(f) if f.checksum == got.cksum => fail(format!("{what}: 1603 with the file's checksum")),
-                Some(_) => fail(format!("{what}: a 1603 for bytes that do not decrypt")),
-                None => refused_then_alive(ctx, &last, what),
-            })
-        }));
+        v.push(case(
+            G,
+            format!("an upload with {what} is refused"),
+            "§5, §7",
+            move |ctx| {
+                let mut c = ctx.ready("pad")?;
+                let up = Upload {
+                    data: data(100, 31),
+                    file_name: b"pad.bin".to_vec(),
+                    packet_size: 1024,
+                    layout: Layout::default(),
+                };
+                let mut frames = if i == 2 {
+                    let other = protocol_core::crypto::AesKey::from_slice(&[0x11; 32])
+                        .ok_or_else(|| CaseError::Setup("key".into()))?;
+                    packets(c.id, &other, &up)
+                } else {
+                    let key = c
+                        .key
+                        .as_ref()
+                        .ok_or_else(|| CaseError::Setup("no key".into()))?;
+                    packets(c.id, key, &up)
+                };
+                frames.iter_mut().for_each(change);
+                let got = ctx.upload_frames(&mut c, &up, &frames)?;
+                let last = got.last().clone();
+                Ok(match last.response().and_then(|r| r.file_received()) {
+                    Some(f) if f.checksum == got.cksum => {
+                        fail(format!("{what}: 1603 with the file's checksum"))
+                    }
+                    Some(_) => fail(format!("{what}: a 1603 for bytes that do not decrypt")),
+                    None => refused_then_alive(ctx, &last, what),
+                })
+            },
+        ));
     }
-    v.push(case(G, "828 for an unknown client id is refused", "§7", |ctx| {
-        let key = protocol_core::crypto::AesKey::from_slice(&[0x22; 32]).ok_or_else(|| CaseError::Setup("key".into()))?;
-        let up = Upload { data: data(50, 1), file_name: b"x.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
-        let f = packets([0x6e; 16], &key, &up);
-        let bytes = f.concat();
-        raw_case(ctx, &bytes, "unknown id")
-    }));
-    v.push(case(G, "828 from a client that sent no key is refused", "§7", |ctx| {
-        let mut c = ctx.register("nokey")?;
-        let up = Upload { data: data(50, 1), file_name: b"x.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
-        let key = protocol_core::crypto::AesKey::from_slice(&[0x33; 32]).ok_or_else(|| CaseError::Setup("key".into()))?;
-        let f = packets(c.id, &key, &up).concat();
-        let a = ctx.request(&mut c, &f)?;
-        Ok(refused_then_alive(ctx, &a, "no key on file"))
-    }));
-    v.push(case(G, "a request paused 1.5 s in the middle is still served", "§2, §7, v13", |ctx| {
-        let name = ctx.env.fresh_name("slow");
-        let r = request([0; 16], code::REGISTER, &name_field(name.as_bytes()), ByteOrder::Little);
-        let mut conn = ctx.connect()?;
-        ctx.send(&mut conn, &r[..100]);
-        std::thread::sleep(Duration::from_millis(1500));
-        ctx.send(&mut conn, &r[100..]);
-        let a = ctx.answer(&mut conn);
-        Ok(match a.code() {
-            Some(rcode::REGISTERED) => pass("1600"),
-            _ if a.is_refusal() || a == Answer::Timeout => crate::cases::variant(13, format!("{} (one recv per request)", a.describe())),
-            _ => fail(a.describe()),
-        })
-    }));
-    v.push(case(G, "a stalled half header does not stop others being served", "§7", |ctx| {
-        let mut stalled = ctx.connect()?;
-        ctx.send(&mut stalled, &[0u8; 10]);
-        let ok = alive(ctx);
-        drop(stalled);
-        Ok(if ok { pass("another client registered meanwhile") } else { fail("no registration while a half header waits") })
-    }));
-    v.push(case(G, "twenty idle connections do not stop others being served", "§7", |ctx| {
-        let mut idle = Vec::new();
-        for _ in 0..20 {
-            idle.push(ctx.connect()?);
-        }
-        let ok = alive(ctx);
-        drop(idle);
-        Ok(if ok { pass("registered with 20 idle connections open") } else { fail("no registration with 20 idle connections open") })
-    }));
-    v.push(case(G, "a client that closes mid-request does not stop the server", "§7", |ctx| {
-        let mut conn = ctx.connect()?;
-        let r = request([0; 16], code::REGISTER, &name_field(b"gone-midway"), ByteOrder::Little);
-        ctx.send(&mut conn, &r[..40]);
-        drop(conn);
-        Ok(if alive(ctx) { pass("still serving") } else { fail("the server stopped") })
-    }));
-    v.push(case(G, "an 828 whose content is 16 MiB of zeros is bounded", "§2", |ctx| {
-        // Only the header and the first bytes: the case never sends 16 MiB.
-        let mut c = ctx.register("big")?;
-        let mut f = header(c.id, 3, code::SEND_FILE, 16 * 1024 * 1024, ByteOrder::Little);
-        f.extend(vec![0u8; 267]);
-        ctx.reopen_if_needed(&mut c)?;
-        ctx.send(&mut c.conn, &f);
-        let a = ctx.answer_within(&mut c.conn, Duration::from_millis(800));
-        Ok(refused_then_alive(ctx, &a, "16 MiB declared, 267 bytes sent"))
-    }));
+    v.push(case(
+        G,
+        "828 for an unknown client id is refused",
+        "§7",
+        |ctx| {
+            let key = protocol_core::crypto::AesKey::from_slice(&[0x22; 32])
+                .ok_or_else(|| CaseError::Setup("key".into()))?;
+            let up = Upload {
+                data: data(50, 1),
+                file_name: b"x.bin".to_vec(),
+                packet_size: 1024,
+                layout: Layout::default(),
+            };
+            let f = packets([0x6e; 16], &key, &up);
+            let bytes = f.concat();
+            raw_case(ctx, &bytes, "unknown id")
+        },
+    ));
+    v.push(case(
+        G,
+        "828 from a client that sent no key is refused",
+        "§7",
+        |ctx| {
+            let mut c = ctx.register("nokey")?;
+            let up = Upload {
+                data: data(50, 1),
+                file_name: b"x.bin".to_vec(),
+                packet_size: 1024,
+                layout: Layout::default(),
+            };
+            let key = protocol_core::crypto::AesKey::from_slice(&[0x33; 32])
+                .ok_or_else(|| CaseError::Setup("key".into()))?;
+            let f = packets(c.id, &key, &up).concat();
+            let a = ctx.request(&mut c, &f)?;
+            Ok(refused_then_alive(ctx, &a, "no key on file"))
+        },
+    ));
+    v.push(case(
+        G,
+        "a request paused 1.5 s in the middle is still served",
+        "§2, §7, v13",
+        |ctx| {
+            let name = ctx.env.fresh_name("slow");
+            let r = request(
+                [0; 16],
+                code::REGISTER,
+                &name_field(name.as_bytes()),
+                ByteOrder::Little,
+            );
+            let mut conn = ctx.connect()?;
+            ctx.send(&mut conn, &r[..100]);
+            std::thread::sleep(Duration::from_millis(1500));
+            ctx.send(&mut conn, &r[100..]);
+            let a = ctx.answer(&mut conn);
+            Ok(match a.code() {
+                Some(rcode::REGISTERED) => pass("1600"),
+                _ if a.is_refusal() || a == Answer::Timeout => {
+                    crate::cases::variant(13, format!("{} (one recv per request)", a.describe()))
+                }
+                _ => fail(a.describe()),
+            })
+        },
+    ));
+    v.push(case(
+        G,
+        "a stalled half header does not stop others being served",
+        "§7",
+        |ctx| {
+            let mut stalled = ctx.connect()?;
+            ctx.send(&mut stalled, &[0u8; 10]);
+            let ok = alive(ctx);
+            drop(stalled);
+            Ok(if ok {
+                pass("another client registered meanwhile")
+            } else {
+                fail("no registration while a half header waits")
+            })
+        },
+    ));
+    v.push(case(
+        G,
+        "twenty idle connections do not stop others being served",
+        "§7",
+        |ctx| {
+            let mut idle = Vec::new();
+            for _ in 0..20 {
+                idle.push(ctx.connect()?);
+            }
+            let ok = alive(ctx);
+            drop(idle);
+            Ok(if ok {
+                pass("registered with 20 idle connections open")
+            } else {
+                fail("no registration with 20 idle connections open")
+            })
+        },
+    ));
+    v.push(case(
+        G,
+        "a client that closes mid-request does not stop the server",
+        "§7",
+        |ctx| {
+            let mut conn = ctx.connect()?;
+            let r = request(
+                [0; 16],
+                code::REGISTER,
+                &name_field(b"gone-midway"),
+                ByteOrder::Little,
+            );
+            ctx.send(&mut conn, &r[..40]);
+            drop(conn);
+            Ok(if alive(ctx) {
+                pass("still serving")
+            } else {
+                fail("the server stopped")
+            })
+        },
+    ));
+    v.push(case(
+        G,
+        "an 828 whose content is 16 MiB of zeros is bounded",
+        "§2",
+        |ctx| {
+            // Only the header and the first bytes: the case never sends 16 MiB.
+            let mut c = ctx.register("big")?;
+            let mut f = header(
+                c.id,
+                3,
+                code::SEND_FILE,
+                16 * 1024 * 1024,
+                ByteOrder::Little,
+            );
+            f.extend(vec![0u8; 267]);
+            ctx.reopen_if_needed(&mut c)?;
+            ctx.send(&mut c.conn, &f);
+            let a = ctx.answer_within(&mut c.conn, Duration::from_millis(800));
+            Ok(refused_then_alive(
+                ctx,
+                &a,
+                "16 MiB declared, 267 bytes sent",
+            ))
+        },
+    ));
     v
 }

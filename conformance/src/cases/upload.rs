@@ -24,7 +24,8 @@ pub fn judge(got: &Uploaded, id: [u8; 16], up: &Upload) -> Judged {
             _ => {
                 return fail(format!(
                     "a 1603 claiming the file before its last packet ({} of {} answers)",
-                    got.before_last, got.answers.len()
+                    got.before_last,
+                    got.answers.len()
                 ))
             }
         }
@@ -42,7 +43,10 @@ pub fn judge(got: &Uploaded, id: [u8; 16], up: &Upload) -> Judged {
         if f.size as usize == up.data.len() {
             seen_variant = seen_variant.or(Some(11));
         } else {
-            return fail(format!("content size {} in the 1603; {} bytes were sent", f.size, got.cipher_len));
+            return fail(format!(
+                "content size {} in the 1603; {} bytes were sent",
+                f.size, got.cipher_len
+            ));
         }
     }
     if f.checksum != got.cksum {
@@ -55,7 +59,10 @@ pub fn judge(got: &Uploaded, id: [u8; 16], up: &Upload) -> Judged {
         ));
     }
     match seen_variant {
-        Some(7) => variant(7, format!("a 1603 after every packet ({} packets)", got.packets)),
+        Some(7) => variant(
+            7,
+            format!("a 1603 after every packet ({} packets)", got.packets),
+        ),
         Some(11) => variant(11, "the plaintext size in the 1603"),
         _ => pass(format!(
             "{} packet(s), 1603 with size {} and cksum {:#010x}",
@@ -69,22 +76,50 @@ fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseE
     let tries: [(u8, Layout, usize, &str); 3] = [
         (
             2,
-            Layout { total_first: true, per_packet_encryption: true, ..Layout::default() },
+            Layout {
+                total_first: true,
+                per_packet_encryption: true,
+                ..Layout::default()
+            },
             up.packet_size,
             "total packets first, each packet encrypted on its own (2, 4)",
         ),
-        (9, Layout::default(), 1024, "1 KiB packets, a write per request (9, 13)"),
-        (12, Layout { padded: true, ..Layout::default() }, 1024, "a fixed 1,024-byte content field (12)"),
+        (
+            9,
+            Layout::default(),
+            1024,
+            "1 KiB packets, a write per request (9, 13)",
+        ),
+        (
+            12,
+            Layout {
+                padded: true,
+                ..Layout::default()
+            },
+            1024,
+            "a fixed 1,024-byte content field (12)",
+        ),
     ];
     // The question is which layout the server takes at all: asked with a file
     // whose last 1 KiB packet is short, where the layouts differ.
     for (n, layout, size, what) in tries {
         let mut c = ctx.ready("alt")?;
-        let alt = Upload { layout, packet_size: size, data: data(3000, 3), ..up.clone() };
+        let alt = Upload {
+            layout,
+            packet_size: size,
+            data: data(3000, 3),
+            ..up.clone()
+        };
         let got = ctx.upload_exactly(&mut c, &alt)?;
         let j = judge(&got, c.id, &alt);
-        if matches!(j.outcome, crate::model::Outcome::Pass | crate::model::Outcome::Variant(_)) {
-            return Ok(Some(variant(n, format!("the specification's layout got no 1603; {what} did"))));
+        if matches!(
+            j.outcome,
+            crate::model::Outcome::Pass | crate::model::Outcome::Variant(_)
+        ) {
+            return Ok(Some(variant(
+                n,
+                format!("the specification's layout got no 1603; {what} did"),
+            )));
         }
     }
     Ok(None)
@@ -110,7 +145,12 @@ fn refused_upload(
     what: &str,
 ) -> Result<Judged, CaseError> {
     let mut c = ctx.ready("bad")?;
-    let up = Upload { data: data(size, 21), file_name: b"bad.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
+    let up = Upload {
+        data: data(size, 21),
+        file_name: b"bad.bin".to_vec(),
+        packet_size: 1024,
+        layout: Layout::default(),
+    };
     let Some(key) = c.key.as_ref() else {
         return Err(CaseError::Setup("no key".into()));
     };
@@ -196,41 +236,107 @@ pub fn cases() -> Vec<ServerCase> {
         );
     }
     let layouts: [(&str, Layout, &str); 5] = [
-        ("total packets before the packet number", Layout { total_first: true, ..Layout::default() }, "v2"),
-        ("the content size of each packet", Layout { per_packet_size: true, ..Layout::default() }, "v3"),
-        ("each packet encrypted on its own", Layout { per_packet_encryption: true, ..Layout::default() }, "v4"),
-        ("total first and per-packet encryption", Layout { total_first: true, per_packet_encryption: true, ..Layout::default() }, "v2, v4"),
-        ("a fixed 1,024-byte zero-filled content field", Layout { padded: true, ..Layout::default() }, "v12"),
+        (
+            "total packets before the packet number",
+            Layout {
+                total_first: true,
+                ..Layout::default()
+            },
+            "v2",
+        ),
+        (
+            "the content size of each packet",
+            Layout {
+                per_packet_size: true,
+                ..Layout::default()
+            },
+            "v3",
+        ),
+        (
+            "each packet encrypted on its own",
+            Layout {
+                per_packet_encryption: true,
+                ..Layout::default()
+            },
+            "v4",
+        ),
+        (
+            "total first and per-packet encryption",
+            Layout {
+                total_first: true,
+                per_packet_encryption: true,
+                ..Layout::default()
+            },
+            "v2, v4",
+        ),
+        (
+            "a fixed 1,024-byte zero-filled content field",
+            Layout {
+                padded: true,
+                ..Layout::default()
+            },
+            "v12",
+        ),
     ];
     for (what, layout, section) in layouts {
         v.push(
-            case(G, format!("an upload with {what} is understood"), section, move |ctx| {
-                let mut c = ctx.ready("lay")?;
-                let up = Upload { data: data(3000, 7), file_name: b"layout.bin".to_vec(), packet_size: 1024, layout };
-                let got = ctx.upload_exactly(&mut c, &up)?;
-                if got.file_received().is_empty() {
-                    return Ok(info(format!("not accepted: {}", got.last().describe())));
-                }
-                Ok(judge(&got, c.id, &up))
-            })
+            case(
+                G,
+                format!("an upload with {what} is understood"),
+                section,
+                move |ctx| {
+                    let mut c = ctx.ready("lay")?;
+                    let up = Upload {
+                        data: data(3000, 7),
+                        file_name: b"layout.bin".to_vec(),
+                        packet_size: 1024,
+                        layout,
+                    };
+                    let got = ctx.upload_exactly(&mut c, &up)?;
+                    if got.file_received().is_empty() {
+                        return Ok(info(format!("not accepted: {}", got.last().describe())));
+                    }
+                    Ok(judge(&got, c.id, &up))
+                },
+            )
             .checks(&[Check::Checksum, Check::LastPacketOnly]),
         );
     }
     for len in [1usize, 100, 254] {
         v.push(
-            case(G, format!("a {len}-byte file name is echoed in the 1603"), "§3, §4", move |ctx| {
-                let name: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-                let up = Upload { data: data(100, 5), file_name: name, packet_size: 1024, layout: Layout::default() };
-                upload_case(ctx, &up, "fname")
-            })
+            case(
+                G,
+                format!("a {len}-byte file name is echoed in the 1603"),
+                "§3, §4",
+                move |ctx| {
+                    let name: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    let up = Upload {
+                        data: data(100, 5),
+                        file_name: name,
+                        packet_size: 1024,
+                        layout: Layout::default(),
+                    };
+                    upload_case(ctx, &up, "fname")
+                },
+            )
             .checks(&[Check::Checksum]),
         );
     }
     v.push(
         case(G, "two uploads in a row on one connection", "§7", |ctx| {
             let mut c = ctx.ready("twice")?;
-            let a = Upload { data: data(2000, 8), file_name: b"one.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
-            let b = Upload { data: data(3000, 9), file_name: b"two.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
+            let a = Upload {
+                data: data(2000, 8),
+                file_name: b"one.bin".to_vec(),
+                packet_size: 1024,
+                layout: Layout::default(),
+            };
+            let b = Upload {
+                data: data(3000, 9),
+                file_name: b"two.bin".to_vec(),
+                packet_size: 1024,
+                layout: Layout::default(),
+            };
             let ga = ctx.upload(&mut c, &a)?;
             let ja = judge(&ga, c.id, &a);
             if ja.outcome != crate::model::Outcome::Pass {
@@ -241,59 +347,159 @@ pub fn cases() -> Vec<ServerCase> {
         })
         .checks(&[Check::Checksum, Check::LastPacketOnly]),
     );
-    v.push(case(G, "content size field larger than the ciphertext is refused", "§3", |ctx| {
-        refused_upload(ctx, 3000, |f| f.iter_mut().for_each(|p| set_u32(p, 0, 3008 + 16)), "content size +16")
-    }));
-    v.push(case(G, "content size field smaller than the ciphertext is refused", "§3", |ctx| {
-        refused_upload(ctx, 3000, |f| f.iter_mut().for_each(|p| set_u32(p, 0, 1024)), "content size 1024 of 3008")
-    }));
-    v.push(case(G, "content size field changing between packets is refused", "§3", |ctx| {
-        refused_upload(ctx, 3000, |f| if let Some(p) = f.get_mut(1) { set_u32(p, 0, 4000) }, "packet 2 says 4000")
-    }));
-    v.push(case(G, "an original size that the ciphertext cannot hold is refused", "§3", |ctx| {
-        refused_upload(ctx, 3000, |f| f.iter_mut().for_each(|p| set_u32(p, 4, 5000)), "original size 5000 for 3008 bytes")
-    }));
+    v.push(case(
+        G,
+        "content size field larger than the ciphertext is refused",
+        "§3",
+        |ctx| {
+            refused_upload(
+                ctx,
+                3000,
+                |f| f.iter_mut().for_each(|p| set_u32(p, 0, 3008 + 16)),
+                "content size +16",
+            )
+        },
+    ));
+    v.push(case(
+        G,
+        "content size field smaller than the ciphertext is refused",
+        "§3",
+        |ctx| {
+            refused_upload(
+                ctx,
+                3000,
+                |f| f.iter_mut().for_each(|p| set_u32(p, 0, 1024)),
+                "content size 1024 of 3008",
+            )
+        },
+    ));
+    v.push(case(
+        G,
+        "content size field changing between packets is refused",
+        "§3",
+        |ctx| {
+            refused_upload(
+                ctx,
+                3000,
+                |f| {
+                    if let Some(p) = f.get_mut(1) {
+                        set_u32(p, 0, 4000)
+                    }
+                },
+                "packet 2 says 4000",
+            )
+        },
+    ));
+    v.push(case(
+        G,
+        "an original size that the ciphertext cannot hold is refused",
+        "§3",
+        |ctx| {
+            refused_upload(
+                ctx,
+                3000,
+                |f| f.iter_mut().for_each(|p| set_u32(p, 4, 5000)),
+                "original size 5000 for 3008 bytes",
+            )
+        },
+    ));
     v.push(case(G, "packet number 0 is refused", "§3", |ctx| {
-        refused_upload(ctx, 100, |f| f.iter_mut().for_each(|p| set_u16(p, 8, 0)), "packet 0 of 1")
+        refused_upload(
+            ctx,
+            100,
+            |f| f.iter_mut().for_each(|p| set_u16(p, 8, 0)),
+            "packet 0 of 1",
+        )
     }));
-    v.push(case(G, "a packet number above the total is refused", "§3", |ctx| {
-        refused_upload(ctx, 100, |f| f.iter_mut().for_each(|p| set_u16(p, 8, 2)), "packet 2 of 1")
-    }));
+    v.push(case(
+        G,
+        "a packet number above the total is refused",
+        "§3",
+        |ctx| {
+            refused_upload(
+                ctx,
+                100,
+                |f| f.iter_mut().for_each(|p| set_u16(p, 8, 2)),
+                "packet 2 of 1",
+            )
+        },
+    ));
     v.push(case(G, "a total of 0 packets is refused", "§3", |ctx| {
-        refused_upload(ctx, 100, |f| f.iter_mut().for_each(|p| set_u16(p, 10, 0)), "packet 1 of 0")
+        refused_upload(
+            ctx,
+            100,
+            |f| f.iter_mut().for_each(|p| set_u16(p, 10, 0)),
+            "packet 1 of 0",
+        )
     }));
     v.push(case(G, "packets out of order are refused", "§7", |ctx| {
         refused_upload(ctx, 3000, |f| f.swap(0, 1), "packet 2 before packet 1")
     }));
     v.push(case(G, "a packet sent twice is refused", "§7", |ctx| {
-        refused_upload(ctx, 3000, |f| {
-            if let Some(p) = f.first().cloned() {
-                f.insert(1, p);
-            }
-        }, "packet 1 twice")
+        refused_upload(
+            ctx,
+            3000,
+            |f| {
+                if let Some(p) = f.first().cloned() {
+                    f.insert(1, p);
+                }
+            },
+            "packet 1 twice",
+        )
     }));
-    v.push(case(G, "a total changing between packets is refused", "§3", |ctx| {
-        refused_upload(ctx, 3000, |f| if let Some(p) = f.get_mut(1) { set_u16(p, 10, 4) }, "packet 2 says 4 in all")
-    }));
-    v.push(case(G, "an upload that stops before its last packet gets no 1603", "§7", |ctx| {
-        let mut c = ctx.ready("stop")?;
-        let up = Upload { data: data(3000, 22), file_name: b"stop.bin".to_vec(), packet_size: 1024, layout: Layout::default() };
-        let Some(key) = c.key.as_ref() else {
-            return Err(CaseError::Setup("no key".into()));
-        };
-        let mut frames = crate::session::packets(c.id, key, &up);
-        frames.pop();
-        for f in &frames {
-            ctx.reopen_if_needed(&mut c)?;
-            ctx.send(&mut c.conn, f);
-        }
-        let a = ctx.expect_silence(&mut c.conn);
-        Ok(match a.response().and_then(|r| r.file_received()) {
-            Some(f) if f.checksum == 0 && !ctx.env.per_connection => variant(7, "a 1603 (checksum 0) for a packet before the last"),
-            Some(_) if ctx.env.per_connection => pass("answers per packet (variant 7 server)"),
-            Some(_) => fail("a 1603 with a checksum before the last packet"),
-            None => pass(format!("2 of 3 packets: {}", a.describe())),
-        })
-    }).checks(&[Check::LastPacketOnly]));
+    v.push(case(
+        G,
+        "a total changing between packets is refused",
+        "§3",
+        |ctx| {
+            refused_upload(
+                ctx,
+                3000,
+                |f| {
+                    if let Some(p) = f.get_mut(1) {
+                        set_u16(p, 10, 4)
+                    }
+                },
+                "packet 2 says 4 in all",
+            )
+        },
+    ));
+    v.push(
+        case(
+            G,
+            "an upload that stops before its last packet gets no 1603",
+            "§7",
+            |ctx| {
+                let mut c = ctx.ready("stop")?;
+                let up = Upload {
+                    data: data(3000, 22),
+                    file_name: b"stop.bin".to_vec(),
+                    packet_size: 1024,
+                    layout: Layout::default(),
+                };
+                let Some(key) = c.key.as_ref() else {
+                    return Err(CaseError::Setup("no key".into()));
+                };
+                let mut frames = crate::session::packets(c.id, key, &up);
+                frames.pop();
+                for f in &frames {
+                    ctx.reopen_if_needed(&mut c)?;
+                    ctx.send(&mut c.conn, f);
+                }
+                let a = ctx.expect_silence(&mut c.conn);
+                Ok(match a.response().and_then(|r| r.file_received()) {
+                    Some(f) if f.checksum == 0 && !ctx.env.per_connection => {
+                        variant(7, "a 1603 (checksum 0) for a packet before the last")
+                    }
+                    Some(_) if ctx.env.per_connection => {
+                        pass("answers per packet (variant 7 server)")
+                    }
+                    Some(_) => fail("a 1603 with a checksum before the last packet"),
+                    None => pass(format!("2 of 3 packets: {}", a.describe())),
+                })
+            },
+        )
+        .checks(&[Check::LastPacketOnly]),
+    );
     v
 }

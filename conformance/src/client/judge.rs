@@ -55,7 +55,11 @@ pub fn normal_run(o: &Observed<'_>) -> Judged {
         };
     }
     let Some(up) = t.uploads.last() else {
-        return fail(format!("no whole upload arrived ({}; codes {:?})", o.exit_text(), t.codes()));
+        return fail(format!(
+            "no whole upload arrived ({}; codes {:?})",
+            o.exit_text(),
+            t.codes()
+        ));
     };
     if !up.numbering.is_empty() {
         return fail(format!("packet numbering: {}", up.numbering.join("; ")));
@@ -63,18 +67,40 @@ pub fn normal_run(o: &Observed<'_>) -> Judged {
     match &up.plaintext {
         None => return fail("the upload does not decrypt under the key issued"),
         Some(p) if p != o.file => {
-            return fail(format!("the decrypted upload ({} bytes) differs from the file ({} bytes)", p.len(), o.file.len()))
+            return fail(format!(
+                "the decrypted upload ({} bytes) differs from the file ({} bytes)",
+                p.len(),
+                o.file.len()
+            ))
         }
         Some(_) => {}
     }
-    if let Some(p) = up.packets.iter().find(|p| p.original_size as usize != o.file.len()) {
-        return fail(format!("original size field {} for a {}-byte file", p.original_size, o.file.len()));
+    if let Some(p) = up
+        .packets
+        .iter()
+        .find(|p| p.original_size as usize != o.file.len())
+    {
+        return fail(format!(
+            "original size field {} for a {}-byte file",
+            p.original_size,
+            o.file.len()
+        ));
     }
-    if let Some(p) = up.packets.iter().find(|p| p.file_name != o.file_name.as_bytes()) {
-        return fail(format!("file name field {:?}", String::from_utf8_lossy(&p.file_name)));
+    if let Some(p) = up
+        .packets
+        .iter()
+        .find(|p| p.file_name != o.file_name.as_bytes())
+    {
+        return fail(format!(
+            "file name field {:?}",
+            String::from_utf8_lossy(&p.file_name)
+        ));
     }
     let mut variants: Vec<(u8, &str)> = Vec::new();
-    if t.requests.iter().any(|r| r.order == protocol_core::ByteOrder::Big) {
+    if t.requests
+        .iter()
+        .any(|r| r.order == protocol_core::ByteOrder::Big)
+    {
         variants.push((1, "big-endian requests"));
     }
     if up.total_first {
@@ -89,12 +115,21 @@ pub fn normal_run(o: &Observed<'_>) -> Judged {
     if up.padded {
         variants.push((12, "a zero-filled fixed content field"));
     }
-    if let Some(v) = t.requests.iter().rev().find(|r| matches!(r.code, 900..=902)) {
+    if let Some(v) = t
+        .requests
+        .iter()
+        .rev()
+        .find(|r| matches!(r.code, 900..=902))
+    {
         let n = v.field(0).map(|f| f.0).unwrap_or_default();
         if n == o.name.as_bytes() && o.name != o.file_name {
             variants.push((5, "the client name in 900/901/902"));
         } else if n != o.file_name.as_bytes() {
-            return fail(format!("{} names {:?}", v.code, String::from_utf8_lossy(&n)));
+            return fail(format!(
+                "{} names {:?}",
+                v.code,
+                String::from_utf8_lossy(&n)
+            ));
         }
     } else {
         return fail(format!("no 900 after the 1603 ({})", o.exit_text()));
@@ -103,12 +138,19 @@ pub fn normal_run(o: &Observed<'_>) -> Judged {
         variants.push((7, "a connection per request"));
     }
     if !o.exit_ok() {
-        return fail(format!("the run verified its file but ended with {}", o.exit_text()));
+        return fail(format!(
+            "the run verified its file but ended with {}",
+            o.exit_text()
+        ));
     }
     match variants.first() {
         Some((n, _)) => variant(
             *n,
-            variants.iter().map(|(n, w)| format!("{w} ({n})")).collect::<Vec<_>>().join(", "),
+            variants
+                .iter()
+                .map(|(n, w)| format!("{w} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         None => pass(format!(
             "{} packet(s), decrypted equal to the file, 900, {}",

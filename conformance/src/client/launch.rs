@@ -98,10 +98,11 @@ impl Launcher for CommandLauncher {
             );
             return Ok(Box::new(ByHand));
         };
-        let log = std::fs::File::create(dir.join("client.log")).map_err(|err| LaunchError::Spawn {
-            command: command.clone(),
-            err,
-        })?;
+        let log =
+            std::fs::File::create(dir.join("client.log")).map_err(|err| LaunchError::Spawn {
+                command: command.clone(),
+                err,
+            })?;
         let log2 = log.try_clone().map_err(|err| LaunchError::Spawn {
             command: command.clone(),
             err,
@@ -127,7 +128,9 @@ impl Launcher for CommandLauncher {
     }
 
     fn describe(&self) -> String {
-        self.command.clone().unwrap_or_else(|| "a client started by hand".into())
+        self.command
+            .clone()
+            .unwrap_or_else(|| "a client started by hand".into())
     }
 
     fn knows_exit(&self) -> bool {

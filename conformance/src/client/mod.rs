@@ -3,4 +3,5 @@
 pub mod cases;
 pub mod judge;
 pub mod launch;
+pub mod run;
 pub mod server;

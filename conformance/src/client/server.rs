@@ -248,7 +248,13 @@ fn read_exact(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Read_ {
     Read_::Got
 }
 
-fn serve_conn(st: &mut State<'_>, mut s: TcpStream, conn: usize, deadline: Instant, ev: &mut Evidence) {
+fn serve_conn(
+    st: &mut State<'_>,
+    mut s: TcpStream,
+    conn: usize,
+    deadline: Instant,
+    ev: &mut Evidence,
+) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_nodelay(true);
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
@@ -267,7 +273,8 @@ fn serve_conn(st: &mut State<'_>, mut s: TcpStream, conn: usize, deadline: Insta
         }
         let Ok(Some((order, code, size))) = wire::peek_request_header(&head) else {
             ev.received(&head);
-            st.t.notes.push("a request header with no known code".into());
+            st.t.notes
+                .push("a request header with no known code".into());
             return;
         };
         let size = size as usize;
@@ -311,7 +318,10 @@ fn serve_conn(st: &mut State<'_>, mut s: TcpStream, conn: usize, deadline: Insta
             if s.write_all(&out).is_err() {
                 return;
             }
-            if st.script.close_after_answer || matches!(st.script.hostile, Some(Hostile::Truncated | Hostile::Junk)) && st.t.requests.len() == 1 {
+            if st.script.close_after_answer
+                || matches!(st.script.hostile, Some(Hostile::Truncated | Hostile::Junk))
+                    && st.t.requests.len() == 1
+            {
                 return;
             }
         }
@@ -335,7 +345,11 @@ fn encode(st: &State<'_>, r: &Response) -> Vec<u8> {
         &mut out,
         r,
         ResponseEncoding {
-            byte_order: if st.script.big_endian { ByteOrder::Big } else { ByteOrder::Little },
+            byte_order: if st.script.big_endian {
+                ByteOrder::Big
+            } else {
+                ByteOrder::Little
+            },
             empty_ack: st.script.empty_ack,
         },
     );
@@ -343,7 +357,11 @@ fn encode(st: &State<'_>, r: &Response) -> Vec<u8> {
 }
 
 fn fresh_key(st: &mut State<'_>, public: &PublicKey) -> Option<Vec<u8>> {
-    let size = if st.script.aes128 { AesKeySize::Aes128 } else { AesKeySize::Aes256 };
+    let size = if st.script.aes128 {
+        AesKeySize::Aes128
+    } else {
+        AesKeySize::Aes256
+    };
     let key = AesKey::generate(size, &mut OsRng);
     let enc = public.encrypt_aes_key(&mut OsRng, &key).ok()?;
     st.key = Some(key);
@@ -383,7 +401,13 @@ fn answer(st: &mut State<'_>, r: &Seen, on_conn: usize) -> Vec<u8> {
                     None => return encode(st, &Response::GeneralError),
                 }
             };
-            encode(st, &Response::AesKey { client_id: ClientId(r.id), encrypted_key: Bytes::from(enc) })
+            encode(
+                st,
+                &Response::AesKey {
+                    client_id: ClientId(r.id),
+                    encrypted_key: Bytes::from(enc),
+                },
+            )
         }
         827 => {
             let name = r.field(0).map(|f| f.0).unwrap_or_default();
@@ -392,17 +416,33 @@ fn answer(st: &mut State<'_>, r: &Seen, on_conn: usize) -> Vec<u8> {
                 Some((id, n, public)) if id == r.id && n.as_bytes() == &name[..] => {
                     st.id = id;
                     match fresh_key(st, &public) {
-                        Some(enc) => encode(st, &Response::Reconnected { client_id: ClientId(id), encrypted_key: Bytes::from(enc) }),
+                        Some(enc) => encode(
+                            st,
+                            &Response::Reconnected {
+                                client_id: ClientId(id),
+                                encrypted_key: Bytes::from(enc),
+                            },
+                        ),
                         None => encode(st, &Response::GeneralError),
                     }
                 }
-                _ => encode(st, &Response::ReconnectRefused { client_id: Some(ClientId(r.id)) }),
+                _ => encode(
+                    st,
+                    &Response::ReconnectRefused {
+                        client_id: Some(ClientId(r.id)),
+                    },
+                ),
             }
         }
         828 => packet(st, r, on_conn),
         900 | 902 => {
             st.up = None;
-            encode(st, &Response::Ack { client_id: Some(ClientId(r.id)) })
+            encode(
+                st,
+                &Response::Ack {
+                    client_id: Some(ClientId(r.id)),
+                },
+            )
         }
         _ => {
             // 901: the file follows again; no answer.
@@ -444,26 +484,44 @@ fn packet(st: &mut State<'_>, r: &Seen, on_conn: usize) -> Vec<u8> {
     if up.packets.is_empty() {
         up.total_first = pk.fields.0 != 1 && pk.fields.1 == 1;
     }
-    let (number, total) = if up.total_first { (pk.fields.1, pk.fields.0) } else { pk.fields };
+    let (number, total) = if up.total_first {
+        (pk.fields.1, pk.fields.0)
+    } else {
+        pk.fields
+    };
     let expected = up.packets.len() as u16 + 1;
     if number != expected {
-        up.numbering.push(format!("packet {number} arrived as packet {expected}"));
+        up.numbering
+            .push(format!("packet {number} arrived as packet {expected}"));
     }
-    let name = FieldString::new(&pk.file_name).unwrap_or_else(|| FieldString::new("").unwrap_or_default());
+    let name =
+        FieldString::new(&pk.file_name).unwrap_or_else(|| FieldString::new("").unwrap_or_default());
     up.packets.push(pk);
     let received: usize = up.packets.iter().map(|p| p.content.len()).sum();
     if (up.packets.len() as u16) < total.max(1) {
         let every = st.script.ack_every || on_conn == 1;
         st.up = Some(up);
         if every {
-            return encode(st, &Response::FileReceived { client_id: ClientId(r.id), content_size: received as u32, file_name: name, checksum: 0 });
+            return encode(
+                st,
+                &Response::FileReceived {
+                    client_id: ClientId(r.id),
+                    content_size: received as u32,
+                    file_name: name,
+                    checksum: 0,
+                },
+            );
         }
         return Vec::new();
     }
     finish_upload(st, &mut up);
     let plain = up.plaintext.clone();
     let cipher_len: usize = up.packets.iter().map(|p| p.content.len()).sum::<usize>();
-    let cipher_len = if up.padded { up.packets.first().map_or(0, |p| p.content_size as usize) } else { cipher_len };
+    let cipher_len = if up.padded {
+        up.packets.first().map_or(0, |p| p.content_size as usize)
+    } else {
+        cipher_len
+    };
     st.t.uploads.push(up);
     if st.upload_errors > 0 {
         st.upload_errors -= 1;
@@ -472,14 +530,30 @@ fn packet(st: &mut State<'_>, r: &Seen, on_conn: usize) -> Vec<u8> {
     let Some(plain) = plain else {
         return encode(st, &Response::GeneralError);
     };
-    let alg = if st.script.crc32 { ChecksumAlgorithm::Crc32 } else { ChecksumAlgorithm::Cksum };
+    let alg = if st.script.crc32 {
+        ChecksumAlgorithm::Crc32
+    } else {
+        ChecksumAlgorithm::Cksum
+    };
     let mut sum = checksum(alg, &plain);
     if st.wrong > 0 {
         st.wrong -= 1;
         sum ^= 0x5a5a_5a5a;
     }
-    let size = if st.script.plain_size { plain.len() } else { cipher_len };
-    encode(st, &Response::FileReceived { client_id: ClientId(r.id), content_size: size as u32, file_name: name, checksum: sum })
+    let size = if st.script.plain_size {
+        plain.len()
+    } else {
+        cipher_len
+    };
+    encode(
+        st,
+        &Response::FileReceived {
+            client_id: ClientId(r.id),
+            content_size: size as u32,
+            file_name: name,
+            checksum: sum,
+        },
+    )
 }
 
 fn decrypt(key: &AesKey, c: &[u8]) -> Option<Vec<u8>> {
@@ -497,10 +571,25 @@ fn finish_upload(st: &State<'_>, up: &mut UploadSeen) {
     };
     let n = up.packets.len();
     let declared = up.packets.first().map_or(0, |p| p.content_size as usize);
-    let mut stream: Vec<u8> = up.packets.iter().flat_map(|p| p.content.iter().copied()).collect();
-    up.per_packet_size = n > 1 && up.packets.iter().all(|p| p.content_size as usize == p.content.len());
-    let sizes_equal = up.packets.windows(2).all(|w| w[0].content.len() == w[1].content.len());
-    if !up.per_packet_size && declared < stream.len() && sizes_equal && stream[declared..].iter().all(|&b| b == 0) {
+    let mut stream: Vec<u8> = up
+        .packets
+        .iter()
+        .flat_map(|p| p.content.iter().copied())
+        .collect();
+    up.per_packet_size = n > 1
+        && up
+            .packets
+            .iter()
+            .all(|p| p.content_size as usize == p.content.len());
+    let sizes_equal = up
+        .packets
+        .windows(2)
+        .all(|w| w[0].content.len() == w[1].content.len());
+    if !up.per_packet_size
+        && declared < stream.len()
+        && sizes_equal
+        && stream[declared..].iter().all(|&b| b == 0)
+    {
         up.padded = true;
         stream.truncate(declared);
     }

@@ -67,7 +67,10 @@ pub fn render(report: &Report) -> String {
         ("ERROR", c.error),
         ("SKIPPED", c.skipped),
     ] {
-        let _ = write!(s, "<div class=\"card {kind}\" id=\"count-{kind}\"><b>{n}</b>{kind}</div>");
+        let _ = write!(
+            s,
+            "<div class=\"card {kind}\" id=\"count-{kind}\"><b>{n}</b>{kind}</div>"
+        );
     }
     s.push_str("</div><h2>Verdict</h2><ul>");
     for f in &report.verdict.variants {
@@ -82,13 +85,20 @@ pub fn render(report: &Report) -> String {
     for a in &report.verdict.advice {
         let _ = write!(s, "<li>{}</li>", esc(a));
     }
-    let _ = write!(s, "</ul><p>Use <code>{}</code>.</p>", esc(&report.verdict.command));
+    let _ = write!(
+        s,
+        "</ul><p>Use <code>{}</code>.</p>",
+        esc(&report.verdict.command)
+    );
     for n in &report.notes {
         let _ = write!(s, "<p>Note: {}</p>", esc(n));
     }
     s.push_str("<div class=\"filters\">Show: ");
     for kind in ["PASS", "VARIANT", "FAIL", "INFO", "ERROR", "SKIPPED"] {
-        let _ = write!(s, "<label><input type=\"checkbox\" value=\"{kind}\" checked> {kind}</label>");
+        let _ = write!(
+            s,
+            "<label><input type=\"checkbox\" value=\"{kind}\" checked> {kind}</label>"
+        );
     }
     s.push_str("</div><table><thead><tr><th>case</th><th>outcome</th><th>section</th><th>title and evidence</th><th>ms</th></tr></thead><tbody>");
     for r in &report.results {

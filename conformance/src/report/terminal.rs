@@ -24,10 +24,19 @@ pub fn row(r: &CaseResult) -> String {
 /// The whole report as text.
 pub fn render(report: &Report, evidence_of_failures: bool) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{:<7} {:<11} {:<13} {:<70}  detail", "case", "outcome", "section", "title");
+    let _ = writeln!(
+        s,
+        "{:<7} {:<11} {:<13} {:<70}  detail",
+        "case", "outcome", "section", "title"
+    );
     for r in &report.results {
         let _ = writeln!(s, "{}", row(r));
-        if evidence_of_failures && matches!(r.outcome, crate::model::Outcome::Fail | crate::model::Outcome::Error) {
+        if evidence_of_failures
+            && matches!(
+                r.outcome,
+                crate::model::Outcome::Fail | crate::model::Outcome::Error
+            )
+        {
             for l in r.evidence.lines() {
                 let _ = writeln!(s, "          {l}");
             }
@@ -62,7 +71,11 @@ pub fn summary(report: &Report) -> String {
             s,
             "names registered (or tried) by this run: {} (prefix {}...)",
             report.registered_names.len(),
-            report.registered_names.first().map(|n| n.split('-').next().unwrap_or(n)).unwrap_or("")
+            report
+                .registered_names
+                .first()
+                .map(|n| n.split('-').next().unwrap_or(n))
+                .unwrap_or("")
         );
     }
     let v = &report.verdict;
@@ -70,7 +83,13 @@ pub fn summary(report: &Report) -> String {
         let _ = writeln!(s, "variants: none");
     }
     for f in &v.variants {
-        let _ = writeln!(s, "variant {}: {} ({})", f.variant, f.name, f.cases.join(", "));
+        let _ = writeln!(
+            s,
+            "variant {}: {} ({})",
+            f.variant,
+            f.name,
+            f.cases.join(", ")
+        );
     }
     for a in &v.advice {
         let _ = writeln!(s, "  {a}");

@@ -11,7 +11,9 @@ use bytes::BytesMut;
 use conformance::client::launch::{LaunchError, Launcher, Running};
 use protocol_core::crypto::PrivateKey;
 use protocol_core::rand_core::OsRng;
-use protocol_core::{ClientConfig, ClientEvent, ClientId, ClientSession, Dialect, FieldString, Identity, Outcome};
+use protocol_core::{
+    ClientConfig, ClientEvent, ClientId, ClientSession, Dialect, FieldString, Identity, Outcome,
+};
 
 /// Starts a fixture client with `dialect` for each case.
 pub struct FixtureLauncher {
@@ -61,15 +63,24 @@ fn connect(addr: &str) -> Option<TcpStream> {
 fn run(dir: &Path, dialect: Dialect) -> Option<i32> {
     let info = std::fs::read_to_string(dir.join("transfer.info")).ok()?;
     let mut lines = info.lines();
-    let (addr, name, file) = (lines.next()?.to_string(), lines.next()?.to_string(), lines.next()?.to_string());
+    let (addr, name, file) = (
+        lines.next()?.to_string(),
+        lines.next()?.to_string(),
+        lines.next()?.to_string(),
+    );
     let data = std::fs::read(dir.join(&file)).ok()?;
-    let identity = std::fs::read_to_string(dir.join("me.info")).ok().and_then(|me| {
-        let mut l = me.lines();
-        let _name = l.next()?;
-        let id = ClientId::from_hex(l.next()?)?;
-        let key: String = l.collect();
-        Some(Identity { client_id: id, private_key: PrivateKey::from_base64(&key).ok()? })
-    });
+    let identity = std::fs::read_to_string(dir.join("me.info"))
+        .ok()
+        .and_then(|me| {
+            let mut l = me.lines();
+            let _name = l.next()?;
+            let id = ClientId::from_hex(l.next()?)?;
+            let key: String = l.collect();
+            Some(Identity {
+                client_id: id,
+                private_key: PrivateKey::from_base64(&key).ok()?,
+            })
+        });
     let config = ClientConfig {
         name: FieldString::new(&name)?,
         file_name: FieldString::new(&file)?,
@@ -93,7 +104,9 @@ fn run(dir: &Path, dialect: Dialect) -> Option<i32> {
                     stream = connect(&addr)?;
                     session.connection_opened();
                 }
-                ClientEvent::Finished(o) => return Some(if o == Outcome::Verified { 0 } else { 3 }),
+                ClientEvent::Finished(o) => {
+                    return Some(if o == Outcome::Verified { 0 } else { 3 })
+                }
                 _ => {}
             }
         }

@@ -75,7 +75,10 @@ fn u16_at(frame: &[u8], at: usize) -> u16 {
 fn serve(mut s: TcpStream, f: &Fixture, store: &Mutex<MemStore>) {
     let _ = s.set_nodelay(true);
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    let config = ServerConfig { dialect: f.dialect.clone(), ..ServerConfig::default() };
+    let config = ServerConfig {
+        dialect: f.dialect.clone(),
+        ..ServerConfig::default()
+    };
     let mut conn = ServerConnection::new(config, OsRng, Instant::now());
     let (mut raw, mut input, mut out) = (Vec::new(), BytesMut::new(), BytesMut::new());
     let mut original_size = 0u32;
@@ -97,7 +100,12 @@ fn serve(mut s: TcpStream, f: &Fixture, store: &Mutex<MemStore>) {
                         _ => return, // the rest did not come with it
                     }
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     conn.handle_timeout(Instant::now());
                     Some(0)
                 }
@@ -107,7 +115,12 @@ fn serve(mut s: TcpStream, f: &Fixture, store: &Mutex<MemStore>) {
             match s.read(&mut buf) {
                 Ok(0) => None,
                 Ok(n) => Some(n),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     conn.handle_timeout(Instant::now());
                     Some(0)
                 }
@@ -204,7 +217,7 @@ fn rewrite(f: &Fixture, out: &[u8], original_size: u32) -> Vec<u8> {
                 }
             }
         }
-        if code < 1600 || code > 1607 {
+        if !(1600..=1607).contains(&code) {
             break; // big-endian responses: nothing here to change
         }
         at += 7 + size;

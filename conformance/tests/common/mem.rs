@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use protocol_core::crypto::AesKey;
-use protocol_core::*;
 use protocol_core::rand_core::CryptoRngCore;
+use protocol_core::*;
 
 #[derive(Debug)]
 pub struct ClientRow {

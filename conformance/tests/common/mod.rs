@@ -103,3 +103,26 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// One fixture's check: `Err` says what differs.
+pub type FixtureCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Runs every fixture check at once (they wait on sockets, not on the CPU) and
+/// fails with every mismatch, by fixture name.
+pub fn run_all(fixtures: Vec<(&str, FixtureCheck)>) {
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = fixtures
+            .iter()
+            .map(|(name, f)| (name, s.spawn(f)))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, h)| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{name}: {e}")),
+                Err(_) => Some(format!("{name}: panicked")),
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

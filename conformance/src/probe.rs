@@ -102,6 +102,9 @@ pub struct Env {
     /// upload (section 8 variants 2/4, 9, 12), used by every case that uploads only to
     /// get to what it tests; `None`: the specification's.
     pub adopted: Option<(crate::session::Layout, usize)>,
+    /// The server acknowledges 900/902 only with the client's name in them (variant
+    /// 5): cases that need a verdict only to get on name the client.
+    pub verdict_names_client: bool,
     prefix: String,
     names: Mutex<Vec<String>>,
 }
@@ -116,6 +119,7 @@ impl Env {
             keys,
             per_connection: false,
             adopted: None,
+            verdict_names_client: false,
             prefix,
             names: Mutex::new(Vec::new()),
         }

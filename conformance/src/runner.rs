@@ -168,7 +168,42 @@ fn probe_layout(env: &Env) -> Option<(Layout, usize, String)> {
     if works(d, 1024) {
         return Some((d, 1024, "uploads in the specification's layout got no 1603; a fixed 1,024-byte content field did: cases that only need an upload use it (variant 12)".into()));
     }
+    let p = Layout {
+        per_packet_size: true,
+        ..Layout::default()
+    };
+    if works(p, 1024) {
+        return Some((p, 1024, "uploads in the specification's layout got no 1603; the content size of each packet in its field did: cases that only need an upload use it (variant 3)".into()));
+    }
     None
+}
+
+/// Whether the server acknowledges a 900 only when it names the client (variant 5):
+/// then the cases that need a verdict only to get to what they test name the client.
+fn probe_verdict_name(env: &Env) -> bool {
+    let mut ctx = Ctx::new(env);
+    let mut try_name = |client_name: bool| -> bool {
+        let Ok(mut c) = ctx.ready("vname") else {
+            return false;
+        };
+        let up = Upload {
+            data: crate::session::data(300, 2),
+            file_name: b"probe.bin".to_vec(),
+            packet_size: 1024,
+            layout: Layout::default(),
+        };
+        if ctx.upload(&mut c, &up).is_err() {
+            return false;
+        }
+        let name = if client_name {
+            c.name.clone().into_bytes()
+        } else {
+            up.file_name.clone()
+        };
+        ctx.verdict_exactly(&mut c, crate::frames::code::CRC_OK, &name)
+            .is_ok_and(|a| a.code() == Some(crate::frames::rcode::ACK))
+    };
+    !try_name(false) && try_name(true)
 }
 
 /// Runs the server cases selected by `opts` against `addr`; `progress` sees each
@@ -213,6 +248,10 @@ pub fn run_server(
     if let Some((layout, size, why)) = probe_layout(&env) {
         notes.push(why);
         env.adopted = Some((layout, size));
+    }
+    if probe_verdict_name(&env) {
+        notes.push("900 naming the file got no 1604, naming the client did: cases that only need a verdict name the client (variant 5)".into());
+        env.verdict_names_client = true;
     }
     let mut results = Vec::new();
     for (meta, run) in server_cases() {

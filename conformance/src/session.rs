@@ -400,7 +400,23 @@ impl Ctx<'_> {
     }
 
     /// Sends 900/901/902 with `name` in the field.
+    /// When the server wants the client's name there (variant 5, see
+    /// [`crate::probe::Env::verdict_names_client`]), the client's name is sent instead.
     pub fn verdict(&mut self, c: &mut Client, code: u16, name: &[u8]) -> Result<Answer, CaseError> {
+        if self.env.verdict_names_client {
+            let own = c.name.clone().into_bytes();
+            return self.verdict_exactly(c, code, &own);
+        }
+        self.verdict_exactly(c, code, name)
+    }
+
+    /// Sends 900/901/902 with exactly `name` in the field.
+    pub fn verdict_exactly(
+        &mut self,
+        c: &mut Client,
+        code: u16,
+        name: &[u8],
+    ) -> Result<Answer, CaseError> {
         let r = request(c.id, code, &name_field(name), ByteOrder::Little);
         if code == crate::frames::code::CRC_RETRY {
             self.reopen_if_needed(c)?;

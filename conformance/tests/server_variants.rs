@@ -54,6 +54,32 @@ fn check(f: Fixture, variants: &[u8], command: &str) -> Result<(), String> {
 fn every_server_variant_is_named() {
     let fixtures: Vec<(&str, common::FixtureCheck)> = vec![
         (
+            "v3_content_size_per_packet",
+            Box::new(|| {
+                check(
+                    Fixture {
+                        per_packet_size_only: true,
+                        ..Fixture::default()
+                    },
+                    &[3],
+                    "client --per-packet-size",
+                )
+            }),
+        ),
+        (
+            "v5_client_name_in_verdicts",
+            Box::new(|| {
+                check(
+                    Fixture {
+                        client_name_in_verdicts: true,
+                        ..Fixture::default()
+                    },
+                    &[5],
+                    "client --crc-client-name",
+                )
+            }),
+        ),
+        (
             "v1_big_endian_responses",
             Box::new(|| {
                 let dialect = ServerDialect {

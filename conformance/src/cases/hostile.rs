@@ -291,7 +291,7 @@ pub fn cases() -> Vec<ServerCase> {
     ));
     v.push(case(
         G,
-        "an 828 whose content is 16 MiB of zeros is bounded",
+        "an 828 declaring 16 MiB from a client with no key is refused before its payload",
         "§2",
         |ctx| {
             // Only the header and the first bytes: the case never sends 16 MiB.

@@ -73,7 +73,13 @@ pub fn judge(got: &Uploaded, id: [u8; 16], up: &Upload) -> Judged {
 
 /// When the specification's layout got no 1603, the layout of a variant that does.
 fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseError> {
-    let tries: [(u8, Layout, usize, &str); 3] = [
+    let tries: [(u8, Layout, usize, &str); 4] = [
+        (
+            9,
+            Layout::default(),
+            1024,
+            "1 KiB packets, a write per request (9, 13)",
+        ),
         (
             2,
             Layout {
@@ -81,14 +87,8 @@ fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseE
                 per_packet_encryption: true,
                 ..Layout::default()
             },
-            up.packet_size,
-            "total packets first, each packet encrypted on its own (2, 4)",
-        ),
-        (
-            9,
-            Layout::default(),
             1024,
-            "1 KiB packets, a write per request (9, 13)",
+            "total packets first, each packet encrypted on its own (2, 4)",
         ),
         (
             12,
@@ -98,6 +98,15 @@ fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseE
             },
             1024,
             "a fixed 1,024-byte content field (12)",
+        ),
+        (
+            3,
+            Layout {
+                per_packet_size: true,
+                ..Layout::default()
+            },
+            1024,
+            "the content size of each packet in its field (3)",
         ),
     ];
     // The question is which layout the server takes at all: asked with a file

@@ -50,10 +50,25 @@ pub fn cases() -> Vec<ServerCase> {
     v.push(case(
         G,
         "900 after the 1603 gets 1604",
-        "§3, §7, v6",
+        "§3, §7, v5, v6",
         |ctx| {
             let mut c = uploaded(ctx, "ok", 1)?;
-            let a = ctx.verdict(&mut c, code::CRC_OK, b"verdict.bin")?;
+            let a = ctx.verdict_exactly(&mut c, code::CRC_OK, b"verdict.bin")?;
+            if a.code() != Some(rcode::ACK) {
+                // Servers of variant 5 may want the client's name there.
+                let mut d = uploaded(ctx, "ok", 1)?;
+                let name = d.name.clone();
+                let b = ctx.verdict_exactly(&mut d, code::CRC_OK, name.as_bytes())?;
+                if b.code() == Some(rcode::ACK) {
+                    return Ok(variant(
+                        5,
+                        format!(
+                            "900 with the file name: {}; with the client name: 1604",
+                            a.describe()
+                        ),
+                    ));
+                }
+            }
             Ok(ack(&a, c.id, "900"))
         },
     ));

@@ -39,6 +39,10 @@ pub struct Fixture {
     pub total_first: bool,
     /// Takes only 828s of exactly 1,291 payload bytes (12).
     pub padded_only: bool,
+    /// Takes only multi-packet uploads whose content size field is the packet's (3).
+    pub per_packet_size_only: bool,
+    /// Refuses (1607) a 900/902 that names the file rather than the client (5).
+    pub client_name_in_verdicts: bool,
     /// A bug.
     pub bug: Option<Bug>,
 }
@@ -82,6 +86,7 @@ fn serve(mut s: TcpStream, f: &Fixture, store: &Mutex<MemStore>) {
     let mut conn = ServerConnection::new(config, OsRng, Instant::now());
     let (mut raw, mut input, mut out) = (Vec::new(), BytesMut::new(), BytesMut::new());
     let mut original_size = 0u32;
+    let mut last_file_name: Option<Vec<u8>> = None;
     let mut buf = vec![0u8; 1 << 16];
     loop {
         // Read: one recv per request for one-recv servers, else whatever came.
@@ -137,12 +142,29 @@ fn serve(mut s: TcpStream, f: &Fixture, store: &Mutex<MemStore>) {
         while let Some(len) = frame_len(&raw).filter(|&l| l <= raw.len()) {
             let mut frame: Vec<u8> = raw.drain(..len).collect();
             let is_828 = frame.len() >= 23 + 267 && frame[17..19] == 828u16.to_le_bytes();
+            let is_verdict = frame.len() == 23 + 255
+                && (frame[17..19] == 900u16.to_le_bytes() || frame[17..19] == 902u16.to_le_bytes());
+            if f.client_name_in_verdicts
+                && is_verdict
+                && last_file_name.as_deref() == Some(&frame[23..23 + 255])
+            {
+                let _ = s.write_all(&[3, 0x47, 0x06, 0, 0, 0, 0]);
+                continue;
+            }
             if is_828 {
                 original_size = u32::from_le_bytes([frame[27], frame[28], frame[29], frame[30]]);
                 if f.total_first {
                     let (a, b) = (u16_at(&frame, 8), u16_at(&frame, 10));
                     frame[31..33].copy_from_slice(&b.to_le_bytes());
                     frame[33..35].copy_from_slice(&a.to_le_bytes());
+                }
+                last_file_name = Some(frame[35..35 + 255].to_vec());
+                let content_size = u32::from_le_bytes([frame[23], frame[24], frame[25], frame[26]]);
+                let many = u16_at(&frame, 8) > 1 || u16_at(&frame, 10) > 1;
+                if f.per_packet_size_only && many && content_size as usize != frame.len() - 23 - 267
+                {
+                    let _ = s.write_all(&[3, 0x47, 0x06, 0, 0, 0, 0]);
+                    return;
                 }
                 if f.padded_only && frame.len() != 23 + 1291 {
                     let _ = s.write_all(&[3, 0x47, 0x06, 0, 0, 0, 0]);

@@ -93,6 +93,9 @@ pub struct Env {
     pub answer_timeout: Duration,
     /// How long to wait to be sure no answer comes.
     pub silence: Duration,
+    /// The most one case may take: past it, every wait ends at once and no new
+    /// connection is opened (the case ends ERROR or judges what it has).
+    pub case_limit: Duration,
     /// Two RSA key pairs, made once per run.
     pub keys: [PrivateKey; 2],
     /// The server closes every connection after its answer (variant 7): open a new
@@ -116,6 +119,7 @@ impl Env {
             addr,
             answer_timeout: Duration::from_secs(5),
             silence: Duration::from_millis(400),
+            case_limit: Duration::from_secs(30),
             keys,
             per_connection: false,
             adopted: None,
@@ -173,6 +177,8 @@ pub struct Ctx<'a> {
     pub env: &'a Env,
     /// This case's transcript.
     pub ev: Evidence,
+    /// When the case's time is up ([`Env::case_limit`]).
+    pub deadline: Instant,
 }
 
 impl<'a> Ctx<'a> {
@@ -181,11 +187,18 @@ impl<'a> Ctx<'a> {
         Ctx {
             env,
             ev: Evidence::default(),
+            deadline: Instant::now() + env.case_limit,
         }
     }
 
     /// Opens a connection (bounded by the answer timeout).
     pub fn connect(&mut self) -> Result<Conn, CaseError> {
+        if Instant::now() >= self.deadline {
+            return Err(CaseError::Setup(format!(
+                "the case's time limit ({} s) passed",
+                self.env.case_limit.as_secs()
+            )));
+        }
         let stream = TcpStream::connect_timeout(&self.env.addr, self.env.answer_timeout)
             .map_err(|e| CaseError::Setup(format!("cannot connect: {e}")))?;
         stream.set_nodelay(true)?;
@@ -230,7 +243,7 @@ impl<'a> Ctx<'a> {
 
     /// Reads one response, waiting at most `timeout`.
     pub fn answer_within(&mut self, conn: &mut Conn, timeout: Duration) -> Answer {
-        let deadline = Instant::now() + timeout;
+        let deadline = (Instant::now() + timeout).min(self.deadline);
         let mut head = [0u8; 7];
         match read_full(&mut conn.stream, &mut head, deadline) {
             ReadEnd::Done => {}

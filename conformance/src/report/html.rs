@@ -24,7 +24,9 @@ pub fn esc(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222}\
 h1{font-size:22px}table{border-collapse:collapse;width:100%;font-size:13px}\
-th,td{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}\
+th,td{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top;\
+overflow-wrap:anywhere}table{table-layout:fixed}th:nth-child(1){width:70px}\
+th:nth-child(2){width:110px}th:nth-child(3){width:110px}th:nth-child(5){width:60px}\
 th{background:#f3f3f3}.o{font-weight:bold;white-space:nowrap}\
 .PASS{color:#137333}.VARIANT{color:#8a5a00}.FAIL{color:#b3261e}.INFO{color:#1a5fb4}\
 .ERROR,.SKIPPED{color:#666}.cards{display:flex;gap:12px;margin:12px 0}\

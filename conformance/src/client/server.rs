@@ -226,26 +226,28 @@ pub fn serve(
     (st.t, exit)
 }
 
-enum Read_ {
+/// Whether a buffer was filled, or the connection ended (closed, reset, the
+/// case's deadline) first.
+enum Filled {
     Got,
     End,
 }
 
-fn read_exact(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Read_ {
+fn read_exact(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Filled {
     let mut n = 0;
     while n < buf.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
-            return Read_::End;
+            return Filled::End;
         }
         match s.read(&mut buf[n..]) {
-            Ok(0) => return Read_::End,
+            Ok(0) => return Filled::End,
             Ok(k) => n += k,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Read_::End,
+            Err(_) => return Filled::End,
         }
     }
-    Read_::Got
+    Filled::Got
 }
 
 fn serve_conn(
@@ -268,7 +270,7 @@ fn serve_conn(
     let mut on_conn = 0usize;
     loop {
         let mut head = [0u8; 23];
-        if let Read_::End = read_exact(&mut s, &mut head, deadline) {
+        if let Filled::End = read_exact(&mut s, &mut head, deadline) {
             return;
         }
         let Ok(Some((order, code, size))) = wire::peek_request_header(&head) else {
@@ -284,7 +286,7 @@ fn serve_conn(
             return;
         }
         let mut payload = vec![0u8; size];
-        if let Read_::End = read_exact(&mut s, &mut payload, deadline) {
+        if let Filled::End = read_exact(&mut s, &mut payload, deadline) {
             ev.received(&head);
             st.t.notes.push("a request cut short".into());
             return;
@@ -494,8 +496,7 @@ fn packet(st: &mut State<'_>, r: &Seen, on_conn: usize) -> Vec<u8> {
         up.numbering
             .push(format!("packet {number} arrived as packet {expected}"));
     }
-    let name =
-        FieldString::new(&pk.file_name).unwrap_or_else(|| FieldString::new("").unwrap_or_default());
+    let name = FieldString::new(&pk.file_name).unwrap_or_default();
     up.packets.push(pk);
     let received: usize = up.packets.iter().map(|p| p.content.len()).sum();
     if (up.packets.len() as u16) < total.max(1) {

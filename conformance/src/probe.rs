@@ -105,6 +105,9 @@ pub struct Env {
     /// upload (section 8 variants 2/4, 9, 12), used by every case that uploads only to
     /// get to what it tests; `None`: the specification's.
     pub adopted: Option<(crate::session::Layout, usize)>,
+    /// Byte order of the requests the cases send: big-endian when the server reads
+    /// only those (variant 1).
+    pub order: protocol_core::ByteOrder,
     /// The server acknowledges 900/902 only with the client's name in them (variant
     /// 5): cases that need a verdict only to get on name the client.
     pub verdict_names_client: bool,
@@ -124,6 +127,7 @@ impl Env {
             per_connection: false,
             adopted: None,
             verdict_names_client: false,
+            order: protocol_core::ByteOrder::Little,
             prefix,
             names: Mutex::new(Vec::new()),
         }

@@ -242,7 +242,15 @@ pub fn run_server(
                 env.per_connection = true;
             }
         } else {
-            notes.push("the first registration failed: most cases will not run".to_string());
+            // A server that reads only big-endian requests (variant 1).
+            env.order = protocol_core::ByteOrder::Big;
+            let mut ctx = Ctx::new(&env);
+            if ctx.register("probe").is_ok() {
+                notes.push("a little-endian 825 got no 1600, a big-endian one did: every case writes big-endian requests (variant 1)".to_string());
+            } else {
+                env.order = protocol_core::ByteOrder::Little;
+                notes.push("the first registration failed: most cases will not run".to_string());
+            }
         }
     }
     if let Some((layout, size, why)) = probe_layout(&env) {

@@ -173,12 +173,7 @@ impl Ctx<'_> {
         let mut conn = self.connect()?;
         let a = self.ask(
             &mut conn,
-            &request(
-                [0; 16],
-                code::REGISTER,
-                &name_field(name),
-                ByteOrder::Little,
-            ),
+            &request([0; 16], code::REGISTER, &name_field(name), self.env.order),
         );
         Ok((conn, a))
     }
@@ -247,7 +242,7 @@ impl Ctx<'_> {
     /// Sends 826 with key pair `index` and decrypts the AES key of a 1602.
     pub fn send_key(&mut self, c: &mut Client, index: usize) -> Result<Answer, CaseError> {
         let p = self.key_payload(c.name.as_bytes(), index)?;
-        let a = self.request(c, &request(c.id, code::PUBLIC_KEY, &p, ByteOrder::Little))?;
+        let a = self.request(c, &request(c.id, code::PUBLIC_KEY, &p, self.env.order))?;
         c.key_index = index;
         if let Some(k) = a.response().and_then(|r| r.encrypted_key()) {
             match self.env.keys[index % 2].decrypt_aes_key(k) {
@@ -274,17 +269,17 @@ impl Ctx<'_> {
     /// Uploads `up` for `c` in the layout the server was found to take (see
     /// [`crate::probe::Env::adopted`]) when `up` asks for the specification's.
     pub fn upload(&mut self, c: &mut Client, up: &Upload) -> Result<Uploaded, CaseError> {
-        match self.env.adopted {
-            Some((layout, size)) if up.layout == Layout::default() => {
-                let adapted = Upload {
-                    layout,
-                    packet_size: up.packet_size.min(size),
-                    ..up.clone()
-                };
-                self.upload_exactly(c, &adapted)
+        let mut adapted = up.clone();
+        if let Some((layout, size)) = self.env.adopted {
+            if up.layout == Layout::default() {
+                adapted.layout = layout;
+                adapted.packet_size = up.packet_size.min(size);
             }
-            _ => self.upload_exactly(c, up),
         }
+        if up.layout.order == ByteOrder::Little {
+            adapted.layout.order = self.env.order;
+        }
+        self.upload_exactly(c, &adapted)
     }
 
     /// Uploads `up` for `c` exactly as given: writes the packets (waiting for each
@@ -417,7 +412,7 @@ impl Ctx<'_> {
         code: u16,
         name: &[u8],
     ) -> Result<Answer, CaseError> {
-        let r = request(c.id, code, &name_field(name), ByteOrder::Little);
+        let r = request(c.id, code, &name_field(name), self.env.order);
         if code == crate::frames::code::CRC_RETRY {
             self.reopen_if_needed(c)?;
             self.send(&mut c.conn, &r);

@@ -54,6 +54,24 @@ fn check(f: Fixture, variants: &[u8], command: &str) -> Result<(), String> {
 fn every_server_variant_is_named() {
     let fixtures: Vec<(&str, common::FixtureCheck)> = vec![
         (
+            "v1_big_endian_only",
+            Box::new(|| {
+                let dialect = ServerDialect {
+                    response_order: ResponseOrder::Fixed(ByteOrder::Big),
+                    ..ServerDialect::default()
+                };
+                check(
+                    Fixture {
+                        dialect,
+                        big_endian_only: true,
+                        ..Fixture::default()
+                    },
+                    &[1],
+                    "client --big-endian",
+                )
+            }),
+        ),
+        (
             "v3_content_size_per_packet",
             Box::new(|| {
                 check(

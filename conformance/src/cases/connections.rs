@@ -198,7 +198,7 @@ pub fn cases() -> Vec<ServerCase> {
                     [0x31; 16],
                     code::RECONNECT,
                     &name_field(b"unknown-one"),
-                    protocol_core::ByteOrder::Little,
+                    ctx.env.order,
                 ),
             );
             if a.code() != Some(rcode::RECONNECT_REFUSED) {
@@ -215,12 +215,7 @@ pub fn cases() -> Vec<ServerCase> {
             let mut conn = ctx.connect()?;
             let a = ctx.ask(
                 &mut conn,
-                &request(
-                    [0; 16],
-                    code::CRC_OK,
-                    &name_field(b"x"),
-                    protocol_core::ByteOrder::Little,
-                ),
+                &request([0; 16], code::CRC_OK, &name_field(b"x"), ctx.env.order),
             );
             Ok(match a.code() {
                 Some(rcode::GENERAL_ERROR) => open_after(ctx, &conn, "1607", false),
@@ -260,7 +255,7 @@ pub fn cases() -> Vec<ServerCase> {
                     c.id,
                     code::RECONNECT,
                     &name_field(c.name.as_bytes()),
-                    protocol_core::ByteOrder::Little,
+                    ctx.env.order,
                 );
                 let a = ctx.request(&mut c, &r)?;
                 let Some(k) = a

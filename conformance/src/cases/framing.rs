@@ -33,7 +33,7 @@ fn register_split(ctx: &mut Ctx<'_>, cuts: &[usize], what: &str) -> Result<Judge
         [0; 16],
         code::REGISTER,
         &name_field(name.as_bytes()),
-        ByteOrder::Little,
+        ctx.env.order,
     );
     ctx.send_split(&mut conn, &r, cuts);
     let a = ctx.answer(&mut conn);
@@ -108,14 +108,14 @@ pub fn cases() -> Vec<ServerCase> {
                     [0; 16],
                     code::REGISTER,
                     &name_field(a.as_bytes()),
-                    ByteOrder::Little,
+                    ctx.env.order,
                 );
                 let cut_at = bytes.len() + if k == 0 { 278 } else { k };
                 bytes.extend(request(
                     [0; 16],
                     code::REGISTER,
                     &name_field(b.as_bytes()),
-                    ByteOrder::Little,
+                    ctx.env.order,
                 ));
                 let mut conn = ctx.connect()?;
                 ctx.send_split(&mut conn, &bytes, &[cut_at]);
@@ -159,13 +159,13 @@ pub fn cases() -> Vec<ServerCase> {
                 [0; 16],
                 code::REGISTER,
                 &name_field(a.as_bytes()),
-                ByteOrder::Little,
+                ctx.env.order,
             );
             bytes.extend(request(
                 [0x5a; 16],
                 code::RECONNECT,
                 &name_field(b"nobody-here"),
-                ByteOrder::Little,
+                ctx.env.order,
             ));
             let mut conn = ctx.connect()?;
             ctx.send(&mut conn, &bytes);
@@ -358,7 +358,7 @@ pub fn cases() -> Vec<ServerCase> {
                 c.id,
                 code::RECONNECT,
                 &name_field(c.name.as_bytes()),
-                ByteOrder::Little,
+                ctx.env.order,
             );
             let a = ctx.request(&mut c, &req)?;
             Ok(expect_response(&a, rcode::RECONNECTED, &[16 + 128]))
@@ -376,7 +376,7 @@ pub fn cases() -> Vec<ServerCase> {
                     [0x77; 16],
                     code::RECONNECT,
                     &name_field(b"nobody-at-all"),
-                    ByteOrder::Little,
+                    ctx.env.order,
                 ),
             );
             Ok(match a.response() {
@@ -393,7 +393,7 @@ pub fn cases() -> Vec<ServerCase> {
         "§2, §4",
         |ctx| {
             let mut conn = ctx.connect()?;
-            let mut r = header([0; 16], 3, code::PUBLIC_KEY, 415, ByteOrder::Little);
+            let mut r = header([0; 16], 3, code::PUBLIC_KEY, 415, ctx.env.order);
             r.extend(vec![0u8; 415]);
             let a = ctx.ask(&mut conn, &r);
             Ok(expect_response(&a, rcode::GENERAL_ERROR, &[0]))
@@ -407,7 +407,7 @@ pub fn cases() -> Vec<ServerCase> {
             move |ctx| {
                 let name = ctx.env.fresh_name("ver");
                 let mut conn = ctx.connect()?;
-                let mut r = header([0; 16], version, code::REGISTER, 255, ByteOrder::Little);
+                let mut r = header([0; 16], version, code::REGISTER, 255, ctx.env.order);
                 r.extend(name_field(name.as_bytes()));
                 let a = ctx.ask(&mut conn, &r);
                 Ok(match a {

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use protocol_core::ByteOrder;
-
 use super::{case, fail, info, pass, Judged, ServerCase};
 use crate::frames::{code, header, name_field, rcode, request};
 use crate::model::Group;
@@ -81,7 +79,7 @@ pub fn cases() -> Vec<ServerCase> {
             format!("{name} declaring a {size}-byte payload is refused"),
             "§2, §3",
             move |ctx| {
-                let mut bytes = header([0; 16], 3, c, size, ByteOrder::Little);
+                let mut bytes = header([0; 16], 3, c, size, ctx.env.order);
                 bytes.extend(vec![b'q'; (size as usize).min(64)]);
                 raw_case(ctx, &bytes, &format!("{name} size {size}"))
             },
@@ -93,7 +91,7 @@ pub fn cases() -> Vec<ServerCase> {
             format!("unknown request code {c} is refused"),
             "§3",
             move |ctx| {
-                let bytes = request([0; 16], c, &name_field(b"whoever"), ByteOrder::Little);
+                let bytes = request([0; 16], c, &name_field(b"whoever"), ctx.env.order);
                 raw_case(ctx, &bytes, &format!("code {c}"))
             },
         ));
@@ -218,7 +216,7 @@ pub fn cases() -> Vec<ServerCase> {
                 [0; 16],
                 code::REGISTER,
                 &name_field(name.as_bytes()),
-                ByteOrder::Little,
+                ctx.env.order,
             );
             let mut conn = ctx.connect()?;
             ctx.send(&mut conn, &r[..100]);
@@ -278,7 +276,7 @@ pub fn cases() -> Vec<ServerCase> {
                 [0; 16],
                 code::REGISTER,
                 &name_field(b"gone-midway"),
-                ByteOrder::Little,
+                ctx.env.order,
             );
             ctx.send(&mut conn, &r[..40]);
             drop(conn);
@@ -296,13 +294,7 @@ pub fn cases() -> Vec<ServerCase> {
         |ctx| {
             // Only the header and the first bytes: the case never sends 16 MiB.
             let mut c = ctx.register("big")?;
-            let mut f = header(
-                c.id,
-                3,
-                code::SEND_FILE,
-                16 * 1024 * 1024,
-                ByteOrder::Little,
-            );
+            let mut f = header(c.id, 3, code::SEND_FILE, 16 * 1024 * 1024, ctx.env.order);
             f.extend(vec![0u8; 267]);
             ctx.reopen_if_needed(&mut c)?;
             ctx.send(&mut c.conn, &f);

@@ -1,8 +1,6 @@
 //! Group 3, public keys and the key exchange (sections 5, 7; variant 8): 826 and
 //! the 1602, OAEP, key sizes, refusals.
 
-use protocol_core::ByteOrder;
-
 use super::{case, fail, info, pass, variant, Judged, ServerCase};
 use crate::frames::{code, name_field, rcode, request};
 use crate::model::Group;
@@ -28,7 +26,7 @@ fn bad_key(
     let mut c = ctx.register("badkey")?;
     let mut p = name_field(c.name.as_bytes());
     p.extend(field);
-    let req = request(c.id, code::PUBLIC_KEY, &p, ByteOrder::Little);
+    let req = request(c.id, code::PUBLIC_KEY, &p, ctx.env.order);
     let a = ctx.request(&mut c, &req)?;
     Ok(refused(&a, what))
 }
@@ -143,7 +141,7 @@ pub fn cases() -> Vec<ServerCase> {
             let p = ctx.key_payload(b"nobody-known", 0)?;
             let a = ctx.ask(
                 &mut conn,
-                &request([0x42; 16], code::PUBLIC_KEY, &p, ByteOrder::Little),
+                &request([0x42; 16], code::PUBLIC_KEY, &p, ctx.env.order),
             );
             Ok(refused(&a, "unknown id"))
         },
@@ -157,7 +155,7 @@ pub fn cases() -> Vec<ServerCase> {
             let p = ctx.key_payload(b"nobody-zero", 0)?;
             let a = ctx.ask(
                 &mut conn,
-                &request([0; 16], code::PUBLIC_KEY, &p, ByteOrder::Little),
+                &request([0; 16], code::PUBLIC_KEY, &p, ctx.env.order),
             );
             Ok(refused(&a, "zero id"))
         },
@@ -169,7 +167,7 @@ pub fn cases() -> Vec<ServerCase> {
         |ctx| {
             let mut c = ctx.register("name")?;
             let p = ctx.key_payload(b"someone-else-entirely", 0)?;
-            let req = request(c.id, code::PUBLIC_KEY, &p, ByteOrder::Little);
+            let req = request(c.id, code::PUBLIC_KEY, &p, ctx.env.order);
             let a = ctx.request(&mut c, &req)?;
             Ok(match a.code() {
                 Some(rcode::AES_KEY) => info("1602: the name is not checked"),

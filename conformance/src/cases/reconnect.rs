@@ -1,7 +1,5 @@
 //! Group 4, reconnect (sections 3, 7): 827 for known, unknown and wrong clients.
 
-use protocol_core::ByteOrder;
-
 use super::{case, fail, info, pass, Judged, ServerCase};
 use crate::frames::{code, name_field, rcode, request};
 use crate::model::{Check, Group};
@@ -18,7 +16,7 @@ fn reconnect(
 ) -> Result<Answer, CaseError> {
     ctx.request(
         c,
-        &request(id, code::RECONNECT, &name_field(name), ByteOrder::Little),
+        &request(id, code::RECONNECT, &name_field(name), ctx.env.order),
     )
 }
 

@@ -1,8 +1,6 @@
 //! Group 2, registration (sections 3, 7): names at every length, the terminator,
 //! taken and invalid names, the ids issued.
 
-use protocol_core::ByteOrder;
-
 use super::{case, fail, info, pass, Judged, ServerCase};
 use crate::frames::{code, header, name_field, rcode, request};
 use crate::model::Group;
@@ -81,7 +79,7 @@ pub fn cases() -> Vec<ServerCase> {
             let mut conn = ctx.connect()?;
             let a = ctx.ask(
                 &mut conn,
-                &request([0; 16], code::REGISTER, &f, ByteOrder::Little),
+                &request([0; 16], code::REGISTER, &f, ctx.env.order),
             );
             Ok(accepted(&a, "non-zero padding after the NUL"))
         },
@@ -127,7 +125,7 @@ pub fn cases() -> Vec<ServerCase> {
                 [0; 16],
                 code::REGISTER,
                 &name_field(c.name.as_bytes()),
-                ByteOrder::Little,
+                ctx.env.order,
             );
             let a = ctx.request(&mut c, &req)?;
             Ok(refused(&a, "825 again on the same connection"))
@@ -172,7 +170,7 @@ pub fn cases() -> Vec<ServerCase> {
                     [0xab; 16],
                     code::REGISTER,
                     &name_field(name.as_bytes()),
-                    ByteOrder::Little,
+                    ctx.env.order,
                 ),
             );
             Ok(match a.response() {
@@ -207,7 +205,7 @@ pub fn cases() -> Vec<ServerCase> {
         "§3",
         |ctx| {
             let mut conn = ctx.connect()?;
-            let mut r = header([0; 16], 3, code::REGISTER, 254, ByteOrder::Little);
+            let mut r = header([0; 16], 3, code::REGISTER, 254, ctx.env.order);
             r.extend(vec![b'a'; 10]);
             r.extend(vec![0; 244]);
             let a = ctx.ask(&mut conn, &r);

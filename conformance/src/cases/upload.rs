@@ -73,7 +73,7 @@ pub fn judge(got: &Uploaded, id: [u8; 16], up: &Upload) -> Judged {
 
 /// When the specification's layout got no 1603, the layout of a variant that does.
 fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseError> {
-    let tries: [(u8, Layout, usize, &str); 4] = [
+    let tries: [(u8, Layout, usize, &str); 5] = [
         (
             9,
             Layout::default(),
@@ -107,6 +107,15 @@ fn which_variant(ctx: &mut Ctx<'_>, up: &Upload) -> Result<Option<Judged>, CaseE
             },
             1024,
             "the content size of each packet in its field (3)",
+        ),
+        (
+            1,
+            Layout {
+                order: protocol_core::ByteOrder::Big,
+                ..Layout::default()
+            },
+            1024,
+            "big-endian headers and fields (1)",
         ),
     ];
     // The question is which layout the server takes at all: asked with a file

@@ -43,6 +43,8 @@ pub struct Fixture {
     pub per_packet_size_only: bool,
     /// Refuses (1607) a 900/902 that names the file rather than the client (5).
     pub client_name_in_verdicts: bool,
+    /// Closes on any request with a little-endian header (1, both directions).
+    pub big_endian_only: bool,
     /// A bug.
     pub bug: Option<Bug>,
 }
@@ -141,6 +143,14 @@ fn serve(mut s: TcpStream, f: &Fixture, store: &Mutex<MemStore>) {
         // Whole frames, changed as the fixture's variant or bug wants.
         while let Some(len) = frame_len(&raw).filter(|&l| l <= raw.len()) {
             let mut frame: Vec<u8> = raw.drain(..len).collect();
+            if f.big_endian_only
+                && matches!(
+                    protocol_core::wire::peek_request_header(&frame),
+                    Ok(Some((protocol_core::ByteOrder::Little, _, _)))
+                )
+            {
+                return;
+            }
             let is_828 = frame.len() >= 23 + 267 && frame[17..19] == 828u16.to_le_bytes();
             let is_verdict = frame.len() == 23 + 255
                 && (frame[17..19] == 900u16.to_le_bytes() || frame[17..19] == 902u16.to_le_bytes());

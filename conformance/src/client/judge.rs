@@ -35,6 +35,9 @@ impl Observed<'_> {
 
     /// The exit as text.
     pub fn exit_text(&self) -> String {
+        if !self.knows_exit {
+            return "exit code unknown".into();
+        }
         match self.exit {
             None => "still running (stopped)".into(),
             Some(None) if self.knows_exit => "exited without a code".into(),

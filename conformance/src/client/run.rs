@@ -145,8 +145,16 @@ pub fn run_client(
                     output: &output,
                     knows_exit: launcher.knows_exit(),
                 };
-                let j = (c.judge)(&o);
-                crate::runner::finish(meta, Ok(j), ev, t0)
+                // A client that never connected tested nothing: the case did not run.
+                let j = if t.connections == 0 {
+                    Err(crate::probe::CaseError::Setup(format!(
+                        "the client never connected ({})",
+                        o.exit_text()
+                    )))
+                } else {
+                    Ok((c.judge)(&o))
+                };
+                crate::runner::finish(meta, j, ev, t0)
             }
         };
         progress(&r);

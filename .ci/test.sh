@@ -17,6 +17,8 @@
 #   SeaweedFS (weed, PyPI)   the S3 contents tests start their own (.ci/seaweedfs.sh)
 #   HAProxy                  the balancer and fleet tests run one in front of two servers
 #   systemd-analyze          checks the service unit of docs/systemd (packaging test)
+#   Chromium                 renders the conformance suite's HTML report headless
+#                            (a screenshot, and the summary numbers in the DOM)
 # python3 with openssl is optional: the independent-client test is skipped without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,7 @@ have_postgres() {
 }
 have_haproxy() { have haproxy || [ -x /usr/sbin/haproxy ]; }
 have_openssl_dev() { have pkg-config && pkg-config --exists openssl 2>/dev/null; }
+have_chromium() { have chromium || have chromium-browser; }
 
 # Debian package names of what is missing, and SeaweedFS (a PyPI package) apart.
 missing_packages() {
@@ -48,6 +51,7 @@ missing_packages() {
   have_postgres || m+=(postgresql)
   have_haproxy || m+=(haproxy)
   have systemd-analyze || m+=(systemd)
+  have_chromium || m+=(chromium)
   echo "${m[@]:-}"
 }
 

@@ -59,8 +59,9 @@ enum Got {
     Read(io::Result<usize>),
 }
 
-/// Bytes read from the socket at a time.
-const READ_ROOM: usize = 64 * 1024;
+/// Room for the server's answers, reserved before each read (they are small: a
+/// runtime that zeroes before it reads zeroes only this much).
+const READ_ROOM: usize = 4 * 1024;
 
 /// Runs `session` over `stream` to its end, feeding it `file` whenever it asks;
 /// `on_event` sees every event.

@@ -72,16 +72,22 @@ fn loopback() -> (TcpListener, SocketAddr) {
     (l, addr)
 }
 
-fn start_server<T: Rt, S>(serve: S) -> Server
+/// What a server stops on: the suite's stop channel closing.
+type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Starts `serve` on runtime `T` with a fresh listener, stopped by [`Server::stop`].
+fn start_server<T: Rt, S>(
+    serve: impl FnOnce(T::R, <T::R as Runtime>::Listener, Stopped) -> S,
+) -> Server
 where
-    S: FnOnce(
-        <T::R as Runtime>::Listener,
-        async_channel::Receiver<()>,
-    ) -> Box<dyn FnOnce() -> io::Result<()>>,
+    S: Future<Output = io::Result<()>> + Send + 'static,
 {
     let (listener, addr) = T::bind();
     let (tx, rx) = async_channel::bounded::<()>(1);
-    let join = serve(listener, rx);
+    let stopped: Stopped = Box::pin(async move {
+        let _ = rx.recv().await;
+    });
+    let join = T::start(serve(T::runtime(), listener, stopped));
     Server {
         addr,
         stop: Box::new(move || {
@@ -93,16 +99,8 @@ where
 
 impl<T: Rt> Driver for T {
     fn serve<F: HandlerFactory>(factory: Arc<F>, options: ServerOptions) -> Server {
-        start_server::<T, _>(|listener, stop| {
-            T::start(transport_async::serve(
-                T::runtime(),
-                listener,
-                options,
-                factory,
-                async move {
-                    let _ = stop.recv().await;
-                },
-            ))
+        start_server::<T, _>(|rt, listener, stopped| {
+            transport_async::serve(rt, listener, options, factory, stopped)
         })
     }
 
@@ -128,16 +126,8 @@ impl<T: Rt> Driver for T {
 
 impl<T: Rt> AsyncDriver for T {
     fn serve_async<F: AsyncHandlerFactory>(factory: Arc<F>, options: ServerOptions) -> Server {
-        start_server::<T, _>(|listener, stop| {
-            T::start(transport_async::serve_async(
-                T::runtime(),
-                listener,
-                options,
-                factory,
-                async move {
-                    let _ = stop.recv().await;
-                },
-            ))
+        start_server::<T, _>(|rt, listener, stopped| {
+            transport_async::serve_async(rt, listener, options, factory, stopped)
         })
     }
 }

@@ -5,7 +5,6 @@
 
 mod cases;
 mod drivers;
-#[path = "../../../transport-std/tests/peers/stalled.rs"]
 mod stalled;
 
 /// A `#[test]` per case for `$driver`.

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use rand_core::OsRng;
-use tracing::{debug, info, warn};
+use tracing::debug;
 use transport_interface::{
-    refusal_bytes, AcceptBackoff, AddressRates, AdmittedDispatch, AsyncDispatch,
-    AsyncHandlerFactory, AsyncRateLimited, BlockingDispatch, Conn, Dispatch, Gate, HandlerFactory,
-    RateLimited, RateLog, ServerOptions, Settled,
+    refusal_bytes, AddressRates, AdmittedDispatch, AsyncDispatch, AsyncHandlerFactory,
+    AsyncRateLimited, BlockingDispatch, Conn, Dispatch, Gate, HandlerFactory, RateLimited,
+    ServerOptions, Settled,
 };
 
 use crate::connection::drive_connection;
@@ -73,9 +72,6 @@ async fn serve_with<R: Runtime, D: Dispatch>(
     make: impl Fn(Conn, SocketAddr) -> D + Send + Sync + 'static,
     refused: impl Fn(SocketAddr) + Send + Sync + 'static,
 ) -> io::Result<()> {
-    let budget = options.new_input_budget();
-    let accept_errors = RateLog::default();
-    let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
     let gate = Arc::new(Gate::new(options.clone(), rates));
     let (make, refused) = (Arc::new(make), Arc::new(refused));
@@ -94,16 +90,10 @@ async fn serve_with<R: Runtime, D: Dispatch>(
             Accepted::Shutdown => break,
             Accepted::Conn(Ok(x)) => x,
             Accepted::Conn(Err(e)) => {
-                // Out of file descriptors and the like: back off, keep serving the
-                // open connections, log once a second.
-                if let Some(n) = accept_errors.note(Instant::now()) {
-                    warn!("accept failed {n} time(s) in the last second: {e}");
-                }
-                R::timer(Instant::now() + backoff.failed()).await;
+                R::timer(Instant::now() + gate.accept_failed(&e)).await;
                 continue;
             }
         };
-        backoff.succeeded();
         let Some(entry) = gate.accept(peer) else {
             // A 1607 fits the new socket's send buffer: written without waiting.
             let _ = stream.try_write(&refusal_bytes());
@@ -112,7 +102,6 @@ async fn serve_with<R: Runtime, D: Dispatch>(
             continue;
         };
         let (gate, make, refused) = (gate.clone(), make.clone(), refused.clone());
-        let budget = budget.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         runtime.spawn(Box::pin(async move {
@@ -136,7 +125,7 @@ async fn serve_with<R: Runtime, D: Dispatch>(
             };
             let _ = stream.set_nodelay(true);
             let options = gate.options();
-            let conn = Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
+            let conn = gate.connection();
             // The limiter sees while the application answers: a client waiting for
             // a slow answer is not shed as idle.
             let dispatch = AdmittedDispatch::new(make(conn, peer), guard.slot().clone());
@@ -154,10 +143,7 @@ async fn serve_with<R: Runtime, D: Dispatch>(
     }
     stop_tx.close();
     drop(done_tx);
-    info!(
-        "shutting down: waiting for {} connection(s)",
-        gate.limiter().open()
-    );
+    gate.stopping();
     let limit = options.shutdown_grace + Duration::from_secs(2);
     until::<R, _>(Instant::now() + limit, done_rx.recv()).await;
     Ok(())

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing::{info, warn};
+use transport_async::runtime::{Smol, Tokio};
 use transport_interface::Shutdown;
 
 use server_app::admin::{self, AdminError};
@@ -539,7 +540,7 @@ fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
                     shutdown_signal().await;
                     metrics.set_phase(Phase::Stopping);
                 };
-                transport_tokio::serve(listener, options, factory, stop).await?;
+                transport_async::serve(Tokio, listener, options, factory, stop).await?;
                 anyhow::Ok(())
             })?;
         }
@@ -561,12 +562,12 @@ fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
             let shutdown = async move {
                 let _ = stop_rx.recv().await;
             };
-            smol::block_on(transport_futures::serve_blocking(
+            smol::block_on(transport_async::serve(
+                Smol::new(),
                 listener,
                 options,
                 factory,
                 shutdown,
-                |task| smol::spawn(task).detach(),
             ))?;
         }
     }

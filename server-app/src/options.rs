@@ -171,9 +171,9 @@ pub struct ServeArgs {
 pub enum Transport {
     /// One thread per connection (transport-std).
     Std,
-    /// Tokio tasks (transport-tokio).
+    /// Tokio tasks (transport-async on tokio).
     Tokio,
-    /// futures-io on smol (transport-futures).
+    /// smol tasks on async-io (transport-async on smol).
     Smol,
 }
 

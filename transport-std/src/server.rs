@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rand_core::OsRng;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use transport_interface::{
-    pump, refusal_bytes, AcceptBackoff, AddressRates, Conn, ConnectionHandler, Entry, Gate,
-    HandlerFactory, PrefaceStep, RateLimited, RateLog, ServerOptions, Settled, Shutdown, Slot,
-    StopRule, LINGER, LINGER_BYTES,
+    pump, refusal_bytes, AddressRates, Conn, ConnectionHandler, Entry, Gate, HandlerFactory,
+    PrefaceStep, RateLimited, ServerOptions, Settled, Shutdown, Slot, StopRule, LINGER,
+    LINGER_BYTES,
 };
 
 /// Serves connections from `listener` until `shutdown` is triggered, then waits for
@@ -27,9 +26,6 @@ pub fn serve<F: HandlerFactory>(
     listener.set_nonblocking(true)?;
     let rates = AddressRates::from_options(&options);
     let factory = Arc::new(RateLimited::new(factory, rates.clone()));
-    let budget = options.new_input_budget();
-    let accept_errors = RateLog::default();
-    let mut backoff = AcceptBackoff::default();
     let options = Arc::new(options);
     let gate = Arc::new(Gate::new(options.clone(), rates));
     while !shutdown.is_triggered() {
@@ -41,22 +37,15 @@ pub fn serve<F: HandlerFactory>(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving the
-                // open connections, log once a second.
-                if let Some(n) = accept_errors.note(Instant::now()) {
-                    warn!("accept failed {n} time(s) in the last second: {e}");
-                }
-                std::thread::sleep(backoff.failed());
+                std::thread::sleep(gate.accept_failed(&e));
                 continue;
             }
         };
-        backoff.succeeded();
         let Some(entry) = gate.accept(peer) else {
             refuse(&stream);
             factory.refused(peer);
             continue;
         };
-        let budget = budget.clone();
         let factory = factory.clone();
         let gate = gate.clone();
         let shutdown = shutdown.clone();
@@ -86,8 +75,7 @@ pub fn serve<F: HandlerFactory>(
                 let _guard = guard;
                 let handler = factory.connect(peer);
                 let options = gate.options();
-                let conn =
-                    Conn::new(options.config.clone(), OsRng, Instant::now()).with_budget(budget);
+                let conn = gate.connection();
                 let run = Run {
                     peer,
                     options,
@@ -102,11 +90,8 @@ pub fn serve<F: HandlerFactory>(
             warn!(%peer, "could not start a thread for the connection: {e}");
         }
     }
+    gate.stopping();
     let limiter = gate.limiter();
-    info!(
-        "shutting down: waiting for {} connection(s)",
-        limiter.open()
-    );
     if !limiter.wait_idle(options.shutdown_grace + Duration::from_secs(2)) {
         warn!("{} connection(s) still open at exit", limiter.open());
     }

@@ -9,27 +9,35 @@
 //! slot is given back and the connection is admitted as the client's: per-address
 //! cap, failure bucket, 1607 if refused.
 
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tracing::{debug, warn};
+use protocol_core::InputBudget;
+use rand_core::OsRng;
+use tracing::{debug, info, warn};
 
-use crate::admission::limiter::{ConnectionGuard, ConnectionLimiter, RateLog};
+use crate::admission::limiter::{AcceptBackoff, ConnectionGuard, ConnectionLimiter, RateLog};
 use crate::admission::preface::{address_group, Preface, PrefaceError, PrefaceStep};
 use crate::admission::rate::AddressRates;
 use crate::options::ServerOptions;
+use crate::Conn;
 
-/// The admission state of a server: its limiter, its rate buckets, and the
-/// once-a-second log of refusals.
+/// The admission state of a server: its limiter, its rate buckets, the input
+/// budget its connections share, the pause after a failed accept, and the
+/// once-a-second log of refusals and failed accepts.
 #[derive(Debug)]
 pub struct Gate {
     limiter: Arc<ConnectionLimiter>,
     rates: Arc<AddressRates>,
     options: Arc<ServerOptions>,
+    budget: InputBudget,
     refusals: RateLog,
     bad_prefaces: RateLog,
+    accept_errors: RateLog,
+    backoff: Mutex<AcceptBackoff>,
 }
 
 /// A connection admitted at accept.
@@ -78,10 +86,42 @@ impl Gate {
         Gate {
             limiter: Arc::new(ConnectionLimiter::default()),
             rates,
+            budget: options.new_input_budget(),
             options,
             refusals: RateLog::default(),
             bad_prefaces: RateLog::default(),
+            accept_errors: RateLog::default(),
+            backoff: Mutex::new(AcceptBackoff::default()),
         }
+    }
+
+    /// Accepting failed (out of file descriptors and the like): logged once a
+    /// second with a count; how long to pause before the next accept (the open
+    /// connections are served meanwhile).
+    pub fn accept_failed(&self, e: &io::Error) -> Duration {
+        if let Some(n) = self.accept_errors.note(Instant::now()) {
+            warn!("accept failed {n} time(s) in the last second: {e}");
+        }
+        self.backoff().failed()
+    }
+
+    fn backoff(&self) -> std::sync::MutexGuard<'_, AcceptBackoff> {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new connection for a settled client: the options' configuration, keys and
+    /// ids from the OS, input counted in the server's shared budget.
+    pub fn connection(&self) -> Conn {
+        Conn::new(self.options.config.clone(), OsRng, Instant::now())
+            .with_budget(self.budget.clone())
+    }
+
+    /// The server stops accepting: logs how many connections it waits for.
+    pub fn stopping(&self) {
+        info!(
+            "shutting down: waiting for {} connection(s)",
+            self.limiter.open()
+        );
     }
 
     /// The connections counted.
@@ -97,6 +137,7 @@ impl Gate {
     /// A connection from `peer` was accepted: its slot, or `None` if it is to be
     /// refused with a 1607 (logged here, once a second with a count).
     pub fn accept(&self, peer: SocketAddr) -> Option<Entry> {
+        self.backoff().succeeded();
         let from = &self.options.proxy_from;
         if from.is_enabled() && from.lists(peer.ip()) {
             let max = self.options.max_connections;

@@ -1,12 +1,13 @@
 //! The smallest client on smol (futures-io): registers, uploads one file, and
 //! checks the server's checksum.
 //!
-//! `cargo run -p transport-futures --example smol_client -- 127.0.0.1:1256 alice notes.txt`
+//! `cargo run -p transport-async --example smol_client -- 127.0.0.1:1256 alice notes.txt`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use protocol_core::rand_core::OsRng;
 use protocol_core::{ClientConfig, ClientSession, Dialect, FieldString};
-use transport_futures::{run_client, ClientOptions};
+use transport_async::runtime::Smol;
+use transport_async::{run_client, ClientOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -24,9 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             dialect: Dialect::default(),
         };
         let mut session = ClientSession::new(config, OsRng)?;
-        let stream = smol::net::TcpStream::connect(server).await?;
+        let addr = smol::net::resolve(server).await?;
+        let addr = addr.first().ok_or("no address")?;
+        let stream = smol::Async::<std::net::TcpStream>::connect(*addr).await?;
         let options = ClientOptions::default();
-        let outcome = run_client(&mut session, stream, &mut file, &options, |ev| {
+        let outcome = run_client::<Smol, _, _>(&mut session, stream, &mut file, &options, |ev| {
             println!("{ev:?}")
         })
         .await?;

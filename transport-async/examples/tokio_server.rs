@@ -1,12 +1,13 @@
 //! The smallest server on tokio: files kept in memory; Ctrl-C stops it gracefully.
 //!
-//! `cargo run -p transport-tokio --example tokio_server -- 127.0.0.1:1256`
+//! `cargo run -p transport-async --example tokio_server -- 127.0.0.1:1256`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::sync::Arc;
 
+use transport_async::runtime::Tokio;
+use transport_async::{serve, ServerOptions};
 use transport_interface::memory::MemoryApp;
-use transport_tokio::{serve, ServerOptions};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -19,6 +20,7 @@ async fn main() -> std::io::Result<()> {
     // A synchronous application runs on the blocking pool; an async one
     // (`AsyncHandlerFactory`) goes to `serve_async` and is polled on the connection's task.
     serve(
+        Tokio,
         listener,
         ServerOptions::default(),
         Arc::new(MemoryApp::new()),

@@ -1,6 +1,6 @@
 //! The smallest server on smol (futures-io): files kept in memory.
 //!
-//! `cargo run -p transport-futures --example smol_server -- 127.0.0.1:1256`
+//! `cargo run -p transport-async --example smol_server -- 127.0.0.1:1256`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use std::net::TcpListener;
@@ -21,13 +21,13 @@ fn main() -> std::io::Result<()> {
         // Runs until this future completes: a signal, a channel closing, ...
         let shutdown = std::future::pending::<()>();
         // A synchronous application runs on the `blocking` pool; an async one
-        // (`AsyncHandlerFactory`) goes to `transport_futures::serve`.
-        transport_futures::serve_blocking(
+        // (`AsyncHandlerFactory`) goes to `transport_async::serve_async`.
+        transport_async::serve(
+            transport_async::runtime::Smol::new(),
             listener,
             ServerOptions::default(),
             Arc::new(MemoryApp::new()),
             shutdown,
-            |task| smol::spawn(task).detach(),
         )
         .await
     })

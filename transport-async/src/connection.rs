@@ -1,14 +1,19 @@
-//! One connection: the driver loop of protocol-core's docs over a tokio stream.
+//! One connection: the driver loop of protocol-core's docs over a [`Stream`].
 
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant as TokioInstant;
+use futures_lite::FutureExt;
 use transport_interface::{Dispatch, ServerOptions, StopRule, LINGER, LINGER_BYTES};
 
+use crate::runtime::{read_buf, until, write_all, Runtime, Stream, Timer};
+
+/// What a connection that has filled a read is given to read into.
 const READ_CHUNK: usize = 256 * 1024;
 /// What a connection that has not yet filled a read is given to read into.
 const SMALL_READ: usize = 4 * 1024;
@@ -16,60 +21,47 @@ const SMALL_READ: usize = 4 * 1024;
 /// Far enough to mean "no deadline" for the one timer that is reset, never recreated.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-/// Runs one connection to its end: reads while the connection wants input, hands
-/// every event to the application through `dispatch`, writes every answer, and
-/// wakes for the connection's deadline (idle, slow request, unanswered question).
-/// When `stop` turns true, an idle connection ends at once and an upload gets
-/// [`ServerOptions::shutdown_grace`] to finish.
-pub async fn drive_connection<D, S>(
-    stream: S,
-    peer: SocketAddr,
-    dispatch: D,
-    options: &ServerOptions,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> io::Result<()>
-where
-    D: Dispatch,
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    drive_connection_from(stream, peer, dispatch, options, stop, BytesMut::new()).await
+/// What ended a wait of the connection loop.
+enum Wake {
+    Read(io::Result<usize>),
+    Timer,
+    Stop,
 }
 
-/// [`drive_connection`] for a connection of which `input` was already read (the
-/// bytes after a PROXY header).
-pub async fn drive_connection_from<D, S>(
-    mut stream: S,
+/// Runs one connection to its end, starting with `input` (bytes already read past
+/// a PROXY header): reads while the connection wants input, hands every event to
+/// the application through `dispatch`, writes every answer, and wakes for the
+/// connection's deadline (idle, slow request, unanswered question). When `stop`
+/// closes, an idle connection ends at once and an upload gets
+/// [`ServerOptions::shutdown_grace`] to finish.
+pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
+    stream: S,
     peer: SocketAddr,
     mut dispatch: D,
     options: &ServerOptions,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: async_channel::Receiver<()>,
     mut input: BytesMut,
-) -> io::Result<()>
-where
-    D: Dispatch,
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) -> io::Result<()> {
     // Reads are small until one fills what was reserved: a peer streaming a file
     // gets 256 KiB reads, while an idle or slow one costs a few KiB, not 256.
     let mut fast = false;
     let mut out = BytesMut::new();
     let mut stop_rule = StopRule::new(options.shutdown_grace);
-    let timer = tokio::time::sleep(NEVER);
-    tokio::pin!(timer);
+    let mut timer = R::timer(Instant::now() + NEVER);
     let mut armed: Option<Instant> = None;
     let answer_timeout = options.config.limits.answer_timeout;
     let result = loop {
         // Steps 1-3: feed the input, answer every event, until nothing moves.
         let now = Instant::now();
-        if let Some(e) = pump(&mut dispatch, &mut input, now, answer_timeout).await {
+        if let Some(e) = pump::<R, D>(&mut dispatch, &mut input, now, answer_timeout).await {
             transport_interface::log::closing(peer, dispatch.conn().client_id(), &e);
         }
         // Step 4: send.
         dispatch.conn().poll_transmit(&mut out);
         if !out.is_empty() {
-            if let Err(e) = stream.write_all(&out).await {
+            if let Err(e) = write_all(&stream, &out).await {
                 dispatch.conn().handle_eof();
-                pump(&mut dispatch, &mut input, now, answer_timeout).await;
+                pump::<R, D>(&mut dispatch, &mut input, now, answer_timeout).await;
                 break Err(e);
             }
             out.clear();
@@ -83,7 +75,7 @@ where
         }
         let now = Instant::now();
         let mut deadline = dispatch.conn().poll_timeout();
-        if stop_rule.stopping() || *stop.borrow() {
+        if stop_rule.stopping() || stop.is_closed() {
             let Some(grace) = stop_rule.step(dispatch.conn(), now) else {
                 dispatch.conn().handle_eof();
                 continue;
@@ -91,33 +83,48 @@ where
             deadline = Some(deadline.map_or(grace, |d| d.min(grace)));
         }
         if armed != deadline {
-            let at = deadline.unwrap_or(now + NEVER);
-            timer.as_mut().reset(TokioInstant::from_std(at));
+            if let Some(at) = deadline {
+                timer.reset(at);
+            }
             armed = deadline;
         }
         input.reserve(if fast { READ_CHUNK } else { SMALL_READ });
         let room = input.capacity() - input.len();
         let wants_read = dispatch.conn().wants_read();
-        tokio::select! {
-            r = stream.read_buf(&mut input), if wants_read => match r {
-                Ok(0) | Err(_) => dispatch.conn().handle_eof(),
-                Ok(n) => fast = n >= room.min(READ_CHUNK),
-            },
-            _ = timer.as_mut(), if armed.is_some() => {
+        let mut stopped = pin!(stop.recv());
+        let watch_stop = !stop_rule.stopping();
+        let wake = poll_fn(|cx| {
+            if wants_read {
+                if let Poll::Ready(r) = stream.poll_read_buf(cx, &mut input) {
+                    return Poll::Ready(Wake::Read(r));
+                }
+            }
+            if armed.is_some() && Pin::new(&mut timer).poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            if watch_stop && stopped.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Stop);
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => dispatch.conn().handle_eof(),
+            Wake::Read(Ok(n)) => fast = n >= room.min(READ_CHUNK),
+            Wake::Timer => {
                 armed = None;
-                timer.as_mut().reset(TokioInstant::from_std(Instant::now() + NEVER));
                 dispatch.conn().handle_timeout(Instant::now());
             }
-            _ = stop.changed(), if !stop_rule.stopping() => {}
+            Wake::Stop => {}
         }
     };
     dispatch.conn().poll_transmit(&mut out);
     if !out.is_empty() {
-        let _ = stream.write_all(&out).await;
+        let _ = write_all(&stream, &out).await;
     }
-    let _ = stream.shutdown().await;
+    let _ = stream.shutdown_write();
     if dispatch.conn().error().is_some() || !input.is_empty() {
-        linger(&mut stream).await;
+        linger::<R>(&stream).await;
     }
     dispatch.close().await;
     result
@@ -126,23 +133,24 @@ where
 /// After closing for an error (a 1607 sent, the peer possibly still sending):
 /// reads and discards what the peer sends for a moment, so that the close is not
 /// a reset, which would discard the 1607 before the peer reads it.
-async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+async fn linger<R: Runtime>(stream: &impl Stream) {
     let drain = async {
-        let mut sink = [0u8; 8192];
+        let mut sink = BytesMut::with_capacity(8192);
         let mut total = 0;
         while total < LINGER_BYTES {
-            match stream.read(&mut sink).await {
+            sink.clear();
+            match read_buf(stream, &mut sink).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => total += n,
             }
         }
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    until::<R, _>(Instant::now() + LINGER, drain).await;
 }
 
 /// [`Dispatch::pump`]; an async handler still running `answer_timeout` after the
 /// pump began is dropped (its question then times out in the connection).
-async fn pump<D: Dispatch>(
+async fn pump<R: Runtime, D: Dispatch>(
     dispatch: &mut D,
     input: &mut BytesMut,
     now: Instant,
@@ -151,7 +159,7 @@ async fn pump<D: Dispatch>(
     if !dispatch.cancel_safe() {
         return dispatch.pump(input, now).await;
     }
-    tokio::time::timeout(answer_timeout, dispatch.pump(input, now))
+    until::<R, _>(now + answer_timeout, dispatch.pump(input, now))
         .await
-        .unwrap_or(None)
+        .flatten()
 }

@@ -1,12 +1,13 @@
 //! The smallest client on tokio: registers, uploads one file, and checks the
 //! server's checksum.
 //!
-//! `cargo run -p transport-tokio --example tokio_client -- 127.0.0.1:1256 alice notes.txt`
+//! `cargo run -p transport-async --example tokio_client -- 127.0.0.1:1256 alice notes.txt`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a failure is a panic
 
 use protocol_core::rand_core::OsRng;
 use protocol_core::{ClientConfig, ClientSession, Dialect, FieldString};
-use transport_tokio::{run_client, ClientOptions};
+use transport_async::runtime::Tokio;
+use transport_async::{run_client, ClientOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut session = ClientSession::new(config, OsRng)?;
     let stream = tokio::net::TcpStream::connect(server).await?;
     let options = ClientOptions::default();
-    let outcome = run_client(&mut session, stream, &mut file, &options, |ev| {
+    let outcome = run_client::<Tokio, _, _>(&mut session, stream, &mut file, &options, |ev| {
         println!("{ev:?}")
     })
     .await?;

@@ -163,7 +163,7 @@ pub struct Report {
     /// limit it hit.
     pub notes: Vec<String>,
     /// The dialect verdict.
-    pub verdict: crate::verdict::Verdict,
+    pub verdict: Verdict,
 }
 
 /// Counts per outcome kind.
@@ -204,4 +204,26 @@ impl Report {
     pub fn failed(&self) -> bool {
         self.results.iter().any(|r| r.outcome == Outcome::Fail)
     }
+}
+
+/// One variant seen, and the cases that showed it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// The variant number of PROTOCOL.md section 8.
+    pub variant: u8,
+    /// Its name.
+    pub name: String,
+    /// The case ids that ended VARIANT(n).
+    pub cases: Vec<String>,
+}
+
+/// The verdict of a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Verdict {
+    /// Variants seen, by number.
+    pub variants: Vec<Finding>,
+    /// What to run: our client's (or server's) options, one line each.
+    pub advice: Vec<String>,
+    /// The options in one command line (`client --dialect one-recv`).
+    pub command: String,
 }

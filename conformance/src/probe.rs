@@ -104,7 +104,7 @@ pub struct Env {
     /// The layout and largest packet size that the server took in the run's first
     /// upload (section 8 variants 2/4, 9, 12), used by every case that uploads only to
     /// get to what it tests; `None`: the specification's.
-    pub adopted: Option<(crate::session::Layout, usize)>,
+    pub adopted: Option<(crate::frames::Layout, usize)>,
     /// Byte order of the requests the cases send: big-endian when the server reads
     /// only those (variant 1).
     pub order: protocol_core::ByteOrder,

@@ -23,20 +23,7 @@ pub struct Client {
     pub conn: Conn,
 }
 
-/// How an upload is laid out on the wire (the variants of section 8 that concern 828).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Layout {
-    /// Byte order of header and fields (variant 1).
-    pub order: ByteOrder,
-    /// Total packets before the packet number (variant 2).
-    pub total_first: bool,
-    /// Content size field per packet (variant 3).
-    pub per_packet_size: bool,
-    /// Each packet encrypted on its own (variant 4).
-    pub per_packet_encryption: bool,
-    /// Every content field exactly `packet_size` bytes, zero-filled (variant 12).
-    pub padded: bool,
-}
+pub use crate::frames::Layout;
 
 /// One upload to make.
 #[derive(Debug, Clone)]

@@ -4,31 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::model::{CaseResult, Outcome};
 
-/// One variant seen, and the cases that showed it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Finding {
-    /// The variant number of PROTOCOL.md section 8.
-    pub variant: u8,
-    /// Its name.
-    pub name: String,
-    /// The case ids that ended VARIANT(n).
-    pub cases: Vec<String>,
-}
-
-/// The verdict of a run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Verdict {
-    /// Variants seen, by number.
-    pub variants: Vec<Finding>,
-    /// What to run: our client's (or server's) options, one line each.
-    pub advice: Vec<String>,
-    /// The options in one command line (`client --dialect one-recv`).
-    pub command: String,
-}
+pub use crate::model::{Finding, Verdict};
 
 /// Variant names, from PROTOCOL.md section 8.
 pub fn variant_name(n: u8) -> &'static str {

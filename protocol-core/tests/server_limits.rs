@@ -98,18 +98,46 @@ fn names_without_terminator_or_not_printable_are_refused() {
         s.handle_input(&mut b, now).unwrap_err(),
         PeerError::UnterminatedString
     );
-    for bad in ["", "   ", "tab\tname", "caf\u{e9}"] {
-        let (mut s, now) = fresh(Limits::default());
-        let mut b = frame(
-            ClientId::ZERO,
-            &Request::Register {
-                name: FieldString::new(bad).unwrap(),
-            },
-        );
-        assert!(matches!(
-            s.handle_input(&mut b, now),
-            Err(PeerError::InvalidName(_))
+}
+
+/// Section 7: an invalid name gets 1601 to 825 and 1606 to 827 (as does 827 with the
+/// zero id), answered by the core without a question, and the connection stays open.
+#[test]
+fn invalid_names_and_the_zero_id_are_refused_with_the_sections_answer() {
+    let named = |id: ClientId, name: &str, reconnect: bool| {
+        let name = FieldString::new(name).unwrap();
+        let request = if reconnect {
+            Request::Reconnect { name }
+        } else {
+            Request::Register { name }
+        };
+        (id, request)
+    };
+    let mut cases = Vec::new();
+    for bad in ["", "   ", "tab\tname", "caf\u{e9}", "esc\u{1b}[0m"] {
+        cases.push((
+            named(ClientId::ZERO, bad, false),
+            ResponseCode::RegistrationFailed,
         ));
+        cases.push((
+            named(ClientId([7; 16]), bad, true),
+            ResponseCode::ReconnectRefused,
+        ));
+    }
+    cases.push((
+        named(ClientId::ZERO, "alice", true),
+        ResponseCode::ReconnectRefused,
+    ));
+    for ((id, request), expected) in cases {
+        let (mut s, now) = fresh(Limits::default());
+        let mut b = frame(id, &request);
+        s.handle_input(&mut b, now).unwrap();
+        assert!(s.poll_event().is_none(), "{request:?}: no question");
+        let mut out = BytesMut::new();
+        s.poll_transmit(&mut out);
+        let answer = wire::decode_response(&mut out).unwrap().unwrap();
+        assert_eq!(answer.code(), expected, "{request:?}");
+        assert!(!s.is_closed(), "{request:?}: the connection stays open");
     }
 }
 

@@ -7,7 +7,8 @@ use super::session::{KeySource, Session};
 use super::{ClientRecord, Pending, ServerConnection, ServerEvent};
 use crate::crypto::{AesKey, PublicKey};
 use crate::error::UsageError;
-use crate::wire::Response;
+use crate::names;
+use crate::wire::{ClientId, Request, Response};
 
 impl<R: CryptoRngCore> ServerConnection<R> {
     /// Answer to [`ServerEvent::Register`]: stored; sends 1600.
@@ -259,5 +260,24 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         Err(UsageError::NotNow(
             "the ticket's kind did not match its question",
         ))
+    }
+}
+
+/// The answer section 7 gives at once, without asking the application: 1601 to an
+/// 825 whose name is not valid, 1606 to an 827 with the zero id or a name that is
+/// not valid (no client can have either).
+pub(super) fn refused_outright(request: &Request, client_id: ClientId) -> Option<Response> {
+    match request {
+        Request::Register { name } if names::check_client_name(name).is_err() => {
+            Some(Response::RegistrationFailed)
+        }
+        Request::Reconnect { name }
+            if client_id == ClientId::ZERO || names::check_client_name(name).is_err() =>
+        {
+            Some(Response::ReconnectRefused {
+                client_id: Some(client_id),
+            })
+        }
+        _ => None,
     }
 }

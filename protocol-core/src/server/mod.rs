@@ -519,7 +519,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         let mut id = [0u8; 16];
         id.copy_from_slice(&input[..16]);
         let client_id = ClientId(id);
-        if code != RequestCode::Register && client_id == ClientId::ZERO {
+        // 825 needs no id; an 827 without one is refused with 1606 (section 7).
+        let needs_id = !matches!(code, RequestCode::Register | RequestCode::Reconnect);
+        if needs_id && client_id == ClientId::ZERO {
             return Err(PeerError::UnexpectedRequest {
                 code: code as u16,
                 why: "a client id is required",
@@ -547,6 +549,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         self.detected.byte_order = Some(frame.byte_order);
         let client_id = frame.client_id;
         let code = frame.request.code();
+        if let Some(refusal) = answer::refused_outright(&frame.request, client_id) {
+            // Refusals section 7 gives without asking storage; the connection stays.
+            self.respond(refusal);
+            return Ok(());
+        }
         if code != RequestCode::Register {
             if client_id == ClientId::ZERO {
                 return Err(PeerError::UnexpectedRequest {
@@ -558,7 +565,6 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         }
         match frame.request {
             Request::Register { name } => {
-                names::check_client_name(&name)?;
                 let client_id = self.fresh_client_id();
                 let ticket = self.ask(Pending::Register { client_id });
                 self.events.push_back(ServerEvent::Register {
@@ -586,7 +592,6 @@ impl<R: CryptoRngCore> ServerConnection<R> {
                 });
             }
             Request::Reconnect { name } => {
-                names::check_client_name(&name)?;
                 let ticket = self.ask(Pending::ReconnectLookup { client_id });
                 self.events.push_back(ServerEvent::Reconnect {
                     ticket,

@@ -184,6 +184,12 @@ impl Connection {
             Ok(None) => None,
             Err(e) => {
                 warn!(peer = %self.peer, "could not look for a suspended upload: {e}");
+                // A shared table hands over an upload before decoding it: one that
+                // cannot go on (the client re-keyed since) is this connection's now.
+                // Dropped here, not at the close, or the client's next connection
+                // (a connection per request) finds it held and its packet 2 refused.
+                // This connection holds no upload of its own yet: it has no key.
+                self.app.release(self.id);
                 None
             }
         };

@@ -13,8 +13,13 @@ use crate::storage::local::LocalContents;
 use crate::storage::memory::MemoryUploads;
 use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::suite::uploads as suite;
-use crate::storage::uploads::UploadTable;
+use crate::storage::uploads::{
+    Abandoned, ConnId, Drained, Handover, Resumed, TableError, UploadId, UploadTable, VerdictFrom,
+    Verdictable,
+};
 use crate::storage::{Metadata, Storage};
+use protocol_core::crypto::AesKey;
+use protocol_core::SuspendedUpload;
 
 const C: ClientId = ClientId([4; 16]);
 
@@ -27,6 +32,14 @@ struct Setup {
 /// An app whose client C has the suite's AES key, and one upload of C suspended after
 /// its first packet, its contents holding `extra` bytes more than its state says.
 fn suspended_with(extra: &[u8]) -> (Setup, String) {
+    suspended_in(extra, |t| t)
+}
+
+/// [`suspended_with`], the app's table being `wrap` of the memory table.
+fn suspended_in(
+    extra: &[u8],
+    wrap: impl FnOnce(Arc<MemoryUploads>) -> Arc<dyn UploadTable>,
+) -> (Setup, String) {
     let dir = tempfile::tempdir().unwrap();
     let meta = SqliteMetadata::open(&dir.path().join("t.db")).unwrap();
     meta.register(&C, "carol", Duration::from_secs(60)).unwrap();
@@ -36,7 +49,7 @@ fn suspended_with(extra: &[u8]) -> (Setup, String) {
     let table = Arc::new(MemoryUploads::default());
     let app = App::with_tables(
         Storage::new(Arc::new(meta), Arc::new(contents)),
-        table.clone(),
+        wrap(table.clone()),
         Policy::default(),
     )
     .unwrap();
@@ -145,4 +158,82 @@ fn a_connection_closed_mid_upload_logs_the_upload_it_drops() {
         .unwrap_or_else(|| panic!("no line: {log}"));
     assert!(line.contains("client=04040404"), "{line}");
     assert!(line.contains("bytes_so_far=12"), "{line}");
+}
+
+/// A table whose suspended uploads do not decode (as PostgreSQL's, when the client
+/// re-keyed since): `resume` takes the upload over, then fails.
+struct Undecodable(Arc<MemoryUploads>);
+
+impl UploadTable for Undecodable {
+    fn start(&self, c: ConnId, id: ClientId, n: &str, k: &str) -> Result<UploadId, TableError> {
+        self.0.start(c, id, n, k)
+    }
+    fn supersede(&self, id: &ClientId, n: &str, p: bool) -> Result<Vec<String>, TableError> {
+        self.0.supersede(id, n, p)
+    }
+    fn finish(&self, id: UploadId, s: u64, c: u32, h: Handover) -> Result<bool, TableError> {
+        self.0.finish(id, s, c, h)
+    }
+    fn suspend(&self, id: UploadId, u: SuspendedUpload) -> Result<(), TableError> {
+        self.0.suspend(id, u)
+    }
+    fn resume(&self, c: ConnId, id: &ClientId, k: &AesKey) -> Result<Option<Resumed>, TableError> {
+        self.0.resume(c, id, k)?;
+        Err(TableError::backend(
+            "decoding a suspended upload",
+            "another AES key",
+        ))
+    }
+    fn take_for_verdict(
+        &self,
+        f: VerdictFrom,
+        id: &ClientId,
+    ) -> Result<Option<Verdictable>, TableError> {
+        self.0.take_for_verdict(f, id)
+    }
+    fn remove(&self, id: UploadId) -> Result<Option<String>, TableError> {
+        self.0.remove(id)
+    }
+    fn remove_for_retry(
+        &self,
+        f: VerdictFrom,
+        id: &ClientId,
+    ) -> Result<Option<String>, TableError> {
+        self.0.remove_for_retry(f, id)
+    }
+    fn release(&self, c: ConnId) -> Result<Vec<String>, TableError> {
+        self.0.release(c)
+    }
+    fn expire(&self, a: Duration, n: std::time::Instant) -> Result<Vec<Abandoned>, TableError> {
+        self.0.expire(a, n)
+    }
+    fn drain(&self) -> Result<Vec<Drained>, TableError> {
+        self.0.drain()
+    }
+    fn enforce_quota(&self, id: &ClientId, q: u64) -> Result<Vec<Abandoned>, TableError> {
+        self.0.enforce_quota(id, q)
+    }
+    fn keys(&self) -> Result<Vec<String>, TableError> {
+        self.0.keys()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// A client's next connection (a connection per request) must not find its own
+/// undecodable upload held by this one: the fleet test's rerun after a re-key got
+/// 1607 three times when its packet 2 came before packet 1's connection closed.
+#[test]
+fn an_upload_that_cannot_go_on_is_dropped_at_the_lookup_not_at_the_close() {
+    let (s, key) = suspended_in(&[], |t| Arc::new(Undecodable(t)));
+    let mut conn = SharedApp(s.app.clone()).connect(peer());
+    let record = conn.lookup_client(C).expect("a known client");
+    assert!(record.suspended.is_none(), "not continued");
+    assert!(s.table.is_empty(), "dropped while the connection is open");
+    assert!(
+        !s.app.storage.contents.uploads().unwrap().contains(&key),
+        "its contents deleted"
+    );
+    drop(conn);
 }

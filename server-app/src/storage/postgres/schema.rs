@@ -55,7 +55,7 @@ pub const MIGRATIONS: &[&str] = &[
          Switched boolean NOT NULL DEFAULT false
      );",
     // Version 2: uploads in progress, shared by the servers of a fleet.
-    super::uploads::SCHEMA,
+    UPLOADS,
     // Version 3: when each intent was recorded. The servers of a fleet resolve only
     // intents older than any commit takes (others may be running); rows from before
     // count from the migration.
@@ -146,3 +146,22 @@ pub async fn migrate(client: &mut Client) -> Result<(), PgError> {
     }
     tx.commit().await
 }
+
+/// Version 2's `uploads` table: uploads in progress, shared by the servers of a fleet
+/// (`uploads.rs` reads and writes it).
+const UPLOADS: &str = "CREATE TABLE uploads (
+        id bigserial PRIMARY KEY,
+        client bytea NOT NULL,
+        file_name text NOT NULL,
+        key text NOT NULL UNIQUE,
+        state smallint NOT NULL,
+        suspended bytea,
+        size bigint NOT NULL DEFAULT 0,
+        checksum bigint NOT NULL DEFAULT 0,
+        owner_instance text,
+        owner_conn bigint,
+        lease_until timestamptz,
+        since timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX uploads_by_client ON uploads (client);
+    CREATE INDEX uploads_by_owner ON uploads (owner_instance, owner_conn);";

@@ -34,24 +34,6 @@ const RECEIVING: i16 = 0;
 const SUSPENDED: i16 = 1;
 const FINISHED: i16 = 2;
 
-/// The `uploads` table (created by the schema migrations).
-pub const SCHEMA: &str = "CREATE TABLE uploads (
-        id bigserial PRIMARY KEY,
-        client bytea NOT NULL,
-        file_name text NOT NULL,
-        key text NOT NULL UNIQUE,
-        state smallint NOT NULL,
-        suspended bytea,
-        size bigint NOT NULL DEFAULT 0,
-        checksum bigint NOT NULL DEFAULT 0,
-        owner_instance text,
-        owner_conn bigint,
-        lease_until timestamptz,
-        since timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE INDEX uploads_by_client ON uploads (client);
-    CREATE INDEX uploads_by_owner ON uploads (owner_instance, owner_conn);";
-
 /// Uploads in progress in PostgreSQL, as seen by one server instance.
 pub struct PgUploads {
     pg: Arc<Pg>,

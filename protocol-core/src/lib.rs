@@ -130,6 +130,7 @@ pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod names;
+pub mod secure;
 pub mod server;
 pub mod wire;
 

@@ -215,6 +215,8 @@ pub struct ServerConnection<R> {
     /// The server-wide input budget and this connection's share of it.
     budget: Option<InputBudget>,
     held: usize,
+    /// Inside TLS: the secure extension's state (docs/PROTOCOL.md, section 10).
+    secure: Option<crate::secure::SessionBinding>,
 }
 
 impl<R> Drop for ServerConnection<R> {
@@ -255,8 +257,22 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             looked_up: None,
             budget: None,
             held: 0,
+            secure: None,
             now,
         }
+    }
+
+    /// The connection runs inside a TLS session whose exported value is `binding`:
+    /// from now on it speaks the secure extension (docs/PROTOCOL.md, section 10)
+    /// and no legacy request. Called by the transport once the handshake is done,
+    /// before any input.
+    pub fn enter_secure(&mut self, binding: crate::secure::SessionBinding) {
+        self.secure = Some(binding);
+    }
+
+    /// Whether the connection speaks the secure extension (inside TLS).
+    pub fn is_secure(&self) -> bool {
+        self.secure.is_some()
     }
 
     /// Shares `budget` with the other connections of the server: the input this

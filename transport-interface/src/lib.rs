@@ -26,6 +26,8 @@
 //! - [`ServerOptions`] and [`Shutdown`] for the servers, [`ClientOptions`] and
 //!   [`ClientError`] for the clients, and the [`StopRule`] every server
 //!   connection follows when the server stops.
+//! - [`tls`]: the crypto provider, server fingerprints and the session binding
+//!   both TLS ends share.
 //! - [`memory::MemoryApp`]: a small in-memory application for tests, demos and the
 //!   transports' examples.
 
@@ -39,6 +41,7 @@ pub mod log;
 pub mod memory;
 mod options;
 mod stopping;
+pub mod tls;
 
 pub use admission::{
     address_group, proxy, refusal_bytes, AcceptBackoff, AddressRates, AdmittedDispatch,

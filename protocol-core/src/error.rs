@@ -97,6 +97,12 @@ pub enum PeerError {
     /// the connection is refused (1607) rather than let memory grow.
     #[error("the server is busy: its input budget is spent")]
     Busy,
+    /// A secure-mode signature that does not verify with the key it claims.
+    #[error("the signature does not verify")]
+    BadSignature,
+    /// The secure session was refused by the server (client side).
+    #[error("refused by the server")]
+    Refused,
     /// Input was given to a connection that had already closed: repeated on every
     /// call after the close (the error that closed it is in `error()`).
     #[error("the connection is closed")]

@@ -172,6 +172,7 @@ impl Sim {
                 checksum: client.dialect.checksum,
                 ..ServerDialect::default()
             },
+            ..ServerConfig::default()
         };
         let mut server = ServerConnection::new(
             server_config,

@@ -276,7 +276,11 @@ impl ServeArgs {
             ..Limits::default()
         };
         ServerOptions {
-            config: ServerConfig { limits, dialect },
+            config: ServerConfig {
+                limits,
+                dialect,
+                ..ServerConfig::default()
+            },
             max_connections: self.max_connections,
             max_connections_per_ip: self
                 .max_connections_per_ip

@@ -124,6 +124,34 @@ impl PrivateKey {
     }
 }
 
+impl crate::secure::Signer for PrivateKey {
+    fn kind(&self) -> crate::secure::keys::KeyKind {
+        crate::secure::keys::KeyKind::LegacyRsa
+    }
+
+    /// The 826 field: what the server has on file for a legacy client.
+    fn public_key(&self) -> Vec<u8> {
+        self.public_key()
+            .to_field()
+            .map(|f| f.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// PKCS#1 v1.5 over SHA-256, in OpenSSL (constant time, blinded).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+            let mut signer = openssl::sign::Signer::new(
+                openssl::hash::MessageDigest::sha256(),
+                &self.decrypting,
+            )?;
+            signer.set_rsa_padding(Padding::PKCS1)?;
+            signer.update(message)?;
+            signer.sign_to_vec()
+        };
+        sign().map_err(|e| KeyError::OpenSsl(e.to_string()))
+    }
+}
+
 /// OAEP-SHA1 decryption into `out` (at least the modulus size), giving the length.
 fn oaep_sha1_decrypt(
     key: &PKey<Private>,

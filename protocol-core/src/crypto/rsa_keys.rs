@@ -55,7 +55,7 @@ pub enum KeyError {
 
 /// A client's RSA public key, as the server holds it.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct PublicKey(pub(super) RsaPublicKey);
+pub struct PublicKey(pub(crate) RsaPublicKey);
 
 impl PublicKey {
     /// Parses the 826 public key field: X.509 SubjectPublicKeyInfo DER, followed by

@@ -7,6 +7,17 @@
 //! 7.5) under [`EXPORTER_LABEL`]. A client signs it to sign in, so a signature
 //! captured on one connection proves nothing on another.
 
+mod client;
+pub mod digest;
+mod event;
+pub mod frame;
+pub mod keys;
+mod server;
+
+pub use client::{SecureClient, SecureClientEvent, Signer};
+pub use event::{kind, Ask, AskKind, ClientKeys, PutResume, SecureEvent};
+pub use server::{SecureLimits, SecureServer};
+
 /// The exporter label both ends give `export_keying_material` (no context).
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-fileserver-secure-v1";
 

@@ -231,6 +231,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// it: call [`handle_input`](Self::handle_input) again with the same buffer
     /// before waiting on the socket, as the driver loop in the crate docs does.
     pub fn data_written(&mut self, n: usize) -> Result<(), UsageError> {
+        if let Some(s) = &mut self.secure {
+            return s.data_written(n);
+        }
         if n > self.unwritten {
             return Err(UsageError::WrittenTooMuch {
                 reported: n,

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Answers and accepted variants.
     pub dialect: ServerDialect,
+    /// The secure extension's bounds (connections inside TLS).
+    pub secure: crate::secure::SecureLimits,
 }
 
 /// The client's decision after a 1603.
@@ -214,6 +216,10 @@ pub enum ServerEvent {
         /// The name in the request (informational).
         file_name: FieldString,
     },
+    /// An event of the secure session of a connection inside TLS
+    /// ([`enter_secure`](crate::ServerConnection::enter_secure)); its questions are
+    /// answered through [`secure`](crate::ServerConnection::secure).
+    Secure(crate::secure::SecureEvent),
 }
 
 impl ServerEvent {
@@ -228,6 +234,6 @@ impl ServerEvent {
                 | ServerEvent::LookupClient { .. }
                 | ServerEvent::UploadFinished { .. }
                 | ServerEvent::Confirm { .. }
-        )
+        ) || matches!(self, ServerEvent::Secure(e) if e.is_question())
     }
 }

@@ -17,6 +17,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// Whether the connection will take more input now: false while a question is
     /// outstanding, while too much decrypted data is unwritten, and once closed.
     pub fn wants_read(&self) -> bool {
+        if let Some(s) = &self.secure {
+            return !self.closed && s.wants_read();
+        }
         !self.closed && self.pending.is_none() && self.unwritten < self.config.limits.max_unwritten
     }
 
@@ -32,7 +35,18 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// [`poll_transmit`](Self::poll_transmit). The driver loop's exit condition: once
     /// true, close the socket and drop the connection.
     pub fn is_finished(&self) -> bool {
-        self.closed && self.events.is_empty() && self.out.is_empty()
+        self.closed
+            && self.events.is_empty()
+            && self.out.is_empty()
+            && self.secure.as_ref().is_none_or(|s| s.is_drained())
+    }
+
+    /// Whether a secure download is under way: the connection has bytes to produce
+    /// without any input, so the driver keeps calling [`poll_event`](Self::poll_event)
+    /// and [`poll_transmit`](Self::poll_transmit) (after each write) instead of
+    /// waiting to read.
+    pub fn is_sending(&self) -> bool {
+        self.secure.as_ref().is_some_and(|s| s.is_sending())
     }
 
     /// The protocol violation (or timeout) that closed the connection, if one did.
@@ -58,6 +72,12 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             return None;
         }
         let limits = &self.config.limits;
+        if let Some(s) = &self.secure {
+            return Some(
+                s.answer_deadline(limits.answer_timeout)
+                    .unwrap_or(self.last_progress + limits.idle_timeout),
+            );
+        }
         if let Some(p) = &self.pending {
             return Some(p.since + limits.answer_timeout);
         }
@@ -149,6 +169,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
 
     /// The client this connection has identified, if any.
     pub fn client_id(&self) -> Option<ClientId> {
+        if let Some(s) = &self.secure {
+            return s.client_id();
+        }
         self.session.as_ref().map(|s| s.client_id)
     }
 }

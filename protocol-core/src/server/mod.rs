@@ -66,6 +66,7 @@ mod budget;
 mod event;
 mod getters;
 pub mod question;
+mod secure_link;
 mod session;
 mod suspended;
 mod upload;
@@ -215,8 +216,8 @@ pub struct ServerConnection<R> {
     /// The server-wide input budget and this connection's share of it.
     budget: Option<InputBudget>,
     held: usize,
-    /// Inside TLS: the secure extension's state (docs/PROTOCOL.md, section 10).
-    secure: Option<crate::secure::SessionBinding>,
+    /// Inside TLS: the secure extension's session (docs/PROTOCOL.md, section 10).
+    secure: Option<Box<crate::secure::SecureServer>>,
 }
 
 impl<R> Drop for ServerConnection<R> {
@@ -267,12 +268,25 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// and no legacy request. Called by the transport once the handshake is done,
     /// before any input.
     pub fn enter_secure(&mut self, binding: crate::secure::SessionBinding) {
-        self.secure = Some(binding);
+        let limits = &self.config.limits;
+        self.secure = Some(Box::new(crate::secure::SecureServer::new(
+            binding,
+            self.config.secure,
+            limits.max_file_size,
+            limits.max_unwritten,
+        )));
+        self.header_seen = true;
     }
 
     /// Whether the connection speaks the secure extension (inside TLS).
     pub fn is_secure(&self) -> bool {
         self.secure.is_some()
+    }
+
+    /// The secure session, to answer its questions ([`ServerEvent::Secure`]); `None`
+    /// for a legacy connection.
+    pub fn secure(&mut self) -> Option<&mut crate::secure::SecureServer> {
+        self.secure.as_deref_mut()
     }
 
     /// Shares `budget` with the other connections of the server: the input this
@@ -320,7 +334,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             return Err(self.error.clone().unwrap_or(PeerError::Closed));
         }
         self.now = now;
-        let result = self.take_requests(input, now);
+        let result = if self.secure.is_some() {
+            self.take_secure(input, now)
+        } else {
+            self.take_requests(input, now)
+        };
         let held = if self.closed { 0 } else { input.len() };
         if let Some(budget) = &self.budget {
             if !budget.resize(self.held, held) {
@@ -372,6 +390,11 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         if self.closed {
             return;
         }
+        if let Some(s) = &mut self.secure {
+            s.handle_eof();
+            self.closed = true;
+            return;
+        }
         if let Some(up) = self.upload.take() {
             self.events.push_back(ServerEvent::UploadSuspended {
                 client_id: up.client_id,
@@ -393,6 +416,9 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         };
         if now < deadline {
             return;
+        }
+        if self.secure.is_some() {
+            return self.secure_timeout();
         }
         if let Some(p) = self.pending.take() {
             self.abandon_quietly(p.question);
@@ -420,7 +446,13 @@ impl<R: CryptoRngCore> ServerConnection<R> {
     /// The next event, if any. Poll after every `handle_*` call and every answer.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        if let Some(ev) = self.events.pop_front() {
+            return Some(ev);
+        }
+        self.secure
+            .as_mut()
+            .and_then(|s| s.poll_event())
+            .map(ServerEvent::Secure)
     }
 
     /// Appends every byte the connection has to send to `out`. Poll after every
@@ -431,6 +463,17 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         } else {
             out.extend_from_slice(&self.out);
             self.out.clear();
+        }
+        if let Some(s) = &mut self.secure {
+            if out.is_empty() {
+                std::mem::swap(out, &mut s.out);
+            } else {
+                out.extend_from_slice(&s.out);
+                s.out.clear();
+            }
+            if s.is_closing() {
+                self.closed = true;
+            }
         }
     }
 

@@ -1,0 +1,54 @@
+//! A connection inside TLS hands its input, timers and end to its secure session
+//! ([`crate::secure::SecureServer`]); what the legacy state machine would do does not
+//! apply there.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rand_core::CryptoRngCore;
+
+use super::ServerConnection;
+use crate::error::PeerError;
+
+impl<R: CryptoRngCore> ServerConnection<R> {
+    pub(super) fn take_secure(
+        &mut self,
+        input: &mut BytesMut,
+        now: Instant,
+    ) -> Result<(), PeerError> {
+        let Some(s) = self.secure.as_mut() else {
+            return Ok(());
+        };
+        let before = input.len();
+        let result = s.take_requests(input, now, &mut self.rng);
+        if input.len() != before {
+            self.last_progress = now;
+        }
+        if let Err(e) = &result {
+            self.error = Some(e.clone());
+        }
+        if s.is_closing() {
+            self.closed = true;
+        }
+        result
+    }
+
+    pub(super) fn secure_timeout(&mut self) {
+        let Some(s) = self.secure.as_mut() else {
+            return;
+        };
+        if s.timed_out() {
+            self.error = Some(PeerError::Timeout(
+                "the application did not answer the question in time",
+            ));
+        } else if s.is_sending() {
+            // A download waits on the socket or the application, not on the peer.
+            self.last_progress = self.now;
+            return;
+        } else {
+            s.handle_eof();
+            self.error = Some(PeerError::Timeout("idle"));
+        }
+        self.closed = true;
+    }
+}

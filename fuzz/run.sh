@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one cargo-fuzz target on stable for a while, seeded from the repository's
 # vectors (protocol-core/tests/vectors).
-#   fuzz/run.sh TARGET [SECONDS]     (targets: decode_frames server_stream client_responses)
+#   fuzz/run.sh TARGET [SECONDS]     (targets: decode_frames server_stream client_responses secure_frames)
 set -euo pipefail
 cd "$(dirname "$0")"
 target=${1:?target}

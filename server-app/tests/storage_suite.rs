@@ -124,11 +124,6 @@ fn upload_holding(c: &dyn Contents, data: &[u8]) -> String {
     upload
 }
 
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
-
 /// The upload a resumable upload names is never taken for an orphan: not by the
 /// start-up reconciliation of a lone server (`alone`), not by a fleet's sweep. Once
 /// the partial is gone, the sweeps remove it like any other.

@@ -29,6 +29,7 @@ fn commits(m: &dyn Metadata, client: &ClientId, n: usize) -> anyhow::Result<()> 
             verified: true,
             size: 1000,
             checksum: 1,
+            sha256: None,
             replaced: None,
             switched: false,
         };

@@ -68,6 +68,7 @@ fn upload(
         verified,
         size: bytes.len() as u64,
         checksum: 0,
+        sha256: None,
     })
     .map_err(|e| e.to_string())
 }
@@ -157,6 +158,7 @@ fn a_commit_for_a_client_removed_meanwhile_rolls_back() {
         verified: true,
         size: 10,
         checksum: 0,
+        sha256: None,
     });
     assert!(committed.is_err(), "{committed:?}");
     assert!(s.meta.files(None).unwrap().is_empty());

@@ -105,6 +105,7 @@ fn upload_and_commit(s: &Storage, bytes: &[u8], verified: bool) -> Result<Commit
         verified,
         size: bytes.len() as u64,
         checksum: 0,
+        sha256: None,
     })
     .map_err(|e| e.to_string())
 }

@@ -70,6 +70,7 @@ fn commit_up_to_switch(storage: &Storage, client: &ClientId, name: &str, bytes: 
         verified: true,
         size: bytes.len() as u64,
         checksum: 7,
+        sha256: None,
         replaced: None,
         switched: false,
     };
@@ -95,6 +96,7 @@ fn commit_as(storage: &Storage, client: &ClientId, name: &str, bytes: &[u8], ver
             verified,
             size: bytes.len() as u64,
             checksum: 7,
+            sha256: None,
         })
         .unwrap();
 }

@@ -30,6 +30,7 @@ fn intent(c: &ClientId, file: &str, verified: bool) -> Intent {
         verified,
         size: 1,
         checksum: 1,
+        sha256: None,
         replaced: None,
         switched: false,
     }

@@ -160,6 +160,7 @@ impl Connection {
                 verified: verdict == Verdict::Verified,
                 size: up.size,
                 checksum: up.checksum,
+                sha256: None,
             })
             .map_err(|e| VerdictError::Failed(e.into()))?;
         Ok(outcome)

@@ -16,10 +16,7 @@ use std::time::{Duration, Instant};
 use protocol_core::ClientId;
 
 use super::{Metrics, Store};
-use crate::storage::{
-    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, ObjectRead,
-    Registration, Removed, Restored, Storage, Switch, UploadSink, Version, VersionTotals,
-};
+use crate::storage::{ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, ObjectRead, PartialUpload, Registration, Removed, Restored, SecureKey, SecureStatus, Storage, Switch, UploadSink, Version, VersionTotals};
 
 /// `storage` with both interfaces timed into `metrics`.
 pub fn instrument(storage: Storage, metrics: Arc<Metrics>) -> Storage {
@@ -169,6 +166,53 @@ impl Metadata for TimedMetadata {
     fn stale_intents(&self, older_than: Duration) -> Result<Vec<Intent>, MetaError> {
         self.t("stale_intents", |m| m.stale_intents(older_than))
     }
+    fn secure_key(&self, id: &ClientId) -> Result<Option<SecureKey>, MetaError> {
+        self.t("secure_key", |m| m.secure_key(id))
+    }
+    fn set_secure_key(&self, id: &ClientId, key: &SecureKey) -> Result<bool, MetaError> {
+        self.t("set_secure_key", |m| m.set_secure_key(id, key))
+    }
+    fn register_secure(
+        &self,
+        id: &ClientId,
+        name: &str,
+        key: &SecureKey,
+        hold: Duration,
+    ) -> Result<Registration, MetaError> {
+        self.t("register_secure", |m| m.register_secure(id, name, key, hold))
+    }
+    fn secure_status(&self, id: &ClientId) -> Result<Option<SecureStatus>, MetaError> {
+        self.t("secure_status", |m| m.secure_status(id))
+    }
+    fn mark_went_secure(&self, id: &ClientId) -> Result<bool, MetaError> {
+        self.t("mark_went_secure", |m| m.mark_went_secure(id))
+    }
+    fn set_keep_legacy(&self, id: &ClientId, keep: bool) -> Result<bool, MetaError> {
+        self.t("set_keep_legacy", |m| m.set_keep_legacy(id, keep))
+    }
+    fn retire_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Version>, MetaError> {
+        self.t("retire_file", |m| m.retire_file(id, file_name))
+    }
+    fn save_partial(&self, partial: &PartialUpload) -> Result<(), MetaError> {
+        self.t("save_partial", |m| m.save_partial(partial))
+    }
+    fn partial(&self, id: &ClientId, file_name: &str) -> Result<Option<PartialUpload>, MetaError> {
+        self.t("partial", |m| m.partial(id, file_name))
+    }
+    fn remove_partial(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        upload: &str,
+    ) -> Result<bool, MetaError> {
+        self.t("remove_partial", |m| m.remove_partial(id, file_name, upload))
+    }
+    fn expire_partials(&self, older_than: Duration) -> Result<Vec<PartialUpload>, MetaError> {
+        self.t("expire_partials", |m| m.expire_partials(older_than))
+    }
+    fn referenced_uploads(&self) -> Result<HashSet<String>, MetaError> {
+        self.t("referenced_uploads", |m| m.referenced_uploads())
+    }
     fn health(&self) -> Result<(), MetaError> {
         self.t("health", |m| m.health())
     }
@@ -205,6 +249,10 @@ impl Contents for TimedContents {
     }
     fn reopen_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>> {
         let sink = self.t("reopen_upload", |c| c.reopen_upload(upload))?;
+        Ok(self.sink(sink))
+    }
+    fn resume_upload(&self, upload: &str, offset: u64) -> io::Result<Box<dyn UploadSink>> {
+        let sink = self.t("resume_upload", |c| c.resume_upload(upload, offset))?;
         Ok(self.sink(sink))
     }
     fn delete_upload(&self, upload: &str) -> io::Result<()> {

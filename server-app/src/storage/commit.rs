@@ -80,6 +80,9 @@ pub struct Finished<'a> {
     pub size: u64,
     /// Checksum sent in 1603.
     pub checksum: u32,
+    /// The SHA-256 of the whole upload, computed as it streamed and agreed with the
+    /// client (secure mode); `None` for legacy uploads.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl Storage {
@@ -101,6 +104,7 @@ impl Storage {
             verified: f.verified,
             size: f.size,
             checksum: f.checksum,
+            sha256: f.sha256,
             replaced: None,
             switched: false,
         };
@@ -201,6 +205,20 @@ impl Storage {
         };
         self.delete_objects(&removed.objects)?;
         Ok(Some(removed))
+    }
+
+    /// A client deletes its file: the record becomes a version in one metadata
+    /// transaction and no object is deleted, so a mistaken delete is undone by
+    /// [`restore_version`](Self::restore_version) within the retention policy, and
+    /// [`prune_versions`](Self::prune_versions) frees it in time like any version.
+    /// `None`: no such file. (An operator's [`delete_file`](Self::delete_file), by
+    /// contrast, frees the content at once, versions and all.)
+    pub fn retire_file(
+        &self,
+        client: &ClientId,
+        file_name: &str,
+    ) -> Result<Option<super::Version>, StorageError> {
+        Ok(self.meta.retire_file(client, file_name)?)
     }
 
     /// Makes a version of a file current again, the current content becoming a

@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod reconcile;
 #[cfg(feature = "fleet")]
 pub mod s3;
+pub mod secure;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod suite;
@@ -37,6 +38,7 @@ use protocol_core::ClientId;
 use thiserror::Error;
 
 pub use commit::{CommitOutcome, Storage};
+pub use secure::{PartialUpload, SecureKey, SecureStatus};
 pub use reconcile::{Orphans, Reconciled};
 
 /// A metadata failure: what was being done and why.
@@ -103,6 +105,10 @@ pub struct ClientRow {
     /// The protocol variants its last connection used, as the server's "dialect seen"
     /// log line shows them (`None`: not seen since schema 4).
     pub dialect: Option<String>,
+    /// The kind of the secure-mode key on file ([`SecureKey::kind`]; `None`: none).
+    pub secure_key_kind: Option<u8>,
+    /// Whether its legacy requests are refused ([`SecureStatus`]).
+    pub secure: SecureStatus,
 }
 
 /// What removing records did (one transaction): a client's, a file's, unverified
@@ -141,6 +147,8 @@ pub struct Version {
     pub updated: String,
     /// When it stopped being the current content, UTC: retention counts from here.
     pub superseded: String,
+    /// The SHA-256 of the whole content, when the upload carried one (secure mode).
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// How many versions are kept and their bytes (`status`, `/metrics`).
@@ -178,6 +186,8 @@ pub struct FileRecord {
     pub checksum: Option<u32>,
     /// When the record was last written, UTC (empty for old rows).
     pub updated: String,
+    /// The SHA-256 of the whole content, when the upload carried one (secure mode).
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// A durable record that a commit is under way: written before the new object is
@@ -201,6 +211,9 @@ pub struct Intent {
     pub size: u64,
     /// Checksum sent in 1603.
     pub checksum: u32,
+    /// The SHA-256 of the whole upload, when it carried one (secure mode): the switch
+    /// writes it into the record.
+    pub sha256: Option<[u8; 32]>,
     /// Set by the switch: the object the record named before, to delete (never
     /// one kept as a version).
     pub replaced: Option<String>,
@@ -335,6 +348,55 @@ pub trait Metadata: Send + Sync {
     /// younger ones to the commits running them). A backend that serves one process
     /// only, which reconciles before it serves, may return every intent.
     fn stale_intents(&self, older_than: Duration) -> Result<Vec<Intent>, MetaError>;
+    /// The secure-mode key of `id` (`None`: an unknown client, or none on file). The
+    /// legacy RSA-1024 key stays apart ([`public_key`](Self::public_key)).
+    fn secure_key(&self, id: &ClientId) -> Result<Option<SecureKey>, MetaError>;
+    /// Stores (replacing) the secure-mode key of `id`; false for an unknown client. A
+    /// malformed key ([`SecureKey::check`]) is an error and changes nothing.
+    fn set_secure_key(&self, id: &ClientId, key: &SecureKey) -> Result<bool, MetaError>;
+    /// Adds a client registered in secure mode directly, with its key: the name rules
+    /// of [`register`](Self::register) (a name held by a client with any key, legacy
+    /// or secure, is taken; one without a key is held for `hold`). The new client
+    /// counts as having gone secure ([`SecureStatus::went_secure`]): it has no legacy
+    /// key, and none may be added for legacy requests unless it asks.
+    fn register_secure(
+        &self,
+        id: &ClientId,
+        name: &str,
+        key: &SecureKey,
+        hold: Duration,
+    ) -> Result<Registration, MetaError>;
+    /// Whether `id` has had a secure session and asked to keep legacy requests open;
+    /// `None` for an unknown client.
+    fn secure_status(&self, id: &ClientId) -> Result<Option<SecureStatus>, MetaError>;
+    /// Records that `id` had a secure session: from now on its legacy requests are
+    /// refused unless it keeps them open. False for an unknown client.
+    fn mark_went_secure(&self, id: &ClientId) -> Result<bool, MetaError>;
+    /// Keeps the legacy requests of `id` open (or closes them) after it went secure;
+    /// false for an unknown client.
+    fn set_keep_legacy(&self, id: &ClientId, keep: bool) -> Result<bool, MetaError>;
+    /// A client deletes its file: in one transaction the current record becomes a
+    /// [`Version`] (whatever its verdict) and the record goes. Nothing is deleted: the
+    /// version's object stays, [`restore_version`](Self::restore_version) undoes it
+    /// and [`prune_versions`](Self::prune_versions) removes it like any other
+    /// version. `None` when there is no record.
+    fn retire_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Version>, MetaError>;
+    /// Saves the state of a resumable upload, replacing the one of the same client
+    /// and file name (one per file). [`PartialUpload::updated`] is ignored: the store
+    /// sets it to now.
+    fn save_partial(&self, partial: &PartialUpload) -> Result<(), MetaError>;
+    /// The resumable upload of one file.
+    fn partial(&self, id: &ClientId, file_name: &str) -> Result<Option<PartialUpload>, MetaError>;
+    /// Removes the resumable upload of a file if it still names `upload` (another
+    /// server that took the file over must not lose its own); whether it did.
+    fn remove_partial(&self, id: &ClientId, file_name: &str, upload: &str)
+        -> Result<bool, MetaError>;
+    /// Removes, in one transaction, every resumable upload not saved for
+    /// `older_than`, and returns them: the caller deletes their uploads.
+    fn expire_partials(&self, older_than: Duration) -> Result<Vec<PartialUpload>, MetaError>;
+    /// Every upload key that an intent or a resumable upload names: sweeps of uploads
+    /// nobody writes leave them alone.
+    fn referenced_uploads(&self) -> Result<HashSet<String>, MetaError>;
     /// Whether the store answers: a trivial query for a health check (`/healthz`),
     /// asked about twice a second per load balancer. The default reads the intents,
     /// a table that is empty but for commits under way; a backend with a cheaper
@@ -370,6 +432,13 @@ pub trait Contents: Send + Sync {
     fn create_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>>;
     /// Reopens an upload to append at its end (a connection per request).
     fn reopen_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>>;
+    /// Continues an upload from `offset` (a resumed upload, the offset its saved
+    /// state accounts for): its content is exactly its first `offset` bytes followed
+    /// by what is written next. Bytes past `offset` (written but never accounted for)
+    /// are dropped where the store can (a local file is truncated); an upload that
+    /// holds fewer bytes, or that cannot be cut back (an object store's flushed
+    /// parts), fails with [`io::ErrorKind::InvalidData`].
+    fn resume_upload(&self, upload: &str, offset: u64) -> io::Result<Box<dyn UploadSink>>;
     /// Removes an upload (missing is fine).
     fn delete_upload(&self, upload: &str) -> io::Result<()>;
     /// Step 3 of a commit: makes the finished upload durable as `object`. Afterwards

@@ -14,7 +14,8 @@
 //!   never names an object that reconciliation deleted
 //!   ([`Storage::resolve_stale_intents`], at start and in housekeeping);
 //! - an upload is removed only when two listings at least `stale_after` apart both
-//!   found it unknown to the table of uploads and to every intent: a new upload is
+//!   found it unknown to the table of uploads, to every intent and to every
+//!   resumable upload ([`Metadata::referenced_uploads`](super::Metadata::referenced_uploads)): a new upload is
 //!   unknown until its row is written, a confirmed one between its row's removal and
 //!   its intent ([`Orphans`], in every server's housekeeping);
 //! - objects are listed before the names are read: an object that exists at the
@@ -46,16 +47,23 @@ pub struct Reconciled {
 
 impl Storage {
     /// Start-up of the only server of this storage: resolves every intent, then
-    /// removes every upload (none survives a restart) and every object no record
-    /// names. Must run before any connection is served, with the folder lock held.
+    /// removes every upload but those a resumable upload names (none other survives
+    /// a restart) and every object no record names. Must run before any connection
+    /// is served, with the folder lock held.
     pub fn reconcile(&self) -> Result<Reconciled, StorageError> {
         let mut done = Reconciled::default();
         self.resolve(self.meta.intents()?, &mut done)?;
-        for upload in self
+        let listed = self
             .contents
             .uploads()
-            .map_err(contents("listing uploads"))?
-        {
+            .map_err(contents("listing uploads"))?;
+        // Read after the listing (as every sweep does): what a partial names stays,
+        // so that its client resumes it after the restart.
+        let referenced = self.meta.referenced_uploads()?;
+        for upload in listed {
+            if referenced.contains(&upload) {
+                continue;
+            }
             self.contents
                 .delete_upload(&upload)
                 .map_err(contents("deleting an upload"))?;
@@ -158,8 +166,8 @@ struct Sightings {
 }
 
 impl Orphans {
-    /// Lists the uploads, then reads the keys the table of uploads and the intents
-    /// name (`table_keys`, called after the listing), and removes each upload found
+    /// Lists the uploads, then reads the keys the table of uploads, the intents and
+    /// the resumable uploads name (`table_keys`, called after the listing), and removes each upload found
     /// unknown by this listing and by one at least `stale_after` before. Lists at most
     /// every `stale_after / 2` (the calls in between do nothing); `now` is this
     /// process's clock. Returns how many uploads it removed.
@@ -180,7 +188,8 @@ impl Orphans {
             .uploads()
             .map_err(contents("listing uploads"))?;
         let mut known: HashSet<String> = table_keys()?.into_iter().collect();
-        known.extend(storage.meta.intents()?.into_iter().map(|i| i.upload));
+        // Intents and resumable uploads (secure mode) name uploads too.
+        known.extend(storage.meta.referenced_uploads()?);
         let unknown: HashSet<String> = listed.into_iter().filter(|u| !known.contains(u)).collect();
         state.unknown_since.retain(|u, _| unknown.contains(u));
         let mut removed = 0;

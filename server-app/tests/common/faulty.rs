@@ -14,7 +14,8 @@ use std::time::Duration;
 use protocol_core::ClientId;
 use server_app::storage::{
     ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, ObjectRead,
-    Registration, Removed, Restored, Switch, UploadSink, Version, VersionTotals,
+    PartialUpload, Registration, Removed, Restored, SecureKey, SecureStatus, Switch, UploadSink,
+    Version, VersionTotals,
 };
 
 /// What happens at the chosen step.
@@ -315,6 +316,88 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     fn health(&self) -> Result<(), MetaError> {
         step!(self.plan, "health", self.inner.health(), meta_gone())
     }
+    fn secure_key(&self, id: &ClientId) -> Result<Option<SecureKey>, MetaError> {
+        read!(self, self.inner.secure_key(id))
+    }
+    fn set_secure_key(&self, id: &ClientId, key: &SecureKey) -> Result<bool, MetaError> {
+        step!(
+            self.plan,
+            "set_secure_key",
+            self.inner.set_secure_key(id, key),
+            meta_gone()
+        )
+    }
+    fn register_secure(
+        &self,
+        id: &ClientId,
+        name: &str,
+        key: &SecureKey,
+        hold: Duration,
+    ) -> Result<Registration, MetaError> {
+        step!(
+            self.plan,
+            "register_secure",
+            self.inner.register_secure(id, name, key, hold),
+            meta_gone()
+        )
+    }
+    fn secure_status(&self, id: &ClientId) -> Result<Option<SecureStatus>, MetaError> {
+        read!(self, self.inner.secure_status(id))
+    }
+    fn mark_went_secure(&self, id: &ClientId) -> Result<bool, MetaError> {
+        step!(
+            self.plan,
+            "mark_went_secure",
+            self.inner.mark_went_secure(id),
+            meta_gone()
+        )
+    }
+    fn set_keep_legacy(&self, id: &ClientId, keep: bool) -> Result<bool, MetaError> {
+        step!(
+            self.plan,
+            "set_keep_legacy",
+            self.inner.set_keep_legacy(id, keep),
+            meta_gone()
+        )
+    }
+    fn retire_file(&self, id: &ClientId, name: &str) -> Result<Option<Version>, MetaError> {
+        step!(
+            self.plan,
+            "retire_file",
+            self.inner.retire_file(id, name),
+            meta_gone()
+        )
+    }
+    fn save_partial(&self, partial: &PartialUpload) -> Result<(), MetaError> {
+        step!(
+            self.plan,
+            "save_partial",
+            self.inner.save_partial(partial),
+            meta_gone()
+        )
+    }
+    fn partial(&self, id: &ClientId, name: &str) -> Result<Option<PartialUpload>, MetaError> {
+        read!(self, self.inner.partial(id, name))
+    }
+    fn remove_partial(&self, id: &ClientId, name: &str, upload: &str) -> Result<bool, MetaError> {
+        step!(
+            self.plan,
+            "remove_partial",
+            self.inner.remove_partial(id, name, upload),
+            meta_gone()
+        )
+    }
+    fn expire_partials(&self, older_than: Duration) -> Result<Vec<PartialUpload>, MetaError> {
+        step!(
+            self.plan,
+            "expire_partials",
+            self.inner.expire_partials(older_than),
+            meta_gone()
+        )
+    }
+    fn referenced_uploads(&self) -> Result<HashSet<String>, MetaError> {
+        read!(self, self.inner.referenced_uploads())
+    }
 }
 
 /// A [`Contents`] that fails as its [`Plan`] says.
@@ -368,6 +451,19 @@ impl<C: Contents> Contents for FaultyContents<C> {
         }
         Ok(Box::new(FaultySink {
             inner: self.inner.reopen_upload(upload)?,
+            plan: self.plan.clone(),
+        }))
+    }
+    fn resume_upload(&self, upload: &str, offset: u64) -> io::Result<Box<dyn UploadSink>> {
+        // A step: cutting a longer upload back changes the store.
+        let inner = step!(
+            self.plan,
+            "resume_upload",
+            self.inner.resume_upload(upload, offset),
+            gone()
+        )?;
+        Ok(Box::new(FaultySink {
+            inner,
             plan: self.plan.clone(),
         }))
     }

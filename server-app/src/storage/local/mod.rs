@@ -58,6 +58,17 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// The error of a resumed upload that holds fewer bytes than its state accounts for.
+pub(crate) fn short_upload(upload: &str, len: u64, offset: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "upload {} holds {len} bytes, not the {offset} its state accounts for",
+            super::key_for_log(upload)
+        ),
+    )
+}
+
 fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
     match r {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -148,6 +159,23 @@ impl Contents for LocalContents {
 
     fn reopen_upload(&self, upload: &str) -> io::Result<Box<dyn UploadSink>> {
         Ok(Box::new(UploadWriter::resume(&self.path(upload)?)?))
+    }
+
+    fn resume_upload(&self, upload: &str, offset: u64) -> io::Result<Box<dyn UploadSink>> {
+        let path = self.path(upload)?;
+        let file = fs::OpenOptions::new().write(true).open(&path)?;
+        let len = file.metadata()?.len();
+        if len < offset {
+            return Err(short_upload(upload, len, offset));
+        }
+        if len > offset {
+            // Bytes written after the state that accounts for `offset` was saved:
+            // never accounted for, so cut off (durably) before anything follows them.
+            file.set_len(offset)?;
+            file.sync_all()?;
+        }
+        drop(file);
+        Ok(Box::new(UploadWriter::resume(&path)?))
     }
 
     fn delete_upload(&self, upload: &str) -> io::Result<()> {

@@ -16,10 +16,10 @@ use std::time::Duration;
 use protocol_core::ClientId;
 use tokio_postgres::Row;
 
-use super::{Pg, PgError, Transaction, TxError};
+use super::{Pg, PgError, Transaction};
 use crate::storage::{
-    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Removed,
-    Restored, Switch, Version, VersionTotals,
+    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, PartialUpload, Registration,
+    Removed, Restored, SecureKey, SecureStatus, Switch, Version, VersionTotals,
 };
 
 /// Clients, keys, file records and commit intents in PostgreSQL.
@@ -90,13 +90,22 @@ macro_rules! utc {
 }
 
 // After the macros, which it uses.
+mod commit;
+mod secure;
 mod versions;
+use commit::{intent, switch_in, SELECT_INTENTS};
 use versions::{still_named, unnamed_objects};
 
 const FILE_COLUMNS: &str = concat!(
     "ID, FileName, PathName, Verified, Size, Checksum, ",
-    utc!("Updated")
+    utc!("Updated"),
+    ", Sha256"
 );
+
+/// A stored SHA-256 (32 bytes, the schema checks); anything else reads as none.
+pub(crate) fn sha256(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    bytes.and_then(|b| b.try_into().ok())
+}
 
 fn file_row(r: &Row) -> Result<FileRecord, PgError> {
     Ok(FileRecord {
@@ -107,11 +116,58 @@ fn file_row(r: &Row) -> Result<FileRecord, PgError> {
         size: r.try_get::<_, i64>(4)?.max(0) as u64,
         checksum: r.try_get::<_, Option<i64>>(5)?.map(|c| c as u32),
         updated: r.try_get::<_, Option<String>>(6)?.unwrap_or_default(),
+        sha256: sha256(r.try_get(7)?),
     })
 }
 
 fn file_rows(rows: Vec<Row>) -> Result<Vec<FileRecord>, PgError> {
     rows.iter().map(file_row).collect()
+}
+
+/// A registration inside `tx` (see [`Metadata::register`]): a name held by a client
+/// with any key (legacy or secure) is taken, one without a key for `hold` seconds.
+pub(crate) async fn register_in(
+    tx: &Transaction<'_>,
+    id: &[u8],
+    name: &str,
+    hold: u64,
+) -> Result<Registration, PgError> {
+    let st = tx
+        .prepare_cached(concat!(
+            "SELECT PublicKey IS NOT NULL OR SecureKey IS NOT NULL, ",
+            age!("Registered"),
+            " FROM clients WHERE Name = $1"
+        ))
+        .await?;
+    let existing = tx.query_opt(&st, &[&name]).await?;
+    match existing.map(|r| (r.get::<_, bool>(0), r.get::<_, i64>(1))) {
+        Some((true, _)) => return Ok(Registration::NameTaken),
+        // Held for the client that registered it, until it sends its key or the hold
+        // time passes.
+        Some((false, age)) if (age.max(0) as u64) < hold => return Ok(Registration::NameTaken),
+        Some((false, _)) => {
+            tx.execute(
+                "DELETE FROM clients c WHERE Name = $1 AND PublicKey IS NULL \
+                 AND SecureKey IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.ID = c.ID) \
+                 AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.ID = c.ID)",
+                &[&name],
+            )
+            .await?;
+        }
+        None => {}
+    }
+    // Any clash (the name, or the id) means the name is not this client's.
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO clients (ID, Name, LastSeen, Registered) \
+             VALUES ($1, $2, now(), now()) ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    Ok(match tx.execute(&st, &[&id, &name]).await? {
+        1 => Registration::Registered,
+        _ => Registration::NameTaken,
+    })
 }
 
 impl Metadata for PostgresMetadata {
@@ -124,45 +180,7 @@ impl Metadata for PostgresMetadata {
         let (id, name, hold) = (id.0.to_vec(), name.to_string(), hold.as_secs());
         self.pg.transact_locked("registering a client", move |tx| {
             let (id, name) = (id.clone(), name.clone());
-            Box::pin(async move {
-                let st = tx
-                    .prepare_cached(concat!(
-                        "SELECT PublicKey IS NOT NULL, ",
-                        age!("Registered"),
-                        " FROM clients WHERE Name = $1"
-                    ))
-                    .await?;
-                let existing = tx.query_opt(&st, &[&name]).await?;
-                match existing.map(|r| (r.get::<_, bool>(0), r.get::<_, i64>(1))) {
-                    Some((true, _)) => return Ok(Registration::NameTaken),
-                    // Held for the client that registered it, until it sends its key
-                    // or the hold time passes.
-                    Some((false, age)) if (age.max(0) as u64) < hold => {
-                        return Ok(Registration::NameTaken)
-                    }
-                    Some((false, _)) => {
-                        tx.execute(
-                            "DELETE FROM clients c WHERE Name = $1 AND PublicKey IS NULL \
-                             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.ID = c.ID) \
-                             AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.ID = c.ID)",
-                            &[&name],
-                        )
-                        .await?;
-                    }
-                    None => {}
-                }
-                // Any clash (the name, or the id) means the name is not this client's.
-                let st = tx
-                    .prepare_cached(
-                        "INSERT INTO clients (ID, Name, LastSeen, Registered) \
-                         VALUES ($1, $2, now(), now()) ON CONFLICT DO NOTHING",
-                    )
-                    .await?;
-                Ok(match tx.execute(&st, &[&id, &name]).await? {
-                    1 => Registration::Registered,
-                    _ => Registration::NameTaken,
-                })
-            })
+            Box::pin(async move { Ok(register_in(tx, &id, &name, hold).await?) })
         })
     }
 
@@ -308,7 +326,7 @@ impl Metadata for PostgresMetadata {
             let rows = c
                 .query(
                     concat!(
-                        "DELETE FROM clients c WHERE PublicKey IS NULL \
+                        "DELETE FROM clients c WHERE PublicKey IS NULL AND SecureKey IS NULL \
                          AND NOT EXISTS (SELECT 1 FROM files f WHERE f.ID = c.ID) \
                          AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.ID = c.ID) AND ",
                         age!("Registered"),
@@ -333,7 +351,8 @@ impl Metadata for PostgresMetadata {
                         " END, \
                          (SELECT COUNT(*) FROM files f WHERE f.ID = c.ID), \
                          (SELECT COALESCE(SUM(Size), 0)::bigint FROM files f WHERE f.ID = c.ID), \
-                         c.Dialect FROM clients c ORDER BY c.Name COLLATE \"C\""
+                         c.Dialect, c.SecureKind, c.WentSecure, c.KeepLegacy \
+                         FROM clients c ORDER BY c.Name COLLATE \"C\""
                     ),
                     &[],
                 )
@@ -349,6 +368,13 @@ impl Metadata for PostgresMetadata {
                         files: r.try_get::<_, i64>(5)?.max(0) as u64,
                         bytes: r.try_get::<_, i64>(6)?.max(0) as u64,
                         dialect: r.try_get(7)?,
+                        secure_key_kind: r
+                            .try_get::<_, Option<i16>>(8)?
+                            .and_then(|k| u8::try_from(k).ok()),
+                        secure: SecureStatus {
+                            went_secure: r.try_get(9)?,
+                            keep_legacy: r.try_get(10)?,
+                        },
                     })
                 })
                 .collect()
@@ -416,6 +442,10 @@ impl Metadata for PostgresMetadata {
                     )
                     .await?;
                 let files = file_rows(rows)?;
+                // Its resumable uploads go too: their uploads, named by nothing any
+                // more, are removed by the sweeps.
+                tx.execute("DELETE FROM partials WHERE ID = $1", &[&id])
+                    .await?;
                 let versions = versions::remove(tx, &id, None).await?;
                 if tx
                     .execute("DELETE FROM clients WHERE ID = $1", &[&id])
@@ -516,8 +546,8 @@ impl Metadata for PostgresMetadata {
                 let st = c
                     .prepare_cached(
                         "INSERT INTO intents (IntentID, ID, FileName, Upload, Object, Verified, \
-                     Size, Checksum, Replaced, Switched) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, false)",
+                     Size, Checksum, Replaced, Switched, Sha256) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, false, $9)",
                     )
                     .await?;
                 c.execute(
@@ -531,6 +561,7 @@ impl Metadata for PostgresMetadata {
                         &i.verified,
                         &big(i.size),
                         &i64::from(i.checksum),
+                        &i.sha256.map(|h| h.to_vec()),
                     ],
                 )
                 .await?;
@@ -591,104 +622,63 @@ impl Metadata for PostgresMetadata {
                 rows.iter().map(intent).collect()
             })
     }
-}
 
-const SELECT_INTENTS: &str = "SELECT IntentID, ID, FileName, Upload, Object, Verified, Size, \
-                              Checksum, Replaced, Switched FROM intents";
+    fn secure_key(&self, id: &ClientId) -> Result<Option<SecureKey>, MetaError> {
+        secure::secure_key(&self.pg, id)
+    }
 
-fn intent(r: &Row) -> Result<Intent, PgError> {
-    Ok(Intent {
-        id: r.try_get(0)?,
-        client: client_id(r.try_get(1)?),
-        file_name: r.try_get(2)?,
-        upload: r.try_get(3)?,
-        object: r.try_get(4)?,
-        verified: r.try_get(5)?,
-        size: r.try_get::<_, i64>(6)?.max(0) as u64,
-        checksum: r.try_get::<_, i64>(7)? as u32,
-        replaced: r.try_get(8)?,
-        switched: r.try_get(9)?,
-    })
-}
+    fn set_secure_key(&self, id: &ClientId, key: &SecureKey) -> Result<bool, MetaError> {
+        secure::set_secure_key(&self.pg, id, key)
+    }
 
-/// The commit point (step 4) inside its transaction: see [`Metadata::switch`].
-async fn switch_in(tx: &Transaction<'_>, i: &Intent) -> Result<Switch, TxError> {
-    let client = &i.client.0[..];
-    // The client's row is the lock for its files: switches of one client (on any
-    // server) take turns, so each reads the record as the previous one left it, and a
-    // removal of the client waits or is waited for. An operator may have removed the
-    // client while its upload was under way: its file must not come back without an
-    // owner (the commit rolls back, 1607).
-    let st = tx
-        .prepare_cached("SELECT 1 FROM clients WHERE ID = $1 FOR NO KEY UPDATE")
-        .await?;
-    if tx.query_opt(&st, &[&client]).await?.is_none() {
-        return Err(TxError::Refused(MetaError::backend(
-            "committing the file",
-            "the client was removed",
-        )));
+    fn register_secure(
+        &self,
+        id: &ClientId,
+        name: &str,
+        key: &SecureKey,
+        hold: Duration,
+    ) -> Result<Registration, MetaError> {
+        secure::register_secure(&self.pg, id, name, key, hold)
     }
-    let st = tx
-        .prepare_cached("SELECT PathName, Verified FROM files WHERE ID = $1 AND FileName = $2")
-        .await?;
-    let previous: Option<(String, bool)> = tx
-        .query_opt(&st, &[&client, &i.file_name])
-        .await?
-        .map(|r| (r.get(0), r.get(1)));
-    if !i.verified && matches!(previous, Some((_, true))) {
-        // 902 never replaces a verified file (checked under the client's lock, so a
-        // concurrent 900 on another server is either seen here or comes after).
-        let st = tx
-            .prepare_cached("DELETE FROM intents WHERE IntentID = $1")
-            .await?;
-        tx.execute(&st, &[&i.id]).await?;
-        return Ok(Switch::KeptVerified);
+
+    fn secure_status(&self, id: &ClientId) -> Result<Option<SecureStatus>, MetaError> {
+        secure::secure_status(&self.pg, id)
     }
-    // Verified content is never lost: the record it replaces becomes a version in
-    // this transaction, and its object stays (nothing to delete).
-    let previous = match previous {
-        Some((_, true)) => {
-            versions::keep_current(tx, client, &i.file_name).await?;
-            None
-        }
-        Some((p, false)) => Some(p),
-        None => None,
-    };
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated) \
-             VALUES ($1, $2, $3, $4, $5, $6, now()) \
-             ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, \
-             Verified = excluded.Verified, Size = excluded.Size, \
-             Checksum = excluded.Checksum, Updated = excluded.Updated",
-        )
-        .await?;
-    tx.execute(
-        &st,
-        &[
-            &client,
-            &i.file_name,
-            &i.object,
-            &i.verified,
-            &big(i.size),
-            &i64::from(i.checksum),
-        ],
-    )
-    .await?;
-    // Rows of the old layout could share one path: the replaced object goes only
-    // when no record or version names it any more.
-    let replaced = match previous {
-        Some(p) if p != i.object && !still_named(tx, &p).await? => Some(p),
-        _ => None,
-    };
-    let st = tx
-        .prepare_cached("UPDATE intents SET Switched = true, Replaced = $2 WHERE IntentID = $1")
-        .await?;
-    if tx.execute(&st, &[&i.id, &replaced]).await? != 1 {
-        return Err(TxError::Refused(MetaError::backend(
-            "committing the file",
-            "no such intent",
-        )));
+
+    fn mark_went_secure(&self, id: &ClientId) -> Result<bool, MetaError> {
+        secure::set_flag(&self.pg, id, "WentSecure", true)
     }
-    Ok(Switch::Switched { replaced })
+
+    fn set_keep_legacy(&self, id: &ClientId, keep: bool) -> Result<bool, MetaError> {
+        secure::set_flag(&self.pg, id, "KeepLegacy", keep)
+    }
+
+    fn retire_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Version>, MetaError> {
+        secure::retire_file(&self.pg, id, file_name)
+    }
+
+    fn save_partial(&self, partial: &PartialUpload) -> Result<(), MetaError> {
+        secure::save_partial(&self.pg, partial)
+    }
+
+    fn partial(&self, id: &ClientId, file_name: &str) -> Result<Option<PartialUpload>, MetaError> {
+        secure::partial(&self.pg, id, file_name)
+    }
+
+    fn remove_partial(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        upload: &str,
+    ) -> Result<bool, MetaError> {
+        secure::remove_partial(&self.pg, id, file_name, upload)
+    }
+
+    fn expire_partials(&self, older_than: Duration) -> Result<Vec<PartialUpload>, MetaError> {
+        secure::expire_partials(&self.pg, older_than)
+    }
+
+    fn referenced_uploads(&self) -> Result<HashSet<String>, MetaError> {
+        secure::referenced_uploads(&self.pg)
+    }
 }

@@ -84,6 +84,33 @@ pub const MIGRATIONS: &[&str] = &[
         "ALTER TABLE uploads ADD COLUMN finished_at timestamptz;",
         "ALTER TABLE uploads ADD COLUMN per_request boolean NOT NULL DEFAULT false;"
     ),
+    // Version 6: secure mode (SQLite's schema 7). Each client's secure-mode key
+    // (apart from the legacy RSA-1024 key) and whether its legacy requests are still
+    // served; the SHA-256 of each file, version and commit; resumable uploads, one
+    // per file, so that any server of the fleet continues one (docs/STORAGE.md).
+    "ALTER TABLE clients ADD COLUMN SecureKind smallint
+         CHECK (SecureKind IS NULL OR SecureKind IN (2, 3));
+     ALTER TABLE clients ADD COLUMN SecureKey bytea;
+     ALTER TABLE clients ADD CONSTRAINT clients_secure_key
+         CHECK ((SecureKey IS NULL) = (SecureKind IS NULL));
+     ALTER TABLE clients ADD COLUMN WentSecure boolean NOT NULL DEFAULT false;
+     ALTER TABLE clients ADD COLUMN KeepLegacy boolean NOT NULL DEFAULT false;
+     ALTER TABLE files ADD COLUMN Sha256 bytea CHECK (Sha256 IS NULL OR length(Sha256) = 32);
+     ALTER TABLE versions ADD COLUMN Sha256 bytea
+         CHECK (Sha256 IS NULL OR length(Sha256) = 32);
+     ALTER TABLE intents ADD COLUMN Sha256 bytea
+         CHECK (Sha256 IS NULL OR length(Sha256) = 32);
+     CREATE TABLE partials (
+         ID bytea NOT NULL,
+         FileName text NOT NULL,
+         Size bigint NOT NULL,
+         Received bigint NOT NULL CHECK (Received <= Size),
+         Upload text NOT NULL,
+         State bytea NOT NULL,
+         Updated timestamptz NOT NULL,
+         PRIMARY KEY (ID, FileName)
+     );
+     CREATE INDEX partials_updated ON partials (Updated);",
 ];
 
 /// The schema version this build writes.

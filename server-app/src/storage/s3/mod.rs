@@ -339,6 +339,19 @@ impl Contents for S3Contents {
         Ok(Box::new(S3Sink::reopen(self.shared.clone(), dir)?))
     }
 
+    fn resume_upload(&self, upload: &str, offset: u64) -> io::Result<Box<dyn UploadSink>> {
+        // Flushed parts cannot be cut back: the upload must hold exactly `offset`.
+        let sink = self.reopen_upload(upload)?;
+        match sink.bytes_written() {
+            Some(len) if len == offset => Ok(sink),
+            len => Err(super::local::short_upload(
+                upload,
+                len.unwrap_or(0),
+                offset,
+            )),
+        }
+    }
+
     fn delete_upload(&self, upload: &str) -> io::Result<()> {
         let dir = self.shared.upload_dir(upload)?;
         self.shared.delete_upload(&dir)

@@ -52,18 +52,19 @@ pub(super) fn switch(db: &mut Connection, i: &Intent) -> Result<Switch, MetaErro
         None => None,
     };
     tx.execute(
-        "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, datetime('now')) \
+        "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated, Sha256) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, datetime('now'), ?7) \
          ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, \
          Verified = excluded.Verified, Size = excluded.Size, Checksum = excluded.Checksum, \
-         Updated = excluded.Updated",
+         Updated = excluded.Updated, Sha256 = excluded.Sha256",
         params![
             &i.client.0[..],
             i.file_name,
             i.object,
             i.verified,
             i.size as i64,
-            i.checksum as i64
+            i.checksum as i64,
+            i.sha256.map(|h| h.to_vec())
         ],
     )
     .ctx("recording the file")?;

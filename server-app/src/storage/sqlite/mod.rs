@@ -3,79 +3,27 @@
 //! content, [`versions`]).
 
 mod commit;
+mod open;
 mod schema;
+mod secure;
 mod versions;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use protocol_core::ClientId;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use thiserror::Error;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, Registration, Removed,
-    Restored, Switch, Version, VersionTotals,
+    ClientRow, FileRecord, Intent, KeyOutcome, MetaError, Metadata, PartialUpload, Registration,
+    Removed, Restored, SecureKey, SecureStatus, Switch, Version, VersionTotals,
 };
+pub use open::OpenError;
 use versions::{still_named, unnamed_objects};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 6;
-
-/// Why the database cannot be used; each says what is wrong and what to do.
-#[derive(Debug, Error)]
-pub enum OpenError {
-    /// No database where one was expected (listing commands).
-    #[error("no database at {0}: run this in the server's folder, or pass --dir")]
-    Missing(String),
-    /// Not a database, or damaged.
-    #[error(
-        "{path} is damaged ({detail}): restore it from a backup, or move it aside to start empty"
-    )]
-    Corrupt {
-        /// The file.
-        path: String,
-        /// What SQLite said.
-        detail: String,
-    },
-    /// Cannot be written.
-    #[error("{path} cannot be written ({detail}): check its permissions and free space")]
-    ReadOnly {
-        /// The file.
-        path: String,
-        /// What failed.
-        detail: String,
-    },
-    /// Written by a newer server.
-    #[error(
-        "{path} has schema version {found}, newer than this server's {known}: run the newer server"
-    )]
-    Newer {
-        /// The file.
-        path: String,
-        /// Its version.
-        found: i64,
-        /// This build's.
-        known: i64,
-    },
-    /// Anything else SQLite refused.
-    #[error("cannot open {path}: {detail}")]
-    Other {
-        /// The file.
-        path: String,
-        /// What SQLite said.
-        detail: String,
-    },
-}
-
-fn is_corruption(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
-    )
-}
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// `defensive.db`, shared by every connection (SQLite serialises writers anyway).
 pub struct SqliteMetadata {
@@ -93,182 +41,6 @@ impl<T> Ctx<T> for Result<T, rusqlite::Error> {
 }
 
 impl SqliteMetadata {
-    /// Opens (creating if needed) the database for a server: checks it is sound
-    /// (`quick_check`), writable and not newer than this build, before anything in it
-    /// is changed; then brings the schema up to date.
-    pub fn open(path: &Path) -> Result<SqliteMetadata, OpenError> {
-        let shown = path.display().to_string();
-        let other = |e: rusqlite::Error| OpenError::Other {
-            path: shown.clone(),
-            detail: e.to_string(),
-        };
-        let corrupt_or = |e: rusqlite::Error| {
-            if is_corruption(&e) {
-                OpenError::Corrupt {
-                    path: shown.clone(),
-                    detail: e.to_string(),
-                }
-            } else {
-                other(e)
-            }
-        };
-        if !path.exists() {
-            // Created readable by this user only before SQLite opens it: SQLite gives
-            // the -wal and -shm files the same permissions as the database.
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| OpenError::ReadOnly {
-                    path: shown.clone(),
-                    detail: e.to_string(),
-                })?;
-        }
-        // Writable at all? (Opening for writing changes nothing; SQLite would fall
-        // back to read-only, or fail to open its WAL, with a vaguer message.)
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| OpenError::ReadOnly {
-                path: shown.clone(),
-                detail: e.to_string(),
-            })?;
-        let db = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(corrupt_or)?;
-        db.busy_timeout(Duration::from_secs(5)).map_err(other)?;
-        let version: i64 = db
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(corrupt_or)?;
-        if version > SCHEMA_VERSION {
-            return Err(OpenError::Newer {
-                path: shown,
-                found: version,
-                known: SCHEMA_VERSION,
-            });
-        }
-        let check: String = db
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(corrupt_or)?;
-        if check != "ok" {
-            return Err(OpenError::Corrupt {
-                path: shown,
-                detail: format!("quick_check: {}", check.replace('\n', " ")),
-            });
-        }
-        if db.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-            return Err(OpenError::ReadOnly {
-                path: shown,
-                detail: "opened read-only".into(),
-            });
-        }
-        // A real write (the same version back), inside a transaction rolled back.
-        db.execute_batch(&format!(
-            "BEGIN IMMEDIATE; PRAGMA user_version = {version}; ROLLBACK;"
-        ))
-        .map_err(|e| OpenError::ReadOnly {
-            path: shown.clone(),
-            detail: e.to_string(),
-        })?;
-        // WAL; synchronous=FULL so that a committed switch survives a power cut as
-        // well as a process crash before 1604 is sent (0.3 ms per commit here).
-        db.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| OpenError::ReadOnly {
-                path: shown.clone(),
-                detail: e.to_string(),
-            })?;
-        db.pragma_update(None, "synchronous", "FULL")
-            .map_err(other)?;
-        schema::migrate(&db, version).map_err(|e| OpenError::Other {
-            path: shown.clone(),
-            detail: e.to_string(),
-        })?;
-        Ok(SqliteMetadata { db: Mutex::new(db) })
-    }
-
-    /// A fresh database in memory, gone when dropped: the metadata of a test or an
-    /// example, with the file backend's schema and queries.
-    pub fn in_memory() -> Result<SqliteMetadata, OpenError> {
-        let other = |e: rusqlite::Error| OpenError::Other {
-            path: ":memory:".into(),
-            detail: e.to_string(),
-        };
-        let db = Connection::open_in_memory().map_err(other)?;
-        schema::migrate(&db, 0).map_err(other)?;
-        Ok(SqliteMetadata { db: Mutex::new(db) })
-    }
-
-    /// Opens an existing database for reading only (listings): never creates one.
-    pub fn open_read_only(path: &Path) -> Result<SqliteMetadata, OpenError> {
-        let shown = path.display().to_string();
-        if !path.is_file() {
-            return Err(OpenError::Missing(shown));
-        }
-        let db = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| OpenError::Other {
-            path: shown.clone(),
-            detail: e.to_string(),
-        })?;
-        let version: i64 = db
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| OpenError::Corrupt {
-                path: shown.clone(),
-                detail: e.to_string(),
-            })?;
-        if version > SCHEMA_VERSION {
-            return Err(OpenError::Newer {
-                path: shown,
-                found: version,
-                known: SCHEMA_VERSION,
-            });
-        }
-        if version < SCHEMA_VERSION {
-            return Err(OpenError::Other {
-                path: shown,
-                detail: format!(
-                    "schema version {version} is older than {SCHEMA_VERSION}: start the server once to upgrade it"
-                ),
-            });
-        }
-        Ok(SqliteMetadata { db: Mutex::new(db) })
-    }
-
-    /// Opens an existing database for reading and writing (operator commands): never
-    /// creates one, never migrates; the schema must be this build's. Waits up to 5 s
-    /// for a running server's transaction (WAL lets readers and one writer share it).
-    pub fn open_existing(path: &Path) -> Result<SqliteMetadata, OpenError> {
-        // The read-only open says what is wrong with a missing or foreign file.
-        drop(SqliteMetadata::open_read_only(path)?);
-        let shown = path.display().to_string();
-        let db = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| OpenError::Other {
-            path: shown.clone(),
-            detail: e.to_string(),
-        })?;
-        db.busy_timeout(Duration::from_secs(5))
-            .map_err(|e| OpenError::Other {
-                path: shown.clone(),
-                detail: e.to_string(),
-            })?;
-        if db.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-            return Err(OpenError::ReadOnly {
-                path: shown,
-                detail: "opened read-only".into(),
-            });
-        }
-        Ok(SqliteMetadata { db: Mutex::new(db) })
-    }
-
     /// `PRAGMA quick_check`: "ok", or what is damaged.
     pub fn quick_check(&self) -> Result<String, MetaError> {
         self.db()
@@ -305,23 +77,27 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
         size: r.get::<_, i64>(4)?.max(0) as u64,
         checksum: r.get::<_, Option<i64>>(5)?.map(|c| c as u32),
         updated: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        sha256: sha256(r.get(7)?),
     })
 }
 
-const FILE_COLUMNS: &str = "ID, FileName, PathName, Verified, Size, Checksum, Updated";
+/// A stored SHA-256 (a BLOB of 32 bytes, the schema checks); anything else reads as none.
+fn sha256(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    bytes.and_then(|b| b.try_into().ok())
+}
 
-impl Metadata for SqliteMetadata {
-    fn register(
-        &self,
-        id: &ClientId,
-        name: &str,
-        hold: Duration,
-    ) -> Result<Registration, MetaError> {
-        let mut db = self.db();
-        let tx = db.transaction().ctx("starting a registration")?;
+const FILE_COLUMNS: &str = "ID, FileName, PathName, Verified, Size, Checksum, Updated, Sha256";
+
+/// A registration inside `tx` (see [`Metadata::register`]); the caller commits.
+fn register_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: &[u8],
+    name: &str,
+    hold: Duration,
+) -> Result<Registration, MetaError> {
         let existing: Option<(bool, i64)> = tx
             .query_row(
-                "SELECT PublicKey IS NOT NULL, \
+                "SELECT PublicKey IS NOT NULL OR SecureKey IS NOT NULL, \
                  CAST((julianday('now') - julianday(COALESCE(Registered, LastSeen))) * 86400 AS INTEGER) \
                  FROM clients WHERE Name = ?1",
                 [name],
@@ -338,7 +114,7 @@ impl Metadata for SqliteMetadata {
             }
             Some((false, _)) => {
                 tx.execute(
-                    "DELETE FROM clients WHERE Name = ?1 AND PublicKey IS NULL \
+                    "DELETE FROM clients WHERE Name = ?1 AND PublicKey IS NULL AND SecureKey IS NULL \
                      AND ID NOT IN (SELECT ID FROM files) \
                      AND ID NOT IN (SELECT ID FROM versions)",
                     [name],
@@ -350,7 +126,7 @@ impl Metadata for SqliteMetadata {
         let inserted = tx.execute(
             "INSERT INTO clients (ID, Name, LastSeen, Registered) \
              VALUES (?1, ?2, datetime('now'), datetime('now'))",
-            params![&id.0[..], name],
+            params![id, name],
         );
         match inserted {
             Ok(_) => {}
@@ -361,8 +137,23 @@ impl Metadata for SqliteMetadata {
             }
             Err(e) => return Err(e).ctx("inserting the client"),
         }
-        tx.commit().ctx("committing the registration")?;
         Ok(Registration::Registered)
+}
+
+impl Metadata for SqliteMetadata {
+    fn register(
+        &self,
+        id: &ClientId,
+        name: &str,
+        hold: Duration,
+    ) -> Result<Registration, MetaError> {
+        let mut db = self.db();
+        let tx = db.transaction().ctx("starting a registration")?;
+        let done = register_in(&tx, &id.0[..], name, hold)?;
+        if done == Registration::Registered {
+            tx.commit().ctx("committing the registration")?;
+        }
+        Ok(done)
     }
 
     fn set_keys(
@@ -488,7 +279,7 @@ impl Metadata for SqliteMetadata {
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         let mut db = self.db();
         let tx = db.transaction().ctx("starting to expire registrations")?;
-        let cond = "PublicKey IS NULL AND ID NOT IN (SELECT ID FROM files) AND \
+        let cond = "PublicKey IS NULL AND SecureKey IS NULL AND ID NOT IN (SELECT ID FROM files) AND \
                     ID NOT IN (SELECT ID FROM versions) AND \
                     (julianday('now') - julianday(COALESCE(Registered, LastSeen))) * 86400 >= ?1";
         let names = {
@@ -521,7 +312,8 @@ impl Metadata for SqliteMetadata {
                  julianday(COALESCE(c.AESKeyIssued, c.LastSeen))) * 86400 AS INTEGER) END, \
                  (SELECT COUNT(*) FROM files f WHERE f.ID = c.ID), \
                  (SELECT COALESCE(SUM(Size), 0) FROM files f WHERE f.ID = c.ID), \
-                 c.Dialect FROM clients c ORDER BY c.Name",
+                 c.Dialect, c.SecureKind, c.WentSecure, c.KeepLegacy \
+                 FROM clients c ORDER BY c.Name",
             )
             .ctx("listing clients")?;
         let rows = st
@@ -535,6 +327,11 @@ impl Metadata for SqliteMetadata {
                     files: r.get::<_, i64>(5)?.max(0) as u64,
                     bytes: r.get::<_, i64>(6)?.max(0) as u64,
                     dialect: r.get(7)?,
+                    secure_key_kind: r.get(8)?,
+                    secure: SecureStatus {
+                        went_secure: r.get(9)?,
+                        keep_legacy: r.get(10)?,
+                    },
                 })
             })
             .ctx("listing clients")?;
@@ -587,6 +384,10 @@ impl Metadata for SqliteMetadata {
         };
         tx.execute("DELETE FROM files WHERE ID = ?1", [&id.0[..]])
             .ctx("removing the client's files")?;
+        // Its resumable uploads go too: their uploads, named by nothing any more, are
+        // removed by the sweeps (at the next start, or a fleet's housekeeping).
+        tx.execute("DELETE FROM partials WHERE ID = ?1", [&id.0[..]])
+            .ctx("removing the client's resumable uploads")?;
         let versions = versions::remove(&tx, &id.0[..], None)?;
         let n = tx
             .execute("DELETE FROM clients WHERE ID = ?1", [&id.0[..]])
@@ -675,7 +476,8 @@ impl Metadata for SqliteMetadata {
         self.db()
             .execute(
                 "INSERT INTO intents (IntentID, ID, FileName, Upload, Object, Verified, Size, \
-                 Checksum, Replaced, Switched) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 0)",
+                 Checksum, Replaced, Switched, Sha256) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 0, ?9)",
                 params![
                     i.id,
                     &i.client.0[..],
@@ -684,7 +486,8 @@ impl Metadata for SqliteMetadata {
                     i.object,
                     i.verified,
                     i.size as i64,
-                    i.checksum as i64
+                    i.checksum as i64,
+                    i.sha256.map(|h| h.to_vec())
                 ],
             )
             .ctx("recording a commit intent")?;
@@ -724,7 +527,7 @@ impl Metadata for SqliteMetadata {
         let mut st = db
             .prepare(
                 "SELECT IntentID, ID, FileName, Upload, Object, Verified, Size, Checksum, \
-                 Replaced, Switched FROM intents",
+                 Replaced, Switched, Sha256 FROM intents",
             )
             .ctx("listing commit intents")?;
         let rows = st
@@ -740,9 +543,69 @@ impl Metadata for SqliteMetadata {
                     checksum: r.get::<_, i64>(7)? as u32,
                     replaced: r.get(8)?,
                     switched: r.get(9)?,
+                    sha256: sha256(r.get(10)?),
                 })
             })
             .ctx("listing commit intents")?;
         rows.collect::<Result<_, _>>().ctx("listing commit intents")
+    }
+
+    fn secure_key(&self, id: &ClientId) -> Result<Option<SecureKey>, MetaError> {
+        secure::secure_key(&self.db(), &id.0[..])
+    }
+
+    fn set_secure_key(&self, id: &ClientId, key: &SecureKey) -> Result<bool, MetaError> {
+        secure::set_secure_key(&self.db(), &id.0[..], key)
+    }
+
+    fn register_secure(
+        &self,
+        id: &ClientId,
+        name: &str,
+        key: &SecureKey,
+        hold: Duration,
+    ) -> Result<Registration, MetaError> {
+        secure::register_secure(&mut self.db(), &id.0[..], name, key, hold)
+    }
+
+    fn secure_status(&self, id: &ClientId) -> Result<Option<SecureStatus>, MetaError> {
+        secure::secure_status(&self.db(), &id.0[..])
+    }
+
+    fn mark_went_secure(&self, id: &ClientId) -> Result<bool, MetaError> {
+        secure::set_flag(&self.db(), &id.0[..], "WentSecure", true)
+    }
+
+    fn set_keep_legacy(&self, id: &ClientId, keep: bool) -> Result<bool, MetaError> {
+        secure::set_flag(&self.db(), &id.0[..], "KeepLegacy", keep)
+    }
+
+    fn retire_file(&self, id: &ClientId, file_name: &str) -> Result<Option<Version>, MetaError> {
+        secure::retire_file(&mut self.db(), &id.0[..], file_name)
+    }
+
+    fn save_partial(&self, partial: &PartialUpload) -> Result<(), MetaError> {
+        secure::save_partial(&self.db(), partial)
+    }
+
+    fn partial(&self, id: &ClientId, file_name: &str) -> Result<Option<PartialUpload>, MetaError> {
+        secure::partial(&self.db(), &id.0[..], file_name)
+    }
+
+    fn remove_partial(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        upload: &str,
+    ) -> Result<bool, MetaError> {
+        secure::remove_partial(&self.db(), &id.0[..], file_name, upload)
+    }
+
+    fn expire_partials(&self, older_than: Duration) -> Result<Vec<PartialUpload>, MetaError> {
+        secure::expire_partials(&self.db(), older_than)
+    }
+
+    fn referenced_uploads(&self) -> Result<HashSet<String>, MetaError> {
+        secure::referenced_uploads(&self.db())
     }
 }

@@ -5,7 +5,13 @@ use rusqlite::Connection;
 /// Brings a database of schema `version` up to [`super::sqlite::SCHEMA_VERSION`], each
 /// step in one transaction.
 pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
-    if version < 1 {
+    migrate_to(db, version, super::SCHEMA_VERSION)
+}
+
+/// Brings a database of schema `version` up to `target` (tests build the databases
+/// of older servers with it).
+pub(super) fn migrate_to(db: &Connection, version: i64, target: i64) -> rusqlite::Result<()> {
+    if version < 1 && target >= 1 {
         db.execute_batch(
             "BEGIN;
              CREATE TABLE IF NOT EXISTS clients (
@@ -27,7 +33,7 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 2 {
+    if version < 2 && target >= 2 {
         // Version 2: when the AES key was issued, so that keys can expire.
         db.execute_batch(
             "BEGIN;
@@ -37,7 +43,7 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 3 {
+    if version < 3 && target >= 3 {
         // Version 3: when a client registered (a name without a key is held only so
         // long), the checksum and time of each file, and commits under way. Rows of
         // version 2 keep their PathName (files/<id>/<name>): it is their object key.
@@ -63,7 +69,7 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 4 {
+    if version < 4 && target >= 4 {
         // Version 4: the protocol variants each client's last connection used, for
         // operators serving a mix of peers (`list-clients`).
         db.execute_batch(
@@ -73,7 +79,7 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 5 {
+    if version < 5 && target >= 5 {
         // Version 5: versions, the verified content a commit replaced (kept so that
         // nothing verified is lost, not even to a stranger's verified upload). The
         // id is never reused (AUTOINCREMENT): operators name versions by it.
@@ -96,7 +102,7 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 6 {
+    if version < 6 && target >= 6 {
         // Version 6: whole uploads checked (1603 with a whole file's checksum) under
         // each issued AES key: at most 1 + 3, so that a stranger who knows a client
         // id gets no more checksums than the client itself needs (docs/SECURITY.md).
@@ -104,6 +110,39 @@ pub(super) fn migrate(db: &Connection, version: i64) -> rusqlite::Result<()> {
             "BEGIN;
              ALTER TABLE clients ADD COLUMN KeyUses INTEGER NOT NULL DEFAULT 0;
              PRAGMA user_version = 6;
+             COMMIT;",
+        )?;
+    }
+    if version < 7 && target >= 7 {
+        // Version 7: secure mode. Each client's secure-mode key (apart from the
+        // legacy RSA-1024 key) and whether its legacy requests are still served; the
+        // SHA-256 of each file, version and commit; resumable uploads (one per file),
+        // whose uploads the sweeps leave alone (docs/STORAGE.md, "Secure mode").
+        db.execute_batch(
+            "BEGIN;
+             ALTER TABLE clients ADD COLUMN SecureKind INTEGER
+                 CHECK (SecureKind IS NULL OR SecureKind IN (2, 3));
+             ALTER TABLE clients ADD COLUMN SecureKey BLOB
+                 CHECK ((SecureKey IS NULL) = (SecureKind IS NULL));
+             ALTER TABLE clients ADD COLUMN WentSecure INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE clients ADD COLUMN KeepLegacy INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE files ADD COLUMN Sha256 BLOB
+                 CHECK (Sha256 IS NULL OR length(Sha256) = 32);
+             ALTER TABLE versions ADD COLUMN Sha256 BLOB
+                 CHECK (Sha256 IS NULL OR length(Sha256) = 32);
+             ALTER TABLE intents ADD COLUMN Sha256 BLOB
+                 CHECK (Sha256 IS NULL OR length(Sha256) = 32);
+             CREATE TABLE partials (
+                 ID BLOB NOT NULL,
+                 FileName TEXT NOT NULL,
+                 Size INTEGER NOT NULL,
+                 Received INTEGER NOT NULL CHECK (Received <= Size),
+                 Upload TEXT NOT NULL,
+                 State BLOB NOT NULL,
+                 Updated TEXT NOT NULL,
+                 PRIMARY KEY (ID, FileName)
+             );
+             PRAGMA user_version = 7;
              COMMIT;",
         )?;
     }

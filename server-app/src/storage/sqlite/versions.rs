@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{client_id, file_row, Ctx, FILE_COLUMNS};
+use super::{client_id, file_row, sha256, Ctx, FILE_COLUMNS};
 use crate::storage::{FileRecord, MetaError, Removed, Restored, Version, VersionTotals};
 
 const VERSION_COLUMNS: &str =
-    "VersionID, ID, FileName, PathName, Verified, Size, Checksum, Updated, Superseded";
+    "VersionID, ID, FileName, PathName, Verified, Size, Checksum, Updated, Superseded, Sha256";
 
 fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Version> {
     Ok(Version {
@@ -23,6 +23,7 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Version> {
         checksum: r.get::<_, Option<i64>>(6)?.map(|c| c as u32),
         updated: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
         superseded: r.get(8)?,
+        sha256: sha256(r.get(9)?),
     })
 }
 
@@ -39,8 +40,8 @@ pub(super) fn keep_current(
 ) -> Result<Option<u64>, MetaError> {
     tx.query_row(
         "INSERT INTO versions (ID, FileName, PathName, Verified, Size, Checksum, Updated, \
-         Superseded) SELECT ID, FileName, PathName, Verified, Size, Checksum, Updated, \
-         datetime('now') FROM files WHERE ID = ?1 AND FileName = ?2 RETURNING VersionID",
+         Superseded, Sha256) SELECT ID, FileName, PathName, Verified, Size, Checksum, Updated, \
+         datetime('now'), Sha256 FROM files WHERE ID = ?1 AND FileName = ?2 RETURNING VersionID",
         params![id, file_name],
         |r| r.get::<_, i64>(0),
     )
@@ -82,7 +83,7 @@ pub(super) fn totals(db: &Connection) -> Result<VersionTotals, MetaError> {
     .ctx("counting versions")
 }
 
-fn one(tx: &Transaction<'_>, version: u64) -> Result<Option<Version>, MetaError> {
+pub(super) fn one(tx: &Transaction<'_>, version: u64) -> Result<Option<Version>, MetaError> {
     tx.query_row(
         &format!("SELECT {VERSION_COLUMNS} FROM versions WHERE VersionID = ?1"),
         [version_id(version)],
@@ -110,12 +111,12 @@ pub(super) fn restore(
     };
     // The record takes the version's columns as stored (its time too).
     tx.execute(
-        "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated) \
-         SELECT ID, FileName, PathName, Verified, Size, Checksum, Updated FROM versions \
+        "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated, Sha256) \
+         SELECT ID, FileName, PathName, Verified, Size, Checksum, Updated, Sha256 FROM versions \
          WHERE VersionID = ?1 \
          ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, \
          Verified = excluded.Verified, Size = excluded.Size, Checksum = excluded.Checksum, \
-         Updated = excluded.Updated",
+         Updated = excluded.Updated, Sha256 = excluded.Sha256",
         [version_id(version)],
     )
     .ctx("restoring the file")?;

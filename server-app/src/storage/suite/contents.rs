@@ -70,7 +70,8 @@ pub trait Backend {
 /// Runs every case against a fresh backend from `fresh`, each case on its own,
 /// and panics naming each case that failed.
 pub fn run(fresh: &dyn Fn() -> Box<dyn Backend>) {
-    super::run_cases(CASES, |case| {
+    let cases: Vec<Case> = CASES.iter().chain(super::secure::CONTENTS).copied().collect();
+    super::run_cases(&cases, |case| {
         let backend = fresh();
         case(backend.contents());
     });

@@ -79,7 +79,8 @@ pub const CASES: &[Case] = &[
 /// Runs every case against a fresh backend from `fresh`, each case on its own,
 /// and panics naming each case that failed.
 pub fn run(fresh: &dyn Fn() -> Box<dyn Backend>) {
-    super::run_cases(CASES, |case| {
+    let cases: Vec<Case> = CASES.iter().chain(super::secure::METADATA).copied().collect();
+    super::run_cases(&cases, |case| {
         let backend = fresh();
         case(backend.metadata());
     });
@@ -122,6 +123,7 @@ pub fn intent(c: &ClientId, file: &str, verified: bool, size: u64) -> Intent {
         verified,
         size,
         checksum: 0xdead_beef,
+        sha256: None,
         replaced: None,
         switched: false,
     }

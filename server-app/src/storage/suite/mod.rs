@@ -8,6 +8,7 @@
 //!   PostgreSQL.
 //! - [`contents`]: every [`Contents`](super::Contents) backend: the local folder,
 //!   S3 (a real server, and the in-memory store).
+//! - [`secure`]: the cases of secure mode, run by both suites above.
 //! - [`uploads`]: every [`UploadTable`](super::uploads::UploadTable): memory,
 //!   PostgreSQL.
 //!
@@ -18,6 +19,7 @@
 
 pub mod contents;
 pub mod metadata;
+pub mod secure;
 pub mod uploads;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

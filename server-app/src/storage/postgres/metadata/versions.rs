@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_postgres::Row;
 
-use super::{big, client_id, file_row, secs, FILE_COLUMNS};
+use super::{big, client_id, file_row, secs, sha256, FILE_COLUMNS};
 use crate::storage::postgres::{PgError, Transaction};
 use crate::storage::{FileRecord, Removed, Restored, Version, VersionTotals};
 
@@ -16,7 +16,8 @@ pub(super) const VERSION_COLUMNS: &str = concat!(
     "VersionID, ID, FileName, PathName, Verified, Size, Checksum, ",
     utc!("Updated"),
     ", ",
-    utc!("Superseded")
+    utc!("Superseded"),
+    ", Sha256"
 );
 
 pub(super) fn version_row(r: &Row) -> Result<Version, PgError> {
@@ -30,6 +31,7 @@ pub(super) fn version_row(r: &Row) -> Result<Version, PgError> {
         checksum: r.try_get::<_, Option<i64>>(6)?.map(|c| c as u32),
         updated: r.try_get::<_, Option<String>>(7)?.unwrap_or_default(),
         superseded: r.try_get(8)?,
+        sha256: sha256(r.try_get(9)?),
     })
 }
 
@@ -47,8 +49,8 @@ pub(super) async fn keep_current(
     let st = tx
         .prepare_cached(
             "INSERT INTO versions (ID, FileName, PathName, Verified, Size, Checksum, Updated, \
-             Superseded) SELECT ID, FileName, PathName, Verified, Size, Checksum, Updated, \
-             now() FROM files WHERE ID = $1 AND FileName = $2 RETURNING VersionID",
+             Superseded, Sha256) SELECT ID, FileName, PathName, Verified, Size, Checksum, \
+             Updated, now(), Sha256 FROM files WHERE ID = $1 AND FileName = $2 RETURNING VersionID",
         )
         .await?;
     Ok(tx
@@ -92,7 +94,7 @@ pub(super) async fn totals(c: &tokio_postgres::Client) -> Result<VersionTotals, 
 
 /// One version; with `lock`, its row locked until the transaction ends (a concurrent
 /// prune of it waits, then finds it gone).
-async fn one(tx: &Transaction<'_>, version: i64, lock: bool) -> Result<Option<Version>, PgError> {
+pub(super) async fn one(tx: &Transaction<'_>, version: i64, lock: bool) -> Result<Option<Version>, PgError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     tx.query_opt(
         &format!("SELECT {VERSION_COLUMNS} FROM versions WHERE VersionID = $1{lock}"),
@@ -134,12 +136,12 @@ pub(super) async fn restore(
     };
     // The record takes the version's columns as stored (its time too).
     tx.execute(
-        "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated) \
-         SELECT ID, FileName, PathName, Verified, Size, Checksum, Updated FROM versions \
+        "INSERT INTO files (ID, FileName, PathName, Verified, Size, Checksum, Updated, Sha256) \
+         SELECT ID, FileName, PathName, Verified, Size, Checksum, Updated, Sha256 FROM versions \
          WHERE VersionID = $1 \
          ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, \
          Verified = excluded.Verified, Size = excluded.Size, \
-         Checksum = excluded.Checksum, Updated = excluded.Updated",
+         Checksum = excluded.Checksum, Updated = excluded.Updated, Sha256 = excluded.Sha256",
         &[&version],
     )
     .await?;

@@ -18,6 +18,17 @@ pub struct Summary {
     pub sends: u32,
     /// The preset the run used (`options` when single dialect options chose it).
     pub dialect: Option<String>,
+    /// `secure` (TLS, signed in) or `legacy`.
+    pub mode: Option<String>,
+    /// The SHA-256 both ends agreed on (secure mode), in hex.
+    pub sha256: Option<String>,
+}
+
+/// A JSON string literal of `s` (for listings printed with `--json`).
+pub fn json_string(s: &str) -> String {
+    let mut o = String::new();
+    string(&mut o, s);
+    o
 }
 
 fn string(out: &mut String, s: &str) {
@@ -83,6 +94,8 @@ impl Summary {
             ("client_id", text(&self.client_id)),
             ("file", text(&self.file)),
             ("dialect", text(&self.dialect)),
+            ("mode", text(&self.mode)),
+            ("sha256", text(&self.sha256)),
         ] {
             match value {
                 Some(v) => field(&mut o, key, Some(&|o| string(o, &v))),

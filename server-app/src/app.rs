@@ -87,6 +87,8 @@ pub struct App {
     orphans: Orphans,
     last_slow: Mutex<Option<Instant>>,
     limits: ClientLimits,
+    /// The files a secure upload of this server writes now.
+    active_puts: Arc<secure_io::ActivePuts>,
     _lock: Option<FolderLock>,
 }
 
@@ -225,6 +227,7 @@ impl App {
             orphans: Orphans::default(),
             last_slow: Mutex::new(None),
             limits: ClientLimits::new(policy.client_limits),
+            active_puts: Arc::default(),
             _lock: None,
         };
         app.count_versions();
@@ -264,6 +267,21 @@ impl App {
                 "abandoned upload removed (no connection, no verdict)"
             );
             self.storage.drop_upload(&gone.key);
+        }
+        // Secure uploads cut and never resumed, on the same clock as legacy ones.
+        match self.storage.meta.expire_partials(self.policy.abandoned_after) {
+            Ok(gone) => {
+                for p in gone {
+                    info!(
+                        client = %short_id(&p.client),
+                        offset = p.offset,
+                        size = p.size,
+                        "resumable upload expired (not resumed in time)"
+                    );
+                    self.storage.drop_upload(&p.upload);
+                }
+            }
+            Err(e) => warn!("resumable uploads not expired: {e}"),
         }
         if self.uploads.shared() {
             self.resolve_interrupted(now);
@@ -406,6 +424,7 @@ fn restrict_permissions(path: &Path) {
 }
 
 mod connection;
+pub(crate) mod secure_io;
 pub use connection::{Connection, SharedApp};
 pub(crate) use connection::{Failed, VerdictError};
 

@@ -37,6 +37,7 @@ impl HandlerFactory for SharedApp {
             last_touch: None,
             progress_log: crate::throttle::Throttle::new(PROGRESS_LOG_EVERY),
             failed: None,
+            secure_io: super::secure_io::SecureIo::default(),
         }
     }
 
@@ -63,6 +64,8 @@ pub struct Connection {
     /// This connection's upload failed (logged once): the data and end of it that the
     /// core had already queued are dropped without more lines.
     pub(super) failed: Option<Failed>,
+    /// A secure session's upload and download (docs/PROTOCOL.md, section 10).
+    pub(crate) secure_io: super::secure_io::SecureIo,
 }
 
 /// Why a verdict (900, 902) changed nothing.
@@ -269,6 +272,8 @@ impl Drop for Connection {
                 None => info!(peer = %self.peer, %client, "{what}"),
             }
         }
+        let (storage, active) = self.storage_and_puts();
+        self.secure_io.abandon_put(&storage, &active);
         self.app.release(self.id);
         self.app.metrics.connection_closed();
     }
@@ -321,6 +326,12 @@ impl Connection {
     pub(crate) fn peer(&self) -> SocketAddr {
         self.peer
     }
+    /// The storage and the files this server's secure uploads write, owned: for
+    /// calls that also borrow the connection's secure transfers.
+    pub(crate) fn storage_and_puts(&self) -> (Storage, Arc<super::secure_io::ActivePuts>) {
+        (self.app.storage.clone(), self.app.active_puts.clone())
+    }
+
     pub(crate) fn storage(&self) -> &Storage {
         &self.app.storage
     }

@@ -2,6 +2,7 @@
 //! one to a function of its own, here for the client's identity and keys (825, 826,
 //! 827, the lookup before an upload), in [`upload`] for an upload and its verdict.
 
+mod secure;
 mod upload;
 
 use protocol_core::rand_core::CryptoRngCore;
@@ -91,6 +92,7 @@ pub(crate) fn handle<R: CryptoRngCore>(
             ..
         } => upload::confirm(c, conn, ticket, client_id, verdict),
         E::RetryAnnounced { client_id, .. } => upload::retry_announced(c, conn, client_id),
+        E::Secure(event) => secure::handle(c, conn, event),
         // A notice a newer core added and this server does not act on yet.
         other => debug!(event = ?other, "event not acted on"),
     }
@@ -202,6 +204,11 @@ fn reconnect<R: CryptoRngCore>(
     name: &FieldString,
 ) {
     let peer = c.peer();
+    if went_secure(c, client_id, 827) {
+        c.metrics().request(827, Outcome::Refused);
+        log_usage(conn.fail(ticket));
+        return;
+    }
     if !c.limits().rekey(client_id, std::time::Instant::now()) {
         c.strain(
             client_id,
@@ -264,6 +271,11 @@ fn lookup_client<R: CryptoRngCore>(
     ticket: Ticket<kind::LookupClient>,
     client_id: ClientId,
 ) {
+    if went_secure(c, client_id, 828) {
+        c.metrics().request(828, Outcome::Refused);
+        log_usage(conn.client_lookup(ticket, None));
+        return;
+    }
     if !c
         .limits()
         .lookups_allowed(client_id, std::time::Instant::now())
@@ -279,6 +291,24 @@ fn lookup_client<R: CryptoRngCore>(
     }
     let record = c.lookup_client(client_id);
     log_usage(conn.client_lookup(ticket, record));
+}
+
+/// The legacy lock (docs/PROTOCOL.md, section 10.4): a client that signed in
+/// securely once is served in the legacy protocol only if it asked to be. A store
+/// that cannot tell refuses too: the lock must not open on an error.
+fn went_secure(c: &mut Connection, client_id: ClientId, code: u16) -> bool {
+    let refused = match c.storage().meta.secure_status(&client_id) {
+        Ok(status) => status.is_some_and(|s| s.legacy_refused()),
+        Err(e) => {
+            error!(peer = %c.peer(), "cannot read the client's secure status: {e}");
+            true
+        }
+    };
+    if refused {
+        warn!(peer = %c.peer(), client = %short_id(&client_id), code,
+              "legacy request refused for a client that went secure (it signs in with its key inside TLS; `client --keep-legacy` reopens the legacy protocol)");
+    }
+    refused
 }
 
 /// Junk under a key this connection looked up (possibly a stranger's): counted

@@ -77,6 +77,9 @@ impl Metadata for TimedMetadata {
     fn public_key(&self, id: &ClientId, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
         self.t("public_key", |m| m.public_key(id, name))
     }
+    fn legacy_key(&self, id: &ClientId) -> Result<Option<Vec<u8>>, MetaError> {
+        self.t("legacy_key", |m| m.legacy_key(id))
+    }
     fn set_aes_key(&self, id: &ClientId, aes_key: &[u8]) -> Result<bool, MetaError> {
         self.t("set_aes_key", |m| m.set_aes_key(id, aes_key))
     }

@@ -256,6 +256,10 @@ pub trait Metadata: Send + Sync {
     ) -> Result<KeyOutcome, MetaError>;
     /// The public key on file for `id` registered as `name`.
     fn public_key(&self, id: &ClientId, name: &str) -> Result<Option<Vec<u8>>, MetaError>;
+    /// The legacy public key on file for `id`, whatever its name: what a secure
+    /// sign-in with the legacy key is checked against (the signature, not the name,
+    /// proves the client).
+    fn legacy_key(&self, id: &ClientId) -> Result<Option<Vec<u8>>, MetaError>;
     /// Replaces the AES key of `id`; false for an unknown client.
     fn set_aes_key(&self, id: &ClientId, aes_key: &[u8]) -> Result<bool, MetaError>;
     /// The AES key last issued to `id` and its age in seconds.

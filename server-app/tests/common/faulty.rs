@@ -188,6 +188,9 @@ impl<M: Metadata> Metadata for FaultyMeta<M> {
     fn public_key(&self, id: &ClientId, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
         read!(self, self.inner.public_key(id, name))
     }
+    fn legacy_key(&self, id: &ClientId) -> Result<Option<Vec<u8>>, MetaError> {
+        read!(self, self.inner.legacy_key(id))
+    }
     fn set_aes_key(&self, id: &ClientId, aes: &[u8]) -> Result<bool, MetaError> {
         read!(self, self.inner.set_aes_key(id, aes))
     }

@@ -236,6 +236,19 @@ impl Metadata for PostgresMetadata {
             })
     }
 
+    fn legacy_key(&self, id: &ClientId) -> Result<Option<Vec<u8>>, MetaError> {
+        let id = id.0.to_vec();
+        self.pg
+            .run("looking up the legacy key", move |c| async move {
+                let st = c
+                    .prepare_cached("SELECT PublicKey FROM clients WHERE ID = $1")
+                    .await?;
+                Ok(c.query_opt(&st, &[&id])
+                    .await?
+                    .and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
+            })
+    }
+
     fn set_aes_key(&self, id: &ClientId, aes_key: &[u8]) -> Result<bool, MetaError> {
         let (id, aes_key) = (id.0.to_vec(), aes_key.to_vec());
         self.pg.run("storing the AES key", move |c| async move {

@@ -200,6 +200,18 @@ impl Metadata for SqliteMetadata {
             .ctx("looking up the public key")
     }
 
+    fn legacy_key(&self, id: &ClientId) -> Result<Option<Vec<u8>>, MetaError> {
+        self.db()
+            .query_row(
+                "SELECT PublicKey FROM clients WHERE ID = ?1",
+                params![&id.0[..]],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .ctx("looking up the legacy key")
+    }
+
     fn set_aes_key(&self, id: &ClientId, aes_key: &[u8]) -> Result<bool, MetaError> {
         let n = self
             .db()

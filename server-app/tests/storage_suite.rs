@@ -163,6 +163,23 @@ fn a_partial_keeps_its_upload_from_the_sweeps(storage: &Storage, alone: bool) {
         .unwrap();
     assert_eq!(removed, 1);
     assert!(c.uploads().unwrap().is_empty());
+    // Expired partials go with their uploads; young ones stay.
+    let old = upload_holding(c, b"old");
+    m.save_partial(&PartialUpload {
+        upload: old.clone(),
+        ..partial
+    })
+    .unwrap();
+    assert!(storage
+        .expire_partials(Duration::from_secs(3600))
+        .unwrap()
+        .is_empty());
+    assert_eq!(c.uploads().unwrap(), vec![old.clone()]);
+    let expired = storage.expire_partials(Duration::ZERO).unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].upload, old);
+    assert!(c.uploads().unwrap().is_empty());
+    assert!(m.partial(&a, "f").unwrap().is_none());
 }
 
 /// A commit carries the upload's SHA-256 into the record; a client's deletion keeps

@@ -19,9 +19,7 @@ use server_app::storage::local::LocalContents;
 use server_app::storage::memory::MemoryUploads;
 use server_app::storage::sqlite::SqliteMetadata;
 use server_app::storage::suite::{contents, metadata, uploads};
-use server_app::storage::{
-    new_upload_key, Contents, Metadata, Orphans, PartialUpload, Storage,
-};
+use server_app::storage::{new_upload_key, Contents, Metadata, Orphans, PartialUpload, Storage};
 
 /// A backend and what keeps it alive (dropped after it: fields drop in order).
 struct Held<T: ?Sized> {
@@ -165,6 +163,23 @@ fn a_partial_keeps_its_upload_from_the_sweeps(storage: &Storage, alone: bool) {
         .unwrap();
     assert_eq!(removed, 1);
     assert!(c.uploads().unwrap().is_empty());
+    // Expired partials go with their uploads; young ones stay.
+    let old = upload_holding(c, b"old");
+    m.save_partial(&PartialUpload {
+        upload: old.clone(),
+        ..partial
+    })
+    .unwrap();
+    assert!(storage
+        .expire_partials(Duration::from_secs(3600))
+        .unwrap()
+        .is_empty());
+    assert_eq!(c.uploads().unwrap(), vec![old.clone()]);
+    let expired = storage.expire_partials(Duration::ZERO).unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].upload, old);
+    assert!(c.uploads().unwrap().is_empty());
+    assert!(m.partial(&a, "f").unwrap().is_none());
 }
 
 /// A commit carries the upload's SHA-256 into the record; a client's deletion keeps
@@ -190,9 +205,16 @@ fn commits_carry_the_hash_and_retire_keeps_the_object(storage: &Storage) {
     let rec = m.file(&a, "f").unwrap().unwrap();
     assert_eq!(rec.sha256, Some(hash));
     let v = storage.retire_file(&a, "f").unwrap().unwrap();
-    assert_eq!((v.object.as_str(), v.sha256), (rec.object.as_str(), Some(hash)));
+    assert_eq!(
+        (v.object.as_str(), v.sha256),
+        (rec.object.as_str(), Some(hash))
+    );
     assert!(m.file(&a, "f").unwrap().is_none());
-    assert_eq!(c.read_object(&v.object).unwrap(), b"content", "nothing deleted");
+    assert_eq!(
+        c.read_object(&v.object).unwrap(),
+        b"content",
+        "nothing deleted"
+    );
     assert!(storage.retire_file(&a, "f").unwrap().is_none());
     storage.restore_version(&a, "f", v.id).unwrap().unwrap();
     assert_eq!(m.file(&a, "f").unwrap().unwrap(), rec);
@@ -307,7 +329,10 @@ mod fleet {
         let upload = upload_holding(&c, b"0123456789");
         let e = c.resume_upload(&upload, 4).err().unwrap();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-        assert_eq!(c.resume_upload(&upload, 10).unwrap().bytes_written(), Some(10));
+        assert_eq!(
+            c.resume_upload(&upload, 10).unwrap().bytes_written(),
+            Some(10)
+        );
     }
 
     /// A database of migration 5 (before secure mode) with rows is upgraded in place.
@@ -351,7 +376,10 @@ mod fleet {
         );
         let a = metadata::id(1);
         let rec = m.file(&a, "f").unwrap().unwrap();
-        assert_eq!((rec.object.as_str(), rec.size, rec.sha256), ("objects/a/1", 5, None));
+        assert_eq!(
+            (rec.object.as_str(), rec.size, rec.sha256),
+            ("objects/a/1", 5, None)
+        );
         let v = &m.versions(Some(&a), Some("f")).unwrap()[0];
         assert_eq!((v.object.as_str(), v.sha256), ("objects/a/0", None));
         assert_eq!(m.intents().unwrap()[0].sha256, None);

@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 use protocol_core::ClientId;
 
 use super::{Metrics, Store};
-use crate::storage::{ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, ObjectRead, PartialUpload, Registration, Removed, Restored, SecureKey, SecureStatus, Storage, Switch, UploadSink, Version, VersionTotals};
+use crate::storage::{
+    ClientRow, Contents, FileRecord, Intent, KeyOutcome, MetaError, Metadata, ObjectRead,
+    PartialUpload, Registration, Removed, Restored, SecureKey, SecureStatus, Storage, Switch,
+    UploadSink, Version, VersionTotals,
+};
 
 /// `storage` with both interfaces timed into `metrics`.
 pub fn instrument(storage: Storage, metrics: Arc<Metrics>) -> Storage {
@@ -182,7 +186,9 @@ impl Metadata for TimedMetadata {
         key: &SecureKey,
         hold: Duration,
     ) -> Result<Registration, MetaError> {
-        self.t("register_secure", |m| m.register_secure(id, name, key, hold))
+        self.t("register_secure", |m| {
+            m.register_secure(id, name, key, hold)
+        })
     }
     fn secure_status(&self, id: &ClientId) -> Result<Option<SecureStatus>, MetaError> {
         self.t("secure_status", |m| m.secure_status(id))
@@ -208,7 +214,9 @@ impl Metadata for TimedMetadata {
         file_name: &str,
         upload: &str,
     ) -> Result<bool, MetaError> {
-        self.t("remove_partial", |m| m.remove_partial(id, file_name, upload))
+        self.t("remove_partial", |m| {
+            m.remove_partial(id, file_name, upload)
+        })
     }
     fn expire_partials(&self, older_than: Duration) -> Result<Vec<PartialUpload>, MetaError> {
         self.t("expire_partials", |m| m.expire_partials(older_than))

@@ -221,6 +221,22 @@ impl Storage {
         Ok(self.meta.retire_file(client, file_name)?)
     }
 
+    /// Removes the resumable uploads not saved for `older_than`: their rows in one
+    /// transaction, then their uploads. A crash in between leaves uploads nothing
+    /// names, which the sweeps remove. Returns what expired.
+    pub fn expire_partials(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<super::PartialUpload>, StorageError> {
+        let expired = self.meta.expire_partials(older_than)?;
+        for p in &expired {
+            self.contents
+                .delete_upload(&p.upload)
+                .map_err(contents("deleting an expired resumable upload"))?;
+        }
+        Ok(expired)
+    }
+
     /// Makes a version of a file current again, the current content becoming a
     /// version: one metadata transaction, no object copied or deleted, so a crash
     /// leaves either the state before or the state after. `None`: no such version.

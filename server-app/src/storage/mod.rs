@@ -38,8 +38,8 @@ use protocol_core::ClientId;
 use thiserror::Error;
 
 pub use commit::{CommitOutcome, Storage};
-pub use secure::{PartialUpload, SecureKey, SecureStatus};
 pub use reconcile::{Orphans, Reconciled};
+pub use secure::{PartialUpload, SecureKey, SecureStatus};
 
 /// A metadata failure: what was being done and why.
 #[derive(Debug, Error)]
@@ -393,8 +393,12 @@ pub trait Metadata: Send + Sync {
     fn partial(&self, id: &ClientId, file_name: &str) -> Result<Option<PartialUpload>, MetaError>;
     /// Removes the resumable upload of a file if it still names `upload` (another
     /// server that took the file over must not lose its own); whether it did.
-    fn remove_partial(&self, id: &ClientId, file_name: &str, upload: &str)
-        -> Result<bool, MetaError>;
+    fn remove_partial(
+        &self,
+        id: &ClientId,
+        file_name: &str,
+        upload: &str,
+    ) -> Result<bool, MetaError>;
     /// Removes, in one transaction, every resumable upload not saved for
     /// `older_than`, and returns them: the caller deletes their uploads.
     fn expire_partials(&self, older_than: Duration) -> Result<Vec<PartialUpload>, MetaError>;

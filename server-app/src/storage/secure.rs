@@ -31,7 +31,9 @@ impl SecureKey {
     pub fn check(&self) -> Result<(), MetaError> {
         let ok = match self.kind {
             SecureKey::ED25519 => self.key.len() == 32,
-            SecureKey::RSA => (SecureKey::RSA_MIN_DER..=SecureKey::MAX_LEN).contains(&self.key.len()),
+            SecureKey::RSA => {
+                (SecureKey::RSA_MIN_DER..=SecureKey::MAX_LEN).contains(&self.key.len())
+            }
             _ => false,
         };
         if ok {

@@ -344,11 +344,7 @@ impl Contents for S3Contents {
         let sink = self.reopen_upload(upload)?;
         match sink.bytes_written() {
             Some(len) if len == offset => Ok(sink),
-            len => Err(super::local::short_upload(
-                upload,
-                len.unwrap_or(0),
-                offset,
-            )),
+            len => Err(super::local::short_upload(upload, len.unwrap_or(0), offset)),
         }
     }
 

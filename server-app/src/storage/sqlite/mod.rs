@@ -95,7 +95,7 @@ fn register_in(
     name: &str,
     hold: Duration,
 ) -> Result<Registration, MetaError> {
-        let existing: Option<(bool, i64)> = tx
+    let existing: Option<(bool, i64)> = tx
             .query_row(
                 "SELECT PublicKey IS NOT NULL OR SecureKey IS NOT NULL, \
                  CAST((julianday('now') - julianday(COALESCE(Registered, LastSeen))) * 86400 AS INTEGER) \
@@ -105,39 +105,39 @@ fn register_in(
             )
             .optional()
             .ctx("looking up the name")?;
-        match existing {
-            Some((true, _)) => return Ok(Registration::NameTaken),
-            // Held for the client that registered it, until it sends its key or the
-            // hold time passes.
-            Some((false, age)) if (age.max(0) as u64) < hold.as_secs() => {
-                return Ok(Registration::NameTaken)
-            }
-            Some((false, _)) => {
-                tx.execute(
-                    "DELETE FROM clients WHERE Name = ?1 AND PublicKey IS NULL AND SecureKey IS NULL \
+    match existing {
+        Some((true, _)) => return Ok(Registration::NameTaken),
+        // Held for the client that registered it, until it sends its key or the
+        // hold time passes.
+        Some((false, age)) if (age.max(0) as u64) < hold.as_secs() => {
+            return Ok(Registration::NameTaken)
+        }
+        Some((false, _)) => {
+            tx.execute(
+                "DELETE FROM clients WHERE Name = ?1 AND PublicKey IS NULL AND SecureKey IS NULL \
                      AND ID NOT IN (SELECT ID FROM files) \
                      AND ID NOT IN (SELECT ID FROM versions)",
-                    [name],
-                )
-                .ctx("freeing an expired registration")?;
-            }
-            None => {}
+                [name],
+            )
+            .ctx("freeing an expired registration")?;
         }
-        let inserted = tx.execute(
-            "INSERT INTO clients (ID, Name, LastSeen, Registered) \
+        None => {}
+    }
+    let inserted = tx.execute(
+        "INSERT INTO clients (ID, Name, LastSeen, Registered) \
              VALUES (?1, ?2, datetime('now'), datetime('now'))",
-            params![id, name],
-        );
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Ok(Registration::NameTaken)
-            }
-            Err(e) => return Err(e).ctx("inserting the client"),
+        params![id, name],
+    );
+    match inserted {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Ok(Registration::NameTaken)
         }
-        Ok(Registration::Registered)
+        Err(e) => return Err(e).ctx("inserting the client"),
+    }
+    Ok(Registration::Registered)
 }
 
 impl Metadata for SqliteMetadata {
@@ -291,7 +291,8 @@ impl Metadata for SqliteMetadata {
     fn expire_registrations(&self, hold: Duration) -> Result<Vec<String>, MetaError> {
         let mut db = self.db();
         let tx = db.transaction().ctx("starting to expire registrations")?;
-        let cond = "PublicKey IS NULL AND SecureKey IS NULL AND ID NOT IN (SELECT ID FROM files) AND \
+        let cond =
+            "PublicKey IS NULL AND SecureKey IS NULL AND ID NOT IN (SELECT ID FROM files) AND \
                     ID NOT IN (SELECT ID FROM versions) AND \
                     (julianday('now') - julianday(COALESCE(Registered, LastSeen))) * 86400 >= ?1";
         let names = {

@@ -239,5 +239,4 @@ impl SqliteMetadata {
         }
         Ok(SqliteMetadata { db: Mutex::new(db) })
     }
-
 }

@@ -8,9 +8,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{client_id, versions, Ctx};
-use crate::storage::{
-    MetaError, PartialUpload, Registration, SecureKey, SecureStatus, Version,
-};
+use crate::storage::{MetaError, PartialUpload, Registration, SecureKey, SecureStatus, Version};
 
 /// See [`Metadata::secure_key`](crate::storage::Metadata::secure_key).
 pub(super) fn secure_key(db: &Connection, id: &[u8]) -> Result<Option<SecureKey>, MetaError> {
@@ -263,7 +261,10 @@ mod tests {
         let m = SqliteMetadata { db: Mutex::new(db) };
         let a = ClientId([1; 16]);
         let rec = m.file(&a, "f").unwrap().unwrap();
-        assert_eq!((rec.object.as_str(), rec.size, rec.sha256), ("objects/a/1", 5, None));
+        assert_eq!(
+            (rec.object.as_str(), rec.size, rec.sha256),
+            ("objects/a/1", 5, None)
+        );
         let v = &m.versions(Some(&a), Some("f")).unwrap()[0];
         assert_eq!((v.object.as_str(), v.sha256), ("objects/a/0", None));
         let i = &m.intents().unwrap()[0];

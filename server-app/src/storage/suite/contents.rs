@@ -70,7 +70,11 @@ pub trait Backend {
 /// Runs every case against a fresh backend from `fresh`, each case on its own,
 /// and panics naming each case that failed.
 pub fn run(fresh: &dyn Fn() -> Box<dyn Backend>) {
-    let cases: Vec<Case> = CASES.iter().chain(super::secure::CONTENTS).copied().collect();
+    let cases: Vec<Case> = CASES
+        .iter()
+        .chain(super::secure::CONTENTS)
+        .copied()
+        .collect();
     super::run_cases(&cases, |case| {
         let backend = fresh();
         case(backend.contents());

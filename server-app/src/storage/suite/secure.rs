@@ -114,7 +114,10 @@ fn commit_with(m: &dyn Metadata, c: &ClientId, file: &str, sha256: Option<[u8; 3
 
 pub fn secure_keys(m: &dyn Metadata) {
     assert_eq!(m.secure_key(&id(1)).unwrap(), None, "unknown client");
-    assert!(!m.set_secure_key(&id(1), &ed25519(1)).unwrap(), "unknown client");
+    assert!(
+        !m.set_secure_key(&id(1), &ed25519(1)).unwrap(),
+        "unknown client"
+    );
     let a = client(m, 1, "alice");
     assert_eq!(m.secure_key(&a).unwrap(), None, "a legacy client has none");
     assert!(m.set_secure_key(&a, &ed25519(1)).unwrap());
@@ -123,38 +126,60 @@ pub fn secure_keys(m: &dyn Metadata) {
     assert_eq!(m.secure_key(&a).unwrap(), Some(rsa(2)));
     // Malformed keys are refused and change nothing.
     for bad in [
-        SecureKey { kind: 1, key: vec![1; 32] },
-        SecureKey { kind: SecureKey::ED25519, key: vec![1; 31] },
-        SecureKey { kind: SecureKey::RSA, key: vec![1; 162] },
+        SecureKey {
+            kind: 1,
+            key: vec![1; 32],
+        },
+        SecureKey {
+            kind: SecureKey::ED25519,
+            key: vec![1; 31],
+        },
+        SecureKey {
+            kind: SecureKey::RSA,
+            key: vec![1; 162],
+        },
     ] {
         assert!(m.set_secure_key(&a, &bad).is_err(), "{bad:?}");
     }
     assert_eq!(m.secure_key(&a).unwrap(), Some(rsa(2)));
     // The legacy key stays where it is.
     assert!(m.public_key(&a, "alice").unwrap().is_some());
-    let row = m.clients().unwrap().into_iter().find(|r| r.id == a).unwrap();
+    let row = m
+        .clients()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == a)
+        .unwrap();
     assert_eq!(row.secure_key_kind, Some(SecureKey::RSA));
 }
 
 pub fn register_secure_follows_the_name_rules(m: &dyn Metadata) {
     let zero = Duration::ZERO;
     assert_eq!(
-        m.register_secure(&id(1), "alice", &ed25519(1), HOUR).unwrap(),
+        m.register_secure(&id(1), "alice", &ed25519(1), HOUR)
+            .unwrap(),
         Registration::Registered
     );
     assert_eq!(m.secure_key(&id(1)).unwrap(), Some(ed25519(1)));
     assert_eq!(
         m.secure_status(&id(1)).unwrap(),
-        Some(SecureStatus { went_secure: true, keep_legacy: false }),
+        Some(SecureStatus {
+            went_secure: true,
+            keep_legacy: false
+        }),
         "a client registered in secure mode has gone secure"
     );
     assert_eq!(m.public_key(&id(1), "alice").unwrap(), None);
     // Its name is held by a key: taken for every other registration, whatever the hold.
     assert_eq!(
-        m.register_secure(&id(2), "alice", &ed25519(2), zero).unwrap(),
+        m.register_secure(&id(2), "alice", &ed25519(2), zero)
+            .unwrap(),
         Registration::NameTaken
     );
-    assert_eq!(m.register(&id(2), "alice", zero).unwrap(), Registration::NameTaken);
+    assert_eq!(
+        m.register(&id(2), "alice", zero).unwrap(),
+        Registration::NameTaken
+    );
     assert_eq!(m.secure_key(&id(2)).unwrap(), None);
     // A legacy client's name with a key is taken too.
     client(m, 3, "bob");
@@ -163,35 +188,55 @@ pub fn register_secure_follows_the_name_rules(m: &dyn Metadata) {
         Registration::NameTaken
     );
     // A name without any key is held, then freed, as for `register`.
-    assert_eq!(m.register(&id(5), "carol", HOUR).unwrap(), Registration::Registered);
     assert_eq!(
-        m.register_secure(&id(6), "carol", &ed25519(6), HOUR).unwrap(),
-        Registration::NameTaken
-    );
-    assert_eq!(
-        m.register_secure(&id(6), "carol", &ed25519(6), zero).unwrap(),
+        m.register(&id(5), "carol", HOUR).unwrap(),
         Registration::Registered
     );
-    assert_eq!(m.secure_status(&id(5)).unwrap(), None, "the expired one is gone");
-    // The same id twice is refused; a malformed key registers nothing.
     assert_eq!(
-        m.register_secure(&id(1), "dave", &ed25519(1), HOUR).unwrap(),
+        m.register_secure(&id(6), "carol", &ed25519(6), HOUR)
+            .unwrap(),
         Registration::NameTaken
     );
-    let bad = SecureKey { kind: SecureKey::ED25519, key: vec![7; 5] };
+    assert_eq!(
+        m.register_secure(&id(6), "carol", &ed25519(6), zero)
+            .unwrap(),
+        Registration::Registered
+    );
+    assert_eq!(
+        m.secure_status(&id(5)).unwrap(),
+        None,
+        "the expired one is gone"
+    );
+    // The same id twice is refused; a malformed key registers nothing.
+    assert_eq!(
+        m.register_secure(&id(1), "dave", &ed25519(1), HOUR)
+            .unwrap(),
+        Registration::NameTaken
+    );
+    let bad = SecureKey {
+        kind: SecureKey::ED25519,
+        key: vec![7; 5],
+    };
     assert!(m.register_secure(&id(7), "erin", &bad, HOUR).is_err());
     assert_eq!(m.secure_status(&id(7)).unwrap(), None);
 }
 
 pub fn a_name_with_only_a_secure_key_never_expires(m: &dyn Metadata) {
-    m.register_secure(&id(1), "alice", &ed25519(1), HOUR).unwrap();
+    m.register_secure(&id(1), "alice", &ed25519(1), HOUR)
+        .unwrap();
     assert!(m.expire_registrations(Duration::ZERO).unwrap().is_empty());
     assert_eq!(m.secure_key(&id(1)).unwrap(), Some(ed25519(1)));
     // A legacy registration that added a secure key only: held as well.
-    assert_eq!(m.register(&id(2), "bob", HOUR).unwrap(), Registration::Registered);
+    assert_eq!(
+        m.register(&id(2), "bob", HOUR).unwrap(),
+        Registration::Registered
+    );
     assert!(m.set_secure_key(&id(2), &ed25519(2)).unwrap());
     assert!(m.expire_registrations(Duration::ZERO).unwrap().is_empty());
-    assert_eq!(m.register(&id(3), "bob", Duration::ZERO).unwrap(), Registration::NameTaken);
+    assert_eq!(
+        m.register(&id(3), "bob", Duration::ZERO).unwrap(),
+        Registration::NameTaken
+    );
 }
 
 pub fn the_legacy_lock(m: &dyn Metadata) {
@@ -202,17 +247,27 @@ pub fn the_legacy_lock(m: &dyn Metadata) {
     let b = client(m, 2, "bob");
     assert_eq!(m.secure_status(&a).unwrap(), Some(SecureStatus::default()));
     assert!(m.mark_went_secure(&a).unwrap());
-    let locked = SecureStatus { went_secure: true, keep_legacy: false };
+    let locked = SecureStatus {
+        went_secure: true,
+        keep_legacy: false,
+    };
     assert_eq!(m.secure_status(&a).unwrap(), Some(locked));
     assert!(locked.legacy_refused());
     assert!(m.set_keep_legacy(&a, true).unwrap());
-    let open = SecureStatus { went_secure: true, keep_legacy: true };
+    let open = SecureStatus {
+        went_secure: true,
+        keep_legacy: true,
+    };
     assert_eq!(m.secure_status(&a).unwrap(), Some(open));
     assert!(!open.legacy_refused());
     let rows = m.clients().unwrap();
     let row = |c: &ClientId| rows.iter().find(|r| r.id == *c).unwrap().secure;
     assert_eq!(row(&a), open, "listed");
-    assert_eq!(row(&b), SecureStatus::default(), "another client is untouched");
+    assert_eq!(
+        row(&b),
+        SecureStatus::default(),
+        "another client is untouched"
+    );
     assert!(m.set_keep_legacy(&a, false).unwrap());
     assert_eq!(m.secure_status(&a).unwrap(), Some(locked));
     // Marking again changes nothing.
@@ -227,7 +282,10 @@ pub fn sha256_travels_with_commits_versions_and_restores(m: &dyn Metadata) {
     pending.sha256 = Some(hash(9));
     m.record_intent(&pending).unwrap();
     let listed = m.intents().unwrap();
-    assert_eq!(listed.iter().find(|i| i.id == pending.id).unwrap().sha256, Some(hash(9)));
+    assert_eq!(
+        listed.iter().find(|i| i.id == pending.id).unwrap().sha256,
+        Some(hash(9))
+    );
     m.claim_intent(&pending).unwrap();
 
     let first = commit_with(m, &a, "f", Some(hash(1)));
@@ -236,7 +294,10 @@ pub fn sha256_travels_with_commits_versions_and_restores(m: &dyn Metadata) {
     assert_eq!(m.file(&a, "f").unwrap().unwrap().sha256, Some(hash(2)));
     let versions = m.versions(Some(&a), Some("f")).unwrap();
     assert_eq!(versions.len(), 1);
-    assert_eq!((versions[0].object.as_str(), versions[0].sha256), (first.object.as_str(), Some(hash(1))));
+    assert_eq!(
+        (versions[0].object.as_str(), versions[0].sha256),
+        (first.object.as_str(), Some(hash(1)))
+    );
     let restored = m.restore_version(&a, "f", versions[0].id).unwrap().unwrap();
     assert_eq!(restored.restored.sha256, Some(hash(1)));
     assert_eq!(restored.kept.unwrap().sha256, Some(hash(2)));
@@ -256,18 +317,27 @@ pub fn a_retired_file_is_a_version_and_can_be_restored(m: &dyn Metadata) {
     commit_with(m, &a, "g", None);
     let v = m.retire_file(&a, "f").unwrap().expect("a version");
     assert_eq!((v.client, v.file_name.as_str()), (a, "f"));
-    assert_eq!((v.object.as_str(), v.verified, v.size), (i.object.as_str(), true, 10));
+    assert_eq!(
+        (v.object.as_str(), v.verified, v.size),
+        (i.object.as_str(), true, 10)
+    );
     assert_eq!((v.checksum, v.sha256), (Some(0xdead_beef), Some(hash(1))));
     assert_eq!(m.file(&a, "f").unwrap(), None);
     assert_eq!(m.files(Some(&a)).unwrap().len(), 1, "only g is left");
     assert_eq!(m.versions(Some(&a), Some("f")).unwrap(), vec![v.clone()]);
-    assert!(m.referenced_objects().unwrap().contains(&i.object), "nothing was freed");
+    assert!(
+        m.referenced_objects().unwrap().contains(&i.object),
+        "nothing was freed"
+    );
     assert_eq!(m.retire_file(&a, "f").unwrap(), None, "retired already");
     // Undone by a restore: no current record, so nothing is kept.
     let r = m.restore_version(&a, "f", v.id).unwrap().unwrap();
     assert_eq!((r.restored.id, r.kept), (v.id, None));
     let rec = m.file(&a, "f").unwrap().unwrap();
-    assert_eq!((rec.object, rec.sha256, rec.verified), (i.object, Some(hash(1)), true));
+    assert_eq!(
+        (rec.object, rec.sha256, rec.verified),
+        (i.object, Some(hash(1)), true)
+    );
     assert!(m.versions(Some(&a), Some("f")).unwrap().is_empty());
     // An unverified record is retired as a version too: nothing is deleted.
     let mut u = intent(&a, "u", false, 4);
@@ -286,11 +356,19 @@ pub fn retired_versions_are_pruned_like_any_other(m: &dyn Metadata) {
     let v = m.retire_file(&a, "f").unwrap().unwrap();
     // Within the retention time, or among the newest kept: stays.
     assert!(m.prune_versions(0, HOUR).unwrap().versions.is_empty());
-    assert!(m.prune_versions(1, Duration::ZERO).unwrap().versions.is_empty());
+    assert!(m
+        .prune_versions(1, Duration::ZERO)
+        .unwrap()
+        .versions
+        .is_empty());
     assert_eq!(m.version_totals().unwrap().versions, 1);
     let removed = m.prune_versions(0, Duration::ZERO).unwrap();
     assert_eq!(removed.versions, vec![v]);
-    assert_eq!(removed.objects, vec![i.object.clone()], "its object is free now");
+    assert_eq!(
+        removed.objects,
+        vec![i.object.clone()],
+        "its object is free now"
+    );
     assert!(!m.referenced_objects().unwrap().contains(&i.object));
 }
 
@@ -350,11 +428,20 @@ pub fn a_partial_is_removed_only_while_it_names_the_upload(m: &dyn Metadata) {
     m.save_partial(&taken).unwrap();
     assert!(!m.remove_partial(&a, "f", &old.upload).unwrap());
     same(&m.partial(&a, "f").unwrap().unwrap(), &taken);
-    assert!(!m.remove_partial(&a, "g", &taken.upload).unwrap(), "another file");
-    assert!(!m.remove_partial(&id(2), "f", &taken.upload).unwrap(), "another client");
+    assert!(
+        !m.remove_partial(&a, "g", &taken.upload).unwrap(),
+        "another file"
+    );
+    assert!(
+        !m.remove_partial(&id(2), "f", &taken.upload).unwrap(),
+        "another client"
+    );
     assert!(m.remove_partial(&a, "f", &taken.upload).unwrap());
     assert_eq!(m.partial(&a, "f").unwrap(), None);
-    assert!(!m.remove_partial(&a, "f", &taken.upload).unwrap(), "gone already");
+    assert!(
+        !m.remove_partial(&a, "f", &taken.upload).unwrap(),
+        "gone already"
+    );
 }
 
 pub fn partials_expire_by_age_and_are_returned(m: &dyn Metadata) {
@@ -363,7 +450,10 @@ pub fn partials_expire_by_age_and_are_returned(m: &dyn Metadata) {
     let q = partial(&a, "g", 20);
     m.save_partial(&p).unwrap();
     m.save_partial(&q).unwrap();
-    assert!(m.expire_partials(HOUR).unwrap().is_empty(), "young ones stay");
+    assert!(
+        m.expire_partials(HOUR).unwrap().is_empty(),
+        "young ones stay"
+    );
     assert!(m.partial(&a, "f").unwrap().is_some());
     let mut expired = m.expire_partials(Duration::ZERO).unwrap();
     expired.sort_by(|x, y| x.file_name.cmp(&y.file_name));
@@ -383,8 +473,14 @@ pub fn partials_and_intents_name_their_uploads(m: &dyn Metadata) {
     let i = intent(&a, "g", true, 3);
     m.record_intent(&i).unwrap();
     let named = m.referenced_uploads().unwrap();
-    assert!(named.contains(&p.upload), "a partial's upload is referenced");
-    assert!(named.contains(&i.upload), "an intent's upload is referenced");
+    assert!(
+        named.contains(&p.upload),
+        "a partial's upload is referenced"
+    );
+    assert!(
+        named.contains(&i.upload),
+        "an intent's upload is referenced"
+    );
     assert_eq!(named.len(), 2);
     assert!(m.remove_partial(&a, "f", &p.upload).unwrap());
     m.claim_intent(&i).unwrap();
@@ -454,7 +550,10 @@ pub fn a_resumed_upload_continues_at_its_offset(c: &dyn Contents) {
 pub fn resuming_past_what_an_upload_holds_fails(c: &dyn Contents) {
     let data = pattern(5000, 4);
     let upload = flushed_upload(c, &data);
-    let e = c.resume_upload(&upload, 5001).err().expect("an upload that holds too little");
+    let e = c
+        .resume_upload(&upload, 5001)
+        .err()
+        .expect("an upload that holds too little");
     assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     // Nothing changed: it still resumes at its true length.
     let mut sink = c.resume_upload(&upload, 5000).unwrap();

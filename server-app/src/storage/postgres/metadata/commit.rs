@@ -8,7 +8,8 @@ use super::{big, client_id, sha256, still_named, versions};
 use crate::storage::postgres::{PgError, Transaction, TxError};
 use crate::storage::{Intent, MetaError, Switch};
 
-pub(super) const SELECT_INTENTS: &str = "SELECT IntentID, ID, FileName, Upload, Object, Verified, Size, \
+pub(super) const SELECT_INTENTS: &str =
+    "SELECT IntentID, ID, FileName, Upload, Object, Verified, Size, \
                               Checksum, Replaced, Switched, Sha256 FROM intents";
 
 pub(super) fn intent(r: &Row) -> Result<Intent, PgError> {

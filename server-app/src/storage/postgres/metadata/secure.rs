@@ -21,14 +21,14 @@ pub(super) fn secure_key(pg: &Pg, id: &ClientId) -> Result<Option<SecureKey>, Me
             .prepare_cached("SELECT SecureKind, SecureKey FROM clients WHERE ID = $1")
             .await?;
         let row = c.query_opt(&st, &[&id]).await?;
-        Ok(row.and_then(|r| {
-            match (r.get::<_, Option<i16>>(0), r.get::<_, Option<Vec<u8>>>(1)) {
-                (Some(kind), Some(key)) => u8::try_from(kind)
-                    .ok()
-                    .map(|kind| SecureKey { kind, key }),
+        Ok(row.and_then(
+            |r| match (r.get::<_, Option<i16>>(0), r.get::<_, Option<Vec<u8>>>(1)) {
+                (Some(kind), Some(key)) => {
+                    u8::try_from(kind).ok().map(|kind| SecureKey { kind, key })
+                }
                 _ => None,
-            }
-        }))
+            },
+        ))
     })
 }
 

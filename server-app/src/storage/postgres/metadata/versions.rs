@@ -94,7 +94,11 @@ pub(super) async fn totals(c: &tokio_postgres::Client) -> Result<VersionTotals, 
 
 /// One version; with `lock`, its row locked until the transaction ends (a concurrent
 /// prune of it waits, then finds it gone).
-pub(super) async fn one(tx: &Transaction<'_>, version: i64, lock: bool) -> Result<Option<Version>, PgError> {
+pub(super) async fn one(
+    tx: &Transaction<'_>,
+    version: i64,
+    lock: bool,
+) -> Result<Option<Version>, PgError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     tx.query_opt(
         &format!("SELECT {VERSION_COLUMNS} FROM versions WHERE VersionID = $1{lock}"),

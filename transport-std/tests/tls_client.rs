@@ -21,13 +21,13 @@ fn options(secs: u64) -> ClientOptions {
     }
 }
 
+/// What the test server saw: the session binding (none when the handshake failed)
+/// and the application data it received.
+type ServerSaw = (Option<[u8; 32]>, Vec<u8>);
+
 /// A TLS 1.3 server for one connection: it echoes what it reads, and reports the
 /// session binding and the bytes it received (none when the handshake failed).
-fn tls_server() -> (
-    SocketAddr,
-    Fingerprint,
-    JoinHandle<(Option<[u8; 32]>, Vec<u8>)>,
-) {
+fn tls_server() -> (SocketAddr, Fingerprint, JoinHandle<ServerSaw>) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert: CertificateDer<'static> = made.cert.der().clone();
     let fingerprint = Fingerprint::of_certificate(cert.as_ref());

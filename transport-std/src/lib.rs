@@ -24,6 +24,6 @@ mod tls_client;
 
 pub use client::{end_of_stream, run_client, ClientError, ClientOptions};
 pub use server::serve;
-pub use tls_client::{connect_tls, handshake, SecureConnection, TlsConnectError, TlsStream};
+pub use tls_client::{connect_tls, handshake_tls, SecureConnection, TlsConnectError, TlsStream};
 /// What a client pins a server by, re-exported so that a client needs no other crate.
 pub use transport_interface::tls::Fingerprint;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use protocol_core::secure::SessionBinding;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
+use rustls::{CertificateError, ClientConnection, StreamOwned};
 use transport_interface::tls::client::PinnedConfig;
 use transport_interface::tls::{session_binding, Fingerprint};
 use transport_interface::ClientOptions;
@@ -53,14 +53,22 @@ pub enum TlsConnectError {
         /// The fingerprint of the certificate the server showed.
         seen: Fingerprint,
     },
+    /// The server showed a certificate (the expected one, or any on first use) but
+    /// did not sign the handshake with its key: whoever answered holds a copy of the
+    /// certificate, not the server's key.
+    #[error("the server showed the certificate {seen} but does not hold its key")]
+    KeyNotHeld {
+        /// The fingerprint of the certificate it showed.
+        seen: Fingerprint,
+    },
     /// No connection, or no answer, within [`ClientOptions::response_timeout`].
     #[error("no answer within {} s", .0.as_secs_f64())]
     Timeout(Duration),
     /// The address does not resolve, or nothing accepts connections there.
     #[error("cannot connect: {0}")]
     Unreachable(#[source] io::Error),
-    /// The server speaks TLS but the handshake failed (a bad signature, no common
-    /// algorithm, an alert from the server).
+    /// The server speaks TLS but the handshake failed (no algorithm in common, an
+    /// alert from the server, a malformed message).
     #[error("the TLS handshake failed: {0}")]
     Tls(#[source] rustls::Error),
     /// The connection broke during the handshake, after the server had answered in TLS.
@@ -82,12 +90,12 @@ pub fn connect_tls(
     let timeout = options.response_timeout.max(Duration::from_millis(1));
     let socket = connect(server, timeout)?;
     let host = host_of(server);
-    handshake(socket, host, expected, timeout)
+    handshake_tls(socket, host, expected, timeout)
 }
 
 /// Finishes a TLS 1.3 handshake on a connected socket, as [`connect_tls`] does;
 /// `host` is sent as the server name when it is a DNS name.
-pub fn handshake(
+pub fn handshake_tls(
     mut socket: TcpStream,
     host: &str,
     expected: Option<Fingerprint>,
@@ -148,9 +156,18 @@ pub fn handshake(
             if let Err(e) = conn.process_new_packets() {
                 // The alert rustls queued tells the server why; best effort.
                 let _ = conn.write_tls(&mut socket);
-                return Err(match pinned.identity_changed() {
-                    Some((expected, seen)) => TlsConnectError::IdentityChanged { expected, seen },
-                    None => TlsConnectError::Tls(e),
+                return Err(match (pinned.identity_changed(), pinned.seen(), e) {
+                    (Some((expected, seen)), _, _) => {
+                        TlsConnectError::IdentityChanged { expected, seen }
+                    }
+                    // The certificate passed; only its signature over the handshake
+                    // can have been refused as bad.
+                    (
+                        None,
+                        Some(seen),
+                        rustls::Error::InvalidCertificate(CertificateError::BadSignature),
+                    ) => TlsConnectError::KeyNotHeld { seen },
+                    (_, _, e) => TlsConnectError::Tls(e),
                 });
             }
         }

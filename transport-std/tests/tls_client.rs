@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use transport_interface::tls::{provider, session_binding};
 use transport_std::{connect_tls, ClientOptions, Fingerprint, TlsConnectError};
@@ -25,19 +27,44 @@ fn options(secs: u64) -> ClientOptions {
 /// and the application data it received.
 type ServerSaw = (Option<[u8; 32]>, Vec<u8>);
 
+/// A self-signed certificate and its key, as the servers make them.
+fn identity() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
+    (made.cert.der().clone(), key.into())
+}
+
+/// Shows one certificate and signs with one key, whether they match or not.
+#[derive(Debug)]
+struct Shows(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Shows {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
 /// A TLS 1.3 server for one connection: it echoes what it reads, and reports the
 /// session binding and the bytes it received (none when the handshake failed).
 fn tls_server() -> (SocketAddr, Fingerprint, JoinHandle<ServerSaw>) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert: CertificateDer<'static> = made.cert.der().clone();
+    let (cert, key) = identity();
+    tls_server_showing(cert, key)
+}
+
+/// [`tls_server`], showing `cert` and signing with `key`.
+fn tls_server_showing(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> (SocketAddr, Fingerprint, JoinHandle<ServerSaw>) {
     let fingerprint = Fingerprint::of_certificate(cert.as_ref());
-    let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
-    let config = ServerConfig::builder_with_provider(provider())
+    let provider = provider();
+    let signing = provider.key_provider.load_private_key(key).unwrap();
+    let shown = Arc::new(CertifiedKey::new(vec![cert], signing));
+    let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key.into())
-        .unwrap();
+        .with_cert_resolver(Arc::new(Shows(shown)));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let thread = std::thread::spawn(move || {
@@ -130,6 +157,23 @@ fn another_key_is_refused_before_anything_is_sent() {
     let (binding, received) = server.join().unwrap();
     assert_eq!(binding, None, "the server finished a handshake");
     assert!(received.is_empty());
+}
+
+#[test]
+fn a_copy_of_the_certificate_without_its_key_is_refused() {
+    let (cert, _) = identity();
+    let (_, other_key) = identity();
+    let pinned = Fingerprint::of_certificate(cert.as_ref());
+    for expected in [Some(pinned), None] {
+        let (addr, _, server) = tls_server_showing(cert.clone(), other_key.clone_key());
+        match connect_tls(&addr.to_string(), expected, &options(10)) {
+            Err(TlsConnectError::KeyNotHeld { seen }) => assert_eq!(seen, pinned),
+            other => panic!("expected KeyNotHeld, got {other:?}"),
+        }
+        let (binding, received) = server.join().unwrap();
+        assert_eq!(binding, None, "the server finished a handshake");
+        assert!(received.is_empty());
+    }
 }
 
 #[test]

@@ -163,6 +163,32 @@ fn failure(
         (TlsConnectError::IdentityChanged { expected, seen }, Some((_, source))) => {
             identity_changed(dir, server, expected, seen, source)
         }
+        (TlsConnectError::KeyNotHeld { seen }, pin) => {
+            let shown = match pin {
+                Some((_, source)) => format!(
+                    "the certificate pinned for it ({seen}, {})",
+                    pin_place(dir, source)
+                ),
+                None => format!("a certificate ({seen})"),
+            };
+            Failure::new(
+                // Pinned, this is an impostor at the pinned identity.
+                if pin.is_some() {
+                    Exit::IdentityChanged
+                } else {
+                    Exit::Unreachable
+                },
+                format!(
+                    "the server at {server} showed {shown} but could not sign with its key: \
+                     whoever answered holds a copy of the certificate, not the server's key, \
+                     so someone may be impersonating the server; nothing was sent"
+                ),
+            )
+            .hint(
+                "keep the pin; tell the server's operator, and check the network between \
+                 you and the server",
+            )
+        }
         (TlsConnectError::NotTls, Some((expected, source))) => Failure::new(
             Exit::Unreachable,
             format!(

@@ -55,6 +55,37 @@ impl Identity {
     }
 }
 
+/// Shows one certificate and signs with one key, whether they match or not.
+#[derive(Debug)]
+struct Shows(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for Shows {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A server that shows `shown`'s certificate but signs with `signer`'s key: a copy
+/// of the certificate without its key.
+fn impostor_config(shown: &Identity, signer: &Identity) -> Arc<ServerConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let signing = provider
+        .key_provider
+        .load_private_key(signer.key.clone_key())
+        .unwrap();
+    let certified = rustls::sign::CertifiedKey::new(vec![shown.cert.clone()], signing);
+    Arc::new(
+        ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Shows(Arc::new(certified)))),
+    )
+}
+
 /// What a server saw of one connection.
 #[derive(Debug, PartialEq, Eq)]
 enum Saw {
@@ -67,14 +98,19 @@ enum Saw {
 /// A TLS server on one address that takes one connection per identity, in order,
 /// showing that identity's certificate.
 fn tls_server(identities: Vec<Identity>) -> (String, JoinHandle<Vec<Saw>>) {
+    tls_server_with(identities.iter().map(Identity::config).collect())
+}
+
+/// [`tls_server`] with a configuration per connection.
+fn tls_server_with(configs: Vec<Arc<ServerConfig>>) -> (String, JoinHandle<Vec<Saw>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let thread = std::thread::spawn(move || {
         let mut saw = Vec::new();
-        for identity in identities {
+        for config in configs {
             let (socket, _) = listener.accept().unwrap();
             socket.set_read_timeout(Some(TIMEOUT)).unwrap();
-            let conn = ServerConnection::new(identity.config()).unwrap();
+            let conn = ServerConnection::new(config).unwrap();
             let mut tls = StreamOwned::new(conn, socket);
             let mut failed = false;
             while tls.conn.is_handshaking() && !failed {
@@ -205,6 +241,34 @@ fn another_key_on_the_pinned_address_is_refused_before_anything_is_sent() {
             .fingerprint,
         id.fingerprint()
     );
+}
+
+#[test]
+fn a_copy_of_the_pinned_certificate_without_its_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::new();
+    let impostor = Identity::new();
+    let (server, thread) = tls_server_with(vec![id.config(), impostor_config(&id, &impostor)]);
+    send(
+        secure(connect(dir.path(), &server, Policy::default())),
+        b"mine",
+    );
+    let failure = failed(connect(dir.path(), &server, Policy::default()));
+    assert_eq!(failure.exit, Exit::IdentityChanged, "{failure}");
+    let shown = failure.to_string();
+    assert!(shown.contains("could not sign with its key"), "{shown}");
+    assert!(shown.contains(&id.fingerprint().to_string()), "{shown}");
+    assert_eq!(
+        thread.join().unwrap(),
+        [Saw::Session(b"mine".to_vec()), Saw::NoSession]
+    );
+    // Unpinned, the same impostor is refused too, and not spoken to in legacy.
+    let fresh = tempfile::tempdir().unwrap();
+    let (server, thread) = tls_server_with(vec![impostor_config(&id, &impostor)]);
+    let failure = failed(connect(fresh.path(), &server, Policy::default()));
+    assert_eq!(failure.exit, Exit::Unreachable, "{failure}");
+    assert_eq!(thread.join().unwrap(), [Saw::NoSession]);
+    assert!(!known_servers::path(fresh.path()).exists());
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use protocol_core::crypto::ChecksumAlgorithm;
 use protocol_core::{ByteOrder, Dialect, PacketFieldOrder};
+use transport_std::Fingerprint;
 
 use crate::dialect_presets::{Preset, SMALL_PACKET};
 use crate::exit::EXIT_CODE_HELP;
@@ -114,6 +115,16 @@ pub struct Cli {
     /// Seconds any wait may last: connecting, each write, each answer.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// The server's identity, SHA256:<hex> (the fingerprint of its certificate, as its
+    /// operator reads it; OpenSSL's colon form works too): the server must show it over
+    /// TLS, whatever known_servers in --dir says.
+    #[arg(long, value_name = "SHA256:HEX", conflicts_with = "legacy")]
+    pub server_fingerprint: Option<Fingerprint>,
+    /// Speak only the legacy protocol (no TLS, the server's identity unchecked), for
+    /// deployed servers that have no secure mode. Without it, a server pinned in
+    /// known_servers is reached over TLS or not at all.
+    #[arg(long)]
+    pub legacy: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -19,6 +19,9 @@ pub enum Exit {
     ConnectionLost = 6,
     /// The server's answers do not follow the protocol as configured.
     Protocol = 7,
+    /// The server showed a certificate other than the one pinned for it; nothing was
+    /// sent to it.
+    IdentityChanged = 8,
     /// Ctrl-C.
     Interrupted = 130,
 }
@@ -41,6 +44,10 @@ impl Exit {
             Exit::Checksum => "check the network and the --checksum option, then run again",
             Exit::ConnectionLost => "run again to send the file again",
             Exit::Protocol => "check the address and the dialect options (client --help)",
+            Exit::IdentityChanged => {
+                "ask the server's operator for its fingerprint; if it changed on purpose, \
+                 remove the server's line from known_servers in --dir, then run again"
+            }
             Exit::Interrupted => "run again to send the file",
         }
     }
@@ -55,6 +62,7 @@ impl Exit {
             Exit::Checksum => "checksum",
             Exit::ConnectionLost => "connection-lost",
             Exit::Protocol => "protocol",
+            Exit::IdentityChanged => "identity-changed",
             Exit::Interrupted => "interrupted",
         }
     }
@@ -71,6 +79,8 @@ Exit codes:
   5    the checksum differed four times; the upload was abandoned (not verified)
   6    the connection was lost during the run; run again to send the file again
   7    the server's answers do not follow the protocol as configured (dialect options)
+  8    the server's identity changed: it showed a certificate other than the pinned one
+       (known_servers in --dir, or --server-fingerprint); nothing was sent to it
   130  interrupted (Ctrl-C)";
 
 /// A failed run: what happened, what to do, and the exit code.
@@ -140,6 +150,7 @@ mod tests {
             Exit::Checksum,
             Exit::ConnectionLost,
             Exit::Protocol,
+            Exit::IdentityChanged,
             Exit::Interrupted,
         ] {
             let shown = Failure::new(exit, "it failed").to_string();

@@ -157,6 +157,15 @@ fn check_server_address(server: &str) -> Result<(), Failure> {
 }
 
 pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
+    if let Some(pin) = cli.server_fingerprint {
+        // The upload below speaks only the legacy protocol until the secure one calls
+        // secure_connect: a pin it cannot check must not look checked.
+        return Err(Failure::usage(format!(
+            "--server-fingerprint {pin} needs the secure protocol, which this client \
+             cannot send files with yet"
+        ))
+        .hint("leave --server-fingerprint out to send in the legacy protocol (unchecked)"));
+    }
     let (server, mut name, file_path) = target(cli)?;
     summary.server = Some(server.clone());
     let me_path = cli.dir.join("me.info");

@@ -154,6 +154,7 @@ fn usage_errors_exit_2_and_help_lists_the_exit_codes() {
         "4    refused by the server",
         "5    the checksum differed four times",
         "6    the connection was lost",
+        "8    the server's identity changed",
         "130  interrupted",
     ] {
         assert!(help.contains(line), "{line:?} missing from {help}");
@@ -173,6 +174,7 @@ fn the_readme_lists_the_same_exit_codes_as_help() {
         ("| 5 |", "checksum"),
         ("| 6 |", "lost"),
         ("| 7 |", "protocol"),
+        ("| 8 |", "identity changed"),
         ("| 130 |", "interrupted"),
     ] {
         let line = readme

@@ -10,6 +10,10 @@
 //! - [`Fingerprint`]: a server identity as people compare it, the SHA-256 of its
 //!   certificate (what `openssl x509 -noout -fingerprint -sha256` prints).
 //! - [`session_binding`]: the exported value the client signs to sign in.
+//! - [`client`]: the client's configuration, which accepts a server by its pinned
+//!   [`Fingerprint`] rather than by a certificate authority.
+
+pub mod client;
 
 use std::fmt;
 use std::sync::Arc;

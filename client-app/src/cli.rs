@@ -21,6 +21,54 @@ pub enum Command {
     },
     /// Print the manual page (roff): e.g. `client man > /usr/local/share/man/man1/client.1`.
     Man,
+    /// Send FILE (the default when no command is given: `client FILE`). Over TLS when
+    /// the server offers it (resumed by itself after a cut), legacy otherwise.
+    Put {
+        /// File to send (relative to the current folder).
+        file: PathBuf,
+    },
+    /// List this client's files on the server (secure mode): name, size, state, hash,
+    /// kept versions, time.
+    List,
+    /// Download a file (secure mode): written beside the target as a temporary file,
+    /// checked against the stored hash, then moved into place; a cut download resumes
+    /// on the next run.
+    Get {
+        /// The file's name on the server.
+        name: String,
+        /// Where to write it (a file, or a folder to write NAME into); default: NAME in
+        /// the current folder.
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// A kept version (`client versions NAME` lists them) instead of the current
+        /// content.
+        #[arg(long, value_name = "V")]
+        version: Option<u64>,
+        /// Replace the target if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Download even if the file is unverified.
+        #[arg(long)]
+        unverified: bool,
+    },
+    /// Remove a file (secure mode): its content becomes a kept version, which
+    /// `client restore` brings back within the server's retention policy.
+    Rm {
+        /// The file's name on the server.
+        name: String,
+    },
+    /// List a file's kept versions (secure mode).
+    Versions {
+        /// The file's name on the server.
+        name: String,
+    },
+    /// Make a kept version the file's current content (secure mode).
+    Restore {
+        /// The file's name on the server.
+        name: String,
+        /// The version (`client versions NAME` lists them).
+        version: u64,
+    },
 }
 
 #[derive(Parser, Debug)]
@@ -47,13 +95,13 @@ pub struct Cli {
     #[arg(value_name = "FILE")]
     pub file_arg: Option<PathBuf>,
     /// Folder holding transfer.info, me.info and priv.key.
-    #[arg(long, default_value = ".")]
+    #[arg(global = true, long, default_value = ".")]
     pub dir: PathBuf,
     /// Server as host:port (overrides transfer.info line 1).
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub server: Option<String>,
     /// Client name (overrides transfer.info line 2).
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub name: Option<String>,
     /// File to send, like FILE (relative to the current folder).
     #[arg(long, conflicts_with = "file_arg")]
@@ -63,13 +111,13 @@ pub struct Cli {
     #[arg(long)]
     pub new_server: bool,
     /// Print only errors.
-    #[arg(short, long, conflicts_with = "verbose")]
+    #[arg(global = true, short, long, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Print more: the packet size and checksum used, the key exchange.
-    #[arg(short, long, action = ArgAction::SetTrue)]
+    #[arg(global = true, short, long, action = ArgAction::SetTrue)]
     pub verbose: bool,
     /// Print a machine-readable summary (one JSON object) on stdout; messages go to stderr.
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub json: bool,
     /// A deployed server's dialect in one word (the README's preset table); the
     /// single dialect options below add to it. auto (the default, unless a single
@@ -113,18 +161,23 @@ pub struct Cli {
     #[arg(long)]
     pub pad_packets: bool,
     /// Seconds any wait may last: connecting, each write, each answer.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(global = true, long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// The server's identity, SHA256:<hex> (the fingerprint of its certificate, as its
     /// operator reads it; OpenSSL's colon form works too): the server must show it over
     /// TLS, whatever known_servers in --dir says.
-    #[arg(long, value_name = "SHA256:HEX", conflicts_with = "legacy")]
+    #[arg(global = true, long, value_name = "SHA256:HEX", conflicts_with = "legacy")]
     pub server_fingerprint: Option<Fingerprint>,
     /// Speak only the legacy protocol (no TLS, the server's identity unchecked), for
     /// deployed servers that have no secure mode. Without it, a server pinned in
     /// known_servers is reached over TLS or not at all.
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub legacy: bool,
+    /// Ask the server, in a secure session, to keep serving this client's legacy
+    /// requests (a folder still shared with a legacy tool). Without it, the first
+    /// secure session closes the legacy protocol to this client id for good.
+    #[arg(global = true, long, conflicts_with = "legacy")]
+    pub keep_legacy: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -196,6 +249,9 @@ impl Cli {
 
     /// The file named on the command line, if any.
     pub fn file_option(&self) -> Option<&PathBuf> {
+        if let Some(Command::Put { file }) = &self.command {
+            return Some(file);
+        }
         self.file_arg.as_ref().or(self.file.as_ref())
     }
 }

@@ -1,6 +1,6 @@
 //! The client's files: `transfer.info`, `me.info`, `priv.key`.
 
-mod key_files;
+pub mod key_files;
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;

@@ -157,15 +157,6 @@ fn check_server_address(server: &str) -> Result<(), Failure> {
 }
 
 pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
-    if let Some(pin) = cli.server_fingerprint {
-        // The upload below speaks only the legacy protocol until the secure one calls
-        // secure_connect: a pin it cannot check must not look checked.
-        return Err(Failure::usage(format!(
-            "--server-fingerprint {pin} needs the secure protocol, which this client \
-             cannot send files with yet"
-        ))
-        .hint("leave --server-fingerprint out to send in the legacy protocol (unchecked)"));
-    }
     let (server, mut name, file_path) = target(cli)?;
     summary.server = Some(server.clone());
     let me_path = cli.dir.join("me.info");
@@ -195,6 +186,28 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     let mut file = checks::file_to_send(&file_path)?;
     summary.file = Some(file_path.display().to_string());
     summary.bytes = Some(file.size);
+
+    if crate::commands::tries_secure(cli) {
+        let target = crate::commands::target_for(cli, server.clone(), name.clone());
+        let file_name = String::from_utf8_lossy(file.name.as_bytes()).into_owned();
+        let verbosity = out.verbosity;
+        match crate::secure::put(&target, &file_path, &file_name, out, verbosity, summary)? {
+            crate::secure::PutOutcome::Stored => {
+                if let Err(e) = server_record::write(&cli.dir, &server, None) {
+                    out.note(&format!("note: could not record the server in me.server: {e:#}"));
+                }
+                return Ok(());
+            }
+            crate::secure::PutOutcome::Legacy => {
+                summary.mode = Some("legacy".into());
+                out.note_verbose(&format!(
+                    "{server} does not offer the secure mode: sending in the legacy protocol"
+                ));
+            }
+        }
+    } else {
+        summary.mode = Some("legacy".into());
+    }
 
     let reconnecting = identity.is_some();
     if let Some(id) = &identity {

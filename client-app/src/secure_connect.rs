@@ -23,6 +23,10 @@ use crate::exit::{plain, Exit, Failure};
 use crate::known_servers;
 use crate::run::Out;
 
+/// How long an unpinned server has to answer a TLS hello before the client takes
+/// it for a legacy server that waits in silence.
+const UNPINNED_PROBE: Duration = Duration::from_secs(5);
+
 /// Where a pin comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinSource {
@@ -101,15 +105,33 @@ pub fn secure_connect(
             })?
             .map(|pin| (pin.fingerprint, PinSource::KnownServers { line: pin.line })),
     };
+    // An unpinned server is probed briefly: a deployed legacy server may answer a
+    // ClientHello with silence (it waits for a whole request), and nothing is pinned
+    // that a fallback could betray. A pinned one gets the whole timeout.
+    let handshake_timeout = if pin.is_none() {
+        timeout.min(UNPINNED_PROBE)
+    } else {
+        timeout
+    };
     let options = ClientOptions {
-        response_timeout: timeout,
+        response_timeout: handshake_timeout,
         ..ClientOptions::default()
     };
     let connection = match connect_tls(server, pin.map(|(f, _)| f), &options) {
         Ok(connection) => connection,
         Err(TlsConnectError::NotTls) if pin.is_none() => return Ok(Reached::Legacy),
+        Err(TlsConnectError::Timeout(_)) if pin.is_none() && handshake_timeout < timeout => {
+            out.note_verbose(&format!(
+                "{server} did not answer a TLS hello within {} s: sending in the legacy protocol",
+                handshake_timeout.as_secs()
+            ));
+            return Ok(Reached::Legacy);
+        }
         Err(e) => return Err(failure(dir, server, pin, timeout, e)),
     };
+    // The session's waits are the run's, not the probe's.
+    let _ = connection.stream.sock.set_read_timeout(Some(timeout));
+    let _ = connection.stream.sock.set_write_timeout(Some(timeout));
     if let Some((_, source)) = pin {
         return Ok(Reached::Secure(Box::new(Secure {
             connection,

@@ -269,7 +269,7 @@ impl App {
             self.storage.drop_upload(&gone.key);
         }
         // Secure uploads cut and never resumed, on the same clock as legacy ones.
-        match self.storage.meta.expire_partials(self.policy.abandoned_after) {
+        match self.storage.expire_partials(self.policy.abandoned_after) {
             Ok(gone) => {
                 for p in gone {
                     info!(
@@ -278,7 +278,6 @@ impl App {
                         size = p.size,
                         "resumable upload expired (not resumed in time)"
                     );
-                    self.storage.drop_upload(&p.upload);
                 }
             }
             Err(e) => warn!("resumable uploads not expired: {e}"),

@@ -30,9 +30,9 @@ use crate::run::Out;
 use crate::secure_connect::{self, Policy, Reached};
 use transport_std::SecureConnection;
 
-pub use fetch::get;
+pub use fetch::{get, GetArgs};
 pub use manage::{list, remove, restore, versions};
-pub use put::put;
+pub use put::{put, PutOutcome};
 
 /// Where and as whom the secure requests run.
 pub struct Target<'a> {

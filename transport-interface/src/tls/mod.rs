@@ -10,6 +10,8 @@
 //! - [`Fingerprint`]: a server identity as people compare it, the SHA-256 of its
 //!   certificate (what `openssl x509 -noout -fingerprint -sha256` prints).
 //! - [`session_binding`]: the exported value the client signs to sign in.
+//! - [`server`]: the server's configuration and [`server::ServerTls`], the sans-IO
+//!   step between a server transport's socket and the protocol's connection.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use std::sync::Arc;
 use protocol_core::secure::{SessionBinding, EXPORTER_LABEL, SESSION_BINDING_LEN};
 use rustls::crypto::CryptoProvider;
 use sha2::{Digest, Sha256};
+
+pub mod server;
 
 /// The crypto provider every TLS configuration of the project is built with.
 pub fn provider() -> Arc<CryptoProvider> {

@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 
 pub mod server;
 
+/// The rustls the configurations are built with, for applications that name its
+/// types (a `ServerConfig` in [`ServerOptions::tls`](crate::ServerOptions::tls)).
+pub use rustls;
+
 /// The crypto provider every TLS configuration of the project is built with.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())

@@ -115,7 +115,9 @@ impl Pair {
         self.server
             .read_buffer(&mut self.input)
             .extend_from_slice(&wire);
-        self.server.received(&mut self.input, &mut self.conn).unwrap()
+        self.server
+            .received(&mut self.input, &mut self.conn)
+            .unwrap()
     }
 
     /// Server to client: `plain` sealed (with whatever rustls queued), and the
@@ -163,7 +165,11 @@ fn the_handshake_enters_secure_mode_with_the_binding_both_ends_export() {
     assert_eq!(p.to_server(), Received::Ended);
     assert_eq!(p.to_client(b"last", true), b"last");
     let mut rest = [0u8; 8];
-    assert_eq!(p.client.reader().read(&mut rest).unwrap(), 0, "close_notify");
+    assert_eq!(
+        p.client.reader().read(&mut rest).unwrap(),
+        0,
+        "close_notify"
+    );
 }
 
 #[test]
@@ -176,10 +182,17 @@ fn legacy_bytes_pass_through_untouched() {
         let mut input = BytesMut::new();
         // One byte of 0x16: TLS or legacy cannot be told yet; it waits in the input.
         wire.read_buffer(&mut input).extend_from_slice(&[0x16]);
-        assert_eq!(wire.received(&mut input, &mut conn).unwrap(), Received::Open);
+        assert_eq!(
+            wire.received(&mut input, &mut conn).unwrap(),
+            Received::Open
+        );
         assert_eq!(&input[..], &[0x16]);
-        wire.read_buffer(&mut input).extend_from_slice(&[0x04, 1, 2]);
-        assert_eq!(wire.received(&mut input, &mut conn).unwrap(), Received::Open);
+        wire.read_buffer(&mut input)
+            .extend_from_slice(&[0x04, 1, 2]);
+        assert_eq!(
+            wire.received(&mut input, &mut conn).unwrap(),
+            Received::Open
+        );
         assert_eq!(&input[..], &[0x16, 0x04, 1, 2]);
         assert!(!wire.is_tls());
         let mut out = BytesMut::from(&b"legacy answer"[..]);
@@ -211,11 +224,20 @@ fn a_bad_identity_is_refused_clearly() {
     let a = identity();
     let b = identity();
     let mismatch = server_config_from_pem(a.cert_pem.as_bytes(), b.key_pem.as_bytes());
-    assert!(matches!(mismatch, Err(ServerConfigError::KeyMismatch)), "{mismatch:?}");
+    assert!(
+        matches!(mismatch, Err(ServerConfigError::KeyMismatch)),
+        "{mismatch:?}"
+    );
     let no_key = server_config_from_pem(a.cert_pem.as_bytes(), a.cert_pem.as_bytes());
-    assert!(matches!(no_key, Err(ServerConfigError::KeyPem(_))), "{no_key:?}");
+    assert!(
+        matches!(no_key, Err(ServerConfigError::KeyPem(_))),
+        "{no_key:?}"
+    );
     let no_cert = server_config_from_pem(b"", a.key_pem.as_bytes());
-    assert!(matches!(no_cert, Err(ServerConfigError::NoCertificate)), "{no_cert:?}");
+    assert!(
+        matches!(no_cert, Err(ServerConfigError::NoCertificate)),
+        "{no_cert:?}"
+    );
     let err = server_config_from_pem(b"", a.key_pem.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("BEGIN CERTIFICATE"), "{err}");
 }

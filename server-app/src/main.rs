@@ -88,7 +88,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve clients (the default).
-    Serve(ServeArgs),
+    // Boxed: the serving options are most of the enum's size, and parsed once.
+    Serve(Box<ServeArgs>),
     /// Print a completion script for a shell: e.g. `server completions bash >
     /// /etc/bash_completion.d/server`.
     Completions {
@@ -203,8 +204,8 @@ fn parse_cli() -> Cli {
                     .exit();
             }
             if let Some(Command::Serve(args)) = cli.command.take() {
-                cli.serve = args;
-                cli.command = Some(Command::Serve(cli.serve.clone()));
+                cli.serve = *args;
+                cli.command = Some(Command::Serve(Box::new(cli.serve.clone())));
             }
         }
     }

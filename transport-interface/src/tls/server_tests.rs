@@ -107,7 +107,7 @@ impl Pair {
     }
 
     /// Client to server: what the client has to send.
-    fn to_server(&mut self) -> Received {
+    fn client_sends(&mut self) -> Received {
         let mut wire = Vec::new();
         while self.client.wants_write() {
             self.client.write_tls(&mut wire).unwrap();
@@ -122,7 +122,7 @@ impl Pair {
 
     /// Server to client: `plain` sealed (with whatever rustls queued), and the
     /// plaintext the client then reads.
-    fn to_client(&mut self, plain: &[u8], close: bool) -> Vec<u8> {
+    fn server_sends(&mut self, plain: &[u8], close: bool) -> Vec<u8> {
         let mut out = BytesMut::from(plain);
         if close {
             self.server.close(&mut out);
@@ -144,14 +144,14 @@ impl Pair {
 fn the_handshake_enters_secure_mode_with_the_binding_both_ends_export() {
     let id = identity();
     let mut p = Pair::new(&id);
-    assert_eq!(p.to_server(), Received::Open);
+    assert_eq!(p.client_sends(), Received::Open);
     assert!(p.server.is_tls() && !p.server.is_secure());
     assert!(!p.conn.is_secure());
-    p.to_client(b"", false);
+    p.server_sends(b"", false);
     // The client's Finished, with its first plaintext in the same flight: the
     // protocol is in secure mode before that plaintext reaches its input.
     p.client.writer().write_all(b"first words").unwrap();
-    assert_eq!(p.to_server(), Received::Open);
+    assert_eq!(p.client_sends(), Received::Open);
     assert!(p.conn.is_secure());
     assert!(p.server.is_secure());
     let client_binding = session_binding(&p.client).unwrap();
@@ -159,11 +159,11 @@ fn the_handshake_enters_secure_mode_with_the_binding_both_ends_export() {
     assert_eq!(&p.input[..], b"first words");
     p.input.clear();
     // The protocol's output, sealed, reads as plaintext at the client.
-    assert_eq!(p.to_client(b"an answer", false), b"an answer");
+    assert_eq!(p.server_sends(b"an answer", false), b"an answer");
     // The client's close_notify ends the stream; the server's ends the session.
     p.client.send_close_notify();
-    assert_eq!(p.to_server(), Received::Ended);
-    assert_eq!(p.to_client(b"last", true), b"last");
+    assert_eq!(p.client_sends(), Received::Ended);
+    assert_eq!(p.server_sends(b"last", true), b"last");
     let mut rest = [0u8; 8];
     assert_eq!(
         p.client.reader().read(&mut rest).unwrap(),

@@ -41,6 +41,7 @@ macro_rules! every_transport {
             without_tls_a_client_hello_is_answered_as_a_legacy_request,
             a_client_that_stalls_its_handshake_is_closed_at_the_deadline,
             a_broken_client_hello_gets_an_alert_and_the_close,
+            behind_a_balancer_the_client_hello_follows_the_proxy_header,
         );
         cases!($driver;
             clients_upload_at_once_while_one_connection_stays_silent,

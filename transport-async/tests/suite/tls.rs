@@ -3,7 +3,8 @@
 //! and the application sees a secure connection, while a legacy client uploads
 //! on the same port; a server without TLS answers a ClientHello as it always did;
 //! a client that stalls its handshake is closed at the first-header deadline; a
-//! ClientHello that is not one gets an alert and the close.
+//! ClientHello that is not one gets an alert and the close; behind a balancer the
+//! ClientHello follows the PROXY header.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -284,5 +285,30 @@ pub fn a_broken_client_hello_gets_an_alert_and_the_close<D: Driver>() {
     // The port still serves.
     let (outcome, ..) = upload::<D>(server.addr, 4, Duration::from_secs(30)).unwrap();
     assert_eq!(outcome, Outcome::Verified);
+    server.stop().expect("a clean stop");
+}
+
+pub fn behind_a_balancer_the_client_hello_follows_the_proxy_header<D: Driver>() {
+    let (mut options, cert) = tls_options();
+    options.proxy_from = "127.0.0.1".parse().unwrap();
+    let app = MemoryApp::new();
+    let server = D::serve(Arc::new(app.clone()), options);
+    let client: SocketAddr = "203.0.113.7:5000".parse().unwrap();
+    let mut tls = client_connection(&cert);
+    // One write: the ClientHello arrives with the header, in the bytes the PROXY
+    // preface reads past it.
+    let mut first = transport_interface::proxy::encode(client, server.addr);
+    while tls.wants_write() {
+        tls.write_tls(&mut first).unwrap();
+    }
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    tcp.write_all(&first).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).unwrap();
+    }
+    let binding = session_binding(&tls).unwrap();
+    assert!(Secure { tls, tcp, binding }.close());
+    secure_closed(&app, 1);
     server.stop().expect("a clean stop");
 }

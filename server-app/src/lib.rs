@@ -12,6 +12,7 @@ pub mod config;
 pub mod config_file;
 pub mod descriptors;
 mod events;
+pub mod identity;
 pub mod metrics;
 pub mod options;
 pub mod storage;

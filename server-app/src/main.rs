@@ -18,6 +18,7 @@ use server_app::admin::{self, AdminError};
 use server_app::app::{App, SharedApp};
 use server_app::config::{Database, Files};
 use server_app::config_file;
+use server_app::identity::{self, Identity, Source};
 #[cfg(feature = "fleet")]
 use server_app::metrics::http::{MetricsServer, Observed};
 use server_app::metrics::Phase;
@@ -87,7 +88,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve clients (the default).
-    Serve(ServeArgs),
+    // Boxed: the serving options are most of the enum's size, and parsed once.
+    Serve(Box<ServeArgs>),
     /// Print a completion script for a shell: e.g. `server completions bash >
     /// /etc/bash_completion.d/server`.
     Completions {
@@ -202,8 +204,8 @@ fn parse_cli() -> Cli {
                     .exit();
             }
             if let Some(Command::Serve(args)) = cli.command.take() {
-                cli.serve = args;
-                cli.command = Some(Command::Serve(cli.serve.clone()));
+                cli.serve = *args;
+                cli.command = Some(Command::Serve(Box::new(cli.serve.clone())));
             }
         }
     }
@@ -268,11 +270,16 @@ fn main() {
         eprintln!("Fatal: {e}");
         std::process::exit(2);
     }
+    let identity = cli.serve.identity_source().unwrap_or_else(|e| {
+        eprintln!("Fatal: {e}");
+        std::process::exit(2);
+    });
     if let Some(command) = &cli.command {
         let stores = admin::Stores {
             dir: cli.dir.clone(),
             database: cli.database.clone(),
             files: cli.files.clone(),
+            identity: identity.clone(),
         };
         if let Some(Err(e)) = run_admin(command, &stores) {
             eprintln!("Fatal: {e}");
@@ -290,7 +297,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = run(cli, port) {
+    if let Err(e) = run(cli, port, &identity) {
         eprintln!("Fatal: {e:#}");
         std::process::exit(1);
     }
@@ -485,17 +492,43 @@ fn run_admin(command: &Command, dir: &admin::Stores) -> Option<Result<(), AdminE
     })
 }
 
-fn run(cli: Cli, port: u16) -> anyhow::Result<()> {
+fn run(cli: Cli, port: u16, source: &Source) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.dir)
         .with_context(|| format!("cannot use the folder {}", cli.dir.display()))?;
     let policy = cli.serve.policy();
     let app = App::open_with(&cli.dir, cli.database.as_ref(), cli.files.as_ref(), policy)?;
-    serve(&cli, app, port)
+    // Once the folder is the server's (App::open_with holds its lock): two servers
+    // starting on one folder never both make an identity.
+    let identity = identity::load_or_create(&cli.dir, source)?;
+    serve(&cli, app, port, identity.as_ref())
 }
 
-fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
+/// Says which identity secure mode serves (or that it is off): the fingerprint
+/// clients pin, as `openssl x509 -noout -fingerprint -sha256` prints it too.
+/// What the listening line adds: `identity SHA256:...`, or legacy only.
+fn log_identity(identity: Option<&Identity>) -> String {
+    match identity {
+        Some(id) => {
+            info!(
+                "TLS identity {} ({}{}): secure mode on the protocol port",
+                id.fingerprint,
+                id.cert.display(),
+                if id.created { ", made now" } else { "" }
+            );
+            format!("identity {}", id.fingerprint)
+        }
+        None => {
+            info!("TLS off (--no-tls): legacy protocol only");
+            "legacy only".to_string()
+        }
+    }
+}
+
+fn serve(cli: &Cli, app: App, port: u16, identity: Option<&Identity>) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cli.serve.bind, port);
     let mut options = cli.serve.server_options();
+    options.tls = identity.map(|id| id.config.clone());
+    let shown = log_identity(identity);
     fit_to_descriptors(&mut options);
     if cli.serve.max_connections_per_ip.is_none() {
         // The quarter of the cap as fitted to the descriptor limit.
@@ -513,7 +546,10 @@ fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
         Transport::Std => {
             let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("cannot listen on {addr}"))?;
-            info!("listening on {} (std transport)", listener.local_addr()?);
+            info!(
+                "listening on {} (std transport), {shown}",
+                listener.local_addr()?
+            );
             let shutdown = Shutdown::new();
             let s = shutdown.clone();
             let m = metrics.clone();
@@ -534,7 +570,10 @@ fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
-                info!("listening on {} (tokio transport)", listener.local_addr()?);
+                info!(
+                    "listening on {} (tokio transport), {shown}",
+                    listener.local_addr()?
+                );
                 metrics.set_phase(Phase::Serving);
                 let stop = async {
                     shutdown_signal().await;
@@ -548,7 +587,7 @@ fn serve(cli: &Cli, app: App, port: u16) -> anyhow::Result<()> {
             let listener = smol::Async::<std::net::TcpListener>::bind(addr)
                 .with_context(|| format!("cannot listen on {addr}"))?;
             info!(
-                "listening on {} (smol transport)",
+                "listening on {} (smol transport), {shown}",
                 listener.get_ref().local_addr()?
             );
             let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);

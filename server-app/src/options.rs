@@ -3,6 +3,7 @@
 //! help does not list them.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -14,6 +15,7 @@ use transport_interface::ProxyFrom;
 use transport_interface::{RateLimit, ServerOptions};
 
 use crate::app::Policy;
+use crate::identity::Source;
 
 /// The longest any duration option may be, in seconds (a year of 365 days). Beyond
 /// some such bound an instant plus the duration overflows, which panics on every
@@ -164,6 +166,19 @@ pub struct ServeArgs {
     /// start if the address is taken.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<SocketAddr>,
+    /// Secure mode's certificate, PEM (the server's first, then any chain), for TLS
+    /// 1.3 on the protocol port instead of the data folder's own tls/identity.crt:
+    /// a CA-issued identity, which a fleet's servers can share. Needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, PEM; its mode must let no one but the
+    /// server's user read it (chmod 600).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the legacy protocol only: no TLS and no identity (a TLS ClientHello
+    /// is then answered as a malformed request, 1607). Wins over --tls-cert.
+    #[arg(long)]
+    pub no_tls: bool,
 }
 
 /// The socket driver (`--transport`).
@@ -237,7 +252,25 @@ pub fn default_per_ip(max_connections: usize) -> usize {
 }
 
 impl ServeArgs {
-    /// The transports' options these values give.
+    /// Where the TLS identity comes from; a certificate without its key (or a key
+    /// without its certificate) is a usage error.
+    pub fn identity_source(&self) -> Result<Source, String> {
+        if self.no_tls {
+            return Ok(Source::Off);
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Source::Given {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => Ok(Source::Folder),
+            (Some(_), None) => Err("--tls-cert needs --tls-key, the certificate's key".into()),
+            (None, Some(_)) => Err("--tls-key needs --tls-cert, the key's certificate".into()),
+        }
+    }
+
+    /// The transports' options these values give (without TLS: the identity is
+    /// loaded, or made, once the server holds its folder).
     pub fn server_options(&self) -> ServerOptions {
         let dialect = ServerDialect {
             checksum: match self.checksum {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_lite::FutureExt;
+use tracing::debug;
+use transport_interface::tls::server::{Received, ServerTls};
 use transport_interface::{Dispatch, ServerOptions, StopRule, LINGER, LINGER_BYTES};
 
 use crate::runtime::{read_buf, until, write_all, Runtime, Stream, Timer};
@@ -33,7 +35,9 @@ enum Wake {
 /// the application through `dispatch`, writes every answer, and wakes for the
 /// connection's deadline (idle, slow request, unanswered question). When `stop`
 /// closes, an idle connection ends at once and an upload gets
-/// [`ServerOptions::shutdown_grace`] to finish.
+/// [`ServerOptions::shutdown_grace`] to finish. With [`ServerOptions::tls`], a
+/// connection that begins with a ClientHello is served inside TLS
+/// ([`ServerTls`]: the protocol sees plaintext, from the end of the handshake).
 pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
     stream: S,
     peer: SocketAddr,
@@ -50,7 +54,18 @@ pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
     let mut timer = R::timer(Instant::now() + NEVER);
     let mut armed: Option<Instant> = None;
     let answer_timeout = options.config.limits.answer_timeout;
+    // TLS, if served, is told apart by the first two bytes (and may already be in
+    // `input`, read past a PROXY header).
+    let mut tls = ServerTls::new(options.tls.as_ref());
+    let mut ended = received(&mut tls, &mut input, dispatch.conn(), peer);
     let result = loop {
+        if ended {
+            // The end of the peer's stream with plaintext before it: the
+            // connection reads that first, as it read everything before an EOF.
+            ended = false;
+            pump::<R, D>(&mut dispatch, &mut input, Instant::now(), answer_timeout).await;
+            dispatch.conn().handle_eof();
+        }
         // Steps 1-3: feed the input, answer every event, until nothing moves.
         let now = Instant::now();
         if let Some(e) = pump::<R, D>(&mut dispatch, &mut input, now, answer_timeout).await {
@@ -58,6 +73,7 @@ pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
         }
         // Step 4: send.
         dispatch.conn().poll_transmit(&mut out);
+        tls.seal(&mut out);
         if !out.is_empty() {
             if let Err(e) = write_all(&stream, &out).await {
                 dispatch.conn().handle_eof();
@@ -88,14 +104,15 @@ pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
             }
             armed = deadline;
         }
-        input.reserve(if fast { READ_CHUNK } else { SMALL_READ });
-        let room = input.capacity() - input.len();
+        let buf = tls.read_buffer(&mut input);
+        buf.reserve(if fast { READ_CHUNK } else { SMALL_READ });
+        let room = buf.capacity() - buf.len();
         let wants_read = dispatch.conn().wants_read();
         let mut stopped = pin!(stop.recv());
         let watch_stop = !stop_rule.stopping();
         let wake = poll_fn(|cx| {
             if wants_read {
-                if let Poll::Ready(r) = stream.poll_read_buf(cx, &mut input) {
+                if let Poll::Ready(r) = stream.poll_read_buf(cx, buf) {
                     return Poll::Ready(Wake::Read(r));
                 }
             }
@@ -110,7 +127,10 @@ pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
         .await;
         match wake {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => dispatch.conn().handle_eof(),
-            Wake::Read(Ok(n)) => fast = n >= room.min(READ_CHUNK),
+            Wake::Read(Ok(n)) => {
+                fast = n >= room.min(READ_CHUNK);
+                ended = received(&mut tls, &mut input, dispatch.conn(), peer);
+            }
             Wake::Timer => {
                 armed = None;
                 dispatch.conn().handle_timeout(Instant::now());
@@ -119,6 +139,7 @@ pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
         }
     };
     dispatch.conn().poll_transmit(&mut out);
+    tls.close(&mut out);
     if !out.is_empty() {
         let _ = write_all(&stream, &out).await;
     }
@@ -128,6 +149,25 @@ pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
     }
     dispatch.close().await;
     result
+}
+
+/// [`ServerTls::received`] for the loop: whether the peer's stream has ended (its
+/// close_notify, or a TLS failure, logged here, that ends the connection as the
+/// end of its stream would).
+fn received(
+    tls: &mut ServerTls,
+    input: &mut BytesMut,
+    conn: &mut transport_interface::Conn,
+    peer: SocketAddr,
+) -> bool {
+    match tls.received(input, conn) {
+        Ok(Received::Open) => false,
+        Ok(Received::Ended) => true,
+        Err(e) => {
+            debug!(%peer, "closing: {e}");
+            true
+        }
+    }
 }
 
 /// After closing for an error (a 1607 sent, the peer possibly still sending):

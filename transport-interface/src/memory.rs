@@ -82,6 +82,9 @@ pub struct MemoryStore {
     pub clock: u64,
     /// What happened that answers do not show (aborted uploads, revoked keys).
     pub log: Vec<String>,
+    /// Connections of a [`MemoryApp`] that ended in secure mode (inside TLS),
+    /// counted as they close: how a test sees that the transport entered it.
+    pub secure_closed: usize,
 }
 
 impl MemoryStore {
@@ -308,5 +311,11 @@ impl HandlerFactory for MemoryApp {
 impl ConnectionHandler for MemoryApp {
     fn on_event(&mut self, conn: &mut Conn, event: ServerEvent) {
         self.store().handle(conn, event);
+    }
+
+    fn on_close(&mut self, conn: &Conn) {
+        if conn.is_secure() {
+            self.store().secure_closed += 1;
+        }
     }
 }

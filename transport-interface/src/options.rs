@@ -63,6 +63,12 @@ pub struct ServerOptions {
     /// connections from it are refused. Default a burst of 1024, then 100 a second
     /// (an honest client never violates the protocol; this stops floods).
     pub failures: RateLimit,
+    /// Secure mode: TLS 1.3 on the same port as the legacy protocol, with this
+    /// configuration ([`tls::server::server_config`](crate::tls::server::server_config)).
+    /// A connection whose first two bytes begin like a TLS record is served inside
+    /// TLS; any other is served as before. Default none: legacy only (a ClientHello
+    /// is read as a malformed request, as it always was).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -85,6 +91,7 @@ impl Default for ServerOptions {
                 burst: 1024,
                 per_second: 100.0,
             },
+            tls: None,
         }
     }
 }

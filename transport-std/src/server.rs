@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tracing::{debug, warn};
+use transport_interface::tls::server::{Received, ServerTls};
 
 use transport_interface::{
     pump, refusal_bytes, AddressRates, Conn, ConnectionHandler, Entry, Gate, HandlerFactory,
@@ -179,8 +180,18 @@ fn run_connection<H: ConnectionHandler>(
     let mut out = BytesMut::new();
     let mut stop_rule = StopRule::new(options.shutdown_grace);
     let mut read_timeout = None;
+    // TLS, if served, is told apart by the first two bytes (and may already be in
+    // `input`, read past a PROXY header).
+    let mut tls = ServerTls::new(options.tls.as_ref());
+    let mut ended = received(&mut tls, &mut input, &mut conn, peer);
     debug!(%peer, "connection accepted");
     let result = loop {
+        if ended {
+            pump(&mut conn, &mut handler, &mut input, Instant::now());
+            conn.handle_eof();
+            drain(&mut conn, &mut handler);
+            break Ok(());
+        }
         let now = Instant::now();
         // While the handler answers, the limiter does not count the connection as
         // silent: a client waiting for a slow answer is not shed as idle.
@@ -190,6 +201,7 @@ fn run_connection<H: ConnectionHandler>(
         }
         drop(working);
         conn.poll_transmit(&mut out);
+        tls.seal(&mut out);
         if !out.is_empty() {
             if let Err(e) = stream.write_all(&out) {
                 conn.handle_eof();
@@ -241,7 +253,8 @@ fn run_connection<H: ConnectionHandler>(
             }
             Ok(n) => {
                 slot.note_read(n);
-                input.extend_from_slice(&scratch[..n]);
+                tls.read_buffer(&mut input).extend_from_slice(&scratch[..n]);
+                ended = received(&mut tls, &mut input, &mut conn, peer);
             }
             Err(e)
                 if matches!(
@@ -260,6 +273,7 @@ fn run_connection<H: ConnectionHandler>(
         }
     };
     conn.poll_transmit(&mut out);
+    tls.close(&mut out);
     if !out.is_empty() {
         let _ = stream.write_all(&out);
     }
@@ -285,6 +299,20 @@ fn run_connection<H: ConnectionHandler>(
     handler.on_close(&conn);
     debug!(%peer, "connection closed");
     result
+}
+
+/// [`ServerTls::received`] for the loop: whether the peer's stream has ended (its
+/// close_notify, or a TLS failure, logged here, that ends the connection as the
+/// end of its stream would).
+fn received(tls: &mut ServerTls, input: &mut BytesMut, conn: &mut Conn, peer: SocketAddr) -> bool {
+    match tls.received(input, conn) {
+        Ok(Received::Open) => false,
+        Ok(Received::Ended) => true,
+        Err(e) => {
+            debug!(%peer, "closing: {e}");
+            true
+        }
+    }
 }
 
 fn drain<H: ConnectionHandler>(conn: &mut Conn, handler: &mut H) {

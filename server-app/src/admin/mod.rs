@@ -102,6 +102,9 @@ pub struct Stores {
     pub database: Option<Database>,
     /// `--files`, when given.
     pub files: Option<Files>,
+    /// Where a server with the same options takes its TLS identity (`status`
+    /// shows its fingerprint).
+    pub identity: crate::identity::Source,
 }
 
 impl Stores {
@@ -111,6 +114,7 @@ impl Stores {
             dir: dir.to_path_buf(),
             database: None,
             files: None,
+            identity: crate::identity::Source::Folder,
         }
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::format::{bytes, json_opt, json_str};
 use super::{AdminError, Stores};
 use crate::app::DB_FILE;
+use crate::identity::{self, Source};
 use crate::storage::lock::LOCK_FILE;
 use crate::storage::sqlite::SqliteMetadata;
 use crate::storage::Metadata;
@@ -69,6 +70,29 @@ fn usage(path: &Path) -> (u64, u64) {
     (files, total)
 }
 
+/// The TLS identity a server with the same options serves: its fingerprint, or
+/// why there is none (a line of `status`, and its JSON value).
+fn identity_of(folder: &Path, source: &Source) -> (String, Option<String>) {
+    let cert = match source {
+        Source::Off => return ("none: --no-tls, legacy only".into(), None),
+        Source::Given { cert, .. } => cert.clone(),
+        Source::Folder => folder.join(identity::TLS_DIR).join(identity::CERT_FILE),
+    };
+    if *source == Source::Folder && !cert.exists() {
+        return (
+            format!(
+                "none yet ({} is made at the server's first start)",
+                cert.display()
+            ),
+            None,
+        );
+    }
+    match identity::fingerprint_of(&cert) {
+        Ok(f) => (format!("{f} ({})", cert.display()), Some(f.to_string())),
+        Err(e) => (format!("unreadable: {e}"), None),
+    }
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -110,6 +134,7 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
         )
     });
     let healthy = check == "ok";
+    let (identity, fingerprint) = identity_of(&folder, &at.identity);
     if json {
         let (free, size) = match disk {
             Some((f, s)) => (f.to_string(), s.to_string()),
@@ -127,7 +152,7 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
              \"unverified\":{},\"bytes_recorded\":{recorded},\"versions\":{},\
              \"version_bytes\":{},\"objects\":{},\"object_bytes\":{},\
              \"uploads_in_progress\":{uploads},\"upload_bytes\":{upload_bytes},\
-             \"disk_free\":{free},\"disk_size\":{size}}}",
+             \"disk_free\":{free},\"disk_size\":{size},\"identity\":{}}}",
             json_str(&folder.display().to_string()),
             pid.is_some(),
             json_opt(pid),
@@ -140,6 +165,7 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
             kept.bytes,
             objects + legacy,
             object_bytes + legacy_bytes,
+            json_opt(fingerprint.as_deref()),
         )?;
     } else {
         writeln!(out, "folder:    {}", folder.display())?;
@@ -147,6 +173,7 @@ pub fn status(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), AdminE
             Server::Running(pid) => writeln!(out, "server:    running (pid {pid})")?,
             Server::NotRunning => writeln!(out, "server:    not running")?,
         }
+        writeln!(out, "identity:  {identity}")?;
         writeln!(
             out,
             "database:  {} ({}), {}",

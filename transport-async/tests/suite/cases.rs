@@ -59,7 +59,7 @@ fn timeout(t: Duration) -> ClientOptions {
 }
 
 /// Uploads client `i`'s file to `addr`: the outcome, the client's id and the file.
-fn upload<D: Driver>(
+pub fn upload<D: Driver>(
     addr: SocketAddr,
     i: usize,
     t: Duration,
@@ -75,7 +75,7 @@ fn upload<D: Driver>(
     Ok((outcome, s.client_id(), data))
 }
 
-fn check_stored(app: &MemoryApp, id: ClientId, data: &[u8]) {
+pub fn check_stored(app: &MemoryApp, id: ClientId, data: &[u8]) {
     let files = app.files();
     let (stored, verified) = &files[&(id, b"f.bin".to_vec())];
     assert!(verified);

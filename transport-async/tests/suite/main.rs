@@ -7,6 +7,7 @@
 mod cases;
 mod drivers;
 mod stalled;
+mod tls;
 
 /// A `#[test]` per case for `$driver`.
 macro_rules! cases {
@@ -20,9 +21,28 @@ macro_rules! cases {
     };
 }
 
+/// A `#[test]` per case of secure mode (`tls`) for `$driver`.
+macro_rules! tls_cases {
+    ($driver:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                crate::tls::$case::<$driver>()
+            }
+        )*
+    };
+}
+
 /// Every case that any transport runs.
 macro_rules! every_transport {
     ($driver:ty) => {
+        tls_cases!($driver;
+            a_tls_client_and_a_legacy_client_share_the_port,
+            without_tls_a_client_hello_is_answered_as_a_legacy_request,
+            a_client_that_stalls_its_handshake_is_closed_at_the_deadline,
+            a_broken_client_hello_gets_an_alert_and_the_close,
+            behind_a_balancer_the_client_hello_follows_the_proxy_header,
+        );
         cases!($driver;
             clients_upload_at_once_while_one_connection_stays_silent,
             a_forgetful_application_ends_the_connection_at_the_answer_deadline,

@@ -12,6 +12,8 @@
 //! - [`session_binding`]: the exported value the client signs to sign in.
 //! - [`client`]: the client's configuration, which accepts a server by its pinned
 //!   [`Fingerprint`] rather than by a certificate authority.
+//! - [`server`]: the server's configuration and [`server::ServerTls`], the sans-IO
+//!   step between a server transport's socket and the protocol's connection.
 
 pub mod client;
 
@@ -21,6 +23,12 @@ use std::sync::Arc;
 use protocol_core::secure::{SessionBinding, EXPORTER_LABEL, SESSION_BINDING_LEN};
 use rustls::crypto::CryptoProvider;
 use sha2::{Digest, Sha256};
+
+pub mod server;
+
+/// The rustls the configurations are built with, for applications that name its
+/// types (a `ServerConfig` in [`ServerOptions::tls`](crate::ServerOptions::tls)).
+pub use rustls;
 
 /// The crypto provider every TLS configuration of the project is built with.
 pub fn provider() -> Arc<CryptoProvider> {

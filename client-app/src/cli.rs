@@ -83,9 +83,9 @@ pub enum Command {
         The first run registers and writes me.info and priv.key in --dir; later runs reconnect \
         with them. The protocol is described in docs/PROTOCOL.md of the source repository.",
     after_help = EXIT_CODE_HELP,
-    // `client completions bash` is a command; a file of that name is sent as
-    // `client ./completions`.
-    args_conflicts_with_subcommands = true,
+    // `client list` is a command; a file of that name is sent as `client ./list` or
+    // `client put list`. Options go before or after the command.
+    subcommand_precedence_over_arg = true,
 )]
 pub struct Cli {
     /// A command other than sending a file.
@@ -166,7 +166,12 @@ pub struct Cli {
     /// The server's identity, SHA256:<hex> (the fingerprint of its certificate, as its
     /// operator reads it; OpenSSL's colon form works too): the server must show it over
     /// TLS, whatever known_servers in --dir says.
-    #[arg(global = true, long, value_name = "SHA256:HEX", conflicts_with = "legacy")]
+    #[arg(
+        global = true,
+        long,
+        value_name = "SHA256:HEX",
+        conflicts_with = "legacy"
+    )]
     pub server_fingerprint: Option<Fingerprint>,
     /// Speak only the legacy protocol (no TLS, the server's identity unchecked), for
     /// deployed servers that have no secure mode. Without it, a server pinned in

@@ -194,7 +194,9 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
         match crate::secure::put(&target, &file_path, &file_name, out, verbosity, summary)? {
             crate::secure::PutOutcome::Stored => {
                 if let Err(e) = server_record::write(&cli.dir, &server, None) {
-                    out.note(&format!("note: could not record the server in me.server: {e:#}"));
+                    out.note(&format!(
+                        "note: could not record the server in me.server: {e:#}"
+                    ));
                 }
                 return Ok(());
             }

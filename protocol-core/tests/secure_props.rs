@@ -54,14 +54,20 @@ fn request() -> impl Strategy<Value = SecureRequest> {
         any::<[u8; 32]>().prop_map(|sha256| SecureRequest::PutEnd { sha256 }),
         Just(SecureRequest::List),
         name().prop_map(|name| SecureRequest::Versions { name }),
-        (name(), proptest::option::of(1u64..), any::<u64>(), any::<bool>()).prop_map(
-            |(name, version, offset, unverified_ok)| SecureRequest::Get {
-                name,
-                version,
-                offset,
-                unverified_ok
-            }
-        ),
+        (
+            name(),
+            proptest::option::of(1u64..),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(name, version, offset, unverified_ok)| SecureRequest::Get {
+                    name,
+                    version,
+                    offset,
+                    unverified_ok
+                }
+            ),
         name().prop_map(|name| SecureRequest::Remove { name }),
         (name(), any::<u64>()).prop_map(|(name, version)| SecureRequest::Restore { name, version }),
     ]
@@ -92,8 +98,13 @@ fn response() -> impl Strategy<Value = SecureResponse> {
             client_id: ClientId(b)
         }),
         any::<u64>().prop_map(|offset| SecureResponse::PutOffset { offset }),
-        (any::<u64>(), any::<u32>(), any::<[u8; 32]>())
-            .prop_map(|(size, cksum, sha256)| SecureResponse::Stored { size, cksum, sha256 }),
+        (any::<u64>(), any::<u32>(), any::<[u8; 32]>()).prop_map(|(size, cksum, sha256)| {
+            SecureResponse::Stored {
+                size,
+                cksum,
+                sha256,
+            }
+        }),
         (name(), described(), any::<u32>()).prop_map(|(name, content, versions)| {
             SecureResponse::FileEntry(FileEntry {
                 name,

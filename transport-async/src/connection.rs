@@ -98,6 +98,11 @@ pub(crate) async fn drive_connection<R: Runtime, D: Dispatch, S: Stream>(
             };
             deadline = Some(deadline.map_or(grace, |d| d.min(grace)));
         }
+        if dispatch.conn().is_sending() {
+            // A download: the next bytes come from the application, not the peer
+            // (the write above waited for the socket).
+            continue;
+        }
         if armed != deadline {
             if let Some(at) = deadline {
                 timer.reset(at);

@@ -225,6 +225,11 @@ fn run_connection<H: ConnectionHandler>(
             drain(&mut conn, &mut handler);
             break Ok(());
         }
+        if conn.is_sending() {
+            // A download: the next bytes come from the application, not the peer
+            // (the write above waited for the socket).
+            continue;
+        }
         if !conn.wants_read() {
             // Only a handler that answers later (or forgets to) can leave the
             // connection waiting; the question's deadline still runs.

@@ -38,7 +38,9 @@ pub fn safe_local_name(name: &str) -> Result<&str, Failure> {
         || name.contains(['/', '\\', '\0'])
         || name == "."
         || name == ".."
-        || Path::new(name).components().any(|c| !matches!(c, Component::Normal(_)));
+        || Path::new(name)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)));
     if bad {
         return Err(Failure::usage(format!(
             "{name:?} cannot be used as a file name here (it would name a path); give -o PATH"
@@ -64,25 +66,37 @@ fn part_path(target: &Path) -> PathBuf {
 }
 
 /// Downloads one file.
-pub fn get(t: &Target<'_>, args: &GetArgs<'_>, out: &Out, verbosity: Verbosity, summary: &mut Summary) -> Result<(), Failure> {
+pub fn get(
+    t: &Target<'_>,
+    args: &GetArgs<'_>,
+    out: &Out,
+    verbosity: Verbosity,
+    summary: &mut Summary,
+) -> Result<(), Failure> {
     let target = target_path(args)?;
     if target.exists() && !args.force {
-        return Err(Failure::usage(format!("{} exists already", target.display()))
-            .hint("give --force to replace it, or -o another path"));
+        return Err(
+            Failure::usage(format!("{} exists already", target.display()))
+                .hint("give --force to replace it, or -o another path"),
+        );
     }
     let part = part_path(&target);
     let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let mut s = open_required(t, out, "get")?;
     let fail = |b: Broken| match b {
         Broken::Failed(f) => f,
-        Broken::Lost(why) => Failure::new(Exit::ConnectionLost, format!("the download was cut: {why}"))
-            .hint(format!("run again: it resumes from {}", part.display())),
+        Broken::Lost(why) => {
+            Failure::new(Exit::ConnectionLost, format!("the download was cut: {why}"))
+                .hint(format!("run again: it resumes from {}", part.display()))
+        }
     };
     s.proto()
         .get(args.name, args.version, have, args.unverified)
         .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     let (offset, content) = match s.next().map_err(fail)? {
-        SecureClientEvent::GetBegin { offset, content, .. } => (offset, content),
+        SecureClientEvent::GetBegin {
+            offset, content, ..
+        } => (offset, content),
         SecureClientEvent::Refused { reason, message } => {
             // An offset past the end: the temporary file is not of this content.
             if have > 0 && reason == protocol_core::secure::frame::Refusal::NotFound {
@@ -92,14 +106,20 @@ pub fn get(t: &Target<'_>, args: &GetArgs<'_>, out: &Out, verbosity: Verbosity, 
         }
         other => return Err(fail(unexpected(other))),
     };
-    let write_err = |e: std::io::Error| Failure::usage(format!("cannot write {}: {}", part.display(), plain(e)));
+    let write_err = |e: std::io::Error| {
+        Failure::usage(format!("cannot write {}: {}", part.display(), plain(e)))
+    };
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&part)
         .map_err(write_err)?;
     if offset > 0 {
-        out.note(&format!("resuming at byte {offset} of {} ({})", content.size, part.display()));
+        out.note(&format!(
+            "resuming at byte {offset} of {} ({})",
+            content.size,
+            part.display()
+        ));
     }
     let progress = Progress::new(args.name, content.size, verbosity);
     progress.start(1);

@@ -12,7 +12,10 @@ use crate::summary::json_string;
 fn lost(b: Broken) -> Failure {
     match b {
         Broken::Failed(f) => f,
-        Broken::Lost(why) => Failure::new(Exit::ConnectionLost, format!("the connection was lost: {why}")),
+        Broken::Lost(why) => Failure::new(
+            Exit::ConnectionLost,
+            format!("the connection was lost: {why}"),
+        ),
     }
 }
 
@@ -26,8 +29,12 @@ fn described_json(d: &Described) -> String {
         "\"size\":{},\"verified\":{},\"sha256\":{},\"cksum\":{},\"updated\":{}",
         d.size,
         d.verified,
-        d.sha256.map(|s| json_string(&hex(&s))).unwrap_or_else(|| "null".into()),
-        d.cksum.map(|c| c.to_string()).unwrap_or_else(|| "null".into()),
+        d.sha256
+            .map(|s| json_string(&hex(&s)))
+            .unwrap_or_else(|| "null".into()),
+        d.cksum
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "null".into()),
         json_string(&d.updated)
     )
 }
@@ -40,12 +47,17 @@ fn short_hash(d: &Described) -> String {
     }
 }
 
-fn entries<T>(s: &mut Session, pick: impl Fn(SecureClientEvent) -> Result<T, SecureClientEvent>) -> Result<Vec<T>, Failure> {
+fn entries<T>(
+    s: &mut Session,
+    pick: impl Fn(SecureClientEvent) -> Result<T, SecureClientEvent>,
+) -> Result<Vec<T>, Failure> {
     let mut all = Vec::new();
     loop {
         match s.next().map_err(lost)? {
             SecureClientEvent::ListEnd { .. } => return Ok(all),
-            SecureClientEvent::Refused { reason, message } => return Err(refused(reason, &message)),
+            SecureClientEvent::Refused { reason, message } => {
+                return Err(refused(reason, &message))
+            }
             ev => match pick(ev) {
                 Ok(x) => all.push(x),
                 Err(other) => return Err(lost(unexpected(other))),
@@ -57,7 +69,9 @@ fn entries<T>(s: &mut Session, pick: impl Fn(SecureClientEvent) -> Result<T, Sec
 /// `client list [--json]`.
 pub fn list(t: &Target<'_>, out: &Out, json: bool) -> Result<(), Failure> {
     let mut s = open_required(t, out, "list")?;
-    s.proto().list().map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
+    s.proto()
+        .list()
+        .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     let files: Vec<FileEntry> = entries(&mut s, |ev| match ev {
         SecureClientEvent::File(f) => Ok(f),
         other => Err(other),
@@ -66,7 +80,14 @@ pub fn list(t: &Target<'_>, out: &Out, json: bool) -> Result<(), Failure> {
     if json {
         let items: Vec<String> = files
             .iter()
-            .map(|f| format!("{{\"name\":{},{},\"versions\":{}}}", json_string(&f.name), described_json(&f.content), f.versions))
+            .map(|f| {
+                format!(
+                    "{{\"name\":{},{},\"versions\":{}}}",
+                    json_string(&f.name),
+                    described_json(&f.content),
+                    f.versions
+                )
+            })
             .collect();
         println!("[{}]", items.join(","));
         return Ok(());
@@ -75,13 +96,20 @@ pub fn list(t: &Target<'_>, out: &Out, json: bool) -> Result<(), Failure> {
         out.say("no files");
         return Ok(());
     }
-    println!("{:<32} {:>14} {:<10} {:<24} {:>8}  updated", "name", "bytes", "state", "hash", "versions");
+    println!(
+        "{:<32} {:>14} {:<10} {:<24} {:>8}  updated",
+        "name", "bytes", "state", "hash", "versions"
+    );
     for f in &files {
         println!(
             "{:<32} {:>14} {:<10} {:<24} {:>8}  {}",
             shown(&f.name),
             f.content.size,
-            if f.content.verified { "verified" } else { "UNVERIFIED" },
+            if f.content.verified {
+                "verified"
+            } else {
+                "UNVERIFIED"
+            },
             short_hash(&f.content),
             f.versions,
             shown(&f.content.updated)
@@ -93,7 +121,9 @@ pub fn list(t: &Target<'_>, out: &Out, json: bool) -> Result<(), Failure> {
 /// `client versions NAME [--json]`.
 pub fn versions(t: &Target<'_>, out: &Out, name: &str, json: bool) -> Result<(), Failure> {
     let mut s = open_required(t, out, "versions")?;
-    s.proto().versions(name).map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
+    s.proto()
+        .versions(name)
+        .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     let versions: Vec<VersionEntry> = entries(&mut s, |ev| match ev {
         SecureClientEvent::Version(v) => Ok(v),
         other => Err(other),
@@ -102,7 +132,14 @@ pub fn versions(t: &Target<'_>, out: &Out, name: &str, json: bool) -> Result<(),
     if json {
         let items: Vec<String> = versions
             .iter()
-            .map(|v| format!("{{\"version\":{},{},\"superseded\":{}}}", v.id, described_json(&v.content), json_string(&v.superseded)))
+            .map(|v| {
+                format!(
+                    "{{\"version\":{},{},\"superseded\":{}}}",
+                    v.id,
+                    described_json(&v.content),
+                    json_string(&v.superseded)
+                )
+            })
             .collect();
         println!("[{}]", items.join(","));
         return Ok(());
@@ -111,13 +148,20 @@ pub fn versions(t: &Target<'_>, out: &Out, name: &str, json: bool) -> Result<(),
         out.say(&format!("no kept versions of {}", shown(name)));
         return Ok(());
     }
-    println!("{:>8} {:>14} {:<10} {:<24}  superseded", "version", "bytes", "state", "hash");
+    println!(
+        "{:>8} {:>14} {:<10} {:<24}  superseded",
+        "version", "bytes", "state", "hash"
+    );
     for v in &versions {
         println!(
             "{:>8} {:>14} {:<10} {:<24}  {}",
             v.id,
             v.content.size,
-            if v.content.verified { "verified" } else { "UNVERIFIED" },
+            if v.content.verified {
+                "verified"
+            } else {
+                "UNVERIFIED"
+            },
             short_hash(&v.content),
             shown(&v.superseded)
         );
@@ -128,7 +172,9 @@ pub fn versions(t: &Target<'_>, out: &Out, name: &str, json: bool) -> Result<(),
 /// `client rm NAME`.
 pub fn remove(t: &Target<'_>, out: &Out, name: &str) -> Result<(), Failure> {
     let mut s = open_required(t, out, "rm")?;
-    s.proto().remove(name).map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
+    s.proto()
+        .remove(name)
+        .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     expect_done(&mut s).map_err(lost)?;
     s.close();
     out.say(&format!(
@@ -141,9 +187,14 @@ pub fn remove(t: &Target<'_>, out: &Out, name: &str) -> Result<(), Failure> {
 /// `client restore NAME VERSION`.
 pub fn restore(t: &Target<'_>, out: &Out, name: &str, version: u64) -> Result<(), Failure> {
     let mut s = open_required(t, out, "restore")?;
-    s.proto().restore(name, version).map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
+    s.proto()
+        .restore(name, version)
+        .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     expect_done(&mut s).map_err(lost)?;
     s.close();
-    out.say(&format!("restored version {version} of {} as its current content", shown(name)));
+    out.say(&format!(
+        "restored version {version} of {} as its current content",
+        shown(name)
+    ));
     Ok(())
 }

@@ -130,6 +130,7 @@ impl Session {
     }
 
     /// Queued bytes not yet sent.
+    #[allow(dead_code)]
     pub fn queued(&self) -> usize {
         self.proto.queued()
     }
@@ -292,12 +293,14 @@ fn read_secure_key(dir: &Path) -> Result<Option<SigningKey>, Failure> {
         return Ok(None);
     }
     let text = key_files::read_secret(&path).map_err(Failure::from)?;
-    let bytes = unhex(text.trim()).filter(|b| b.len() == 32).ok_or_else(|| {
-        Failure::usage(format!(
-            "{} is not an Ed25519 key (64 hex digits)",
-            path.display()
-        ))
-    })?;
+    let bytes = unhex(text.trim())
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{} is not an Ed25519 key (64 hex digits)",
+                path.display()
+            ))
+        })?;
     let mut seed = Zeroizing::new([0u8; 32]);
     seed.copy_from_slice(&bytes);
     Ok(Some(SigningKey::from_bytes(&seed)))
@@ -325,7 +328,10 @@ pub fn open_required(t: &Target<'_>, out: &Out, what: &str) -> Result<Box<Sessio
         Ok(Opened::Secure(s)) => Ok(s),
         Ok(Opened::Legacy) => Err(Failure::new(
             Exit::Refused,
-            format!("{what} needs the secure mode, and {} speaks only the legacy protocol", t.server),
+            format!(
+                "{what} needs the secure mode, and {} speaks only the legacy protocol",
+                t.server
+            ),
         )
         .hint("ask the server's operator to enable TLS (the default of our server)")),
         Err(Broken::Lost(why)) => Err(Failure::new(

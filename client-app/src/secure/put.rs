@@ -70,7 +70,14 @@ pub fn put(
         };
         summary.server = Some(t.server.clone());
         progress.start(1);
-        match send(session, &mut file, name, size, &progress, &mut last_progress) {
+        match send(
+            session,
+            &mut file,
+            name,
+            size,
+            &progress,
+            &mut last_progress,
+        ) {
             Ok((cksum, sha)) => {
                 progress.clear();
                 out.say(&format!(
@@ -95,7 +102,10 @@ pub fn put(
                     progress.clear();
                     return Err(Failure::new(
                         Exit::ConnectionLost,
-                        format!("the connection was lost and could not be resumed within {} s: {why}", t.timeout.as_secs()),
+                        format!(
+                            "the connection was lost and could not be resumed within {} s: {why}",
+                            t.timeout.as_secs()
+                        ),
                     )
                     .hint("run again: the upload resumes where the server's copy ends"));
                 }
@@ -119,16 +129,22 @@ fn send(
     s.proto().put_begin(name, size).map_err(super::internal)?;
     let offset = match s.next()? {
         SecureClientEvent::PutOffset { offset } => offset,
-        SecureClientEvent::Refused { reason, message } => return Err(refused(reason, &message).into()),
+        SecureClientEvent::Refused { reason, message } => {
+            return Err(refused(reason, &message).into())
+        }
         other => return Err(unexpected(other)),
     };
     *last_progress = Instant::now();
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
-    let read_err = |e: std::io::Error| Broken::Failed(Failure::usage(format!("reading the file: {}", plain(e))));
+    let read_err = |e: std::io::Error| {
+        Broken::Failed(Failure::usage(format!("reading the file: {}", plain(e))))
+    };
     file.seek(SeekFrom::Start(0)).map_err(read_err)?;
     if offset > 0 {
-        progress.note(&format!("resuming at byte {offset} of {size} (the server's copy)"));
+        progress.note(&format!(
+            "resuming at byte {offset} of {size} (the server's copy)"
+        ));
         // The part not sent is hashed from the local copy: the final comparison
         // covers every byte.
         let mut left = offset;
@@ -159,7 +175,11 @@ fn send(
     let digest: [u8; 32] = sha.finalize().into();
     s.proto().put_end(digest).map_err(super::internal)?;
     match s.next()? {
-        SecureClientEvent::Stored { cksum, sha256, size: stored } if sha256 == digest && stored == size => {
+        SecureClientEvent::Stored {
+            cksum,
+            sha256,
+            size: stored,
+        } if sha256 == digest && stored == size => {
             s.close();
             Ok((cksum, sha256))
         }
@@ -169,12 +189,14 @@ fn send(
         ))),
         SecureClientEvent::Refused { reason, message } => {
             let f = refused(reason, &message);
-            Err(Broken::Failed(if reason == protocol_core::secure::frame::Refusal::HashMismatch {
-                Failure::new(Exit::Checksum, f.message)
+            Err(Broken::Failed(
+                if reason == protocol_core::secure::frame::Refusal::HashMismatch {
+                    Failure::new(Exit::Checksum, f.message)
                     .hint("the file changed while it was sent, or was damaged: run again to send it whole")
-            } else {
-                f
-            }))
+                } else {
+                    f
+                },
+            ))
         }
         other => Err(unexpected(other)),
     }

@@ -41,10 +41,10 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             && self.secure.as_ref().is_none_or(|s| s.is_drained())
     }
 
-    /// Whether a secure download is under way: the connection has bytes to produce
-    /// without any input, so the driver keeps calling [`poll_event`](Self::poll_event)
-    /// and [`poll_transmit`](Self::poll_transmit) (after each write) instead of
-    /// waiting to read.
+    /// Whether a secure download is ready for its next bytes: the connection has
+    /// bytes to produce without any input, so the driver goes back to step 1 (events,
+    /// then `poll_transmit`) after each write instead of waiting to read. False while
+    /// the application owes an answer, so a driver never spins.
     pub fn is_sending(&self) -> bool {
         self.secure.as_ref().is_some_and(|s| s.is_sending())
     }

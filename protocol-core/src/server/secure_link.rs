@@ -41,8 +41,13 @@ impl<R: CryptoRngCore> ServerConnection<R> {
             self.error = Some(PeerError::Timeout(
                 "the application did not answer the question in time",
             ));
+        } else if s.download_waits_on_app() {
+            s.handle_eof();
+            self.error = Some(PeerError::Timeout(
+                "the application did not give a download's next bytes in time",
+            ));
         } else if s.is_sending() {
-            // A download waits on the socket or the application, not on the peer.
+            // A download waits on the socket, not on the peer's requests.
             self.last_progress = self.now;
             return;
         } else {

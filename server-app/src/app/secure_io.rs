@@ -97,7 +97,9 @@ impl SecureIo {
         let err = |e: &dyn std::fmt::Display| BeginError::Storage(e.to_string());
         let saved = storage.meta.partial(&client, name).map_err(|e| err(&e))?;
         if let Some(p) = saved {
-            if p.size == size && UploadDigest::from_bytes(&p.state).is_some_and(|d| d.len() == p.offset) {
+            if p.size == size
+                && UploadDigest::from_bytes(&p.state).is_some_and(|d| d.len() == p.offset)
+            {
                 match storage.contents.resume_upload(&p.upload, p.offset) {
                     Ok(sink) => {
                         self.put = Some(SecurePut {
@@ -161,7 +163,12 @@ impl SecureIo {
     }
 
     /// Makes the upload durable up to `offset` and saves its place.
-    pub(crate) fn checkpoint(&mut self, storage: &Storage, offset: u64, state: Vec<u8>) -> io::Result<()> {
+    pub(crate) fn checkpoint(
+        &mut self,
+        storage: &Storage,
+        offset: u64,
+        state: Vec<u8>,
+    ) -> io::Result<()> {
         let Some(p) = self.put.as_mut() else {
             return Ok(());
         };

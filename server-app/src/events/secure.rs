@@ -82,7 +82,11 @@ pub(super) fn handle<R: CryptoRngCore>(
                 Err(e) => {
                     error!(peer = %c.peer(), client = %short_id(&client_id), file = %name,
                            "secure upload could not be stored: {e}");
-                    log_usage(s.refuse(ask, Refusal::Storage, "the server could not store the file"));
+                    log_usage(s.refuse(
+                        ask,
+                        Refusal::Storage,
+                        "the server could not store the file",
+                    ));
                 }
             }
         }
@@ -169,7 +173,11 @@ fn sign_in(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::SignIn>, cli
         }
         Err(e) => {
             error!(peer = %c.peer(), "secure sign-in failed: {e}");
-            log_usage(s.refuse(ask, Refusal::Storage, "the server could not look the client up"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "the server could not look the client up",
+            ));
         }
     }
 }
@@ -196,7 +204,11 @@ fn register(
         kind: key.kind.code(),
         key: key.key.clone(),
     };
-    match c.storage().meta.register_secure(&client_id, name, &stored, hold) {
+    match c
+        .storage()
+        .meta
+        .register_secure(&client_id, name, &stored, hold)
+    {
         Ok(Registration::Registered) => {
             info!(peer = %c.peer(), client = %short_id(&client_id), name, key = ?key.kind,
                   "secure registration");
@@ -208,12 +220,22 @@ fn register(
         }
         Err(e) => {
             error!(peer = %c.peer(), name, "secure registration failed: {e}");
-            log_usage(s.refuse(ask, Refusal::Storage, "the server could not register the client"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "the server could not register the client",
+            ));
         }
     }
 }
 
-fn set_key(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Done>, client_id: ClientId, key: &StoredKey) {
+fn set_key(
+    c: &mut Connection,
+    s: &mut SecureServer,
+    ask: Ask<kind::Done>,
+    client_id: ClientId,
+    key: &StoredKey,
+) {
     let stored = SecureKey {
         kind: key.kind.code(),
         key: key.key.clone(),
@@ -232,7 +254,13 @@ fn set_key(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Done>, clien
     }
 }
 
-fn keep_legacy(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Done>, client_id: ClientId, keep: bool) {
+fn keep_legacy(
+    c: &mut Connection,
+    s: &mut SecureServer,
+    ask: Ask<kind::Done>,
+    client_id: ClientId,
+    keep: bool,
+) {
     match c.storage().meta.set_keep_legacy(&client_id, keep) {
         Ok(_) => {
             info!(peer = %c.peer(), client = %short_id(&client_id), keep,
@@ -255,7 +283,10 @@ fn put_begin(
     size: u64,
 ) {
     let (storage, active) = c.storage_and_puts();
-    match c.secure_io.begin_put(&storage, &active, client_id, name, size) {
+    match c
+        .secure_io
+        .begin_put(&storage, &active, client_id, name, size)
+    {
         Ok(resume) => {
             let offset = resume.as_ref().map_or(0, |r| r.offset);
             info!(peer = %c.peer(), client = %short_id(&client_id), file = name, size, offset,
@@ -265,11 +296,19 @@ fn put_begin(
         Err(BeginError::Busy) => {
             info!(peer = %c.peer(), client = %short_id(&client_id), file = name,
                   "secure upload refused: the file is being uploaded on another connection");
-            log_usage(s.refuse(ask, Refusal::Storage, "this file is being uploaded on another connection; try again shortly"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "this file is being uploaded on another connection; try again shortly",
+            ));
         }
         Err(BeginError::Storage(e)) => {
             error!(peer = %c.peer(), client = %short_id(&client_id), "cannot store an upload: {e}");
-            log_usage(s.refuse(ask, Refusal::Storage, "the server could not store the upload"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "the server could not store the upload",
+            ));
         }
     }
 }
@@ -288,7 +327,13 @@ fn put_data(c: &mut Connection, s: &mut SecureServer, data: &[u8]) {
     log_usage(s.data_written(data.len()));
 }
 
-fn described(size: u64, verified: bool, sha256: Option<[u8; 32]>, cksum: Option<u32>, updated: &str) -> Described {
+fn described(
+    size: u64,
+    verified: bool,
+    sha256: Option<[u8; 32]>,
+    cksum: Option<u32>,
+    updated: &str,
+) -> Described {
     Described {
         size,
         verified,
@@ -324,7 +369,10 @@ fn list(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::List>, client_i
             let entries = files
                 .iter()
                 .map(|f| {
-                    let n = versions.iter().filter(|v| v.file_name == f.file_name).count();
+                    let n = versions
+                        .iter()
+                        .filter(|v| v.file_name == f.file_name)
+                        .count();
                     file_entry(f, n as u32)
                 })
                 .collect();
@@ -337,12 +385,22 @@ fn list(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::List>, client_i
     }
 }
 
-fn versions(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Versions>, client_id: ClientId, name: &str) {
+fn versions(
+    c: &mut Connection,
+    s: &mut SecureServer,
+    ask: Ask<kind::Versions>,
+    client_id: ClientId,
+    name: &str,
+) {
     match c.storage().meta.versions(Some(&client_id), Some(name)) {
         Ok(v) => log_usage(s.version_listing(ask, v.iter().map(version_entry).collect())),
         Err(e) => {
             error!(peer = %c.peer(), "listing versions failed: {e}");
-            log_usage(s.refuse(ask, Refusal::Storage, "the server could not list the versions"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "the server could not list the versions",
+            ));
         }
     }
 }
@@ -381,7 +439,11 @@ fn get(
         }
         Err(e) => {
             error!(peer = %c.peer(), "download lookup failed: {e}");
-            log_usage(s.refuse(ask, Refusal::Storage, "the server could not look the file up"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "the server could not look the file up",
+            ));
             return;
         }
     };
@@ -411,7 +473,13 @@ fn get(
     }
 }
 
-fn remove(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Done>, client_id: ClientId, name: &str) {
+fn remove(
+    c: &mut Connection,
+    s: &mut SecureServer,
+    ask: Ask<kind::Done>,
+    client_id: ClientId,
+    name: &str,
+) {
     match c.storage().retire_file(&client_id, name) {
         Ok(Some(v)) => {
             info!(peer = %c.peer(), client = %short_id(&client_id), file = name, version = v.id,
@@ -421,12 +489,23 @@ fn remove(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Done>, client
         Ok(None) => log_usage(s.refuse(ask, Refusal::NotFound, "no such file")),
         Err(e) => {
             error!(peer = %c.peer(), "remove failed: {e}");
-            log_usage(s.refuse(ask, Refusal::Storage, "the server could not remove the file"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "the server could not remove the file",
+            ));
         }
     }
 }
 
-fn restore(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Done>, client_id: ClientId, name: &str, version: u64) {
+fn restore(
+    c: &mut Connection,
+    s: &mut SecureServer,
+    ask: Ask<kind::Done>,
+    client_id: ClientId,
+    name: &str,
+    version: u64,
+) {
     match c.storage().restore_version(&client_id, name, version) {
         Ok(Some(_)) => {
             info!(peer = %c.peer(), client = %short_id(&client_id), file = name, version,
@@ -436,7 +515,11 @@ fn restore(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::Done>, clien
         Ok(None) => log_usage(s.refuse(ask, Refusal::NotFound, "no such version")),
         Err(e) => {
             error!(peer = %c.peer(), "restore failed: {e}");
-            log_usage(s.refuse(ask, Refusal::Storage, "the server could not restore the version"));
+            log_usage(s.refuse(
+                ask,
+                Refusal::Storage,
+                "the server could not restore the version",
+            ));
         }
     }
 }

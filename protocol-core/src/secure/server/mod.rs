@@ -167,8 +167,15 @@ impl SecureServer {
 
     /// Whether a download is under way and waits for the application's bytes or
     /// for the socket: the transport keeps calling back without new input.
+    /// Whether a download is under way and the application owes its next bytes.
+    pub(crate) fn download_waits_on_app(&self) -> bool {
+        self.download.as_ref().is_some_and(|d| d.asked)
+    }
+
     pub(crate) fn is_sending(&self) -> bool {
-        self.download.is_some()
+        self.download
+            .as_ref()
+            .is_some_and(|d| !d.asked && d.remaining > 0)
     }
 
     pub(crate) fn answer_deadline(&self, timeout: Duration) -> Option<Instant> {

@@ -14,6 +14,20 @@ pub const KEY_AGE_NOTE: &str = "KEY AGE: time since the client's AES session key
 (a new one at each reconnect); \"no key\": registered, its public key not received yet; \
 \"revoked\": dropped after a decryption failure, until the client reconnects.";
 
+/// Which protocol the client may use: `legacy` (never signed in securely),
+/// `secure` (legacy requests refused), `both` (secure, legacy kept open on request).
+fn mode(c: &ClientRow) -> &'static str {
+    match (c.secure.went_secure, c.secure.keep_legacy) {
+        (false, _) => "legacy",
+        (true, false) => "secure",
+        (true, true) => "both",
+    }
+}
+
+/// What the "MODE" column means, printed under the table.
+pub const MODE_NOTE: &str = "MODE: legacy: has not signed in securely yet; secure: signed in \
+inside TLS, its legacy requests refused; both: secure, legacy kept open (client --keep-legacy).";
+
 fn key_age(c: &ClientRow) -> String {
     match (c.has_key, c.aes_key_age) {
         (false, _) => "no key".into(),
@@ -34,7 +48,8 @@ pub fn list_clients(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), 
             .map(|c| {
                 format!(
                     "{{\"id\":{},\"name\":{},\"last_seen\":{},\"public_key\":{},\
-                     \"aes_key_age_secs\":{},\"files\":{},\"bytes\":{},\"dialect\":{}}}",
+                     \"aes_key_age_secs\":{},\"files\":{},\"bytes\":{},\"dialect\":{},\
+                     \"mode\":{}}}",
                     json_str(&c.id.to_hex()),
                     json_str(&c.name),
                     json_str(&c.last_seen),
@@ -44,7 +59,8 @@ pub fn list_clients(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), 
                         .unwrap_or_else(|| "null".into()),
                     c.files,
                     c.bytes,
-                    json_opt(c.dialect.as_deref())
+                    json_opt(c.dialect.as_deref()),
+                    json_str(mode(c))
                 )
             })
             .collect();
@@ -64,19 +80,20 @@ pub fn list_clients(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), 
         .max(4);
     writeln!(
         out,
-        "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}  DIALECT (LAST SEEN)",
-        "ID", "NAME", "LAST SEEN (UTC)", "KEY AGE", "FILES", "BYTES"
+        "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}  {:<6}  DIALECT (LAST SEEN)",
+        "ID", "NAME", "LAST SEEN (UTC)", "KEY AGE", "FILES", "BYTES", "MODE"
     )?;
     for c in &clients {
         writeln!(
             out,
-            "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}  {}",
+            "{:<8}  {:<name_w$}  {:<19}  {:>7}  {:>5}  {:>12}  {:<6}  {}",
             short(&c.id),
             c.name,
             c.last_seen,
             key_age(c),
             c.files,
             c.bytes,
+            mode(c),
             c.dialect.as_deref().unwrap_or("-")
         )?;
     }
@@ -87,6 +104,7 @@ pub fn list_clients(at: &Stores, json: bool, out: &mut dyn Write) -> Result<(), 
         bytes(total)
     )?;
     writeln!(out, "{KEY_AGE_NOTE}")?;
+    writeln!(out, "{MODE_NOTE}")?;
     Ok(())
 }
 

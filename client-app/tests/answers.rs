@@ -57,6 +57,7 @@ fn a_key_that_expired_before_the_upload_is_renewed_once() {
     let (port, reached, release) = gate_proxy(server.port, RECONNECT_BYTES);
     let via = format!("127.0.0.1:{port}");
     let child = Command::new(client_bin())
+        .arg("--legacy")
         .args(["--server", &via, "--new-server", "f.bin"])
         .current_dir(&c)
         .stdout(Stdio::piped())
@@ -89,6 +90,7 @@ fn a_client_removed_mid_upload_is_told_so_and_not_retried() {
     let (port, reached, release) = gate_proxy(server.port, RECONNECT_BYTES + 1_000_000);
     let via = format!("127.0.0.1:{port}");
     let child = Command::new(client_bin())
+        .arg("--legacy")
         .args(["--server", &via, "--new-server", "f.bin"])
         .current_dir(&c)
         .stdout(Stdio::piped())

@@ -133,6 +133,7 @@ fn ctrl_c_exits_130_and_says_how_to_go_on() {
     let (port, reached) = proxy(server.port, Tamper::Stall(1_000_000));
     let via = format!("127.0.0.1:{port}");
     let child = Command::new(client_bin())
+        .arg("--legacy")
         .args(["--server", &via, "--name", "olga", "f.bin"])
         .current_dir(&c)
         .stdout(Stdio::piped())

@@ -124,6 +124,7 @@ fn the_server_killed_mid_upload_is_a_lost_connection() {
     let (port, reached) = proxy(server.port, Tamper::Stall(1_000_000));
     let via = format!("127.0.0.1:{port}");
     let child = Command::new(client_bin())
+        .arg("--legacy")
         .args(["--server", &via, "--name", "finn", "f.bin"])
         .current_dir(&c)
         .stdout(Stdio::piped())

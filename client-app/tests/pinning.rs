@@ -50,7 +50,7 @@ fn a_malformed_fingerprint_is_a_usage_error() {
 }
 
 #[test]
-fn the_options_parse_and_a_pin_is_not_ignored() {
+fn the_options_parse_and_a_pin_is_required() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("f"), "x").unwrap();
     let server = format!("127.0.0.1:{}", free_port());
@@ -60,8 +60,8 @@ fn the_options_parse_and_a_pin_is_not_ignored() {
     let mut legacy = vec!["--legacy"];
     legacy.extend(args);
     client(tmp.path(), &legacy).fails(3, "refused the connection");
-    // The upload speaks only the legacy protocol for now: a pin it could not check
-    // is refused rather than ignored, and named as parsed (OpenSSL's colon form too).
+    // A pin is parsed (OpenSSL's colon form too) and then required: with nothing
+    // listening the run fails as unreachable, never as a legacy attempt.
     let colons = SOME_FINGERPRINT.as_bytes()[7..]
         .chunks(2)
         .map(|pair| std::str::from_utf8(pair).unwrap().to_uppercase())
@@ -70,6 +70,6 @@ fn the_options_parse_and_a_pin_is_not_ignored() {
     for given in [SOME_FINGERPRINT, &colons] {
         let mut pinned = vec!["--server-fingerprint", given];
         pinned.extend(args);
-        client(tmp.path(), &pinned).fails(2, SOME_FINGERPRINT);
+        client(tmp.path(), &pinned).fails(3, "cannot reach");
     }
 }

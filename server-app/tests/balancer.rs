@@ -107,6 +107,7 @@ fn a_stopping_server_reports_503_and_is_taken_out_while_an_upload_finishes() {
     let (via, stalled) = proxy(a.port, Tamper::Stall(1_000_000));
     let client = client_dir(root, "slow", via, "big.bin", &data(4_000_000, 3));
     let mut slow = std::process::Command::new(client_bin())
+        .arg("--legacy")
         .current_dir(&client)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -69,6 +69,7 @@ fn the_server_killed_mid_upload_restarts_with_everything_verified_intact() {
     let (proxy, reached) = proxy(port, Tamper::Stall(1_000_000));
     write_transfer(&c, proxy, "frank", "b.bin");
     let mut stuck = Command::new(client_bin())
+        .arg("--legacy")
         .current_dir(&c)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

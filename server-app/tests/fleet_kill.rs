@@ -67,6 +67,7 @@ fn relay(mut from: TcpStream, mut to: TcpStream, rate: Option<usize>) {
 
 fn spawn_client(dir: &Path, args: &[&str]) -> Child {
     Command::new(client_bin())
+        .arg("--legacy")
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())

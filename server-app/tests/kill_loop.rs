@@ -86,6 +86,7 @@ fn a_server_killed_at_random_instants_keeps_every_verified_file_exact() {
         std::fs::write(c.join(name), &body).unwrap();
         write_transfer(&c, port, "kim", name);
         let client = Command::new(client_bin())
+            .arg("--legacy")
             .current_dir(&c)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

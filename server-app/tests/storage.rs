@@ -210,6 +210,7 @@ fn a_stop_during_an_upload_waits_for_the_verdict(transport: &str) {
     let (proxy, reached, release) = pausing_proxy(server.port, 1_500_000);
     let c = client_dir(tmp.path(), "quinn", proxy, "big.bin", &body);
     let client = Command::new(client_bin())
+        .arg("--legacy")
         .current_dir(&c)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

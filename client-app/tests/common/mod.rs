@@ -25,8 +25,23 @@ pub fn folder(root: &Path, name: &str, file: &str, contents: &[u8]) -> PathBuf {
     dir
 }
 
-/// Runs the client in `dir` with `args`.
+/// Runs the client in `dir` with `args` in the legacy protocol (`--legacy` is added
+/// unless the arguments choose a mode themselves): the protocol these tests were
+/// written for, which deployed peers speak. [`secure_client`] runs it as a user does
+/// by default.
 pub fn client(dir: &Path, args: &[&str]) -> Run {
+    let chooses = args
+        .iter()
+        .any(|a| matches!(*a, "--legacy" | "--server-fingerprint" | "--keep-legacy"));
+    if chooses {
+        return secure_client(dir, args);
+    }
+    secure_client(dir, &[&["--legacy"], args].concat())
+}
+
+/// Runs the client in `dir` with `args` exactly (the secure mode with a server that
+/// offers it).
+pub fn secure_client(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(client_bin())
         .args(args)
         .current_dir(dir)

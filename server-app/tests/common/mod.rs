@@ -49,7 +49,23 @@ pub fn write_transfer(dir: &Path, port: u16, name: &str, file: &str) {
     .unwrap();
 }
 
+/// Runs the client in `dir` with `args` in the legacy protocol (`--legacy` is added
+/// unless the arguments choose a mode themselves): the protocol these tests were
+/// written for, which deployed peers speak. [`run_secure_client`] runs it as a user
+/// does by default.
 pub fn run_client(dir: &Path, args: &[&str]) -> Output {
+    let chooses = args
+        .iter()
+        .any(|a| matches!(*a, "--legacy" | "--server-fingerprint" | "--keep-legacy"));
+    if chooses {
+        return run_secure_client(dir, args);
+    }
+    run_secure_client(dir, &[&["--legacy"], args].concat())
+}
+
+/// Runs the client in `dir` with `args` exactly (the secure mode with a server that
+/// offers it).
+pub fn run_secure_client(dir: &Path, args: &[&str]) -> Output {
     Command::new(client_bin())
         .args(args)
         .current_dir(dir)

@@ -120,7 +120,7 @@ pub fn secure_connect(
     let connection = match connect_tls(server, pin.map(|(f, _)| f), &options) {
         Ok(connection) => connection,
         Err(TlsConnectError::NotTls) if pin.is_none() => return Ok(Reached::Legacy),
-        Err(TlsConnectError::Timeout(_)) if pin.is_none() && handshake_timeout < timeout => {
+        Err(TlsConnectError::Timeout(_)) if pin.is_none() => {
             out.note_verbose(&format!(
                 "{server} did not answer a TLS hello within {} s: sending in the legacy protocol",
                 handshake_timeout.as_secs()

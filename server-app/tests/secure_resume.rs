@@ -128,7 +128,7 @@ fn uploads_cut_at_random_points_resume_from_the_servers_offset() {
     ok(&client(&dir, &["put", "x.bin"]), "first put");
 
     let size = 4 << 20;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5ec0_2e);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x005e_c02e);
     for round in 0..4u8 {
         // The server takes content in frames of up to 1 MiB: a cut past the first
         // whole frame (and the handshake), before the end.

@@ -145,3 +145,28 @@ fn uploads_cut_at_random_points_resume_from_the_servers_offset() {
     }
     server.stop();
 }
+
+/// The network drops the client mid-upload without a word to the server, which
+/// still holds the old connection (and the upload) when the client comes back: the
+/// client keeps trying within --timeout until the server lets the stale connection
+/// go, and the upload ends verified.
+#[test]
+fn an_upload_whose_old_connection_the_server_still_holds_finishes_by_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--idle-timeout", "2", "--request-timeout", "2"];
+    let server = Server::start(&tmp.path().join("server"), 0, &args);
+    let dir = folder(tmp.path(), "hank", &server.addr(), "h.bin");
+    std::fs::write(dir.join("h.bin"), data(1000, 1)).unwrap();
+    ok(&client(&dir, &["put", "h.bin"]), "first put");
+    std::fs::write(dir.join("h.bin"), data(4 << 20, 2)).unwrap();
+    let (relay, dropped) = dropping_relay(server.port, (2 << 20) + 12_345);
+    let via = format!("127.0.0.1:{relay}");
+    let out = client(&dir, &["put", "h.bin", "--server", &via, "--timeout", "20"]);
+    assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+    ok(&out, "a put whose old connection the server still held");
+    let sha = sha256sum(&dir.join("h.bin"));
+    assert!(said(&out).contains(&sha), "{}", said(&out));
+    ok(&client(&dir, &["get", "h.bin", "-o", "h.got"]), "get");
+    assert!(same_bytes(&dir.join("h.got"), &dir.join("h.bin")));
+    server.stop();
+}

@@ -207,6 +207,59 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>, cut: &Atom
     let _ = from.shutdown(Shutdown::Both);
 }
 
+/// A relay to 127.0.0.1:`target` whose first connection loses the client after
+/// `at` of its bytes, while the server's side stays open and silent (a network that
+/// dropped the client without a word to the server); later connections pass whole.
+pub fn dropping_relay(target: u16, at: usize) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let flag = Arc::new(AtomicBool::new(false));
+    let dropped = flag.clone();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                continue;
+            };
+            if std::mem::take(&mut first) {
+                let dropped = dropped.clone();
+                std::thread::spawn(move || {
+                    let (mut client, mut server) = (client, server);
+                    let mut seen = 0usize;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while seen < at {
+                        let room = (at - seen).min(buf.len());
+                        match client.read(&mut buf[..room]) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let _ = server.write_all(&buf[..n]);
+                                seen += n;
+                            }
+                        }
+                    }
+                    let _ = client.shutdown(Shutdown::Both);
+                    dropped.store(true, Ordering::SeqCst);
+                    // The server's side is held open, silent, until the server
+                    // gives up on it.
+                    let _ = server.read_to_end(&mut Vec::new());
+                });
+                std::thread::spawn(move || {
+                    let _ = io::copy(&mut { s2 }, &mut { c2 });
+                });
+                continue;
+            }
+            let flag = Arc::new(AtomicBool::new(false));
+            let f2 = flag.clone();
+            std::thread::spawn(move || pipe(client, server, None, &flag));
+            std::thread::spawn(move || pipe(s2, c2, None, &f2));
+        }
+    });
+    (port, flag)
+}
+
 /// Trusts the one certificate of fingerprint `.0`, as a client that pinned the
 /// server's identity does (the handshake signature is checked).
 #[derive(Debug)]

@@ -190,10 +190,8 @@ fn a_stranger_who_knows_the_id_reaches_nothing_after_the_first_secure_session() 
     assert!(server.log().contains("kept open"), "{}", server.log());
     let w = data(7_000, 3);
     std::fs::write(victim.join("w.bin"), &w).unwrap();
-    ok(
-        &client(&victim, &["--legacy", "w.bin"]),
-        "legacy after --keep-legacy",
-    );
+    let out = client(&victim, &["--legacy", "--timeout", "10", "w.bin"]);
+    ok(&out, "legacy after --keep-legacy");
     ok(&client(&victim, &["get", "w.bin", "-o", "w.got"]), "get");
     assert!(same_bytes(&victim.join("w.got"), &victim.join("w.bin")));
     server.stop();

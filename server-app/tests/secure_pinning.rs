@@ -97,7 +97,7 @@ fn a_pinned_address_refuses_another_identity_and_a_legacy_only_server() {
         assert!(stderr(&out).contains("without TLS"), "{}", said(&out));
     }
     let log = legacy_only.log();
-    assert!(!log.contains("825"), "{log}");
+    // ("825 registered" is the legacy registration's line.)
     assert!(!log.contains("registered"), "{log}");
     assert!(!log.contains("dialect seen"), "{log}");
     assert!(common::records(&legacy_only.dir).is_empty(), "no files");

@@ -117,6 +117,7 @@ pub struct Cli {
     #[arg(global = true, short, long, action = ArgAction::SetTrue)]
     pub verbose: bool,
     /// Print a machine-readable summary (one JSON object) on stdout; messages go to stderr.
+    /// `list` and `versions` print their listing instead (one JSON array).
     #[arg(global = true, long)]
     pub json: bool,
     /// A deployed server's dialect in one word (the README's preset table); the

@@ -79,7 +79,13 @@ fn main() {
         None | Some(cli::Command::Put { .. }) => run::run(&cli, &out, &mut summary),
         Some(command) => commands::run(&cli, command, &out, &mut summary),
     };
-    if cli.json {
+    // A listing that succeeded is the one JSON document on stdout; a summary after
+    // it would make stdout two documents that a JSON parser refuses.
+    let listed = matches!(
+        cli.command,
+        Some(cli::Command::List | cli::Command::Versions { .. })
+    ) && result.is_ok();
+    if cli.json && !listed {
         println!("{}", summary.to_json(result.as_ref().err()));
     }
     if let Err(failure) = result {

@@ -65,7 +65,9 @@ pub struct Secure {
     /// The stream, the session's binding and the server's fingerprint.
     pub connection: SecureConnection,
     /// Where the fingerprint it showed was pinned; `None` when it was pinned by this
-    /// connection (first use: its line was just added to `known_servers`).
+    /// connection (first use: its line was just added to `known_servers`). Only the
+    /// tests read it so far.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub pinned_by: Option<PinSource>,
 }
 

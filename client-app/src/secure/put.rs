@@ -77,6 +77,7 @@ pub fn put(
             size,
             &progress,
             &mut last_progress,
+            attempt > 1,
         ) {
             Ok((cksum, sha)) => {
                 progress.clear();
@@ -118,6 +119,7 @@ pub fn put(
 }
 
 /// One session's share of the upload: from the server's offset to the end.
+/// `reconnected`: a session after a cut, which the server may still be holding.
 fn send(
     mut s: Box<Session>,
     file: &mut File,
@@ -125,10 +127,22 @@ fn send(
     size: u64,
     progress: &Progress,
     last_progress: &mut Instant,
+    reconnected: bool,
 ) -> Result<(u32, [u8; 32]), Broken> {
     s.proto().put_begin(name, size).map_err(super::internal)?;
     let offset = match s.next()? {
         SecureClientEvent::PutOffset { offset } => offset,
+        // After a cut the server may not have seen the old connection end yet: it
+        // refuses the file as busy until it does. Tried again within --timeout.
+        SecureClientEvent::Refused {
+            reason: protocol_core::secure::frame::Refusal::Storage,
+            message,
+        } if reconnected => {
+            s.close();
+            return Err(Broken::Lost(format!(
+                "the server refused for now: {message}"
+            )));
+        }
         SecureClientEvent::Refused { reason, message } => {
             return Err(refused(reason, &message).into())
         }

@@ -164,7 +164,7 @@ pub struct Cli {
     /// Seconds any wait may last: connecting, each write, each answer.
     #[arg(global = true, long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
-    /// The server's identity, SHA256:<hex> (the fingerprint of its certificate, as its
+    /// The server's identity, `SHA256:<hex>` (the fingerprint of its certificate, as its
     /// operator reads it; OpenSSL's colon form works too): the server must show it over
     /// TLS, whatever known_servers in --dir says.
     #[arg(

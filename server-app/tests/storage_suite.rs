@@ -386,7 +386,10 @@ mod fleet {
         assert_eq!(m.secure_key(&a).unwrap(), None);
         assert_eq!(m.secure_status(&a).unwrap(), Some(SecureStatus::default()));
         assert!(m
-            .set_secure_key(&a, &server_app::storage::suite::secure::ed25519(3))
+            .set_secure_key(
+                &a,
+                &server_app::storage::suite::metadata::secure::ed25519(3)
+            )
             .unwrap());
         assert!(m.retire_file(&a, "f").unwrap().is_some());
         assert!(m.referenced_uploads().unwrap().contains("uploads/u"));

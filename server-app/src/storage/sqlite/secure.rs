@@ -228,7 +228,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::super::{schema, SqliteMetadata, SCHEMA_VERSION};
-    use crate::storage::suite::secure::ed25519;
+    use crate::storage::suite::metadata::secure::ed25519;
     use crate::storage::{Metadata, SecureStatus};
 
     /// A database of schema 6 (the server before secure mode) with a client, a file,

@@ -3,6 +3,8 @@
 //! the in-memory store) and through the fault wrappers the tests put around a
 //! backend (tests/storage_suite.rs, tests/s3_contents.rs).
 
+pub mod secure;
+
 use std::io::{ErrorKind, Read};
 
 use protocol_core::ClientId;
@@ -70,11 +72,7 @@ pub trait Backend {
 /// Runs every case against a fresh backend from `fresh`, each case on its own,
 /// and panics naming each case that failed.
 pub fn run(fresh: &dyn Fn() -> Box<dyn Backend>) {
-    let cases: Vec<Case> = CASES
-        .iter()
-        .chain(super::secure::CONTENTS)
-        .copied()
-        .collect();
+    let cases: Vec<Case> = CASES.iter().chain(secure::CONTENTS).copied().collect();
     super::run_cases(&cases, |case| {
         let backend = fresh();
         case(backend.contents());

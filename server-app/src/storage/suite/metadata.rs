@@ -3,6 +3,8 @@
 //! a SQLite file and PostgreSQL (tests/storage_suite.rs), and through the fault
 //! wrappers the tests put around a backend.
 
+pub mod secure;
+
 use std::time::Duration;
 
 use protocol_core::ClientId;
@@ -79,11 +81,7 @@ pub const CASES: &[Case] = &[
 /// Runs every case against a fresh backend from `fresh`, each case on its own,
 /// and panics naming each case that failed.
 pub fn run(fresh: &dyn Fn() -> Box<dyn Backend>) {
-    let cases: Vec<Case> = CASES
-        .iter()
-        .chain(super::secure::METADATA)
-        .copied()
-        .collect();
+    let cases: Vec<Case> = CASES.iter().chain(secure::METADATA).copied().collect();
     super::run_cases(&cases, |case| {
         let backend = fresh();
         case(backend.metadata());

@@ -8,7 +8,7 @@
 //!   PostgreSQL.
 //! - [`contents`]: every [`Contents`](super::Contents) backend: the local folder,
 //!   S3 (a real server, and the in-memory store).
-//! - [`secure`]: the cases of secure mode, run by both suites above.
+//!   Each runs its secure-mode cases too (`metadata::secure`, `contents::secure`).
 //! - [`uploads`]: every [`UploadTable`](super::uploads::UploadTable): memory,
 //!   PostgreSQL.
 //!
@@ -19,7 +19,6 @@
 
 pub mod contents;
 pub mod metadata;
-pub mod secure;
 pub mod uploads;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -121,6 +121,26 @@ pub fn get(
             part.display()
         ));
     }
+    // The whole file, a part kept from an earlier run included, is hashed: that part
+    // first, from the temporary file, then each piece as it arrives (hashing it in
+    // a second pass after the transfer read the whole file again, after the server
+    // had finished, where this overlaps with its sending).
+    let mut sha = Sha256::new();
+    let mut ck = Checksum::new(ChecksumAlgorithm::Cksum);
+    let mut total = 0u64;
+    if have > 0 {
+        let mut f = File::open(&part).map_err(write_err)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(write_err)?;
+            if n == 0 {
+                break;
+            }
+            sha.update(&buf[..n]);
+            ck.update(&buf[..n]);
+            total += n as u64;
+        }
+    }
     let progress = Progress::new(args.name, content.size, verbosity);
     progress.start(1);
     let mut received = offset;
@@ -131,6 +151,9 @@ pub fn get(
         })? {
             SecureClientEvent::GetData(data) => {
                 file.write_all(&data).map_err(write_err)?;
+                sha.update(&data);
+                ck.update(&data);
+                total += data.len() as u64;
                 received += data.len() as u64;
                 progress.update(received);
             }
@@ -142,21 +165,6 @@ pub fn get(
     file.sync_all().map_err(write_err)?;
     drop(file);
     progress.clear();
-    // The whole file, including a part kept from an earlier run, against the hash.
-    let mut sha = Sha256::new();
-    let mut ck = Checksum::new(ChecksumAlgorithm::Cksum);
-    let mut f = File::open(&part).map_err(write_err)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(write_err)?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-        ck.update(&buf[..n]);
-        total += n as u64;
-    }
     let sha: [u8; 32] = sha.finalize().into();
     let ok = total == content.size
         && match (content.sha256, content.cksum) {

@@ -24,7 +24,7 @@
 //! loop as a silent legacy peer is. Legacy connections (no TLS configured, or
 //! first bytes that are not a ClientHello) pass through untouched.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -287,23 +287,24 @@ impl Session {
         Ok(Received::Open)
     }
 
+    /// Appends the plaintext rustls holds to `input`: one copy, straight from
+    /// rustls' buffer (reading through `Read` needed zeroed room in `input` first,
+    /// a memset of every byte received).
     fn read_plaintext(&mut self, input: &mut BytesMut, mut want: usize) -> io::Result<()> {
         input.reserve(want);
         while want > 0 {
-            let len = input.len();
-            input.resize(len + want, 0);
-            let got = match self.tls.reader().read(&mut input[len..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) => {
-                    input.truncate(len);
-                    return Err(e);
-                }
+            let mut reader = self.tls.reader();
+            let chunk = match reader.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
             };
-            input.truncate(len + got);
+            let got = chunk.len();
             if got == 0 {
                 break;
             }
+            input.extend_from_slice(chunk);
+            reader.consume(got);
             want -= got.min(want);
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Failure;
-use crate::run::Out;
+use crate::out::Out;
 use crate::secure::{self, Target};
 use crate::secure_connect::Policy;
 use crate::summary::Summary;

@@ -14,6 +14,7 @@ mod explain;
 mod info;
 // The secure upload (coming) calls these; until then only their tests do.
 mod known_servers;
+mod out;
 mod probe;
 mod progress;
 mod run;
@@ -28,8 +29,8 @@ use clap::Parser;
 
 use crate::cli::Cli;
 use crate::exit::{Exit, Failure};
+use crate::out::Out;
 use crate::progress::Verbosity;
-use crate::run::Out;
 use crate::summary::Summary;
 
 /// `--json` was given (read by the Ctrl-C handler).

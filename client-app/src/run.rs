@@ -22,44 +22,11 @@ use crate::explain::{
     explain, key_probably_expired, refused_as_busy, request_name, response_name, Context, Seen,
 };
 use crate::info;
+use crate::out::Out;
 use crate::probe;
-use crate::progress::{summary_line, Progress, Verbosity};
+use crate::progress::{summary_line, Progress};
 use crate::server_record;
 use crate::summary::Summary;
-
-/// Where messages go.
-pub struct Out {
-    pub verbosity: Verbosity,
-    pub json: bool,
-}
-
-impl Out {
-    /// A line about the run: stdout, or stderr when stdout carries JSON.
-    pub fn say(&self, text: &str) {
-        if self.verbosity == Verbosity::Quiet {
-            return;
-        }
-        if self.json {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
-    }
-
-    /// A detail for `-v` (stderr).
-    pub fn note_verbose(&self, text: &str) {
-        if self.verbosity == Verbosity::Verbose {
-            eprintln!("{text}");
-        }
-    }
-
-    /// A note for the user (stderr), not with `-q`.
-    pub fn note(&self, text: &str) {
-        if self.verbosity > Verbosity::Quiet {
-            eprintln!("{text}");
-        }
-    }
-}
 
 /// Server, name and file: options first, then `transfer.info`; a registered folder
 /// (`me.info` and `me.server`) supplies the name and the server it was made with, so

@@ -21,7 +21,7 @@ use transport_std::{connect_tls, ClientOptions, Fingerprint, SecureConnection, T
 
 use crate::exit::{plain, Exit, Failure};
 use crate::known_servers;
-use crate::run::Out;
+use crate::out::Out;
 
 /// How long an unpinned server has to answer a TLS hello before the client takes
 /// it for a legacy server that waits in silence.

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::{hex, open_required, refused, unexpected, Broken, Target};
 use crate::exit::{plain, Exit, Failure};
+use crate::out::Out;
 use crate::progress::{Progress, Verbosity};
-use crate::run::Out;
 use crate::summary::Summary;
 
 /// What `get` was asked.

@@ -6,7 +6,7 @@ use protocol_core::secure::SecureClientEvent;
 
 use super::{expect_done, hex, open_required, refused, unexpected, Broken, Session, Target};
 use crate::exit::{Exit, Failure};
-use crate::run::Out;
+use crate::out::Out;
 use crate::summary::json_string;
 
 fn lost(b: Broken) -> Failure {

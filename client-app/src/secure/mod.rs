@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::exit::{plain, Exit, Failure};
 use crate::info::{self, key_files};
-use crate::run::Out;
+use crate::out::Out;
 use crate::secure_connect::{self, Policy, Reached};
 use transport_std::SecureConnection;
 

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::{hex, open, refused, unexpected, Broken, Opened, Session, Target};
 use crate::exit::{plain, Exit, Failure};
+use crate::out::Out;
 use crate::progress::{summary_line, Progress, Verbosity};
-use crate::run::Out;
 use crate::summary::Summary;
 
 /// What a secure put did, for the caller's summary.

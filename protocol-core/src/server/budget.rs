@@ -114,3 +114,37 @@ impl InputBudget {
             .is_ok()
     }
 }
+
+impl<R: rand_core::CryptoRngCore> super::ServerConnection<R> {
+    /// Shares `budget` with the other connections of the server: the input this
+    /// connection leaves in the caller's buffer counts against it, and an input
+    /// that would pass the limit is refused (1607, [`PeerError::Busy`](crate::PeerError::Busy)). Without a
+    /// budget, input is bounded per connection only (by
+    /// [`Limits::max_payload`](crate::Limits::max_payload)).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use protocol_core::{InputBudget, ServerConfig, ServerConnection};
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// let budget = InputBudget::new(10);
+    /// let now = Instant::now();
+    /// let mut conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), now)
+    ///     .with_budget(budget.clone());
+    /// conn.handle_input(&mut BytesMut::from(&[0u8; 5][..]), now).unwrap();
+    /// assert_eq!(budget.used(), 5);
+    /// assert!(conn.handle_input(&mut BytesMut::from(&[0u8; 11][..]), now).is_err());
+    /// drop(conn);
+    /// assert_eq!(budget.used(), 0);
+    /// ```
+    #[must_use]
+    pub fn with_budget(mut self, budget: InputBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Bytes of input this connection holds against its [`InputBudget`].
+    pub fn buffered_input(&self) -> usize {
+        self.held
+    }
+}

@@ -263,64 +263,6 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         }
     }
 
-    /// The connection runs inside a TLS session whose exported value is `binding`:
-    /// from now on it speaks the secure extension (docs/PROTOCOL.md, section 10)
-    /// and no legacy request. Called by the transport once the handshake is done,
-    /// before any input.
-    pub fn enter_secure(&mut self, binding: crate::secure::SessionBinding) {
-        let limits = &self.config.limits;
-        self.secure = Some(Box::new(crate::secure::SecureServer::new(
-            binding,
-            self.config.secure,
-            limits.max_file_size,
-            limits.max_unwritten,
-        )));
-        self.header_seen = true;
-    }
-
-    /// Whether the connection speaks the secure extension (inside TLS).
-    pub fn is_secure(&self) -> bool {
-        self.secure.is_some()
-    }
-
-    /// The secure session, to answer its questions ([`ServerEvent::Secure`]); `None`
-    /// for a legacy connection.
-    pub fn secure(&mut self) -> Option<&mut crate::secure::SecureServer> {
-        self.secure.as_deref_mut()
-    }
-
-    /// Shares `budget` with the other connections of the server: the input this
-    /// connection leaves in the caller's buffer counts against it, and an input
-    /// that would pass the limit is refused (1607, [`PeerError::Busy`]). Without a
-    /// budget, input is bounded per connection only (by
-    /// [`Limits::max_payload`](crate::Limits::max_payload)).
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use bytes::BytesMut;
-    /// use protocol_core::{InputBudget, ServerConfig, ServerConnection};
-    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
-    /// let budget = InputBudget::new(10);
-    /// let now = Instant::now();
-    /// let mut conn = ServerConnection::new(ServerConfig::default(), ChaCha20Rng::seed_from_u64(0), now)
-    ///     .with_budget(budget.clone());
-    /// conn.handle_input(&mut BytesMut::from(&[0u8; 5][..]), now).unwrap();
-    /// assert_eq!(budget.used(), 5);
-    /// assert!(conn.handle_input(&mut BytesMut::from(&[0u8; 11][..]), now).is_err());
-    /// drop(conn);
-    /// assert_eq!(budget.used(), 0);
-    /// ```
-    #[must_use]
-    pub fn with_budget(mut self, budget: InputBudget) -> Self {
-        self.budget = Some(budget);
-        self
-    }
-
-    /// Bytes of input this connection holds against its [`InputBudget`].
-    pub fn buffered_input(&self) -> usize {
-        self.held
-    }
-
     // ---- handle_* ----
 
     /// Processes as many whole requests from the front of `input` as the state

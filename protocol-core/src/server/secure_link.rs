@@ -11,6 +11,32 @@ use super::ServerConnection;
 use crate::error::PeerError;
 
 impl<R: CryptoRngCore> ServerConnection<R> {
+    /// The connection runs inside a TLS session whose exported value is `binding`:
+    /// from now on it speaks the secure extension (docs/PROTOCOL.md, section 10)
+    /// and no legacy request. Called by the transport once the handshake is done,
+    /// before any input.
+    pub fn enter_secure(&mut self, binding: crate::secure::SessionBinding) {
+        let limits = &self.config.limits;
+        self.secure = Some(Box::new(crate::secure::SecureServer::new(
+            binding,
+            self.config.secure,
+            limits.max_file_size,
+            limits.max_unwritten,
+        )));
+        self.header_seen = true;
+    }
+
+    /// Whether the connection speaks the secure extension (inside TLS).
+    pub fn is_secure(&self) -> bool {
+        self.secure.is_some()
+    }
+
+    /// The secure session, to answer its questions ([`ServerEvent::Secure`]); `None`
+    /// for a legacy connection.
+    pub fn secure(&mut self) -> Option<&mut crate::secure::SecureServer> {
+        self.secure.as_deref_mut()
+    }
+
     pub(super) fn take_secure(
         &mut self,
         input: &mut BytesMut,

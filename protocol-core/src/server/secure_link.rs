@@ -31,7 +31,7 @@ impl<R: CryptoRngCore> ServerConnection<R> {
         self.secure.is_some()
     }
 
-    /// The secure session, to answer its questions ([`ServerEvent::Secure`]); `None`
+    /// The secure session, to answer its questions ([`ServerEvent::Secure`](crate::ServerEvent::Secure)); `None`
     /// for a legacy connection.
     pub fn secure(&mut self) -> Option<&mut crate::secure::SecureServer> {
         self.secure.as_deref_mut()

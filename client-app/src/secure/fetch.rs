@@ -215,3 +215,55 @@ pub fn get(
     summary.mode = Some("secure".into());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{safe_local_name, target_path, GetArgs};
+    use std::path::Path;
+
+    #[test]
+    fn names_that_would_be_paths_are_refused() {
+        for bad in [
+            "../x",
+            "..",
+            ".",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "x\0y",
+            "",
+            "../../root/.ssh/authorized_keys",
+        ] {
+            assert!(safe_local_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["notes.txt", ".hidden", "a..b", "name with spaces"] {
+            assert_eq!(safe_local_name(good).unwrap(), good);
+        }
+    }
+
+    #[test]
+    fn a_name_lands_inside_the_folder_given() {
+        let dir = std::env::temp_dir();
+        let args = |name| GetArgs {
+            name,
+            output: Some(&dir),
+            version: None,
+            force: false,
+            unverified: false,
+        };
+        assert_eq!(target_path(&args("f.bin")).unwrap(), dir.join("f.bin"));
+        assert!(target_path(&args("../f.bin")).is_err());
+        let explicit = GetArgs {
+            name: "../f.bin",
+            output: Some(Path::new("/tmp/chosen.bin")),
+            version: None,
+            force: false,
+            unverified: false,
+        };
+        // A path the user gives is the user's choice, whatever the name.
+        assert_eq!(
+            target_path(&explicit).unwrap(),
+            Path::new("/tmp/chosen.bin")
+        );
+    }
+}

@@ -13,16 +13,14 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use transport_interface::tls::rustls;
-use transport_interface::tls::{provider, session_binding, Fingerprint};
+use transport_interface::tls::{session_binding, Fingerprint};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
 
 /// The fingerprint `openssl x509 -noout -fingerprint -sha256` prints for `cert`.
 fn openssl_fingerprint(cert: &Path) -> Fingerprint {
@@ -53,62 +51,11 @@ fn served_identity(server: &Server) -> Fingerprint {
     shown.trim().parse().unwrap()
 }
 
-/// Trusts the one certificate of fingerprint `.0`, as a client that pinned the
-/// server's identity does.
-#[derive(Debug)]
-struct Pinned(Fingerprint);
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if Fingerprint::of_certificate(end_entity) == self.0 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned identity".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 fn client_connection(pin: Fingerprint) -> ClientConnection {
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
+    let config = transport_interface::tls::client::PinnedConfig::new(Some(pin))
         .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned(pin)))
-        .with_no_client_auth();
-    ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap()
+        .config();
+    ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap()
 }
 
 /// A finished handshake with the server at `addr` that serves `pin`.

@@ -17,11 +17,10 @@ use protocol_core::secure::frame::{self, SecureRequest, SecureResponse};
 use protocol_core::secure::SessionBinding;
 use protocol_core::ClientId;
 use transport_interface::tls::rustls;
-use transport_interface::tls::{provider, session_binding, Fingerprint};
+use transport_interface::tls::{session_binding, Fingerprint};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
 
 /// The real client in `dir` (its working folder and `--dir`).
 pub fn client(dir: &Path, args: &[&str]) -> Output {
@@ -260,54 +259,6 @@ pub fn dropping_relay(target: u16, at: usize) -> (u16, Arc<AtomicBool>) {
     (port, flag)
 }
 
-/// Trusts the one certificate of fingerprint `.0`, as a client that pinned the
-/// server's identity does (the handshake signature is checked).
-#[derive(Debug)]
-struct Pinned(Fingerprint);
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if Fingerprint::of_certificate(end_entity) == self.0 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned identity".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// A TLS session to the server, speaking the secure frames by hand.
 pub struct Raw {
     tls: StreamOwned<ClientConnection, TcpStream>,
@@ -319,15 +270,11 @@ pub struct Raw {
 impl Raw {
     /// A finished handshake with the server at `addr` that shows `pin`.
     pub fn connect(addr: &str, pin: Fingerprint) -> Raw {
-        let config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
+        let config = transport_interface::tls::client::PinnedConfig::new(Some(pin))
             .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned(pin)))
-            .with_no_client_auth();
+            .config();
         let mut conn =
-            ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
-                .unwrap();
+            ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
         let mut tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         while conn.is_handshaking() {

@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use protocol_core::secure::SessionBinding;
 use protocol_core::{Limits, Outcome, ServerConfig};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::ClientConnection;
 use transport_interface::memory::MemoryApp;
-use transport_interface::tls::{provider, server::server_config, session_binding};
+use transport_interface::tls::{server::server_config, session_binding};
 use transport_interface::ServerOptions;
 
 use crate::cases::{check_stored, upload};
@@ -36,64 +35,13 @@ fn tls_options() -> (ServerOptions, CertificateDer<'static>) {
     (options, cert)
 }
 
-/// Trusts exactly one certificate, as a client pinning a server's identity does.
-#[derive(Debug)]
-struct Pinned(CertificateDer<'static>);
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the test's certificate".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 fn client_connection(cert: &CertificateDer<'static>) -> ClientConnection {
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned(cert.clone())))
-        .with_no_client_auth();
-    ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap()
+    let config = transport_interface::tls::client::PinnedConfig::new(Some(
+        transport_interface::tls::Fingerprint::of_certificate(cert),
+    ))
+    .unwrap()
+    .config();
+    ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap()
 }
 
 /// A finished TLS session with the server at `addr`, and its binding.

@@ -3,15 +3,13 @@
 //! close_notify; legacy bytes passing through; what a bad identity gives.
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use protocol_core::ServerConfig;
 use rand_core::OsRng;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::ClientConnection;
 
 use super::*;
 use crate::Conn;
@@ -31,60 +29,12 @@ fn identity() -> Identity {
     }
 }
 
-#[derive(Debug)]
-struct Pinned(CertificateDer<'static>);
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("another certificate".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("no TLS 1.2".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 fn client(cert: &CertificateDer<'static>) -> ClientConnection {
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned(cert.clone())))
-        .with_no_client_auth();
-    ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap()
+    let config =
+        crate::tls::client::PinnedConfig::new(Some(crate::tls::Fingerprint::of_certificate(cert)))
+            .unwrap()
+            .config();
+    ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap()
 }
 
 /// Both ends and the protocol connection, bytes moved by hand.

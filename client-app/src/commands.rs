@@ -13,18 +13,19 @@ use crate::summary::Summary;
 use crate::{info, known_servers, server_record};
 
 /// Whether a file is sent over TLS first: not with `--legacy`, nor when single
-/// dialect options name a deployed legacy server, unless a pin says this server is
-/// ours.
-pub fn tries_secure(cli: &Cli) -> bool {
+/// dialect options name a deployed legacy server, unless a pin says `server` (as
+/// resolved from the options, transfer.info or me.server) is ours.
+pub fn tries_secure(cli: &Cli, server: &str) -> bool {
     if cli.legacy {
         return false;
     }
-    cli.auto() || cli.server_fingerprint.is_some() || pinned(cli)
+    cli.auto() || cli.server_fingerprint.is_some() || !unpinned(cli, server)
 }
 
-fn pinned(cli: &Cli) -> bool {
-    let server = cli.server.clone().unwrap_or_default();
-    matches!(known_servers::lookup(&cli.dir, &server), Ok(Some(_)))
+/// Whether `known_servers` surely has no line for `server`: a file that cannot be
+/// read counts as pinned, so the secure path reports it rather than fall back.
+fn unpinned(cli: &Cli, server: &str) -> bool {
+    matches!(known_servers::lookup(&cli.dir, server), Ok(None))
 }
 
 /// The target of secure requests as the command line gives it.

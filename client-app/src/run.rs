@@ -154,7 +154,7 @@ pub fn run(cli: &Cli, out: &Out, summary: &mut Summary) -> Result<(), Failure> {
     summary.file = Some(file_path.display().to_string());
     summary.bytes = Some(file.size);
 
-    if crate::commands::tries_secure(cli) {
+    if crate::commands::tries_secure(cli, &server) {
         let target = crate::commands::target_for(cli, server.clone(), name.clone());
         let file_name = String::from_utf8_lossy(file.name.as_bytes()).into_owned();
         let verbosity = out.verbosity;

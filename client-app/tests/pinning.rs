@@ -73,3 +73,26 @@ fn the_options_parse_and_a_pin_is_required() {
         client(tmp.path(), &pinned).fails(3, "cannot reach");
     }
 }
+
+/// Single dialect options (a deployed peer's shape) skip TLS only for a server with
+/// no pin: a server pinned in known_servers, named by transfer.info, is reached over
+/// TLS or not at all, and one that now speaks only legacy gets nothing.
+#[test]
+fn dialect_options_never_take_a_pinned_server_from_transfer_info_to_legacy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("s"), 0, &["--no-tls"]);
+    let dir = folder(tmp.path(), "c", "f.bin", &data(5_000, 3));
+    std::fs::write(
+        dir.join("transfer.info"),
+        format!("{}\ncarl\nf.bin\n", server.addr()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("known_servers"),
+        format!("{} {SOME_FINGERPRINT}\n", server.addr()),
+    )
+    .unwrap();
+    let run = secure_client(&dir, &["--packet-size", "1024"]);
+    run.fails(3, "does not fall back");
+    assert!(!server.log().contains("825"), "{}", server.log());
+}

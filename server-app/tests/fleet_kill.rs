@@ -10,8 +10,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use common::fleet::{received, set_s3_environment, slow_relay};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -25,46 +25,6 @@ use server_app::storage::postgres::PostgresMetadata;
 use server_app::storage::s3::{S3Contents, S3Options};
 use server_app::storage::{Contents, Metadata};
 
-/// A relay in front of the balancer that passes each client's bytes on at about
-/// `bytes_per_sec` (so that an upload is still going when its server is killed),
-/// and the answers at once. Either side closing closes the other.
-fn slow_relay(target: u16, bytes_per_sec: usize) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                continue;
-            };
-            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                continue;
-            };
-            std::thread::spawn(move || relay(client, server, Some(bytes_per_sec)));
-            std::thread::spawn(move || relay(s2, c2, None));
-        }
-    });
-    port
-}
-
-fn relay(mut from: TcpStream, mut to: TcpStream, rate: Option<usize>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(n) if n > 0 => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-                if let Some(rate) = rate {
-                    std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
-                }
-            }
-            _ => break,
-        }
-    }
-    let _ = to.shutdown(Shutdown::Both);
-    let _ = from.shutdown(Shutdown::Both);
-}
-
 fn spawn_client(dir: &Path, args: &[&str]) -> Child {
     Command::new(client_bin())
         .arg("--legacy")
@@ -74,12 +34,6 @@ fn spawn_client(dir: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting a client")
-}
-
-/// Bytes a server received so far (its `/metrics`).
-fn received(server: &Server) -> f64 {
-    let port = server.metrics_port().expect("a metrics listener");
-    common::scrape::scrape(port).sum("fileserver_received_bytes_total", &[])
 }
 
 /// Two servers on one PostgreSQL database and one S3 prefix (SeaweedFS), with
@@ -161,18 +115,6 @@ impl Fleet {
         named.sort();
         listed.sort();
         assert_eq!(listed, named, "objects and records");
-    }
-}
-
-fn set_s3_environment(s3: &common::s3::S3Server) {
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", s3.key.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ALLOW_HTTP", "true"),
-    ] {
-        std::env::set_var(k, v);
     }
 }
 

@@ -9,59 +9,13 @@
 mod common;
 mod secure_kit;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::fleet::{received, slow_relay};
 use common::haproxy::{Backend, HaProxy, PROXY_FROM_LB};
 use common::postgres::TestDatabase;
 use common::{data, Server};
 use secure_kit::*;
-
-/// A relay that passes each client's bytes on at about `bytes_per_sec` (so that an
-/// upload is still going when its server is killed) and the answers at once.
-fn slow_relay(target: u16, bytes_per_sec: usize) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                continue;
-            };
-            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                continue;
-            };
-            std::thread::spawn(move || relay(client, server, Some(bytes_per_sec)));
-            std::thread::spawn(move || relay(s2, c2, None));
-        }
-    });
-    port
-}
-
-fn relay(mut from: TcpStream, mut to: TcpStream, rate: Option<usize>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(n) if n > 0 => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-                if let Some(rate) = rate {
-                    std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
-                }
-            }
-            _ => break,
-        }
-    }
-    let _ = to.shutdown(Shutdown::Both);
-    let _ = from.shutdown(Shutdown::Both);
-}
-
-/// Bytes a server received so far (its `/metrics`).
-fn received(server: &Server) -> f64 {
-    let port = server.metrics_port().expect("a metrics listener");
-    common::scrape::scrape(port).sum("fileserver_received_bytes_total", &[])
-}
 
 #[test]
 fn a_secure_upload_continues_on_the_other_server_when_its_server_is_killed() {

@@ -102,7 +102,7 @@ pub fn get(
             if have > 0 && reason == protocol_core::secure::frame::Refusal::NotFound {
                 let _ = fs::remove_file(&part);
             }
-            return Err(refused(reason, &message));
+            return Err(refused(&message));
         }
         other => return Err(fail(unexpected(other))),
     };

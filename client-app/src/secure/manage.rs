@@ -55,9 +55,7 @@ fn entries<T>(
     loop {
         match s.next().map_err(lost)? {
             SecureClientEvent::ListEnd { .. } => return Ok(all),
-            SecureClientEvent::Refused { reason, message } => {
-                return Err(refused(reason, &message))
-            }
+            SecureClientEvent::Refused { message, .. } => return Err(refused(&message)),
             ev => match pick(ev) {
                 Ok(x) => all.push(x),
                 Err(other) => return Err(lost(unexpected(other))),

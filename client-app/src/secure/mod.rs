@@ -75,15 +75,9 @@ impl From<Failure> for Broken {
 
 const SECURE_KEY: &str = "secure.key";
 
-fn refused(reason: Refusal, message: &str) -> Failure {
-    let exit = match reason {
-        Refusal::NotFound | Refusal::NameTaken | Refusal::Unverified | Refusal::InvalidName => {
-            Exit::Refused
-        }
-        Refusal::BadSignature | Refusal::UnknownClient | Refusal::KeyRetired => Exit::Refused,
-        _ => Exit::Refused,
-    };
-    Failure::new(exit, format!("the server refused: {message}"))
+/// The server refused a request: exit 4, whatever the reason (the message says it).
+fn refused(message: &str) -> Failure {
+    Failure::new(Exit::Refused, format!("the server refused: {message}"))
 }
 
 impl Session {
@@ -127,12 +121,6 @@ impl Session {
     /// The protocol, to queue requests.
     pub fn proto(&mut self) -> &mut SecureClient {
         &mut self.proto
-    }
-
-    /// Queued bytes not yet sent.
-    #[allow(dead_code)]
-    pub fn queued(&self) -> usize {
-        self.proto.queued()
     }
 
     /// Ends the session politely.
@@ -203,7 +191,7 @@ fn internal(e: impl std::fmt::Display) -> Broken {
 fn expect_done(s: &mut Session) -> Result<(), Broken> {
     match s.next()? {
         SecureClientEvent::Done => Ok(()),
-        SecureClientEvent::Refused { reason, message } => Err(refused(reason, &message).into()),
+        SecureClientEvent::Refused { message, .. } => Err(refused(&message).into()),
         other => Err(unexpected(other)),
     }
 }
@@ -220,7 +208,7 @@ fn sign_in(s: &mut Session, id: ClientId, key: &dyn Signer) -> Result<(), Broken
     match s.next()? {
         SecureClientEvent::SignedIn { .. } => Ok(()),
         SecureClientEvent::Refused { reason, message } => Err(Broken::Failed(
-            refused(reason, &message).hint(match reason {
+            refused(&message).hint(match reason {
                 Refusal::UnknownClient => {
                     "this folder's me.info is not known to this server: use the folder you \
                      registered with, or move me.info, priv.key and secure.key away to register anew"
@@ -247,9 +235,9 @@ fn register(s: &mut Session, t: &Target<'_>, out: &Out) -> Result<(), Broken> {
     s.proto().register(&t.name, &key).map_err(internal)?;
     let id = match s.next()? {
         SecureClientEvent::Registered { client_id } => client_id,
-        SecureClientEvent::Refused { reason, message } => {
+        SecureClientEvent::Refused { message, .. } => {
             let _ = std::fs::remove_file(t.dir.join(SECURE_KEY));
-            return Err(refused(reason, &message)
+            return Err(refused(&message)
                 .hint("choose another name (--name), then run again")
                 .into());
         }

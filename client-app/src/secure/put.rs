@@ -143,9 +143,7 @@ fn send(
                 "the server refused for now: {message}"
             )));
         }
-        SecureClientEvent::Refused { reason, message } => {
-            return Err(refused(reason, &message).into())
-        }
+        SecureClientEvent::Refused { message, .. } => return Err(refused(&message).into()),
         other => return Err(unexpected(other)),
     };
     *last_progress = Instant::now();
@@ -202,7 +200,7 @@ fn send(
             "the server stored a different file than the one sent",
         ))),
         SecureClientEvent::Refused { reason, message } => {
-            let f = refused(reason, &message);
+            let f = refused(&message);
             Err(Broken::Failed(
                 if reason == protocol_core::secure::frame::Refusal::HashMismatch {
                     Failure::new(Exit::Checksum, f.message)

@@ -398,7 +398,7 @@ impl SecureClient {
     fn response(&mut self, r: SecureResponse) -> Result<(), PeerError> {
         use SecureResponse as R;
         let ev = match (self.expect, r) {
-            (Expect::Nothing, r) => return Err(self.unexpected(code_of(&r))),
+            (Expect::Nothing, r) => return Err(self.unexpected(r.code())),
             (_, R::Refused { reason, message }) => {
                 self.expect = Expect::Nothing;
                 SecureClientEvent::Refused { reason, message }
@@ -481,15 +481,9 @@ impl SecureClient {
                 self.expect = Expect::Nothing;
                 SecureClientEvent::GetEnd
             }
-            (_, r) => return Err(self.unexpected(code_of(&r))),
+            (_, r) => return Err(self.unexpected(r.code())),
         };
         self.events.push_back(ev);
         Ok(())
     }
-}
-
-fn code_of(r: &SecureResponse) -> u16 {
-    let mut b = BytesMut::new();
-    frame::encode_response(&mut b, r);
-    u16::from_le_bytes([b[1], b[2]])
 }

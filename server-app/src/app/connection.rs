@@ -272,8 +272,7 @@ impl Drop for Connection {
                 None => info!(peer = %self.peer, %client, "{what}"),
             }
         }
-        let (storage, active) = self.storage_and_puts();
-        self.secure_io.abandon_put(&storage, &active);
+        self.secure_io.abandon_put(&self.app.active_puts);
         self.app.release(self.id);
         self.app.metrics.connection_closed();
     }

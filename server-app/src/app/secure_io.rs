@@ -76,7 +76,7 @@ impl SecureIo {
         name: &str,
         size: u64,
     ) -> Result<Option<PutResume>, BeginError> {
-        self.abandon_put(storage, active);
+        self.abandon_put(active);
         if !active.claim(client, name) {
             return Err(BeginError::Busy);
         }
@@ -242,7 +242,7 @@ impl SecureIo {
 
     /// The connection ends or begins another upload: what was written stays for a
     /// resume (its place was saved at the last checkpoint).
-    pub(crate) fn abandon_put(&mut self, _storage: &Storage, active: &ActivePuts) {
+    pub(crate) fn abandon_put(&mut self, active: &ActivePuts) {
         if let Some(p) = self.put.take() {
             active.release(p.client, &p.name);
         }

@@ -366,15 +366,14 @@ fn list(c: &mut Connection, s: &mut SecureServer, ask: Ask<kind::List>, client_i
         .and_then(|files| Ok((files, meta.versions(Some(&client_id), None)?)));
     match result {
         Ok((files, versions)) => {
+            // Counted once per version, not once per file and version.
+            let mut kept: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+            for v in &versions {
+                *kept.entry(v.file_name.as_str()).or_default() += 1;
+            }
             let entries = files
                 .iter()
-                .map(|f| {
-                    let n = versions
-                        .iter()
-                        .filter(|v| v.file_name == f.file_name)
-                        .count();
-                    file_entry(f, n as u32)
-                })
+                .map(|f| file_entry(f, kept.get(f.file_name.as_str()).copied().unwrap_or(0)))
                 .collect();
             log_usage(s.listing(ask, entries));
         }

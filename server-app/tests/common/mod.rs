@@ -3,6 +3,8 @@
 
 pub mod faulty;
 #[cfg(feature = "fleet")]
+pub mod fleet;
+#[cfg(feature = "fleet")]
 pub mod postgres;
 #[cfg(feature = "fleet")]
 pub mod s3;

@@ -368,14 +368,5 @@ pub fn folder(root: &Path, name: &str, addr: &str, file: &str) -> std::path::Pat
 
 /// The S3 variables the servers read (the same values for every test of a process).
 #[cfg(feature = "fleet")]
-pub fn set_s3_environment(s3: &crate::common::s3::S3Server) {
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", s3.key.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ALLOW_HTTP", "true"),
-    ] {
-        std::env::set_var(k, v);
-    }
-}
+#[allow(unused_imports)] // not every test file that includes the kit uses it
+pub use crate::common::fleet::set_s3_environment;

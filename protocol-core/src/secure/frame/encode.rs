@@ -115,7 +115,7 @@ pub fn encode_request(out: &mut BytesMut, client_id: ClientId, request: &SecureR
 }
 
 /// The code of a response.
-fn response_code(r: &SecureResponse) -> u16 {
+pub(super) fn response_code(r: &SecureResponse) -> u16 {
     match r {
         SecureResponse::Done => code::DONE,
         SecureResponse::SignedIn { .. } => code::SIGNED_IN,

@@ -365,3 +365,10 @@ pub enum SecureResponse {
         message: String,
     },
 }
+
+impl SecureResponse {
+    /// The response's code.
+    pub fn code(&self) -> u16 {
+        encode::response_code(self)
+    }
+}
